@@ -1,0 +1,3 @@
+from velora_tui.cli import entry
+
+entry()

@@ -1,0 +1,449 @@
+"""The `velora-tui` command: the app by default, and headless commands for use over SSH."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from velora_tui import __version__
+from velora_tui.data.records import EPISODE_FIELDS, EpisodeRow, ExperimentSummary, SourceState
+from velora_tui.data.sources import Monitor, sort_summaries
+from velora_tui.data.values import format_number
+from velora_tui.format import ago, clock, table
+
+DEFAULT_SOURCE = "metrics.db"
+SOURCES = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+class Failure(click.ClickException):
+    """One clear line on stderr and exit code 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"velora-tui: {self.format_message()}", err=True)
+
+
+class DefaultToOpen(click.Group):
+    """`velora-tui [SOURCE...]` opens the app; named commands run headless."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        first = next((a for a in args if not a.startswith("-")), None)
+        wants_help = any(a in ("--help", "-h", "--version") for a in args)
+        if (first is None and not wants_help) or (first is not None and first not in self.commands):
+            args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=DefaultToOpen, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="velora-tui")
+def main() -> None:
+    """Live monitor for Velora training runs (metrics.db).
+
+    With no command, opens the monitor on SOURCE... (metrics.db files or directories holding
+    them; default ./metrics.db).
+    """
+
+
+def monitor_for(sources: Sequence[Path]) -> Monitor:
+    return Monitor(list(sources) or [Path(DEFAULT_SOURCE)])
+
+
+def load(sources: Sequence[Path], quiet_waiting: bool = False) -> Monitor:
+    """A monitor after its first read; says on stderr what could not be read."""
+    monitor = monitor_for(sources)
+    monitor.refresh()
+    for status in monitor.statuses():
+        if status.state is SourceState.OK:
+            continue
+        if quiet_waiting and status.state is SourceState.WAITING:
+            continue
+        click.echo(f"velora-tui: {status.describe()}", err=True)
+    return monitor
+
+
+def require_data(monitor: Monitor) -> None:
+    if not any(s.state is SourceState.OK for s in monitor.statuses()):
+        monitor.close()
+        raise SystemExit(1)
+
+
+def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
+    matches = monitor.find(exp_id)
+    if not matches:
+        raise Failure(f"no experiment with id {exp_id}")
+    if len(matches) > 1:
+        places = ", ".join(str(m.db) for m in matches)
+        raise Failure(f"experiment {exp_id} is in several databases ({places}); name one SOURCE")
+    return matches[0]
+
+
+@main.command("open")
+@SOURCES
+@click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
+def open_app(sources: tuple[Path, ...], poll: bool) -> None:
+    """Open the monitor (the default command)."""
+    from velora_tui.app import run_app
+
+    run_app(list(sources) or [Path(DEFAULT_SOURCE)], poll=poll)
+
+
+@main.command("ls")
+@SOURCES
+@JSON
+def list_experiments(sources: tuple[Path, ...], as_json: bool) -> None:
+    """List experiments with their progress and rewards."""
+    monitor = load(sources)
+    require_data(monitor)
+    now = datetime.now()
+    summaries = sort_summaries(monitor.summaries(), now)
+    if as_json:
+        click.echo(json.dumps([s.to_json(now) for s in summaries], indent=2))
+        return
+    several = len(monitor.databases) > 1
+    headers = ["STATUS", "ID", "AGENT", "ENV", "EPISODES", "LAST", "BEST", "AVG", "ACTIVE"]
+    rows = []
+    for s in summaries:
+        planned = f"/{s.n_episodes}" if s.n_episodes else ""
+        row = [
+            str(s.status(now)),
+            str(s.id),
+            s.agent,
+            s.env,
+            f"{s.episodes}{planned}",
+            format_number(s.last_reward),
+            format_number(s.best_reward),
+            format_number(s.reward_moving_avg),
+            ago(s.last_activity, now),
+        ]
+        rows.append([*row, str(s.db)] if several else row)
+    if several:
+        headers.append("DB")
+    if not rows:
+        click.echo("no experiments yet", err=True)
+        return
+    click.echo(table(headers, rows, right={1, 4, 5, 6, 7}))
+
+
+@main.command()
+@click.argument("exp_id", metavar="ID", type=int)
+@SOURCES
+@JSON
+def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
+    """Show one experiment: its summary and its config."""
+    monitor = load(sources)
+    require_data(monitor)
+    summary = find_experiment(monitor, exp_id)
+    config = monitor.databases[summary.db].config(exp_id)
+    now = datetime.now()
+    if as_json:
+        data = summary.to_json(now)
+        data["config"] = config.data if config.ok else None
+        data["config_error"] = config.error
+        click.echo(json.dumps(data, indent=2))
+        return
+    fields = summary.to_json(now)
+    width = max(len(k) for k in fields)
+    for key, value in fields.items():
+        click.echo(f"{key.ljust(width)}  {'-' if value is None else value}")
+    click.echo("")
+    if config.error:
+        click.echo(f"config: {config.error}", err=True)
+        click.echo(config.text[:100_000])
+    else:
+        click.echo(config.pretty())
+
+
+@main.command()
+@click.argument("exp_id", metavar="ID", type=int)
+@SOURCES
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True
+)
+@click.option(
+    "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
+)
+def export(exp_id: int, sources: tuple[Path, ...], fmt: str, output: Path | None) -> None:
+    """Export every episode of an experiment, all columns."""
+    monitor = load(sources)
+    require_data(monitor)
+    summary = find_experiment(monitor, exp_id)
+    chunks = monitor.databases[summary.db].iter_episodes(exp_id)
+    try:
+        with _output(output) as out:
+            write_episodes(out, fmt, chunks)
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise Failure(f"cannot write {output}: {exc.strerror or exc}") from None
+    if output is not None:
+        click.echo(f"wrote {summary.episodes} episodes to {output}", err=True)
+
+
+@contextlib.contextmanager
+def _output(path: Path | None) -> Iterator[IO[str]]:
+    if path is None:
+        yield sys.stdout
+        return
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        yield handle
+
+
+def write_episodes(out: IO[str], fmt: str, chunks: Iterator[list[EpisodeRow]]) -> int:
+    """Write episodes as csv, json (one array) or jsonl. Returns how many were written."""
+    count = 0
+    if fmt == "csv":
+        writer = csv.writer(out)
+        writer.writerow(EPISODE_FIELDS)
+        for chunk in chunks:
+            for row in chunk:
+                data = row.to_json()
+                writer.writerow(["" if data[f] is None else data[f] for f in EPISODE_FIELDS])
+            count += len(chunk)
+        return count
+    if fmt == "json":
+        out.write("[")
+    for chunk in chunks:
+        for row in chunk:
+            if fmt == "json":
+                out.write(",\n" if count else "\n")
+            out.write(json.dumps(row.to_json()))
+            if fmt == "jsonl":
+                out.write("\n")
+            count += 1
+    if fmt == "json":
+        out.write("\n]\n")
+    return count
+
+
+@main.command()
+@SOURCES
+@click.option(
+    "-e", "--experiment", "experiments", type=int, multiple=True, help="Only this id (repeatable)."
+)
+@click.option(
+    "-n",
+    "--lines",
+    "count",
+    type=click.IntRange(min=0),
+    default=10,
+    show_default=True,
+    help="Episodes to show first.",
+)
+@click.option("-f", "--follow", is_flag=True, help="Keep printing episodes as they are committed.")
+@JSON
+@click.option("--poll", is_flag=True, help="With -f: poll instead of watching for file events.")
+def tail(
+    sources: tuple[Path, ...],
+    experiments: tuple[int, ...],
+    count: int,
+    follow: bool,
+    as_json: bool,
+    poll: bool,
+) -> None:
+    """Print the latest episodes; with -f, every new one as it is committed."""
+    monitor = load(sources, quiet_waiting=follow)
+    if follow:
+        for status in monitor.statuses():
+            if status.state is SourceState.WAITING:
+                click.echo(f"velora-tui: {status.describe()}", err=True)
+    else:
+        require_data(monitor)
+    wanted = set(experiments)
+    printer = EpisodePrinter(monitor, as_json, several=len(monitor.databases) > 1)
+    pairs: list[tuple[Path, EpisodeRow]] = []
+    for path, database in monitor.databases.items():
+        ids: list[int | None] = [*sorted(wanted)] if wanted else [None]
+        for exp in ids:
+            pairs.extend((path, row) for row in database.latest_episodes(exp, count))
+    pairs.sort(key=lambda p: (p[1].created_at or datetime.min, str(p[0]), p[1].id))
+    for path, row in pairs[-count:] if count else []:
+        printer.print(path, row)
+    if not follow:
+        return
+    monitor.start_replaying()
+    _follow(monitor, printer, wanted, poll)
+
+
+def _follow(monitor: Monitor, printer: EpisodePrinter, wanted: set[int], poll: bool) -> None:
+    from velora_tui.data.feed import ChangeFeed, live_updates
+
+    async def run() -> None:
+        feed = ChangeFeed(monitor, poll=poll)
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, feed.stop)
+        states = {s.path: s for s in monitor.statuses()}
+        async for updates in live_updates(monitor, feed):
+            for update in updates:
+                for row in update.episodes:
+                    if not wanted or row.experiment_id in wanted:
+                        printer.print(update.db, row)
+                if update.status_changed:
+                    status = monitor.databases[update.db].status
+                    if states.get(update.db) != status:
+                        states[update.db] = status
+                        click.echo(f"velora-tui: {status.describe()}", err=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
+class EpisodePrinter:
+    COLUMNS = [
+        "EXP",
+        "EPISODE",
+        "REWARD",
+        "LENGTH",
+        "AVG",
+        "STD",
+        "ACTOR",
+        "CRITIC",
+        "ENTROPY",
+        "TIME",
+        "RUN",
+    ]
+
+    def __init__(self, monitor: Monitor, as_json: bool, several: bool) -> None:
+        self.monitor = monitor
+        self.as_json = as_json
+        self.several = several
+        self.header_done = False
+
+    def print(self, db: Path, row: EpisodeRow) -> None:
+        summary = self.monitor.summary((db, row.experiment_id))
+        agent, env = (summary.agent, summary.env) if summary else ("?", "?")
+        if self.as_json:
+            data = {"db": str(db), **row.to_json(), "agent": agent, "env": env}
+            line = json.dumps(data)
+        else:
+            if not self.header_done:
+                self.header_done = True
+                self._write(self._format(self.COLUMNS))
+            cells = [
+                str(row.experiment_id),
+                "-" if row.episode_num is None else str(row.episode_num),
+                format_number(row.reward),
+                "-" if row.length is None else str(row.length),
+                format_number(row.reward_moving_avg),
+                format_number(row.reward_moving_std),
+                format_number(row.actor_loss, 3),
+                format_number(row.critic_loss, 3),
+                format_number(row.entropy_loss, 3),
+                clock(row.created_at),
+                f"{agent}/{env}" + (f" ({db})" if self.several else ""),
+            ]
+            line = self._format(cells)
+        self._write(line)
+
+    @staticmethod
+    def _format(cells: list[str]) -> str:
+        widths = [4, 8, 10, 7, 10, 9, 9, 9, 9, 19, 0]
+        return "  ".join(
+            c.rjust(w) if i < 9 else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    @staticmethod
+    def _write(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+@main.command()
+@click.argument("db", type=click.Path(path_type=Path))
+@click.option("--experiments", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--episodes",
+    type=click.IntRange(min=1),
+    default=300,
+    show_default=True,
+    help="Planned episodes per experiment.",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=20.0,
+    show_default=True,
+    help="Episodes per second (0: as fast as possible).",
+)
+@click.option(
+    "--stall-after",
+    type=click.IntRange(min=0),
+    default=None,
+    help="The last run stops writing after this many episodes (the process stays alive).",
+)
+@click.option("--parallel", is_flag=True, help="Write the experiments at once, interleaved.")
+@click.option(
+    "--history", is_flag=True, help="First write a finished run and a stalled one, backdated."
+)
+@click.option("--schema", type=click.Choice(["0.2.0", "0.1.1"]), default="0.2.0", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--commit-log",
+    type=click.File("w"),
+    default=None,
+    help="Write 'id unix_time' after each commit (benchmarks).",
+)
+def simulate(
+    db: Path,
+    experiments: int,
+    episodes: int,
+    rate: float,
+    stall_after: int | None,
+    parallel: bool,
+    history: bool,
+    schema: str,
+    seed: int,
+    commit_log: IO[str] | None,
+) -> None:
+    """Write a fake training run into DB exactly the way velora does."""
+    from velora_tui.simulate import run
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(
+            db,
+            experiments=experiments,
+            n_episodes=episodes,
+            rate=rate,
+            stall_after=stall_after,
+            parallel=parallel,
+            history=history,
+            seed=seed,
+            schema=schema,
+            log=commit_log,
+        )
+
+
+@main.command()
+@click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
+@click.option("--rate", type=click.FloatRange(min=0.1), default=4.0, show_default=True)
+def demo(poll: bool, rate: float) -> None:
+    """Open the monitor on a live simulated training run (in a temporary directory)."""
+    from velora_tui.app import run_demo
+
+    run_demo(poll=poll, rate=rate)
+
+
+def entry() -> None:
+    """Console entry point: no traceback for anything a file can contain."""
+    try:
+        main(prog_name="velora-tui")
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("VELORA_TUI_DEBUG"):
+            raise
+        click.echo(f"velora-tui: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo("velora-tui: set VELORA_TUI_DEBUG=1 for details, and please report it", err=True)
+        raise SystemExit(1) from None

@@ -1,0 +1,79 @@
+"""An experiment's `config` column: raw text, parsed JSON or the reason it does not parse."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from velora_tui.data.values import as_int, clean_block
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigView:
+    text: str
+    data: Any = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def pretty(self) -> str:
+        if self.error is not None:
+            return self.text
+        return clean_block(json.dumps(self.data, indent=2, ensure_ascii=False))
+
+
+def parse_config(raw: object) -> ConfigView:
+    """Parse untrusted config text. Never raises, whatever the text or its depth."""
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str):
+        text = "" if raw is None else str(raw)
+        return ConfigView(text=text, error=f"config is not text ({type(raw).__name__})")
+    if not raw.strip():
+        return ConfigView(text=raw, error="config is empty")
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        return ConfigView(text=clean_block(raw), error="config is nested too deeply to parse")
+    except ValueError as exc:
+        return ConfigView(text=clean_block(raw), error=f"config is not valid JSON: {exc}")
+    return ConfigView(text=clean_block(raw), data=data)
+
+
+def planned_episodes(data: Any) -> int | None:
+    """`train_params.n_episodes` when the config has a usable one."""
+    if not isinstance(data, dict):
+        return None
+    params = data.get("train_params")
+    if not isinstance(params, dict):
+        return None
+    value = as_int(params.get("n_episodes"))
+    return value if value is not None and value > 0 else None
+
+
+def planned_from_text(raw: object) -> int | None:
+    """Cheap path for summaries: only parse when the text can hold `n_episodes`."""
+    if isinstance(raw, str) and "n_episodes" in raw:
+        return planned_episodes(parse_config(raw).data)
+    return None
+
+
+def flatten(data: Any, prefix: str = "", limit: int = 20_000) -> dict[str, Any]:
+    """Nested JSON as dotted keys (`train_params.batch_size`), iteratively (no recursion)."""
+    flat: dict[str, Any] = {}
+    stack: list[tuple[str, Any]] = [(prefix, data)]
+    while stack and len(flat) < limit:
+        path, value = stack.pop()
+        if isinstance(value, dict) and value:
+            items = list(value.items())
+        elif isinstance(value, list) and value:
+            items = [(str(i), v) for i, v in enumerate(value)]
+        else:
+            flat[path or "(root)"] = value
+            continue
+        for key, child in reversed(items):
+            stack.append((f"{path}.{key}" if path else str(key), child))
+    return flat

@@ -1,0 +1,511 @@
+"""One metrics.db, read-only and live: open, detect the schema, keep summaries up to date.
+
+Rules this module lives by (see READER-RULES.md): the file is opened through a `mode=ro` URI
+built from a real path, in autocommit, with a busy timeout; every statement is fully fetched and
+short (aggregates run over bounded id ranges); nothing is ever created or written. All access to
+one file goes through one connection, guarded by a lock, so `PRAGMA data_version` means something.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, case, func, literal, or_, type_coerce
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+from sqlmodel import Session, col, create_engine, select
+
+from velora_tui.data.config import ConfigView, parse_config, planned_from_text
+from velora_tui.data.models import REQUIRED_COLUMNS, Episode, Experiment
+from velora_tui.data.records import (
+    EpisodeRow,
+    ExperimentSummary,
+    SourceState,
+    SourceStatus,
+    Update,
+)
+from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+NOT_CREATED = "not created yet; waiting for training to start"
+MAX_FLOAT = 1.7976931348623157e308
+# Rows per aggregate statement on first load: keeps each read lock to a few tens of ms.
+AGGREGATE_CHUNK = 100_000
+# New rows fetched per refresh; `Update.more` says when there are more waiting.
+BATCH = 20_000
+
+
+class SchemaError(Exception):
+    """The file is SQLite but not a velora metrics database."""
+
+
+class NotReady(Exception):
+    """The file exists but velora has not created its tables yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    has_entropy: bool
+
+
+def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connection:
+    """A read-only, autocommit connection that can never create or change the file."""
+    uri = path.resolve().as_uri() + "?mode=ro"
+    return sqlite3.connect(
+        uri, uri=True, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+    )
+
+
+def _signature(st: os.stat_result) -> tuple[int, ...]:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+
+def select_columns(*columns: Any) -> Any:
+    """SQLModel's `select` over any number of columns (its typed overloads stop at four)."""
+    return select(*columns)
+
+
+def finite(column: Any) -> ColumnElement[bool]:
+    """True only for finite numbers: text, blobs, NULL and +-inf are all excluded."""
+    return column.between(-MAX_FLOAT, MAX_FLOAT)  # type: ignore[no-any-return]
+
+
+def finite_or_null(column: Any) -> Any:
+    return case((finite(column), column), else_=None)
+
+
+def classify(exc: BaseException, path: Path) -> SourceStatus:
+    """The state a database error puts a source in, with a message a user can act on."""
+    if isinstance(exc, SchemaError):
+        return SourceStatus(path, SourceState.UNREADABLE, str(exc))
+    if isinstance(exc, NotReady):
+        return SourceStatus(path, SourceState.WAITING, str(exc))
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    text = str(original).lower()
+    if "locked" in text or "busy" in text:
+        return SourceStatus(path, SourceState.LOCKED, "locked by a writer; retrying")
+    if "readonly" in text or "read-only" in text or "attempt to write" in text:
+        return SourceStatus(
+            path,
+            SourceState.LOCKED,
+            "a writer stopped mid-transaction (hot journal); waiting for the next writer "
+            "to recover it",
+        )
+    if "unable to open" in text:
+        if path.exists() and not os.access(path, os.R_OK):
+            return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
+        return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return SourceStatus(path, SourceState.UNREADABLE, f"damaged database: {original}")
+    if "no such table" in text or "no such column" in text:
+        return SourceStatus(path, SourceState.UNREADABLE, f"unexpected schema: {original}")
+    return SourceStatus(path, SourceState.UNREADABLE, clean_text(str(original)))
+
+
+class MetricsDatabase:
+    """A live, read-only view of one metrics.db file. Thread-safe; never raises on data."""
+
+    def __init__(self, path: Path, busy_timeout: float = 1.0, replay: bool = False) -> None:
+        self.path = path
+        # When set, a first load (a file that appears, or replaces another) hands out every
+        # existing row as new, instead of only summarising them: what `tail -f` needs.
+        self.replay = replay
+        self.busy_timeout = busy_timeout
+        self.status = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+        self.summaries: dict[int, ExperimentSummary] = {}
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        self._engine: Engine | None = None
+        self._schema: Schema | None = None
+        self._identity: tuple[int, int] | None = None
+        self._data_version: int | None = None
+        self._episode_mark = 0
+        self._experiment_mark = 0
+        self._loaded = False
+        self._failed_stat: tuple[int, ...] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            if self._engine is not None:
+                self._engine.dispose()
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = self._engine = self._schema = None
+            self._data_version = None
+
+    def _reset(self) -> None:
+        self.close()
+        self.summaries = {}
+        self._episode_mark = self._experiment_mark = 0
+        self._loaded = False
+
+    def _open(self) -> None:
+        with self.path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+        if len(header) == 0:
+            raise NotReady("file is empty; waiting for training to create the tables")
+        if header != SQLITE_HEADER:
+            raise SchemaError("not a SQLite database")
+        conn = connect_readonly(self.path, self.busy_timeout)
+        try:
+            self._schema = self._detect_schema(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self._engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
+
+    @staticmethod
+    def _detect_schema(conn: sqlite3.Connection) -> Schema:
+        tables = {
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            ).fetchall()
+        }
+        if not tables:
+            raise NotReady("no tables yet; waiting for training to create them")
+        missing_tables = sorted(set(REQUIRED_COLUMNS) - tables)
+        if missing_tables:
+            raise SchemaError(
+                "not a velora metrics database (no table "
+                + ", ".join(missing_tables)
+                + "; tables: "
+                + clean_text(", ".join(sorted(tables)), 80)
+                + ")"
+            )
+        columns: dict[str, set[str]] = {}
+        for table in REQUIRED_COLUMNS:
+            rows = conn.execute(f"PRAGMA table_info({table})").fetchall()
+            columns[table] = {str(row[1]) for row in rows}
+            missing = sorted(REQUIRED_COLUMNS[table] - columns[table])
+            if missing:
+                raise SchemaError(
+                    f"not a velora metrics database (table {table} lacks {', '.join(missing)})"
+                )
+        return Schema(has_entropy="entropy_loss" in columns["episode"])
+
+    # -- refreshing ------------------------------------------------------------------------
+
+    def refresh(self) -> Update:
+        """Read what changed since the last call. Cheap when nothing did (stat + one PRAGMA)."""
+        with self._lock:
+            update = Update(self.path)
+            before = self.status
+            try:
+                self._refresh(update)
+            except (sqlite3.Error, SQLAlchemyError, SchemaError, NotReady, OSError) as exc:
+                self._fail(exc)
+            update.status_changed = self.status != before
+            return update
+
+    def _fail(self, exc: BaseException) -> None:
+        self.status = classify(exc, self.path)
+        if self.status.state is not SourceState.LOCKED:
+            self.close()
+            try:
+                st = self.path.stat()
+            except OSError:
+                self._failed_stat = None
+            else:
+                self._failed_stat = _signature(st)
+
+    def _refresh(self, update: Update) -> None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            self.close()
+            self._identity = None
+            message = "removed; waiting for a new one" if self.summaries else NOT_CREATED
+            self.status = SourceStatus(self.path, SourceState.WAITING, message)
+            return
+        signature = _signature(st)
+        if self._conn is None and self._failed_stat == signature:
+            return  # Same bytes that failed last time: nothing new to learn.
+        identity = (st.st_dev, st.st_ino)
+        if self._identity is not None and identity != self._identity:
+            update.reset = bool(self.summaries)
+            self._reset()
+        self._identity = identity
+        if self._conn is None:
+            self._open()
+        conn = self._conn
+        assert conn is not None
+        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        if self._loaded and version == self._data_version and self.status.state is SourceState.OK:
+            return
+        if not self._loaded:
+            self._initial_load(update)
+        else:
+            self._incremental(update)
+        self._data_version = version
+        self._failed_stat = None
+        self.status = SourceStatus(self.path, SourceState.OK)
+
+    def _session(self) -> Session:
+        assert self._engine is not None
+        return Session(self._engine)
+
+    def _fetch(self, statement: Any) -> Sequence[Any]:
+        with self._session() as session:
+            rows: Sequence[Any] = session.exec(statement).all()
+            return rows
+
+    def _max_episode_id(self) -> int:
+        value = self._fetch(select(func.max(Episode.id)))[0]
+        return int(value or 0)
+
+    def _initial_load(self, update: Update) -> None:
+        if self.replay:
+            self._loaded = True
+            self._incremental(update)
+            return
+        mark = self._max_episode_id()
+        self._load_experiments(update)
+        schema = self._schema
+        assert schema is not None
+        nonfinite_terms = [
+            ~finite(Episode.reward),
+            ~finite(Episode.actor_loss),
+            ~finite(Episode.critic_loss),
+        ]
+        if schema.has_entropy:
+            entropy = col(Episode.entropy_loss)
+            nonfinite_terms.append(and_(entropy.is_not(None), ~finite(entropy)))
+        aggregates: dict[int, list[Any]] = {}
+        low = 0
+        while low < mark:
+            high = low + AGGREGATE_CHUNK
+            statement = (
+                select_columns(
+                    Episode.experiment_id,
+                    func.count(),
+                    func.min(Episode.id),
+                    func.max(Episode.id),
+                    func.max(finite_or_null(Episode.reward)),
+                    func.sum(case((or_(*nonfinite_terms), 1), else_=0)),
+                )
+                .where(col(Episode.id) > low, col(Episode.id) <= min(high, mark))
+                .group_by(Episode.experiment_id)
+            )
+            for exp_id, count, first, last, best, bad in self._fetch(statement):
+                key = as_int(exp_id)
+                if key is None:
+                    continue
+                agg = aggregates.get(key)
+                if agg is None:
+                    aggregates[key] = [count, first, last, best, bad or 0]
+                    continue
+                agg[0] += count
+                agg[1] = min(agg[1], first)
+                agg[2] = max(agg[2], last)
+                if best is not None and (agg[3] is None or best > agg[3]):
+                    agg[3] = best
+                agg[4] += bad or 0
+            low = high
+        edge_ids = [agg[1] for agg in aggregates.values()] + [agg[2] for agg in aggregates.values()]
+        edges = {row.id: row for row in self._episodes_by_id(edge_ids)}
+        for exp_id, (count, first, last, best, bad) in aggregates.items():
+            summary = self._summary_for(exp_id, update)
+            first_row, last_row = edges.get(first), edges.get(last)
+            summary.episodes = count
+            summary.first_id, summary.last_id = first, last
+            summary.best_reward = as_float(best)
+            summary.nonfinite = int(bad)
+            if first_row is not None:
+                summary.first_activity = first_row.created_at
+            if last_row is not None:
+                summary.last_episode_num = last_row.episode_num
+                summary.last_reward = last_row.reward
+                summary.reward_moving_avg = last_row.reward_moving_avg
+                summary.last_activity = last_row.created_at
+            update.experiments.add(exp_id)
+        self._episode_mark = mark
+        self._loaded = True
+
+    def _incremental(self, update: Update) -> None:
+        if self._max_episode_id() < self._episode_mark:
+            # Rows vanished: the file was rewritten in place. Start over from scratch.
+            update.reset = True
+            self.summaries = {}
+            self._episode_mark = self._experiment_mark = 0
+            self._initial_load(update)
+            return
+        rows = self._new_episodes(self._episode_mark, BATCH)
+        # Experiments after episodes: every episode's experiment row committed before it.
+        self._load_experiments(update)
+        for row in rows:
+            self._summary_for(row.experiment_id, update).absorb(row)
+            update.experiments.add(row.experiment_id)
+        if rows:
+            self._episode_mark = rows[-1].id
+        update.episodes = rows
+        update.more = len(rows) == BATCH
+
+    def _load_experiments(self, update: Update) -> None:
+        statement = (
+            select_columns(
+                Experiment.id,
+                type_coerce(Experiment.agent, String),
+                type_coerce(Experiment.env, String),
+                type_coerce(Experiment.config, String),
+                type_coerce(Experiment.created_at, String),
+            )
+            .where(col(Experiment.id) > self._experiment_mark)
+            .order_by(col(Experiment.id))
+        )
+        for exp_id, agent, env, config, created in self._fetch(statement):
+            summary = self.summaries.get(exp_id)
+            if summary is None:
+                summary = self.summaries[exp_id] = ExperimentSummary(
+                    self.path, exp_id, "", "", None
+                )
+            summary.agent = clean_text(agent, 80)
+            summary.env = clean_text(env, 80)
+            summary.created_at = parse_timestamp(created)
+            summary.n_episodes = planned_from_text(config)
+            self._experiment_mark = max(self._experiment_mark, exp_id)
+            update.experiments.add(exp_id)
+
+    def _summary_for(self, exp_id: int, update: Update) -> ExperimentSummary:
+        summary = self.summaries.get(exp_id)
+        if summary is None:
+            # Episodes whose experiment row does not exist: keep them visible, labelled.
+            summary = self.summaries[exp_id] = ExperimentSummary(
+                self.path, exp_id, "(no experiment row)", "?", None
+            )
+            update.experiments.add(exp_id)
+        return summary
+
+    # -- episode rows ----------------------------------------------------------------------
+
+    def _episode_columns(self) -> list[Any]:
+        schema = self._schema
+        assert schema is not None
+        entropy = Episode.entropy_loss if schema.has_entropy else literal(None)
+        return [
+            Episode.id,
+            Episode.experiment_id,
+            Episode.episode_num,
+            Episode.reward,
+            Episode.length,
+            Episode.reward_moving_avg,
+            Episode.reward_moving_std,
+            Episode.actor_loss,
+            Episode.critic_loss,
+            entropy,
+            type_coerce(Episode.created_at, String),
+        ]
+
+    @staticmethod
+    def _row(values: Sequence[Any]) -> EpisodeRow:
+        entropy = values[9]
+        return EpisodeRow(
+            id=int(values[0]),
+            experiment_id=as_int(values[1]) or 0,
+            episode_num=as_int(values[2]),
+            reward=as_float(values[3]),
+            length=as_int(values[4]),
+            reward_moving_avg=as_float(values[5]),
+            reward_moving_std=as_float(values[6]),
+            actor_loss=as_float(values[7]),
+            critic_loss=as_float(values[8]),
+            entropy_loss=None if entropy is None else as_float(entropy),
+            created_at=parse_timestamp(values[10]),
+        )
+
+    def _episodes_by_id(self, ids: list[int]) -> list[EpisodeRow]:
+        rows: list[EpisodeRow] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            statement = select_columns(*self._episode_columns()).where(col(Episode.id).in_(chunk))
+            rows.extend(self._row(values) for values in self._fetch(statement))
+        return rows
+
+    def _new_episodes(self, after: int, limit: int) -> list[EpisodeRow]:
+        statement = (
+            select_columns(*self._episode_columns())
+            .where(col(Episode.id) > after)
+            .order_by(col(Episode.id))
+            .limit(limit)
+        )
+        return [self._row(values) for values in self._fetch(statement)]
+
+    def _guarded(self) -> bool:
+        """Open (if needed) for an on-demand query; False when the file cannot be read now."""
+        if self._conn is None:
+            self.refresh()
+        return self._conn is not None
+
+    def latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
+        """The newest `limit` episodes (of one experiment, or of all), oldest first."""
+        with self._lock:
+            if not self._guarded() or limit <= 0:
+                return []
+            statement = select_columns(*self._episode_columns())
+            if exp_id is not None:
+                statement = statement.where(Episode.experiment_id == exp_id)
+            statement = statement.where(col(Episode.id) <= self._episode_mark)
+            statement = statement.order_by(col(Episode.id).desc()).limit(limit)
+            try:
+                rows = [self._row(values) for values in self._fetch(statement)]
+            except (sqlite3.Error, SQLAlchemyError) as exc:
+                self._fail(exc)
+                return []
+            rows.reverse()
+            return rows
+
+    def iter_episodes(self, exp_id: int, chunk: int = 5_000) -> Iterator[list[EpisodeRow]]:
+        """All episodes of an experiment in id order, in short chunks (each its own read)."""
+        after = 0
+        while True:
+            with self._lock:
+                if not self._guarded():
+                    return
+                statement = (
+                    select_columns(*self._episode_columns())
+                    .where(Episode.experiment_id == exp_id, col(Episode.id) > after)
+                    .order_by(col(Episode.id))
+                    .limit(chunk)
+                )
+                rows = [self._row(values) for values in self._fetch(statement)]
+            if not rows:
+                return
+            yield rows
+            after = rows[-1].id
+
+    def config(self, exp_id: int) -> ConfigView:
+        with self._lock:
+            if not self._guarded():
+                return ConfigView(text="", error=self.status.describe())
+            statement = select(type_coerce(Experiment.config, String)).where(
+                Experiment.id == exp_id
+            )
+            try:
+                found = self._fetch(statement)
+            except (sqlite3.Error, SQLAlchemyError) as exc:
+                self._fail(exc)
+                return ConfigView(text="", error=self.status.describe())
+        if not found:
+            return ConfigView(text="", error=f"experiment {exp_id} has no row in {self.path}")
+        return parse_config(found[0])
+
+    def run_locked(self, query: Any) -> Any:
+        """Run `query(fetch, columns)` under this file's lock (for the series module)."""
+        with self._lock:
+            if not self._guarded():
+                return None
+            try:
+                return query(self._fetch, self._schema)
+            except (sqlite3.Error, SQLAlchemyError) as exc:
+                self._fail(exc)
+                return None

@@ -1,0 +1,207 @@
+"""The change feed: an async iterator of "these databases may have changed".
+
+It watches the parent directories (watching a file goes silent when the file is replaced) with
+watchfiles, and yields a heartbeat at least every second. Whoever consumes it confirms each
+change with `PRAGMA data_version` (MetricsDatabase.refresh). Where inotify sees nothing (NFS,
+some container mounts) or cannot be used (watch limit reached), it polls every 25 ms instead:
+by request (`--poll`), on a watcher error, or when heartbeats keep finding changes that no file
+event announced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from watchfiles import Change, awatch
+
+from velora_tui.data.records import Update
+from velora_tui.data.sources import Monitor, WatchRoot
+
+HEARTBEAT = 1.0
+POLL_INTERVAL = 0.025
+# watchfiles: wait 10 ms for more events after one, deliver a busy stream at least every 50 ms.
+STEP_MS = 10
+DEBOUNCE_MS = 50
+
+
+class FeedMode(StrEnum):
+    WATCHING = "watching"
+    POLLING = "polling"
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    paths: frozenset[Path]
+    heartbeat: bool = False
+
+
+class ChangeFeed:
+    def __init__(
+        self,
+        monitor: Monitor,
+        *,
+        poll: bool = False,
+        heartbeat: float = HEARTBEAT,
+        poll_interval: float = POLL_INTERVAL,
+    ) -> None:
+        self.monitor = monitor
+        self.heartbeat = heartbeat
+        self.poll_interval = poll_interval
+        self.mode = FeedMode.POLLING if poll else FeedMode.WATCHING
+        self.reason = "polling as asked (--poll)" if poll else ""
+        self._stopped = asyncio.Event()
+        self._announced: set[Path] = set()
+        self._misses = 0
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def describe(self) -> str:
+        return self.reason or str(self.mode)
+
+    def note(self, changes: Changes, updates: list[Update]) -> None:
+        """After a heartbeat refresh: switch to polling if changes keep arriving unannounced."""
+        if self.mode is not FeedMode.WATCHING or not changes.heartbeat:
+            return
+        silent = [u for u in updates if u.episodes and u.db not in self._announced]
+        self._misses = self._misses + 1 if silent else 0
+        self._announced.clear()
+        if self._misses >= 2:
+            self._switch_to_polling("file events are missing changes (network filesystem?)")
+
+    def _switch_to_polling(self, why: str) -> None:
+        self.mode = FeedMode.POLLING
+        self.reason = f"polling: {why}"
+
+    async def __aiter__(self) -> AsyncIterator[Changes]:
+        while not self._stopped.is_set():
+            source = self._poll() if self.mode is FeedMode.POLLING else self._watch()
+            try:
+                async for changes in source:
+                    yield changes
+            except (OSError, RuntimeError) as exc:
+                self._switch_to_polling(f"file watching failed ({exc})")
+
+    async def _poll(self) -> AsyncIterator[Changes]:
+        last_beat = time.monotonic()
+        while not self._stopped.is_set() and self.mode is FeedMode.POLLING:
+            await self._sleep(self.poll_interval)
+            now = time.monotonic()
+            beat = now - last_beat >= self.heartbeat
+            if beat:
+                last_beat = now
+            yield Changes(frozenset(self.monitor.databases), beat)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
+
+    async def _watch(self) -> AsyncIterator[Changes]:
+        """Watch the current roots; return (to be restarted) when the roots change."""
+        roots = self.monitor.watch_roots()
+        signature = _signature(roots)
+        queue: asyncio.Queue[set[tuple[Change, str]] | BaseException] = asyncio.Queue()
+        stop = asyncio.Event()
+        groups = [
+            [r.path for r in roots if r.recursive == recursive and r.path.is_dir()]
+            for recursive in (True, False)
+        ]
+        tasks = [
+            asyncio.create_task(_pump(paths, recursive, queue, stop))
+            for paths, recursive in zip(groups, (True, False), strict=True)
+            if paths
+        ]
+        last_beat = time.monotonic()
+        try:
+            while not self._stopped.is_set() and self.mode is FeedMode.WATCHING:
+                timeout = max(0.0, last_beat + self.heartbeat - time.monotonic())
+                batch: set[tuple[Change, str]] | BaseException | None
+                try:
+                    batch = await asyncio.wait_for(queue.get(), timeout)
+                except TimeoutError:
+                    batch = None
+                if isinstance(batch, BaseException):
+                    raise batch
+                paths: set[Path] = set()
+                while batch is not None:
+                    for _change, raw in batch:
+                        owner = self.monitor.owns(Path(raw))
+                        if owner is not None:
+                            paths.add(owner)
+                    batch = None if queue.empty() else queue.get_nowait()
+                    if isinstance(batch, BaseException):
+                        raise batch
+                self._announced |= paths
+                beat = time.monotonic() - last_beat >= self.heartbeat
+                if beat:
+                    last_beat = time.monotonic()
+                if paths or beat:
+                    yield Changes(frozenset(paths), beat)
+                if beat and _signature(self.monitor.watch_roots()) != signature:
+                    return
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _pump(
+    paths: list[Path],
+    recursive: bool,
+    queue: asyncio.Queue[set[tuple[Change, str]] | BaseException],
+    stop: asyncio.Event,
+) -> None:
+    try:
+        async for batch in awatch(
+            *paths,
+            watch_filter=None,
+            recursive=recursive,
+            step=STEP_MS,
+            debounce=DEBOUNCE_MS,
+            stop_event=stop,
+            rust_timeout=1_000,
+            yield_on_timeout=False,
+        ):
+            queue.put_nowait(batch)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # handed to the consumer, which falls back to polling
+        queue.put_nowait(exc)
+
+
+def _signature(roots: list[WatchRoot]) -> tuple[tuple[str, bool, int], ...]:
+    """Which roots exist, and as which inode: a removed and re-made directory counts as new."""
+    signature = []
+    for root in roots:
+        try:
+            inode = root.path.stat().st_ino if root.path.is_dir() else -1
+        except OSError:
+            inode = -1
+        signature.append((str(root.path), root.recursive, inode))
+    return tuple(signature)
+
+
+async def live_updates(monitor: Monitor, feed: ChangeFeed) -> AsyncIterator[list[Update]]:
+    """Confirmed changes, read in a worker thread: a list of non-empty updates per change."""
+    async for changes in feed:
+        if changes.heartbeat:
+            await asyncio.to_thread(monitor.discover)
+            targets: list[Path] | None = None
+        else:
+            targets = sorted(changes.paths)
+        updates = await asyncio.to_thread(monitor.refresh, targets)
+        feed.note(changes, updates)
+        pending = [u.db for u in updates if u.more]
+        while pending:
+            more = await asyncio.to_thread(monitor.refresh, pending)
+            updates.extend(more)
+            pending = [u.db for u in more if u.more]
+        if updates or changes.heartbeat:
+            yield updates

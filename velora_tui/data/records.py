@@ -1,0 +1,219 @@
+"""Plain values the data layer hands out: rows, summaries, source states, updates."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+
+class SourceState(StrEnum):
+    WAITING = "waiting"
+    OK = "ok"
+    LOCKED = "locked"
+    UNREADABLE = "unreadable"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceStatus:
+    path: Path
+    state: SourceState
+    message: str = ""
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.state}" + (f": {self.message}" if self.message else "")
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    STALLED = "stalled"
+    FINISHED = "finished"
+    EMPTY = "empty"
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRow:
+    id: int
+    experiment_id: int
+    episode_num: int | None
+    reward: float
+    length: int | None
+    reward_moving_avg: float
+    reward_moving_std: float
+    actor_loss: float
+    critic_loss: float
+    entropy_loss: float | None
+    created_at: datetime | None
+
+    @property
+    def has_nonfinite(self) -> bool:
+        values = (self.reward, self.actor_loss, self.critic_loss)
+        entropy_bad = self.entropy_loss is not None and not math.isfinite(self.entropy_loss)
+        return entropy_bad or not all(math.isfinite(v) for v in values)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "experiment_id": self.experiment_id,
+            "episode_num": self.episode_num,
+            "reward": json_number(self.reward),
+            "length": self.length,
+            "reward_moving_avg": json_number(self.reward_moving_avg),
+            "reward_moving_std": json_number(self.reward_moving_std),
+            "actor_loss": json_number(self.actor_loss),
+            "critic_loss": json_number(self.critic_loss),
+            "entropy_loss": json_number(self.entropy_loss),
+            "created_at": json_time(self.created_at),
+        }
+
+
+EPISODE_FIELDS = tuple(EpisodeRow.__slots__)
+
+# A run counts as stalled after this long without an episode, or 20x its usual interval.
+STALL_FLOOR = timedelta(seconds=60)
+STALL_FACTOR = 20
+_RECENT = 64
+
+
+@dataclass(slots=True)
+class ExperimentSummary:
+    """One experiment and the aggregates the list shows, updated row by row."""
+
+    db: Path
+    id: int
+    agent: str
+    env: str
+    created_at: datetime | None
+    n_episodes: int | None = None
+    episodes: int = 0
+    first_id: int | None = None
+    last_id: int | None = None
+    last_episode_num: int | None = None
+    last_reward: float = math.nan
+    best_reward: float = math.nan
+    reward_moving_avg: float = math.nan
+    first_activity: datetime | None = None
+    last_activity: datetime | None = None
+    nonfinite: int = 0
+    recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=_RECENT))
+
+    @property
+    def key(self) -> tuple[Path, int]:
+        return (self.db, self.id)
+
+    def absorb(self, row: EpisodeRow) -> None:
+        self.episodes += 1
+        if self.first_id is None:
+            self.first_id = row.id
+            self.first_activity = row.created_at
+        self.last_id = row.id
+        self.last_episode_num = row.episode_num
+        self.last_reward = row.reward
+        if math.isfinite(row.reward) and not row.reward <= self.best_reward:
+            self.best_reward = row.reward
+        self.reward_moving_avg = row.reward_moving_avg
+        if row.has_nonfinite:
+            self.nonfinite += 1
+        if row.created_at is not None:
+            self.last_activity = row.created_at
+            self.recent.append(row.created_at)
+
+    def typical_interval(self) -> timedelta | None:
+        """Median gap between recent episodes, else the run's mean gap."""
+        stamps = list(self.recent)
+        if len(stamps) >= 6:
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
+            return timedelta(seconds=max(0.0, statistics.median(gaps)))
+        if self.first_activity and self.last_activity and self.episodes > 1:
+            return (self.last_activity - self.first_activity) / (self.episodes - 1)
+        return None
+
+    @property
+    def finished(self) -> bool:
+        if not self.n_episodes:
+            return False
+        done = max(self.episodes, self.last_episode_num or 0)
+        return done >= self.n_episodes
+
+    def stall_after(self) -> timedelta:
+        interval = self.typical_interval()
+        if interval is None:
+            return STALL_FLOOR
+        return max(STALL_FLOOR, interval * STALL_FACTOR)
+
+    def status(self, now: datetime) -> RunStatus:
+        if self.episodes == 0:
+            return RunStatus.EMPTY
+        if self.finished:
+            return RunStatus.FINISHED
+        if self.last_activity is None or now - self.last_activity > self.stall_after():
+            return RunStatus.STALLED
+        return RunStatus.RUNNING
+
+    def episodes_per_minute(self) -> float | None:
+        interval = self.typical_interval()
+        if interval is None or interval.total_seconds() <= 0:
+            return None
+        return 60.0 / interval.total_seconds()
+
+    def eta(self) -> timedelta | None:
+        if not self.n_episodes or self.finished:
+            return None
+        interval = self.typical_interval()
+        if interval is None:
+            return None
+        return interval * (self.n_episodes - self.episodes)
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        return {
+            "db": str(self.db),
+            "id": self.id,
+            "agent": self.agent,
+            "env": self.env,
+            "created_at": json_time(self.created_at),
+            "episodes": self.episodes,
+            "last_episode_num": self.last_episode_num,
+            "n_episodes": self.n_episodes,
+            "last_reward": json_number(self.last_reward),
+            "best_reward": json_number(self.best_reward),
+            "reward_moving_avg": json_number(self.reward_moving_avg),
+            "last_activity": json_time(self.last_activity),
+            "status": str(self.status(now)),
+            "nonfinite_episodes": self.nonfinite,
+        }
+
+
+@dataclass(slots=True)
+class Update:
+    """What one refresh of one database found."""
+
+    db: Path
+    episodes: list[EpisodeRow] = field(default_factory=list)
+    experiments: set[int] = field(default_factory=set)
+    reset: bool = False
+    status_changed: bool = False
+    more: bool = False
+
+    def __bool__(self) -> bool:
+        return bool(self.episodes or self.experiments or self.reset or self.status_changed)
+
+
+def json_number(value: float | None) -> float | str | None:
+    """JSON has no inf/NaN: finite floats as numbers, the rest as strings."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def json_time(value: datetime | None) -> str | None:
+    return value.isoformat(sep=" ") if value else None

@@ -1,0 +1,147 @@
+"""Several sources at once: metrics.db files, and directories holding any number of them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.records import (
+    ExperimentSummary,
+    RunStatus,
+    SourceState,
+    SourceStatus,
+    Update,
+)
+
+DB_NAME = "metrics.db"
+_EPOCH = datetime(1970, 1, 1)
+_SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", ".git", ".venv", "venv"}
+_SIDE_FILES = ("-journal", "-wal", "-shm")
+
+
+def database_for(path: Path) -> Path:
+    """The database a changed file belongs to (`metrics.db-journal` -> `metrics.db`)."""
+    name = path.name
+    for suffix in _SIDE_FILES:
+        if name.endswith(suffix):
+            return path.with_name(name[: -len(suffix)])
+    return path
+
+
+def find_databases(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for current, dirs, files in os.walk(root, onerror=lambda _: None):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
+        if DB_NAME in files:
+            found.append(Path(current) / DB_NAME)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class WatchRoot:
+    path: Path
+    recursive: bool
+
+
+class Monitor:
+    """Every source the user named, each with its own reader: one never stops another."""
+
+    def __init__(self, sources: Sequence[Path | str], busy_timeout: float = 1.0) -> None:
+        self.busy_timeout = busy_timeout
+        self.replay = False
+        self.specs = [Path(os.path.abspath(os.path.expanduser(str(s)))) for s in sources]
+        self.directories = [s for s in self.specs if s.is_dir()]
+        self.databases: dict[Path, MetricsDatabase] = {}
+        for spec in self.specs:
+            if spec not in self.directories:
+                self._add(spec)
+        self.discover()
+
+    def _add(self, path: Path) -> bool:
+        if path in self.databases:
+            return False
+        self.databases[path] = MetricsDatabase(path, self.busy_timeout, self.replay)
+        return True
+
+    def start_replaying(self) -> None:
+        """From now on, files that appear or are replaced hand out all their rows as new."""
+        self.replay = True
+        for database in self.databases.values():
+            database.replay = True
+
+    def discover(self) -> list[Path]:
+        """Look for metrics.db files that appeared below the directory sources."""
+        return [db for root in self.directories for db in find_databases(root) if self._add(db)]
+
+    def owns(self, path: Path) -> Path | None:
+        """The database a changed path belongs to, adding it when it is new in a directory."""
+        db = database_for(path)
+        if db in self.databases:
+            return db
+        if db.name == DB_NAME and any(root in db.parents for root in self.directories):
+            self._add(db)
+            return db
+        return None
+
+    def watch_roots(self) -> list[WatchRoot]:
+        roots = {WatchRoot(d, True) for d in self.directories}
+        for db in self.databases:
+            if not any(root in db.parents for root in self.directories):
+                roots.add(WatchRoot(db.parent, False))
+        return sorted(roots, key=lambda r: (str(r.path), r.recursive))
+
+    def refresh(self, paths: Iterable[Path] | None = None) -> list[Update]:
+        """Refresh the given databases (all when None); only non-empty updates come back."""
+        targets = list(self.databases) if paths is None else list(paths)
+        updates = []
+        for path in targets:
+            database = self.databases.get(path)
+            if database is None:
+                continue
+            update = database.refresh()
+            if update:
+                updates.append(update)
+        return updates
+
+    def statuses(self) -> list[SourceStatus]:
+        waiting = [
+            SourceStatus(d, SourceState.WAITING, "no metrics.db found below it yet")
+            for d in self.directories
+            if not any(d in db.parents for db in self.databases)
+        ]
+        return [db.status for db in self.databases.values()] + waiting
+
+    def summaries(self) -> list[ExperimentSummary]:
+        return [s for db in self.databases.values() for s in db.summaries.values()]
+
+    def summary(self, key: tuple[Path, int]) -> ExperimentSummary | None:
+        database = self.databases.get(key[0])
+        return database.summaries.get(key[1]) if database else None
+
+    def find(self, exp_id: int) -> list[ExperimentSummary]:
+        return [db.summaries[exp_id] for db in self.databases.values() if exp_id in db.summaries]
+
+    def close(self) -> None:
+        for database in self.databases.values():
+            database.close()
+
+
+def sort_summaries(
+    summaries: Iterable[ExperimentSummary], now: datetime
+) -> list[ExperimentSummary]:
+    """Running experiments first, then the most recently active."""
+
+    def key(s: ExperimentSummary) -> tuple[int, float, str, int]:
+        moment = s.last_activity or s.created_at
+        return (
+            0 if s.status(now) is RunStatus.RUNNING else 1,
+            -((moment - _EPOCH).total_seconds() if moment else 0.0),
+            str(s.db),
+            -s.id,
+        )
+
+    return sorted(summaries, key=key)

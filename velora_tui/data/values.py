@@ -1,0 +1,102 @@
+"""Turning untrusted database values into safe Python values.
+
+SQLite stores whatever it is given: a REAL column may hold text, a blob or inf, a DATETIME
+column may hold anything. Nothing here raises.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import datetime
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_WITH_NEWLINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
+
+
+def as_float(value: object) -> float:
+    """A float for any value: NaN when it is not a number."""
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        try:
+            return float(value)
+        except OverflowError:
+            return math.inf if value > 0 else -math.inf
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return math.nan
+    return math.nan
+
+
+def as_int(value: object) -> int | None:
+    """An int for integral values (or numeric text), else None."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    number = as_float(value)
+    if math.isfinite(number) and number == int(number):
+        return int(number)
+    return None
+
+
+def is_finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """Velora's naive local `created_at` text (or anything else) as a naive datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None) if value.tzinfo else value
+    if isinstance(value, bytes):
+        try:
+            value = value.decode()
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(value, str) or not 10 <= len(value) <= 40:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.astimezone().replace(tzinfo=None) if parsed.tzinfo else parsed
+
+
+def clean_text(value: object, limit: int = 200) -> str:
+    """Text safe for a terminal: escape sequences and control characters removed, one line."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit * 4:
+        text = text[: limit * 4]
+    text = _ESCAPE_SEQUENCE.sub("", text)
+    text = _CONTROL_WITH_NEWLINES.sub(" ", text)
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text
+
+
+def clean_block(text: str) -> str:
+    """Multi-line text (a config) safe for a terminal: keeps newlines and tabs only."""
+    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text)).replace("\t", "    ")
+
+
+def format_number(value: float | int | None, digits: int = 2) -> str:
+    """Short human form of a number, including 'nan', 'inf' and '-'. Never raises."""
+    if value is None:
+        return "-"
+    if isinstance(value, int):
+        return str(value)
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 10 ** (-digits)):
+        return f"{value:.{digits}e}"
+    return f"{value:.{digits}f}"

@@ -1,0 +1,47 @@
+"""Human forms of times and durations, shared by the command line and the app."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+
+def duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    seconds = int(max(delta.total_seconds(), 0))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    if seconds < 86400:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 86400} d {seconds % 86400 // 3600} h"
+
+
+def ago(moment: datetime | None, now: datetime) -> str:
+    if moment is None:
+        return "-"
+    if moment > now:
+        return "just now"
+    return duration(now - moment) + " ago"
+
+
+def clock(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:
+    """A plain aligned text table."""
+    right = right or set()
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(cell)) for w, cell in zip(widths, row, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        parts = [
+            cell.rjust(width) if index in right else cell.ljust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), *(line(row) for row in rows)])
