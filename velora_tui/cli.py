@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import csv
 import json
 import os
 import signal
@@ -17,9 +16,10 @@ from typing import IO, Any
 import click
 
 from velora_tui import __version__
-from velora_tui.data.records import EPISODE_FIELDS, EpisodeRow, ExperimentSummary, SourceState
+from velora_tui.data.records import EpisodeRow, ExperimentSummary, SourceState
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import format_number
+from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
 
 DEFAULT_SOURCE = "metrics.db"
@@ -167,9 +167,7 @@ def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
 @main.command()
 @click.argument("exp_id", metavar="ID", type=int)
 @SOURCES
-@click.option(
-    "--format", "fmt", type=click.Choice(["csv", "json", "jsonl"]), default="csv", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
@@ -197,33 +195,6 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
         return
     with path.open("w", newline="", encoding="utf-8") as handle:
         yield handle
-
-
-def write_episodes(out: IO[str], fmt: str, chunks: Iterator[list[EpisodeRow]]) -> int:
-    """Write episodes as csv, json (one array) or jsonl. Returns how many were written."""
-    count = 0
-    if fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(EPISODE_FIELDS)
-        for chunk in chunks:
-            for row in chunk:
-                data = row.to_json()
-                writer.writerow(["" if data[f] is None else data[f] for f in EPISODE_FIELDS])
-            count += len(chunk)
-        return count
-    if fmt == "json":
-        out.write("[")
-    for chunk in chunks:
-        for row in chunk:
-            if fmt == "json":
-                out.write(",\n" if count else "\n")
-            out.write(json.dumps(row.to_json()))
-            if fmt == "jsonl":
-                out.write("\n")
-            count += 1
-    if fmt == "json":
-        out.write("\n]\n")
-    return count
 
 
 @main.command()
@@ -389,6 +360,7 @@ class EpisodePrinter:
 )
 @click.option("--schema", type=click.Choice(["0.2.0", "0.1.1"]), default="0.2.0", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process goes away.")
 @click.option(
     "--commit-log",
     type=click.File("w"),
@@ -406,6 +378,7 @@ def simulate(
     schema: str,
     seed: int,
     commit_log: IO[str] | None,
+    exit_with_parent: bool,
 ) -> None:
     """Write a fake training run into DB exactly the way velora does."""
     from velora_tui.simulate import run
@@ -422,6 +395,7 @@ def simulate(
             seed=seed,
             schema=schema,
             log=commit_log,
+            exit_with_parent=exit_with_parent,
         )
 
 

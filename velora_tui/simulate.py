@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import random
 import signal
 import time
@@ -211,6 +212,7 @@ def run(
     schema: str = "0.2.0",
     log: IO[str] | None = None,
     on_episode: Callable[[int, int], None] | None = None,
+    exit_with_parent: bool = False,
 ) -> None:
     """Train `experiments` fake runs into `path` at `rate` episodes/s (0: as fast as possible).
 
@@ -219,6 +221,7 @@ def run(
     one (backdated) are written first, for the demo.
     """
     _exit_on_sigterm()
+    parent = os.getppid() if exit_with_parent else None
     writer = Writer(path, schema, log)
     if history:
         finished = RunPlan("NeuroFlow", "CartPole-v1", 300, 300, 500.0, seed + 100)
@@ -249,12 +252,16 @@ def run(
                         time.sleep(pause)
                     else:
                         next_at = time.monotonic()
+                if parent is not None and os.getppid() != parent:
+                    return  # whoever started us (the demo app) is gone
                 writer.add(exp_id, values)
                 if on_episode is not None:
                     on_episode(exp_id, int(values["episode_num"]))
-    if stall_after is not None:
-        while True:  # a hung training: alive, writing nothing
-            time.sleep(3600)
+    while stall_after is not None or parent is not None:
+        # A hung training is alive and writes nothing; the demo's writer waits for its app.
+        if parent is not None and os.getppid() != parent:
+            return
+        time.sleep(1)
 
 
 def _exit_on_sigterm() -> None:

@@ -148,6 +148,13 @@ class MetricsDatabase:
         self._episode_mark = self._experiment_mark = 0
         self._loaded = False
 
+    def reload(self) -> None:
+        """Forget what was read; the next refresh reads the file from scratch."""
+        with self._lock:
+            self._reset()
+            self._identity = None
+            self._failed_stat = None
+
     def _open(self) -> None:
         with self.path.open("rb") as handle:
             header = handle.read(len(SQLITE_HEADER))

@@ -107,6 +107,15 @@ class Monitor:
                 updates.append(update)
         return updates
 
+    def reload(self) -> list[Update]:
+        """Forget everything read so far and read every database again."""
+        for database in self.databases.values():
+            database.reload()
+        updates = self.refresh()
+        for update in updates:
+            update.reset = True
+        return updates
+
     def statuses(self) -> list[SourceStatus]:
         waiting = [
             SourceStatus(d, SourceState.WAITING, "no metrics.db found below it yet")

@@ -63,7 +63,12 @@ def parse_timestamp(value: object) -> datetime | None:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
         return None
-    return parsed.astimezone().replace(tzinfo=None) if parsed.tzinfo else parsed
+    if parsed.tzinfo is None:
+        return parsed
+    try:  # "0001-01-01 00:00+01:00" is out of range once converted
+        return parsed.astimezone().replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def clean_text(value: object, limit: int = 200) -> str:

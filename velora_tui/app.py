@@ -1,0 +1,277 @@
+"""The Textual app: wires the data layer's monitor and change feed to the screens."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from velora_tui.data.feed import ChangeFeed, live_updates
+from velora_tui.data.records import Update
+from velora_tui.data.sources import Monitor, sort_summaries
+from velora_tui.data.values import clean_text
+from velora_tui.export import write_episodes
+from velora_tui.messages import DataChanged
+from velora_tui.screens.experiment import ExperimentScreen
+from velora_tui.screens.experiments import ExperimentsScreen
+from velora_tui.screens.help import HelpScreen
+from velora_tui.widgets.experiment_table import Key
+
+
+@dataclass
+class Settings:
+    poll: bool = False
+    # Watch for changes. Off for deterministic snapshots (no watcher, no heartbeat).
+    live: bool = True
+    clock: Callable[[], datetime] = datetime.now
+    on_exit: Callable[[], None] | None = None
+    output_dir: Path = field(default_factory=Path.cwd)
+
+
+class ExperimentCommands(Provider):
+    """Command palette: jump to any experiment by id, agent or env."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        assert isinstance(app, VeloraApp)
+        matcher = self.matcher(query)
+        for summary in sort_summaries(app.monitor.summaries(), app.now()):
+            label = (
+                f"Open #{summary.id} {clean_text(summary.agent)} · {clean_text(summary.env)}"
+                f" ({summary.status(app.now())})"
+            )
+            score = matcher.match(label)
+            if score > 0:
+                yield Hit(
+                    score,
+                    matcher.highlight(label),
+                    partial(app.open_experiment, summary.key),
+                    help=clean_text(str(summary.db), 200),
+                )
+
+
+class VeloraApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "velora-tui"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("r", "reload", "Re-read", show=False),
+    ]
+    COMMANDS = App.COMMANDS | {ExperimentCommands}
+
+    def __init__(self, monitor: Monitor, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.monitor = monitor
+        self.settings = settings or Settings()
+        self.feed: ChangeFeed | None = None
+        self.last_update: datetime | None = None
+        self.sub_title = clean_text(", ".join(str(s) for s in monitor.specs), 200)
+
+    def now(self) -> datetime:
+        return self.settings.clock()
+
+    def feed_description(self) -> str:
+        if not self.settings.live:
+            return "paused"
+        if self.feed is None:
+            return "polling" if self.settings.poll else "watching"
+        return self.feed.describe()
+
+    def get_default_screen(self) -> Screen[None]:
+        return ExperimentsScreen()
+
+    def on_mount(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signum, self.exit)
+        self.initial_load()
+
+    # -- data flow -------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def initial_load(self) -> None:
+        updates = self.monitor.refresh()
+        self.call_from_thread(self.publish, updates, True)
+        if self.settings.live:
+            self.call_from_thread(self.start_watching)
+
+    def start_watching(self) -> None:
+        self.feed = ChangeFeed(self.monitor, poll=self.settings.poll)
+        self.watch_changes(self.feed)
+        self.set_interval(1.0, self.heartbeat)
+
+    @work(exclusive=True, group="watch", exit_on_error=False)
+    async def watch_changes(self, feed: ChangeFeed) -> None:
+        async for updates in live_updates(self.monitor, feed):
+            if updates:
+                self.publish(updates)
+
+    def heartbeat(self) -> None:
+        self.publish([], heartbeat=True)
+
+    def publish(self, updates: list[Update], heartbeat: bool = False) -> None:
+        if updates:
+            self.last_update = self.now()
+        for screen in self.screen_stack:
+            screen.post_message(DataChanged(updates, heartbeat))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                clean_text(f"{event.worker.name} failed: {type(error).__name__}: {error}", 300),
+                severity="error",
+                timeout=10,
+            )
+            if event.worker.group == "watch" and self.feed is not None:
+                # The watcher died: keep the data coming by polling.
+                self.feed = ChangeFeed(self.monitor, poll=True)
+                self.watch_changes(self.feed)
+
+    async def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        self.monitor.close()
+        if self.settings.on_exit is not None:
+            self.settings.on_exit()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def action_reload(self) -> None:
+        updates = self.monitor.reload()
+        self.call_from_thread(self.publish, updates, True)
+        self.call_from_thread(self.notify, "Re-read every database", timeout=2)
+
+    def open_experiment(self, key: Key) -> None:
+        while isinstance(self.screen, ExperimentScreen | HelpScreen):
+            self.pop_screen()
+        main = self.screen
+        if isinstance(main, ExperimentsScreen):
+            main.select(key)
+        self.push_screen(ExperimentScreen(key))
+
+    def current_experiment(self) -> Key | None:
+        screen = self.screen
+        if isinstance(screen, ExperimentScreen):
+            return screen.key
+        if isinstance(screen, ExperimentsScreen):
+            return screen.query_one("#experiments").selected_key  # type: ignore[attr-defined, no-any-return]
+        return None
+
+    def action_export_csv(self) -> None:
+        key = self.current_experiment()
+        if key is None:
+            self.notify("Select an experiment first", severity="warning")
+            return
+        self.export_csv(key)
+
+    @work(thread=True, exit_on_error=False)
+    def export_csv(self, key: Key) -> None:
+        db, exp_id = key
+        database = self.monitor.databases[db]
+        target = self.settings.output_dir / f"velora-{db.parent.name or 'db'}-exp{exp_id}.csv"
+        try:
+            with target.open("w", newline="", encoding="utf-8") as out:
+                count = write_episodes(out, "csv", database.iter_episodes(exp_id))
+        except OSError as exc:
+            message = f"Export failed: cannot write {target}: {exc.strerror or exc}"
+            self.call_from_thread(self.notify, message, severity="error")
+            return
+        self.call_from_thread(self.notify, f"Exported {count} episodes to {target}", timeout=8)
+
+    def action_save_svg(self) -> None:
+        stamp = self.now().strftime("%Y%m%d-%H%M%S")
+        try:
+            path = self.save_screenshot(
+                filename=f"velora-tui-{stamp}.svg", path=str(self.settings.output_dir)
+            )
+        except OSError as exc:
+            self.notify(f"Screenshot failed: {exc}", severity="error")
+            return
+        self.notify(f"Saved screenshot to {path}", timeout=8)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Export experiment to CSV",
+            "Write the current experiment's episodes to a CSV file",
+            self.action_export_csv,
+        )
+        yield SystemCommand(
+            "Save screenshot (SVG)", "Save the screen as an SVG file", self.action_save_svg
+        )
+        yield SystemCommand(
+            "Re-read everything", "Read every database again from scratch", self.action_reload
+        )
+        yield SystemCommand("Help: keys", "Show every key", self.action_help)
+
+
+def make_app(sources: Sequence[Path | str], settings: Settings | None = None) -> VeloraApp:
+    return VeloraApp(Monitor(sources), settings)
+
+
+def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:
+    make_app(sources, Settings(poll=poll)).run()
+
+
+def run_demo(poll: bool = False, rate: float = 4.0) -> None:
+    """The app on a live simulated run: a finished, a stalled and two running experiments."""
+    with tempfile.TemporaryDirectory(prefix="velora-demo-") as folder:
+        db = Path(folder) / "metrics.db"
+        command = [
+            sys.executable,
+            "-m",
+            "velora_tui",
+            "simulate",
+            str(db),
+            "--history",
+            "--experiments",
+            "2",
+            "--parallel",
+            "--episodes",
+            "3000",
+            "--rate",
+            str(rate),
+            "--exit-with-parent",
+        ]
+        simulator = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
+
+        def stop() -> None:
+            if simulator.poll() is None:
+                simulator.terminate()
+                try:
+                    simulator.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    simulator.kill()
+
+        try:
+            make_app([db], Settings(poll=poll, on_exit=stop)).run()
+        finally:
+            stop()
+            if os.environ.get("VELORA_TUI_KEEP_DEMO"):
+                print(f"demo database was {db}")

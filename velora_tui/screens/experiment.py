@@ -1,0 +1,179 @@
+"""One experiment, in tabs: charts, the live episode tail, and its config."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+
+from velora_tui.data.config import ConfigView
+from velora_tui.data.records import EpisodeRow
+from velora_tui.data.series import Series, load_series
+from velora_tui.messages import DataChanged
+from velora_tui.widgets.charts import PANELS, REWARD, MetricChart
+from velora_tui.widgets.config_panel import ConfigPanel
+from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
+from velora_tui.widgets.experiment_header import ExperimentHeader
+from velora_tui.widgets.experiment_table import Key
+from velora_tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from velora_tui.app import VeloraApp
+
+TABS = ("charts", "episodes", "config")
+
+
+class ExperimentScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("1", "tab('charts')", "Charts"),
+        Binding("2", "tab('episodes')", "Episodes"),
+        Binding("3", "tab('config')", "Config"),
+        Binding("tab", "next_tab(1)", "Next tab", show=False, priority=True),
+        Binding("shift+tab", "next_tab(-1)", "Previous tab", show=False, priority=True),
+        Binding("f", "follow", "Follow"),
+    ]
+
+    def __init__(self, key: Key) -> None:
+        super().__init__()
+        self.key = key
+        self.charts_dirty = True
+        self.charts_loading = False
+
+    @property
+    def velora(self) -> VeloraApp:
+        from velora_tui.app import VeloraApp
+
+        assert isinstance(self.app, VeloraApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        yield ExperimentHeader()
+        with TabbedContent(id="tabs"):
+            with TabPane("1 Charts", id="charts"), Vertical(id="chart-grid"):
+                yield MetricChart(REWARD, id="chart-reward")
+                with Horizontal(id="chart-panels"):
+                    for spec in PANELS:
+                        yield MetricChart(spec, id=f"chart-{spec.metric}")
+            with TabPane("2 Episodes", id="episodes"):
+                yield Static(id="follow-state")
+                yield EpisodeTable(id="episode-table")
+            with TabPane("3 Config", id="config"):
+                yield ConfigPanel(id="config-panel")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_header()
+        self.load_episodes()
+        self.load_config()
+        self.load_charts()
+
+    # -- loading ---------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="episodes", exit_on_error=False)
+    def load_episodes(self) -> None:
+        database = self.velora.monitor.databases.get(self.key[0])
+        rows = database.latest_episodes(self.key[1], MAX_ROWS) if database else []
+        self.app.call_from_thread(self.show_episodes, rows, True)
+
+    @work(thread=True, exclusive=True, group="config", exit_on_error=False)
+    def load_config(self) -> None:
+        database = self.velora.monitor.databases.get(self.key[0])
+        view = database.config(self.key[1]) if database else ConfigView("", error="no database")
+        self.app.call_from_thread(self.query_one(ConfigPanel).show, view)
+
+    def load_charts(self) -> None:
+        """Reload the series, at most one read at a time: a batch of rows means one redraw."""
+        if self.query_one(TabbedContent).active != "charts":
+            self.charts_dirty = True
+            return
+        if self.charts_loading:
+            self.charts_dirty = True
+            return
+        self.charts_dirty = False
+        self.charts_loading = True
+        width = self.query_one("#chart-reward", MetricChart).size.width
+        self.read_series(max(60, min(2 * width, 1_000)) if width else 200)
+
+    @work(thread=True, group="series", exit_on_error=False)
+    def read_series(self, buckets: int) -> None:
+        database = self.velora.monitor.databases.get(self.key[0])
+        series = load_series(database, self.key[1], buckets) if database else Series()
+        self.app.call_from_thread(self.show_series, series)
+
+    def show_series(self, series: Series) -> None:
+        self.charts_loading = False
+        for chart in self.query(MetricChart):
+            chart.show(series)
+        if self.charts_dirty:
+            self.load_charts()
+
+    def show_episodes(self, rows: list[EpisodeRow], replace: bool = False) -> None:
+        table = self.query_one(EpisodeTable)
+        if replace:
+            table.reset()
+        table.add_episodes(rows)
+
+    def show_header(self) -> None:
+        app = self.velora
+        self.query_one(ExperimentHeader).show(app.monitor.summary(self.key), app.now())
+        self.query_one(StatusBar).show(
+            app.monitor.statuses(), app.feed_description(), app.last_update
+        )
+
+    # -- live ------------------------------------------------------------------------------
+
+    @on(DataChanged)
+    def data_changed(self, message: DataChanged) -> None:
+        db, exp_id = self.key
+        mine = [u for u in message.updates if u.db == db]
+        if any(u.reset for u in mine):
+            self.load_episodes()
+            self.load_config()
+            self.load_charts()
+        else:
+            rows = [r for u in mine for r in u.episodes if r.experiment_id == exp_id]
+            if rows:
+                self.show_episodes(rows)
+                self.load_charts()
+        self.show_header()
+
+    @on(EpisodeTable.FollowChanged)
+    def follow_changed(self, message: EpisodeTable.FollowChanged) -> None:
+        label = self.query_one("#follow-state", Static)
+        if message.following:
+            label.update("following: new episodes scroll into view")
+        else:
+            label.update(f"paused: {message.unseen} new episodes below (f or End: follow)")
+        label.set_class(not message.following, "paused")
+
+    @on(TabbedContent.TabActivated)
+    def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        if event.pane.id == "charts" and self.charts_dirty:
+            self.load_charts()
+        if event.pane.id == "episodes":
+            self.query_one(EpisodeTable).focus()
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_tab(self, tab: str) -> None:
+        self.query_one(TabbedContent).active = tab
+
+    def action_next_tab(self, step: int) -> None:
+        tabs = self.query_one(TabbedContent)
+        index = TABS.index(tabs.active) if tabs.active in TABS else 0
+        tabs.active = TABS[(index + step) % len(TABS)]
+
+    def action_follow(self) -> None:
+        self.query_one(TabbedContent).active = "episodes"
+        self.query_one(EpisodeTable).action_follow()

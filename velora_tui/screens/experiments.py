@@ -1,0 +1,201 @@
+"""The main screen: every experiment of every source, with a preview of the highlighted one."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
+
+from velora_tui.data.records import ExperimentSummary, SourceState
+from velora_tui.data.series import load_series
+from velora_tui.data.sources import sort_summaries
+from velora_tui.data.values import clean_text, format_number
+from velora_tui.filtering import matches
+from velora_tui.format import ago
+from velora_tui.messages import DataChanged
+from velora_tui.widgets.experiment_table import ExperimentTable, Key
+from velora_tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from velora_tui.app import VeloraApp
+
+SPARK_POINTS = 60
+
+
+class ExperimentsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("enter", "open", "Open", show=True),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_text = ""
+        self.spark_due: set[Key] = set()
+        self.sparks_loading = False
+
+    @property
+    def velora(self) -> VeloraApp:
+        from velora_tui.app import VeloraApp
+
+        assert isinstance(self.app, VeloraApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        yield Input(placeholder="filter: words matching agent, env or id", id="filter")
+        with Vertical(id="list"):
+            yield ExperimentTable(id="experiments")
+            yield Static(id="empty")
+        with Vertical(id="preview"):
+            yield Static(id="preview-title")
+            yield Sparkline([], id="preview-spark", summary_function=max)
+        yield StatusBar(id="status")
+        yield Footer()
+
+    AUTO_FOCUS = "#experiments"
+
+    def on_mount(self) -> None:
+        self.refresh_view()
+
+    # -- data ------------------------------------------------------------------------------
+
+    @on(DataChanged)
+    def data_changed(self, message: DataChanged) -> None:
+        changed = {(u.db, exp) for u in message.updates for exp in u.experiments}
+        if any(u.reset for u in message.updates):
+            self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
+        self.spark_due |= changed
+        if message.heartbeat or not self.velora.settings.live:
+            self.load_sparks()
+        self.refresh_view(None if message.heartbeat else changed)
+
+    def shown_summaries(self) -> list[ExperimentSummary]:
+        now = self.velora.now()
+        summaries = self.velora.monitor.summaries()
+        return sort_summaries([s for s in summaries if matches(s, self.query_text)], now)
+
+    def refresh_view(self, changed: set[Key] | None = None) -> None:
+        app = self.velora
+        table = self.query_one(ExperimentTable)
+        table.show_db = len(app.monitor.databases) > 1
+        summaries = self.shown_summaries()
+        table.show(summaries, app.now(), None if changed is None else changed.__contains__)
+        empty = self.query_one("#empty", Static)
+        empty.display = not summaries
+        table.display = bool(summaries)
+        if not summaries:
+            empty.update(self.empty_message())
+        self.query_one(StatusBar).show(
+            app.monitor.statuses(), app.feed_description(), app.last_update
+        )
+        self.show_preview()
+
+    def empty_message(self) -> Text:
+        if self.query_text and self.velora.monitor.summaries():
+            return Text(f"No experiment matches “{clean_text(self.query_text)}” (Esc clears)")
+        lines = Text()
+        for status in self.velora.monitor.statuses():
+            path = clean_text(str(status.path), 300)
+            if status.state is SourceState.WAITING:
+                lines.append("Waiting for ", style="bold yellow")
+                lines.append(path)
+                lines.append(f"\n  {status.message}\n", style="dim")
+            elif status.state is SourceState.OK:
+                lines.append("No experiments yet in ", style="bold")
+                lines.append(f"{path}\n  velora has created the database; training has not ")
+                lines.append("started an experiment\n")
+            elif status.state is SourceState.LOCKED:
+                lines.append("Locked: ", style="bold magenta")
+                lines.append(f"{path}\n  {clean_text(status.message, 300)}\n")
+            else:
+                lines.append("Cannot read ", style="bold red")
+                lines.append(f"{path}\n  {clean_text(status.message, 300)}\n")
+        return lines
+
+    def show_preview(self) -> None:
+        key = self.query_one(ExperimentTable).selected_key
+        summary = self.velora.monitor.summary(key) if key else None
+        title = self.query_one("#preview-title", Static)
+        spark = self.query_one("#preview-spark", Sparkline)
+        if summary is None:
+            title.update("")
+            spark.data = []
+            return
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"#{summary.id} ", style="bold")
+        line.append(clean_text(summary.agent), style="bold")
+        line.append(" · ")
+        line.append(clean_text(summary.env))
+        line.append(f"  reward over {summary.episodes} episodes", style="dim")
+        line.append(f"  best {format_number(summary.best_reward)}")
+        line.append(f"  last episode {ago(summary.last_activity, self.velora.now())}", style="dim")
+        title.update(line)
+        spark.data = list(self.query_one(ExperimentTable).sparks.get(summary.key, ()))
+
+    @work(thread=True, exclusive=True, group="sparks", exit_on_error=False)
+    def load_sparks(self) -> None:
+        due, self.spark_due = self.spark_due, set()
+        if not due:
+            return
+        monitor = self.velora.monitor
+        results: dict[Key, list[float]] = {}
+        for db_path, exp_id in due:
+            database = monitor.databases.get(db_path)
+            if database is None:
+                continue
+            band = load_series(database, exp_id, SPARK_POINTS).bands["reward"]
+            results[(db_path, exp_id)] = band.mean
+        self.app.call_from_thread(self.apply_sparks, results)
+
+    def apply_sparks(self, results: dict[Key, list[float]]) -> None:
+        table = self.query_one(ExperimentTable)
+        table.sparks.update(results)
+        self.refresh_view(set(results))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted)
+    def highlighted(self) -> None:
+        self.show_preview()
+
+    @on(DataTable.RowSelected)
+    def selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        key = self.query_one(ExperimentTable).selected_key
+        if key is not None:
+            self.velora.open_experiment(key)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        self.query_text = event.value
+        self.refresh_view()
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self) -> None:
+        self.query_one(ExperimentTable).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.query_text = ""
+        self.refresh_view()
+        self.query_one(ExperimentTable).focus()
+
+    def select(self, key: Key) -> None:
+        self.query_one(ExperimentTable).select_key(key)

@@ -1,0 +1,62 @@
+"""`?`: every key the app knows, in one place."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYS = (
+    ("Anywhere", ""),
+    ("?", "this help"),
+    ("q", "quit"),
+    ("ctrl+p", "command palette: open an experiment, export CSV, screenshot, theme…"),
+    ("r", "re-read every database from scratch"),
+    ("Experiment list", ""),
+    ("↑ ↓  j k", "move"),
+    ("Enter", "open the experiment"),
+    ("/", "filter by words in agent, env or id (Enter: done, Esc: clear)"),
+    ("Experiment", ""),
+    ("Esc", "back to the list"),
+    ("1 2 3  Tab", "Charts, Episodes, Config tabs"),
+    ("f  End", "follow new episodes (moving up pauses following)"),
+    ("Config: type + Enter", "search the config; Enter again for the next match"),
+    ("Mouse", "click rows and tabs, scroll with the wheel"),
+)
+
+
+def key_table() -> Table:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold cyan", no_wrap=True)
+    table.add_column()
+    for key, what in KEYS:
+        if not what:
+            table.add_row("")
+            table.add_row(f"[b]{key}[/b]", "")
+        else:
+            table.add_row(key, what)
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q,question_mark", "dismiss", "Close"),
+    ]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen VerticalScroll {
+        width: 84; max-width: 100%; height: auto; max-height: 90%;
+        border: round $accent; background: $surface; padding: 0 1;
+    }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static("[b]velora-tui keys[/b]  (Esc closes)")
+            yield Static(key_table())
+
+    async def action_dismiss(self, result: None = None) -> None:
+        self.dismiss()

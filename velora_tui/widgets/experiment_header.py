@@ -1,0 +1,67 @@
+"""The selected experiment's headline: progress, pace, ETA, best reward, last episode."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import ProgressBar, Static
+
+from velora_tui.data.records import ExperimentSummary
+from velora_tui.data.values import clean_text, format_number
+from velora_tui.format import ago, duration
+from velora_tui.render import STATUS_GLYPHS
+
+
+class ExperimentHeader(Vertical):
+    DEFAULT_CSS = """
+    ExperimentHeader { height: auto; padding: 0 1; background: $boost; }
+    ExperimentHeader #exp-title { height: 1; }
+    ExperimentHeader Horizontal { height: 1; }
+    ExperimentHeader ProgressBar { width: auto; margin-right: 2; }
+    ExperimentHeader #exp-stats { width: 1fr; height: 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="exp-title")
+        with Horizontal():
+            yield ProgressBar(total=None, show_eta=False, id="exp-progress")
+            yield Static(id="exp-stats")
+
+    def show(self, summary: ExperimentSummary | None, now: datetime) -> None:
+        title = self.query_one("#exp-title", Static)
+        stats = self.query_one("#exp-stats", Static)
+        bar = self.query_one("#exp-progress", ProgressBar)
+        if summary is None:
+            title.update(Text("experiment no longer in the database", style="bold red"))
+            stats.update("")
+            bar.display = False
+            return
+        status = summary.status(now)
+        glyph, style = STATUS_GLYPHS[status]
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{glyph} {status}  ", style=style)
+        line.append(f"#{summary.id} ", style="bold")
+        line.append(clean_text(summary.agent), style="bold")
+        line.append(" · ")
+        line.append(clean_text(summary.env))
+        line.append(f"   {clean_text(str(summary.db), 120)}", style="dim")
+        title.update(line)
+        bar.display = summary.n_episodes is not None
+        if summary.n_episodes:
+            bar.update(total=summary.n_episodes, progress=min(summary.episodes, summary.n_episodes))
+        parts = [f"{summary.episodes}" + (f"/{summary.n_episodes}" if summary.n_episodes else "")]
+        parts[0] += " episodes"
+        rate = summary.episodes_per_minute()
+        if status.value == "running" and rate is not None:
+            parts.append(f"{rate:,.1f} ep/min")
+            eta = summary.eta()
+            if eta is not None:
+                parts.append(f"ETA {duration(eta)}")
+        parts.append(f"best {format_number(summary.best_reward)}")
+        parts.append(f"last episode {ago(summary.last_activity, now)}")
+        if summary.nonfinite:
+            parts.append(f"{summary.nonfinite} with inf/NaN")
+        stats.update(Text("  ·  ".join(parts), no_wrap=True, overflow="ellipsis"))

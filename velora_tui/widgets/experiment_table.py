@@ -1,0 +1,106 @@
+"""The experiment list: one row per experiment, updated cell by cell as episodes arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from velora_tui.data.records import ExperimentSummary
+from velora_tui.format import ago
+from velora_tui.render import number_cell, spark, status_cell, text_cell
+
+Key = tuple[Path, int]
+COLUMNS = (
+    ("status", " "),
+    ("id", "ID"),
+    ("agent", "Agent"),
+    ("env", "Env"),
+    ("episodes", "Episodes"),
+    ("last", "Last"),
+    ("best", "Best"),
+    ("avg", "Avg"),
+    ("spark", "Reward"),
+    ("active", "Active"),
+)
+SPARK_WIDTH = 14
+
+
+def row_key(key: Key) -> str:
+    return f"{key[0]}\0{key[1]}"
+
+
+class ExperimentTable(DataTable[Text]):
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open"),
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.order: list[Key] = []
+        self.sparks: dict[Key, Sequence[float]] = {}
+        self.show_db = False
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key, width=SPARK_WIDTH if key == "spark" else None)
+
+    def cells(self, s: ExperimentSummary, now: datetime) -> list[Text]:
+        planned = f"/{s.n_episodes}" if s.n_episodes else ""
+        ident = f"{s.db.parent.name}/{s.id}" if self.show_db else str(s.id)
+        episodes = Text(f"{s.episodes}{planned}", justify="right")
+        if s.nonfinite:
+            episodes.append(" !", style="bold red")
+        return [
+            status_cell(s.status(now)),
+            Text(ident, justify="right"),
+            text_cell(s.agent, 24),
+            text_cell(s.env, 28),
+            episodes,
+            number_cell(s.last_reward),
+            number_cell(s.best_reward),
+            number_cell(s.reward_moving_avg),
+            Text(spark(self.sparks.get(s.key, ()), SPARK_WIDTH), style="cyan"),
+            Text(ago(s.last_activity, now), style="dim"),
+        ]
+
+    def show(
+        self,
+        summaries: Sequence[ExperimentSummary],
+        now: datetime,
+        changed: Callable[[Key], bool] | None = None,
+    ) -> None:
+        """Show `summaries` in this order: rows are added, removed or updated in place."""
+        order = [s.key for s in summaries]
+        selected = self.selected_key
+        with self.app.batch_update():
+            if order != self.order:
+                self.clear()
+                for s in summaries:
+                    self.add_row(*self.cells(s, now), key=row_key(s.key))
+                self.order = order
+                if selected in order:
+                    self.move_cursor(row=order.index(selected), animate=False)
+                return
+            for s in summaries:
+                if changed is not None and not changed(s.key):
+                    continue
+                key = row_key(s.key)
+                for (column, _), value in zip(COLUMNS, self.cells(s, now), strict=True):
+                    self.update_cell(key, column, value, update_width=True)
+
+    @property
+    def selected_key(self) -> Key | None:
+        if not self.order or not 0 <= self.cursor_row < len(self.order):
+            return None
+        return self.order[self.cursor_row]
+
+    def select_key(self, key: Key) -> None:
+        if key in self.order:
+            self.move_cursor(row=self.order.index(key), animate=False)

@@ -1,0 +1,60 @@
+"""The bottom status line: every source and its state, how changes are noticed, last update."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+
+from rich.text import Text
+from textual.widgets import Static
+
+from velora_tui.data.records import SourceState, SourceStatus
+from velora_tui.data.values import clean_text
+
+STATE_STYLES = {
+    SourceState.OK: "green",
+    SourceState.WAITING: "yellow",
+    SourceState.LOCKED: "magenta",
+    SourceState.UNREADABLE: "bold red",
+}
+
+
+def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime | None) -> Text:
+    line = Text(no_wrap=True, overflow="ellipsis")
+    line.append(f"{mode} ", style="bold")
+    if len(statuses) <= 2:
+        for index, status in enumerate(statuses):
+            if index:
+                line.append(" · ")
+            line.append(clean_text(str(status.path), 80))
+            line.append(f" {status.state}", style=STATE_STYLES[status.state])
+            if status.state is not SourceState.OK and status.message:
+                line.append(f" ({clean_text(status.message, 120)})", style="dim")
+    else:
+        counts = Counter(s.state for s in statuses)
+        line.append(f"{len(statuses)} sources: ")
+        line.append(
+            ", ".join(f"{n} {state}" for state, n in counts.most_common()),
+        )
+        trouble = [s for s in statuses if s.state is not SourceState.OK]
+        if trouble:
+            first = trouble[0]
+            line.append(" · ")
+            line.append(clean_text(f"{first.path}: {first.message}", 120), style="dim")
+    line.append(" · updated ")
+    line.append(updated.strftime("%H:%M:%S") if updated else "-")
+    return line
+
+
+class StatusBar(Static):
+    DEFAULT_CSS = """
+    StatusBar {
+        height: 1;
+        background: $panel;
+        color: $text-muted;
+        padding: 0 1;
+    }
+    """
+
+    def show(self, statuses: list[SourceStatus], mode: str, updated: datetime | None) -> None:
+        self.update(describe_sources(statuses, mode, updated))
