@@ -40,6 +40,8 @@ MAX_FLOAT = 1.7976931348623157e308
 AGGREGATE_CHUNK = 100_000
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
 BATCH = 20_000
+# The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
+_GONE = (-1, -1)
 
 
 class SchemaError(Exception):
@@ -231,7 +233,8 @@ class MetricsDatabase:
             st = self.path.stat()
         except FileNotFoundError:
             self.close()
-            self._identity = None
+            # Whatever appears here next is a new file: forget this one's rows then (reset).
+            self._identity = _GONE if self._loaded or self.summaries else None
             message = "removed; waiting for a new one" if self.summaries else NOT_CREATED
             self.status = SourceStatus(self.path, SourceState.WAITING, message)
             return

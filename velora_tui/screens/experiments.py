@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -138,7 +139,8 @@ class ExperimentsScreen(Screen[None]):
         line.append(f"  best {format_number(summary.best_reward)}")
         line.append(f"  last episode {ago(summary.last_activity, self.velora.now())}", style="dim")
         title.update(line)
-        spark.data = list(self.query_one(ExperimentTable).sparks.get(summary.key, ()))
+        values = self.query_one(ExperimentTable).sparks.get(summary.key, ())
+        spark.data = [v for v in values if math.isfinite(v)]  # Sparkline fails on NaN
 
     @work(thread=True, exclusive=True, group="sparks", exit_on_error=False)
     def load_sparks(self) -> None:

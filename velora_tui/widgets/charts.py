@@ -20,7 +20,7 @@ class ChartSpec:
     color: tuple[int, int, int]
 
 
-REWARD = ChartSpec("reward", "reward", (90, 170, 255))
+REWARD = ChartSpec("reward (blue) · moving avg ± std (yellow)", "reward", (90, 170, 255))
 PANELS = (
     ChartSpec("episode length", "length", (200, 160, 255)),
     ChartSpec("actor loss", "actor_loss", (255, 150, 90)),
@@ -55,7 +55,8 @@ class MetricChart(PlotextPlot):
         plt.clear_data()
         plt.clear_figure()
         plt.title(self.spec.title)
-        plt.xlabel("episode")
+        if self.spec.metric == "reward":
+            plt.xlabel("episode")
         series = self.series
         band = series.bands[self.spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
@@ -69,7 +70,7 @@ class MetricChart(PlotextPlot):
                 x, y = finite_points(xs, edge)
                 plt.plot(x, y, marker="braille", color=FAINT)
         x, y = finite_points(xs, band.mean)
-        plt.plot(x, y, marker="braille", color=self.spec.color, label=self.spec.title)
+        plt.plot(x, y, marker="braille", color=self.spec.color)
         if self.spec.metric == "reward":
             avg = series.bands["reward_moving_avg"].mean
             std = series.bands["reward_moving_std"].mean
@@ -79,5 +80,5 @@ class MetricChart(PlotextPlot):
                 x, y = finite_points(xs, edge)
                 plt.plot(x, y, marker="dot", color=(70, 110, 90))
             x, y = finite_points(xs, avg)
-            plt.plot(x, y, marker="braille", color=(240, 210, 90), label="moving avg ± std")
+            plt.plot(x, y, marker="braille", color=(240, 210, 90))
         self.refresh()

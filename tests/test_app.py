@@ -1,0 +1,274 @@
+"""Pilot tests of the app against real SQLite files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from rich.text import Text
+from textual.widgets import TabbedContent, Tree
+
+from tests.conftest import MakeDb, Simulator, add_episode, assert_unchanged, execute
+from velora_tui.app import Settings, VeloraApp, make_app
+from velora_tui.screens.experiment import ExperimentScreen
+from velora_tui.screens.experiments import ExperimentsScreen
+from velora_tui.screens.help import HelpScreen
+from velora_tui.widgets.config_panel import ConfigPanel
+from velora_tui.widgets.episode_table import EpisodeTable
+from velora_tui.widgets.experiment_table import ExperimentTable
+
+pytestmark = pytest.mark.ui
+
+SIZE = (120, 40)
+NOW = datetime(2026, 11, 23, 19, 45, 0)
+
+
+def still(path: Path) -> VeloraApp:
+    """The app on `path` with no watcher and a fixed clock."""
+    return make_app([path], Settings(live=False, clock=lambda: NOW))
+
+
+def live(path: Path, poll: bool = False) -> VeloraApp:
+    return make_app([path], Settings(poll=poll))
+
+
+async def settle(app: VeloraApp, seconds: float = 0.05) -> None:
+    """Let the app's one-off workers finish (the watcher never does)."""
+    for _ in range(2):
+        await until(
+            lambda: all(w.is_finished for w in app.workers if w.group != "watch"), timeout=20
+        )
+        await asyncio.sleep(seconds)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def table(app: VeloraApp) -> ExperimentTable:
+    return app.screen.query_one(ExperimentTable)
+
+
+def cell_texts(app: VeloraApp) -> list[str]:
+    grid = table(app)
+    return [
+        str(cell.plain if isinstance(cell, Text) else cell)
+        for row in range(grid.row_count)
+        for cell in grid.get_row_at(row)
+    ]
+
+
+async def test_lists_sample_experiments(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        app = still(sample_db)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app)
+            await pilot.pause()
+            grid = table(app)
+            assert grid.row_count == 3
+            # All finished: most recent activity first.
+            assert [key[1] for key in grid.order] == [3, 2, 1]
+            texts = cell_texts(app)
+            assert "60/60" in texts
+            assert "120/120" in texts
+            assert "InvertedPendulum-v5" in texts
+
+
+async def test_open_tabs_and_back(sample_db: Path) -> None:
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("down", "enter")
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
+        assert screen.key == (sample_db, 2)
+        tabs = screen.query_one(TabbedContent)
+        assert tabs.active == "charts"
+        await pilot.press("2")
+        await settle(app)
+        assert tabs.active == "episodes"
+        episodes = screen.query_one(EpisodeTable)
+        assert episodes.row_count == 40
+        assert episodes.cursor_row == 39  # following: the newest row is in view
+        await pilot.press("3")
+        await settle(app)
+        assert tabs.active == "config"
+        tree = screen.query_one("#config-tree", Tree)
+        labels = [str(node.label) for node in tree.root.children]
+        assert any(label.startswith("train_params") for label in labels)
+        await pilot.press("tab")
+        assert tabs.active == "charts"
+        await pilot.press("escape")
+        await settle(app)
+        assert isinstance(app.screen, ExperimentsScreen)
+
+
+async def test_filter_narrows_and_clears(sample_db: Path) -> None:
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("slash", *"pendulum")
+        await pilot.pause()
+        assert table(app).row_count == 1
+        await pilot.press("enter")
+        assert table(app).has_focus
+        await pilot.press("slash", "ctrl+u", *"nothing-like-this")
+        await pilot.pause()
+        empty = app.screen.query_one("#empty")
+        assert empty.display
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table(app).row_count == 3
+
+
+async def test_help_screen_lists_keys(sample_db: Path) -> None:
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ExperimentsScreen)
+
+
+async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "metrics.db", [30])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        await pilot.press("enter", "2")
+        await settle(app)
+        episodes = app.screen.query_one(EpisodeTable)
+        await until(lambda: episodes.row_count == 30)
+        await pilot.press("up", "up")
+        assert not episodes.following
+        for num in range(31, 36):
+            add_episode(db, 1, episode_num=num)
+        await until(lambda: episodes.row_count == 35)
+        await until(lambda: episodes.unseen == 5)
+        assert episodes.cursor_row == 27
+        await pilot.pause()
+        label = app.screen.query_one("#follow-state")
+        assert "5 new" in str(label.render())
+        await pilot.press("f")
+        assert episodes.following
+        assert episodes.cursor_row == 34
+        add_episode(db, 1, episode_num=36)
+        await until(lambda: episodes.row_count == 36)
+        await until(lambda: episodes.cursor_row == 35)
+
+
+async def test_file_that_appears_later_and_live_episodes(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    db = tmp_path / "run" / "metrics.db"
+    db.parent.mkdir()
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        empty = app.screen.query_one("#empty")
+        assert empty.display
+        message = str(empty.render())
+        assert "Waiting for" in message
+        assert str(db) in message
+        simulator(db, episodes=40, rate=100)
+        await until(lambda: table(app).row_count == 1)
+        summary = app.monitor.summary((db, 1))
+        assert summary is not None
+        await until(lambda: summary.episodes == 40)
+        await pilot.press("enter", "2")
+        episodes = app.screen.query_one(EpisodeTable)
+        await until(lambda: episodes.row_count == 40)
+        assert [int(str(k.value)) for k in episodes.rows] == sorted(
+            int(str(k.value)) for k in episodes.rows
+        )
+
+
+async def test_hostile_strings_and_numbers(make_db: MakeDb, tmp_path: Path) -> None:
+    db = make_db(tmp_path / "metrics.db", [5])
+    execute(
+        db,
+        "UPDATE experiment SET agent = ?, env = ?, config = ?",
+        ("[/bold]\x1b[31mEvil[", "[red]env[/]\x1b]0;title\x07", '{"train_params": [1, '),
+    )
+    add_episode(db, 1, episode_num=6, reward=float("inf"), actor_loss="oops")
+    add_episode(db, 1, episode_num=7, reward="text", created_at="not a time")
+    app = still(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        texts = " ".join(cell_texts(app))
+        assert "[/bold]" in texts
+        assert "\x1b" not in texts
+        assert "7 !" in texts  # episodes flagged for non-finite values
+        await pilot.press("enter", "2")
+        await settle(app)
+        assert app.screen.query_one(EpisodeTable).row_count == 7
+        await pilot.press("3")
+        await settle(app)
+        panel = app.screen.query_one(ConfigPanel)
+        assert panel.query_one("#config-error").display
+        await pilot.press("1")
+        await settle(app, 0.2)
+
+
+async def test_unreadable_and_empty_sources(tmp_path: Path) -> None:
+    text_file = tmp_path / "a" / "metrics.db"
+    text_file.parent.mkdir()
+    text_file.write_text("hello, not a database\n")
+    empty = tmp_path / "b" / "metrics.db"
+    empty.parent.mkdir()
+    sqlite3.connect(empty).close()
+    with assert_unchanged(tmp_path):
+        app = make_app([text_file, empty], Settings(live=False, clock=lambda: NOW))
+        async with app.run_test(size=SIZE):
+            await settle(app)
+            message = str(app.screen.query_one("#empty").render())
+            assert "Cannot read" in message
+            assert "not a SQLite database" in message
+            assert "Waiting for" in message
+
+
+async def test_export_and_screenshot_from_the_app(sample_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    app = make_app([sample_db], Settings(live=False, clock=lambda: NOW, output_dir=out))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        app.action_export_csv()
+        await settle(app)
+        exported = out / f"velora-{sample_db.parent.name}-exp3.csv"
+        assert exported.read_text().count("\n") == 61
+        app.action_save_svg()
+        assert list(out.glob("velora-tui-*.svg"))
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Pendulum")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(app)
+        assert isinstance(app.screen, ExperimentScreen)
+        assert app.screen.key == (sample_db, 2)
+
+
+async def test_small_terminal_does_not_crash(sample_db: Path) -> None:
+    app = still(sample_db)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app)
+        await pilot.press("enter")
+        await settle(app)
+        await pilot.resize_terminal(20, 6)
+        await pilot.pause()
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert isinstance(app.screen, ExperimentScreen)

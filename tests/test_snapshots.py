@@ -1,0 +1,62 @@
+"""Snapshots of the main screens on the sample database, at 80x24 and 120x40.
+
+Deterministic: a fixed clock, no watcher or heartbeat, and the sample copied to a fixed path
+(paths are shown on screen). Update with `make snapshots` after an intended change.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+from tests.conftest import SAMPLE_DB
+from velora_tui.app import Settings, VeloraApp, make_app
+
+pytestmark = pytest.mark.ui
+
+FIXED = Path("/tmp/velora-tui-snapshot/metrics.db")
+NOW = datetime(2026, 11, 23, 19, 45, 0)
+SnapCompare = Callable[..., bool]
+
+
+def sample_app() -> VeloraApp:
+    FIXED.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(SAMPLE_DB, FIXED)
+    return make_app([FIXED], Settings(live=False, clock=lambda: NOW))
+
+
+def keys_then_settle(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(pilot)
+
+    return run_before
+
+
+async def settle(pilot: Pilot[Any]) -> None:
+    for _ in range(3):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+SCREENS: Iterable[tuple[str, tuple[str, ...]]] = (
+    ("list", ()),
+    ("charts", ("enter",)),
+    ("episodes", ("enter", "2")),
+    ("config", ("enter", "3")),
+    ("help", ("question_mark",)),
+)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize(("name", "keys"), SCREENS, ids=[name for name, _ in SCREENS])
+def test_screen(snap_compare: SnapCompare, name: str, keys: tuple[str, ...], size: Any) -> None:
+    assert snap_compare(sample_app(), terminal_size=size, run_before=keys_then_settle(*keys))
