@@ -67,7 +67,7 @@ class ExperimentCommands(Provider):
 
 
 class VeloraApp(App[None]):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "velora-tui"
     BINDINGS = [
         Binding("q", "quit", "Quit"),

@@ -36,7 +36,7 @@ from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
 SQLITE_HEADER = b"SQLite format 3\x00"
 NOT_CREATED = "not created yet; waiting for training to start"
 MAX_FLOAT = 1.7976931348623157e308
-# Rows per aggregate statement on first load: keeps each read lock to a few tens of ms.
+# Id span per aggregate statement on first load: keeps each read lock to a few tens of ms.
 AGGREGATE_CHUNK = 100_000
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
 BATCH = 20_000
@@ -132,6 +132,7 @@ class MetricsDatabase:
         self._experiment_mark = 0
         self._loaded = False
         self._failed_stat: tuple[int, ...] | None = None
+        self._seen_stat: tuple[int, ...] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -205,6 +206,24 @@ class MetricsDatabase:
 
     # -- refreshing ------------------------------------------------------------------------
 
+    def may_have_changed(self) -> bool:
+        """Cheap and non-blocking (for polling): could a refresh find anything new?"""
+        try:
+            signature: tuple[int, ...] | None = _signature(self.path.stat())
+        except OSError:
+            signature = None
+        if signature != self._seen_stat or self.status.state is SourceState.LOCKED:
+            return True
+        if self._conn is None or not self._lock.acquire(blocking=False):
+            return self._conn is not None  # busy reading: let the refresh decide
+        try:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error:
+            return True
+        finally:
+            self._lock.release()
+        return bool(version != self._data_version)
+
     def refresh(self) -> Update:
         """Read what changed since the last call. Cheap when nothing did (stat + one PRAGMA)."""
         with self._lock:
@@ -215,6 +234,10 @@ class MetricsDatabase:
             except (sqlite3.Error, SQLAlchemyError, SchemaError, NotReady, OSError) as exc:
                 self._fail(exc)
             update.status_changed = self.status != before
+            try:
+                self._seen_stat = _signature(self.path.stat())
+            except OSError:
+                self._seen_stat = None
             return update
 
     def _fail(self, exc: BaseException) -> None:
@@ -279,49 +302,19 @@ class MetricsDatabase:
             self._loaded = True
             self._incremental(update)
             return
-        mark = self._max_episode_id()
-        self._load_experiments(update)
-        schema = self._schema
-        assert schema is not None
-        nonfinite_terms = [
-            ~finite(Episode.reward),
-            ~finite(Episode.actor_loss),
-            ~finite(Episode.critic_loss),
-        ]
-        if schema.has_entropy:
-            entropy = col(Episode.entropy_loss)
-            nonfinite_terms.append(and_(entropy.is_not(None), ~finite(entropy)))
+        # One pass over the experiment_id index alone (covering: no table rows read) gives each
+        # experiment's count and id range, all from one snapshot; its highest id is the mark.
+        counts = select_columns(
+            Episode.experiment_id, func.count(), func.min(Episode.id), func.max(Episode.id)
+        ).group_by(Episode.experiment_id)
         aggregates: dict[int, list[Any]] = {}
-        low = 0
-        while low < mark:
-            high = low + AGGREGATE_CHUNK
-            statement = (
-                select_columns(
-                    Episode.experiment_id,
-                    func.count(),
-                    func.min(Episode.id),
-                    func.max(Episode.id),
-                    func.max(finite_or_null(Episode.reward)),
-                    func.sum(case((or_(*nonfinite_terms), 1), else_=0)),
-                )
-                .where(col(Episode.id) > low, col(Episode.id) <= min(high, mark))
-                .group_by(Episode.experiment_id)
-            )
-            for exp_id, count, first, last, best, bad in self._fetch(statement):
-                key = as_int(exp_id)
-                if key is None:
-                    continue
-                agg = aggregates.get(key)
-                if agg is None:
-                    aggregates[key] = [count, first, last, best, bad or 0]
-                    continue
-                agg[0] += count
-                agg[1] = min(agg[1], first)
-                agg[2] = max(agg[2], last)
-                if best is not None and (agg[3] is None or best > agg[3]):
-                    agg[3] = best
-                agg[4] += bad or 0
-            low = high
+        for exp_id, count, first, last in self._fetch(counts):
+            key = as_int(exp_id)
+            if key is not None:
+                aggregates[key] = [count, first, last, None, 0]
+        mark = max((agg[2] for agg in aggregates.values()), default=0)
+        self._load_experiments(update)
+        self._add_rewards(aggregates)
         edge_ids = [agg[1] for agg in aggregates.values()] + [agg[2] for agg in aggregates.values()]
         edges = {row.id: row for row in self._episodes_by_id(edge_ids)}
         for exp_id, (count, first, last, best, bad) in aggregates.items():
@@ -341,6 +334,36 @@ class MetricsDatabase:
             update.experiments.add(exp_id)
         self._episode_mark = mark
         self._loaded = True
+
+    def _add_rewards(self, aggregates: dict[int, list[Any]]) -> None:
+        """Best reward and non-finite rows per experiment, in short indexed reads."""
+        schema = self._schema
+        assert schema is not None
+        nonfinite_terms = [
+            ~finite(Episode.reward),
+            ~finite(Episode.actor_loss),
+            ~finite(Episode.critic_loss),
+        ]
+        if schema.has_entropy:
+            entropy = col(Episode.entropy_loss)
+            nonfinite_terms.append(and_(entropy.is_not(None), ~finite(entropy)))
+        bad = func.sum(case((or_(*nonfinite_terms), 1), else_=0))
+        best = func.max(finite_or_null(Episode.reward))
+        for exp_id, agg in aggregates.items():
+            _count, first, last = agg[0], agg[1], agg[2]
+            low = first
+            while low <= last:
+                high = min(last, low + AGGREGATE_CHUNK - 1)
+                statement = select_columns(best, bad).where(
+                    Episode.experiment_id == exp_id,
+                    col(Episode.id) >= low,
+                    col(Episode.id) <= high,
+                )
+                chunk_best, chunk_bad = self._fetch(statement)[0]
+                if chunk_best is not None and (agg[3] is None or chunk_best > agg[3]):
+                    agg[3] = chunk_best
+                agg[4] += chunk_bad or 0
+                low = high + 1
 
     def _incremental(self, update: Update) -> None:
         if self._max_episode_id() < self._episode_mark:

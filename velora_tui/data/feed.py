@@ -3,7 +3,7 @@
 It watches the parent directories (watching a file goes silent when the file is replaced) with
 watchfiles, and yields a heartbeat at least every second. Whoever consumes it confirms each
 change with `PRAGMA data_version` (MetricsDatabase.refresh). Where inotify sees nothing (NFS,
-some container mounts) or cannot be used (watch limit reached), it polls every 25 ms instead:
+some container mounts) or cannot be used (watch limit reached), it polls every 40 ms instead:
 by request (`--poll`), on a watcher error, or when heartbeats keep finding changes that no file
 event announced.
 """
@@ -11,7 +11,6 @@ event announced.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor, WatchRoot
 
 HEARTBEAT = 1.0
-POLL_INTERVAL = 0.025
+POLL_INTERVAL = 0.04
 # watchfiles: wait 10 ms for more events after one, deliver a busy stream at least every 50 ms.
 STEP_MS = 10
 DEBOUNCE_MS = 50
@@ -91,16 +90,18 @@ class ChangeFeed:
     async def _poll(self) -> AsyncIterator[Changes]:
         last_beat = time.monotonic()
         while not self._stopped.is_set() and self.mode is FeedMode.POLLING:
-            await self._sleep(self.poll_interval)
+            await asyncio.sleep(self.poll_interval)
             now = time.monotonic()
             beat = now - last_beat >= self.heartbeat
             if beat:
                 last_beat = now
-            yield Changes(frozenset(self.monitor.databases), beat)
-
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopped.wait(), seconds)
+            changed = frozenset(
+                path
+                for path, database in list(self.monitor.databases.items())
+                if database.may_have_changed()
+            )
+            if changed or beat:
+                yield Changes(changed, beat)
 
     async def _watch(self) -> AsyncIterator[Changes]:
         """Watch the current roots; return (to be restarted) when the roots change."""

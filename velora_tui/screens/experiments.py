@@ -40,7 +40,7 @@ class ExperimentsScreen(Screen[None]):
         super().__init__()
         self.query_text = ""
         self.spark_due: set[Key] = set()
-        self.sparks_loading = False
+        self.preview_line: Text | None = None
 
     @property
     def velora(self) -> VeloraApp:
@@ -74,7 +74,7 @@ class ExperimentsScreen(Screen[None]):
         if any(u.reset for u in message.updates):
             self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
         self.spark_due |= changed
-        if message.heartbeat or not self.velora.settings.live:
+        if self.spark_due and (message.heartbeat or not self.velora.settings.live):
             self.load_sparks()
         self.refresh_view(None if message.heartbeat else changed)
 
@@ -129,6 +129,7 @@ class ExperimentsScreen(Screen[None]):
         if summary is None:
             title.update("")
             spark.data = []
+            self.preview_line = None
             return
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"#{summary.id} ", style="bold")
@@ -138,9 +139,13 @@ class ExperimentsScreen(Screen[None]):
         line.append(f"  reward over {summary.episodes} episodes", style="dim")
         line.append(f"  best {format_number(summary.best_reward)}")
         line.append(f"  last episode {ago(summary.last_activity, self.velora.now())}", style="dim")
-        title.update(line)
+        if line != self.preview_line:
+            self.preview_line = line
+            title.update(line)
         values = self.query_one(ExperimentTable).sparks.get(summary.key, ())
-        spark.data = [v for v in values if math.isfinite(v)]  # Sparkline fails on NaN
+        data = [v for v in values if math.isfinite(v)]  # Sparkline fails on NaN
+        if data != spark.data:
+            spark.data = data
 
     @work(thread=True, exclusive=True, group="sparks", exit_on_error=False)
     def load_sparks(self) -> None:

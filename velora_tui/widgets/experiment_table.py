@@ -44,6 +44,7 @@ class ExperimentTable(DataTable[Text]):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.order: list[Key] = []
+        self.rendered: dict[Key, list[Text]] = {}
         self.sparks: dict[Key, Sequence[float]] = {}
         self.show_db = False
 
@@ -82,8 +83,10 @@ class ExperimentTable(DataTable[Text]):
         with self.app.batch_update():
             if order != self.order:
                 self.clear()
+                self.rendered = {}
                 for s in summaries:
-                    self.add_row(*self.cells(s, now), key=row_key(s.key))
+                    cells = self.rendered[s.key] = self.cells(s, now)
+                    self.add_row(*cells, key=row_key(s.key))
                 self.order = order
                 if selected in order:
                     self.move_cursor(row=order.index(selected), animate=False)
@@ -92,8 +95,12 @@ class ExperimentTable(DataTable[Text]):
                 if changed is not None and not changed(s.key):
                     continue
                 key = row_key(s.key)
-                for (column, _), value in zip(COLUMNS, self.cells(s, now), strict=True):
-                    self.update_cell(key, column, value, update_width=True)
+                cells = self.cells(s, now)
+                before = self.rendered.get(s.key, [])
+                for index, ((column, _), value) in enumerate(zip(COLUMNS, cells, strict=True)):
+                    if index >= len(before) or before[index] != value:
+                        self.update_cell(key, column, value, update_width=True)
+                self.rendered[s.key] = cells
 
     @property
     def selected_key(self) -> Key | None:

@@ -56,5 +56,10 @@ class StatusBar(Static):
     }
     """
 
+    shown: Text | None = None
+
     def show(self, statuses: list[SourceStatus], mode: str, updated: datetime | None) -> None:
-        self.update(describe_sources(statuses, mode, updated))
+        line = describe_sources(statuses, mode, updated)
+        if line != self.shown:
+            self.shown = line
+            self.update(line)

@@ -1,0 +1,138 @@
+"""The running app: commit-to-screen latency, idle CPU, time to first full screen, memory.
+
+Runs the real app headless in this process (Textual's test driver renders every frame, as a
+terminal would). Prints numbers; `main()` returns them for bench/run_all.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from bench.common import (
+    Metric,
+    big_database,
+    percentile,
+    print_header,
+    read_commit_log,
+    scratch_dir,
+    simulator,
+)
+from velora_tui.app import Settings, VeloraApp
+from velora_tui.data.records import Update
+from velora_tui.data.sources import Monitor
+from velora_tui.widgets.experiment_table import ExperimentTable
+
+SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "sample-0.2.0.db"
+
+
+class TimedApp(VeloraApp):
+    """Stamps every episode id when the screen showing it has been painted."""
+
+    shown: dict[int, float]
+
+    def publish(self, updates: list[Update], heartbeat: bool = False) -> None:
+        super().publish(updates, heartbeat)
+        ids = [row.id for update in updates for row in update.episodes]
+        if ids:
+            self.call_after_refresh(self._stamp, ids)
+
+    def _stamp(self, ids: list[int]) -> None:
+        self.call_after_refresh(self._painted, ids)
+
+    def _painted(self, ids: list[int]) -> None:
+        now = time.time()
+        for episode_id in ids:
+            self.shown.setdefault(episode_id, now)
+
+
+async def commit_to_screen(poll: bool, episodes: int = 300, rate: float = 30.0) -> list[float]:
+    with scratch_dir("app-latency") as folder:
+        db = folder / "metrics.db"
+        log = folder / "commits.log"
+        app = TimedApp(Monitor([db]), Settings(poll=poll))
+        app.shown = {}
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.5)
+            with simulator(db, rate=rate, episodes=episodes, commit_log=log):
+                deadline = time.monotonic() + episodes / rate + 15
+                while len(app.shown) < episodes and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)
+                await pilot.press("enter", "2")  # the episode tail keeps up too
+                await pilot.pause(0.3)
+            commits = read_commit_log(log)
+        latencies = [app.shown[i] - t for i, t in commits.items() if i in app.shown]
+        missing = len(commits) - len(latencies)
+        if missing:
+            print(f"  {missing} committed episodes never reached the screen", file=sys.stderr)
+        return latencies
+
+
+async def idle_cpu(seconds: float = 10.0) -> float:
+    with scratch_dir("app-idle") as folder:
+        db = folder / "metrics.db"
+        shutil.copyfile(SAMPLE, db)
+        app = VeloraApp(Monitor([db]), Settings())
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(2.0)
+            start_cpu, start = time.process_time(), time.perf_counter()
+            await asyncio.sleep(seconds)
+            used = time.process_time() - start_cpu
+            return 100.0 * used / (time.perf_counter() - start)
+
+
+async def first_screen(db: Path) -> tuple[float, float]:
+    started = time.perf_counter()
+    app = VeloraApp(Monitor([db]), Settings(live=False))
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = app.screen.query_one(ExperimentTable)
+        while table.row_count < 100:
+            await asyncio.sleep(0.005)
+        await pilot.pause()
+        elapsed = time.perf_counter() - started
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return elapsed, peak_mb
+
+
+def main() -> list[Metric]:
+    print_header("app: commit to screen (120x40, simulator at 30 episodes/s)")
+    metrics = []
+    for poll in (False, True):
+        lat = asyncio.run(commit_to_screen(poll))
+        p50, p95 = percentile(lat, 50) * 1000, percentile(lat, 95) * 1000
+        mode = "polling" if poll else "watching"
+        print(
+            f"  {mode}: n={len(lat)} p50 {p50:.1f} ms  p95 {p95:.1f} ms"
+            f"  max {max(lat) * 1000:.1f} ms"
+        )
+        metrics.append(
+            Metric(
+                f"app commit-to-screen p50/p95 ({mode})",
+                "p95 <= 100 ms",
+                f"{p50:.0f} / {p95:.0f} ms",
+                p95 <= 100,
+            )
+        )
+    print_header("app: idle CPU over 10 s (sample database, watching)")
+    cpu = asyncio.run(idle_cpu())
+    print(f"  {cpu:.2f}% of one core")
+    metrics.append(Metric("app idle CPU (10 s)", "< 1% of a core", f"{cpu:.2f}%", cpu < 1.0))
+    print_header("app: first full screen on 100 experiments x 10,000 episodes")
+    db = big_database()
+    elapsed, peak = asyncio.run(first_screen(db))
+    print(f"  first full screen {elapsed:.2f} s, peak RSS {peak:.0f} MB")
+    metrics.append(
+        Metric("app first full screen, 1M episodes", "<= 1 s", f"{elapsed:.2f} s", elapsed <= 1.0)
+    )
+    metrics.append(
+        Metric("app peak memory, 1M episodes", "<= 200 MB", f"{peak:.0f} MB", peak <= 200)
+    )
+    return metrics
+
+
+if __name__ == "__main__":
+    main()
