@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from textual import on, work
@@ -15,7 +16,14 @@ from velora_tui.data.config import ConfigView
 from velora_tui.data.records import EpisodeRow
 from velora_tui.data.series import Series, load_series
 from velora_tui.messages import DataChanged
-from velora_tui.widgets.charts import PANELS, REWARD, MetricChart
+from velora_tui.widgets.charts import (
+    PANELS,
+    REWARD,
+    SMOOTHING_STEPS,
+    X_AXES,
+    ChartOptions,
+    MetricChart,
+)
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
@@ -31,12 +39,16 @@ TABS = ("charts", "episodes", "config")
 class ExperimentScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "back", "Back"),
-        Binding("1", "tab('charts')", "Charts"),
-        Binding("2", "tab('episodes')", "Episodes"),
-        Binding("3", "tab('config')", "Config"),
+        Binding("1", "tab('charts')", "Charts", show=False),
+        Binding("2", "tab('episodes')", "Episodes", show=False),
+        Binding("3", "tab('config')", "Config", show=False),
         Binding("tab", "next_tab(1)", "Next tab", show=False, priority=True),
         Binding("shift+tab", "next_tab(-1)", "Previous tab", show=False, priority=True),
         Binding("f", "follow", "Follow"),
+        Binding("plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-"),
+        Binding("minus", "smoothing(-1)", "Less smoothing", show=False),
+        Binding("x", "x_axis", "X axis"),
+        Binding("l", "log_scale", "Log"),
     ]
 
     def __init__(self, key: Key) -> None:
@@ -44,6 +56,7 @@ class ExperimentScreen(Screen[None]):
         self.key = key
         self.charts_dirty = True
         self.charts_loading = False
+        self.chart_options = ChartOptions()
 
     @property
     def velora(self) -> VeloraApp:
@@ -111,7 +124,7 @@ class ExperimentScreen(Screen[None]):
     def show_series(self, series: Series) -> None:
         self.charts_loading = False
         for chart in self.query(MetricChart):
-            chart.show(series)
+            chart.show(series, self.chart_options)
         if self.charts_dirty:
             self.load_charts()
 
@@ -173,6 +186,26 @@ class ExperimentScreen(Screen[None]):
         tabs = self.query_one(TabbedContent)
         index = TABS.index(tabs.active) if tabs.active in TABS else 0
         tabs.active = TABS[(index + step) % len(TABS)]
+
+    def set_chart_options(self, options: ChartOptions) -> None:
+        self.chart_options = options
+        self.query_one(TabbedContent).active = "charts"
+        for chart in self.query(MetricChart):
+            chart.show(options=options)
+
+    def action_smoothing(self, step: int) -> None:
+        current = self.chart_options.smoothing
+        index = min(range(len(SMOOTHING_STEPS)), key=lambda i: abs(SMOOTHING_STEPS[i] - current))
+        index = max(0, min(len(SMOOTHING_STEPS) - 1, index + step))
+        self.set_chart_options(replace(self.chart_options, smoothing=SMOOTHING_STEPS[index]))
+
+    def action_x_axis(self) -> None:
+        axis = X_AXES[(X_AXES.index(self.chart_options.x_axis) + 1) % len(X_AXES)]
+        self.set_chart_options(replace(self.chart_options, x_axis=axis))
+
+    def action_log_scale(self) -> None:
+        log = not self.chart_options.log_losses
+        self.set_chart_options(replace(self.chart_options, log_losses=log))
 
     def action_follow(self) -> None:
         self.query_one(TabbedContent).active = "episodes"

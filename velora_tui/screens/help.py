@@ -23,6 +23,9 @@ KEYS = (
     ("Esc", "back to the list"),
     ("1 2 3  Tab", "Charts, Episodes, Config tabs"),
     ("f  End", "follow new episodes (moving up pauses following)"),
+    ("+ -", "charts: more / less smoothing (debiased moving average, 0 to 0.999)"),
+    ("x", "charts: x axis: episode, environment steps, time since start"),
+    ("l", "charts: log scale for the losses"),
     ("Config: type + Enter", "search the config; Enter again for the next match"),
     ("Mouse", "click rows and tabs, scroll with the wheel"),
 )

@@ -9,8 +9,12 @@ from dataclasses import dataclass
 from textual_plotext import PlotextPlot
 
 from velora_tui.data.series import Series
+from velora_tui.data.smoothing import smooth
 
 FAINT = (110, 110, 130)
+RAW = (80, 90, 120)
+X_AXES = ("episode", "steps", "time")
+SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,14 +22,34 @@ class ChartSpec:
     title: str
     metric: str
     color: tuple[int, int, int]
+    loss: bool = False
 
 
-REWARD = ChartSpec("reward (blue) · moving avg ± std (yellow)", "reward", (90, 170, 255))
+@dataclass(frozen=True, slots=True)
+class ChartOptions:
+    smoothing: float = 0.6
+    x_axis: str = "episode"
+    log_losses: bool = False
+
+    def x_values(self, series: Series) -> tuple[list[float], str]:
+        if self.x_axis == "steps":
+            return series.steps, "environment steps"
+        if self.x_axis == "time":
+            finite = [s for s in series.seconds if math.isfinite(s)]
+            if finite and max(finite) > 3 * 3600:
+                return [s / 3600 for s in series.seconds], "hours since start"
+            if finite and max(finite) > 600:
+                return [s / 60 for s in series.seconds], "minutes since start"
+            return series.seconds, "seconds since start"
+        return series.episode, "episode"
+
+
+REWARD = ChartSpec("reward", "reward", (90, 170, 255))
 PANELS = (
     ChartSpec("episode length", "length", (200, 160, 255)),
-    ChartSpec("actor loss", "actor_loss", (255, 150, 90)),
-    ChartSpec("critic loss", "critic_loss", (255, 110, 140)),
-    ChartSpec("entropy loss", "entropy_loss", (120, 220, 160)),
+    ChartSpec("actor loss", "actor_loss", (255, 150, 90), loss=True),
+    ChartSpec("critic loss", "critic_loss", (255, 110, 140), loss=True),
+    ChartSpec("entropy loss", "entropy_loss", (120, 220, 160), loss=True),
 )
 
 
@@ -34,51 +58,88 @@ def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def for_log_scale(values: Sequence[float]) -> tuple[list[float], str]:
+    """Values a log axis can show, and what was done to them (said on the chart)."""
+    finite = [v for v in values if math.isfinite(v)]
+    if finite and all(v < 0 for v in finite):
+        return [-v if math.isfinite(v) else math.nan for v in values], "negated"
+    hidden = sum(1 for v in finite if v <= 0)
+    kept = [v if math.isfinite(v) and v > 0 else math.nan for v in values]
+    return kept, f"{hidden} <= 0 hidden" if hidden else ""
+
+
 class MetricChart(PlotextPlot):
-    """One metric; for the reward, also its moving average and a +-std band."""
+    """One metric, smoothed over its faint raw curve; the reward also gets its moving average
+    and a +-std band. When downsampled, each bucket's min and max are drawn faintly too."""
 
     def __init__(self, spec: ChartSpec, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.spec = spec
         self.series: Series | None = None
-        self.empty_note = "waiting for episodes"
+        self.options = ChartOptions()
 
     def on_mount(self) -> None:
         self.draw()
 
-    def show(self, series: Series) -> None:
-        self.series = series
+    def show(self, series: Series | None = None, options: ChartOptions | None = None) -> None:
+        if series is not None:
+            self.series = series
+        if options is not None:
+            self.options = options
         self.draw()
 
     def draw(self) -> None:
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.spec.title)
-        if self.spec.metric == "reward":
-            plt.xlabel("episode")
+        options = self.options
         series = self.series
         band = series.bands[self.spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
-            note = "no data" if series is not None and len(series) else self.empty_note
+            note = "no data" if series is not None and len(series) else "waiting for episodes"
             plt.title(f"{self.spec.title}: {note}")
             self.refresh()
             return
-        xs = series.episode
+        xs, x_label = options.x_values(series)
+        if self.spec.metric == "reward":
+            plt.xlabel(x_label)
+        notes = []
+        log_note = ""
+        mean, low, high = band.mean, band.low, band.high
+        if self.spec.loss and options.log_losses:
+            mean, log_note = for_log_scale(mean)
+            low, _ = for_log_scale(low)
+            high, _ = for_log_scale(high)
+            plt.yscale("log")
+            notes.append("log")
+        short = " (log)" if self.spec.loss and options.log_losses else ""
         if not series.exact:
-            for edge in (band.low, band.high):
-                x, y = finite_points(xs, edge)
-                plt.plot(x, y, marker="braille", color=FAINT)
-        x, y = finite_points(xs, band.mean)
+            for edge in (low, high):
+                plt.plot(*finite_points(xs, edge), marker="braille", color=FAINT)
+        if options.smoothing > 0:
+            plt.plot(*finite_points(xs, mean), marker="braille", color=RAW)
+            mean = smooth(mean, options.smoothing)
+            notes.append(f"smoothing {options.smoothing:g}")
+        x, y = finite_points(xs, mean)
+        if not x:
+            plt.title(f"{self.spec.title}: nothing to plot ({', '.join(notes)})")
+            self.refresh()
+            return
         plt.plot(x, y, marker="braille", color=self.spec.color)
+        title = self.spec.title + short
         if self.spec.metric == "reward":
             avg = series.bands["reward_moving_avg"].mean
             std = series.bands["reward_moving_std"].mean
-            upper = [a + s for a, s in zip(avg, std, strict=False)]
-            lower = [a - s for a, s in zip(avg, std, strict=False)]
-            for edge in (upper, lower):
-                x, y = finite_points(xs, edge)
-                plt.plot(x, y, marker="dot", color=(70, 110, 90))
-            x, y = finite_points(xs, avg)
-            plt.plot(x, y, marker="braille", color=(240, 210, 90))
+            for sign in (1, -1):
+                edge = [a + sign * s for a, s in zip(avg, std, strict=False)]
+                plt.plot(*finite_points(xs, edge), marker="dot", color=(70, 110, 90))
+            plt.plot(*finite_points(xs, avg), marker="braille", color=(240, 210, 90))
+            title = "reward (blue) · moving avg ± std (yellow)"
+            if options.smoothing:
+                title += f" · smoothing {options.smoothing:g}"
+        elif log_note == "negated":
+            title = f"-{self.spec.title} (log)"  # all values negative: plotted negated
+        elif log_note:
+            title = f"{self.spec.title} (log, {log_note})"
+        plt.title(title)
         self.refresh()

@@ -1,0 +1,971 @@
+"""MetricsDatabase and Monitor against real files.
+
+Every test that opens a file checks that its folder is byte-for-byte unchanged afterwards
+(promise 1: the monitor never changes the file, never creates one).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    SAMPLE_DB,
+    SAMPLE_EPISODES,
+    MakeDb,
+    RunSpec,
+    Simulator,
+    Spawn,
+    add_episode,
+    assert_unchanged,
+    build_velora_db,
+    execute,
+    hostile_db,
+)
+from velora_tui.data.database import NOT_CREATED, MetricsDatabase, connect_readonly
+from velora_tui.data.records import (
+    EPISODE_FIELDS,
+    EpisodeRow,
+    ExperimentSummary,
+    RunStatus,
+    SourceState,
+    Update,
+)
+from velora_tui.data.series import METRICS, load_series
+from velora_tui.data.sources import Monitor, database_for, find_databases
+
+TIMEOUT = 30.0
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Ground truth, read with the same read-only rules as the reader."""
+    conn = connect_readonly(path)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def state(db: MetricsDatabase) -> SourceState:
+    """The source's state now (a call, so that type checkers do not narrow it)."""
+    return db.status.state
+
+
+def opened(path: Path, *, replay: bool = False, busy_timeout: float = 1.0) -> MetricsDatabase:
+    return MetricsDatabase(path, busy_timeout=busy_timeout, replay=replay)
+
+
+def facts(summary: ExperimentSummary) -> dict[str, Any]:
+    """A summary's comparable fields, NaN made comparable."""
+
+    def norm(value: Any) -> Any:
+        return "nan" if isinstance(value, float) and math.isnan(value) else value
+
+    names = [
+        "id",
+        "agent",
+        "env",
+        "created_at",
+        "n_episodes",
+        "episodes",
+        "first_id",
+        "last_id",
+        "last_episode_num",
+        "last_reward",
+        "best_reward",
+        "reward_moving_avg",
+        "first_activity",
+        "last_activity",
+        "nonfinite",
+    ]
+    return {name: norm(getattr(summary, name)) for name in names}
+
+
+def copy_sample(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "metrics.db"
+    shutil.copyfile(SAMPLE_DB, target)
+    return target
+
+
+# -- the real sample ---------------------------------------------------------------------------
+
+
+def test_sample_summaries(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        update = db.refresh()
+        try:
+            assert state(db) is SourceState.OK
+            assert update.db == sample_db
+            assert update.experiments == {1, 2, 3}
+            assert update.episodes == []  # a first load summarises, it does not replay
+            assert update.status_changed
+            assert not update.reset
+            assert set(db.summaries) == {1, 2, 3}
+            truth = {
+                exp: (count, first, last, best)
+                for exp, count, first, last, best in query(
+                    sample_db,
+                    "SELECT experiment_id, count(*), min(id), max(id), max(reward) "
+                    "FROM episode GROUP BY experiment_id",
+                )
+            }
+            now = datetime.now()
+            for exp_id, expected in SAMPLE_EPISODES.items():
+                summary = db.summaries[exp_id]
+                count, first, last, best = truth[exp_id]
+                assert summary.episodes == expected == count
+                assert summary.n_episodes == expected
+                assert summary.status(now) is RunStatus.FINISHED
+                assert summary.finished
+                assert summary.eta() is None
+                assert (summary.first_id, summary.last_id) == (first, last)
+                assert summary.best_reward == best
+                assert summary.last_episode_num == expected
+                [(reward, avg, stamp)] = query(
+                    sample_db,
+                    "SELECT reward, reward_moving_avg, created_at FROM episode WHERE id = ?",
+                    (last,),
+                )
+                assert summary.last_reward == reward
+                assert summary.reward_moving_avg == avg
+                assert summary.last_activity == datetime.fromisoformat(stamp)
+                assert summary.created_at is not None
+                assert summary.created_at.tzinfo is None
+                assert summary.nonfinite == 0
+                assert summary.db == sample_db
+                assert summary.key == (sample_db, exp_id)
+                json.dumps(summary.to_json(now), allow_nan=False)
+            assert (db.summaries[1].agent, db.summaries[1].env) == ("NeuroFlow", "CartPole-v1")
+            assert (db.summaries[2].agent, db.summaries[2].env) == (
+                "NeuroFlowCT",
+                "InvertedPendulum-v5",
+            )
+        finally:
+            db.close()
+
+
+def test_refresh_without_change_is_empty(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        assert db.refresh()
+        for _ in range(3):
+            again = db.refresh()
+            assert not again
+            assert again == Update(sample_db)
+        assert state(db) is SourceState.OK
+        db.close()
+
+
+def test_replay_hands_out_every_row_once(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db, replay=True)
+        update = db.refresh()
+        assert [row.id for row in update.episodes] == list(range(1, 221))
+        assert not db.refresh()
+        assert {k: s.episodes for k, s in db.summaries.items()} == SAMPLE_EPISODES
+        db.close()
+
+
+def test_replay_and_summary_paths_agree(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        summarised, replayed = opened(sample_db), opened(sample_db, replay=True)
+        summarised.refresh()
+        replayed.refresh()
+        assert {k: facts(s) for k, s in summarised.summaries.items()} == {
+            k: facts(s) for k, s in replayed.summaries.items()
+        }
+        summarised.close()
+        replayed.close()
+
+
+def test_on_demand_reads(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        assert [r.id for r in db.latest_episodes(None, 5)] == [216, 217, 218, 219, 220]
+        assert [r.episode_num for r in db.latest_episodes(2, 3)] == [38, 39, 40]
+        assert db.latest_episodes(2, 0) == []
+        assert db.latest_episodes(99, 5) == []
+        chunks = list(db.iter_episodes(1, chunk=50))
+        assert [len(c) for c in chunks] == [50, 50, 20]
+        assert [r.id for c in chunks for r in c] == list(range(1, 121))
+        row = chunks[0][0]
+        assert isinstance(row, EpisodeRow)
+        assert set(row.to_json()) == set(EPISODE_FIELDS)
+        assert row.entropy_loss is not None
+        assert row.created_at is not None
+        assert list(db.iter_episodes(99)) == []
+        config = db.config(1)
+        assert config.ok
+        assert isinstance(config.data, dict)
+        assert config.data["train_params"]["n_episodes"] == 120
+        missing = db.config(99)
+        assert not missing.ok
+        assert missing.error is not None
+        assert "no row" in missing.error
+        db.close()
+
+
+# -- live changes ------------------------------------------------------------------------------
+
+
+def test_incremental_refresh_picks_new_rows_exactly_once(sample_db: Path) -> None:
+    db = opened(sample_db)
+    try:
+        with assert_unchanged(sample_db.parent):
+            db.refresh()
+        new_ids = [
+            add_episode(sample_db, 2, episode_num=41, reward=99.0),
+            add_episode(sample_db, 2, episode_num=42, reward=-3.0),
+        ]
+        exp_id = execute(
+            sample_db,
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+            ("NeuroFlow", "LunarLander-v3", '{"train_params": {"n_episodes": 5}}', "2026-01-01"),
+        )
+        assert exp_id == 4
+        new_ids.append(add_episode(sample_db, 4, episode_num=1, reward=1.5))
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert [row.id for row in update.episodes] == new_ids == [221, 222, 223]
+            assert update.experiments == {2, 4}
+            assert not update.reset
+            assert not update.more
+            two, four = db.summaries[2], db.summaries[4]
+            assert two.episodes == 42
+            assert two.best_reward == 99.0
+            assert two.last_reward == -3.0
+            assert two.last_episode_num == 42
+            assert four.episodes == 1
+            assert four.n_episodes == 5
+            assert four.env == "LunarLander-v3"
+            assert four.status(datetime.now()) is RunStatus.RUNNING
+            assert not db.refresh()
+        newest = add_episode(sample_db, 4, episode_num=2, reward=2.5)
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert [row.id for row in update.episodes] == [newest]
+            assert db.summaries[4].episodes == 2
+            assert not db.refresh()
+            assert db.latest_episodes(4, 10)[-1].id == newest
+    finally:
+        db.close()
+
+
+def test_experiment_without_episodes_then_episodes(tmp_path: Path) -> None:
+    path = build_velora_db(tmp_path / "metrics.db", [RunSpec(planned=10, write=0)])
+    db = opened(path)
+    try:
+        with assert_unchanged(tmp_path):
+            update = db.refresh()
+            assert update.experiments == {1}
+            summary = db.summaries[1]
+            assert summary.episodes == 0
+            assert summary.status(datetime.now()) is RunStatus.EMPTY
+            assert summary.n_episodes == 10
+        add_episode(tmp_path / "metrics.db", 1, episode_num=1, reward=4.0)
+        with assert_unchanged(tmp_path):
+            update = db.refresh()
+            assert [r.reward for r in update.episodes] == [4.0]
+            assert db.summaries[1].status(datetime.now()) is RunStatus.RUNNING
+    finally:
+        db.close()
+
+
+def test_live_writer_process(tmp_path: Path, simulator: Simulator) -> None:
+    """A real writer process at full speed: every row arrives once and the writer never fails."""
+    path = tmp_path / "run" / "metrics.db"
+    path.parent.mkdir()
+    db = opened(path, replay=True)
+    seen: list[int] = []
+    try:
+        proc = simulator(path, episodes=150, experiments=2, rate=0)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen.extend(row.id for row in db.refresh().episodes)
+            if proc.poll() is not None and len(seen) >= 300:
+                break
+            time.sleep(0.01)
+        assert proc.wait(10) == 0
+        with assert_unchanged(path.parent):
+            seen.extend(row.id for row in db.refresh().episodes)
+            assert seen == list(range(1, 301))
+            assert {k: s.episodes for k, s in db.summaries.items()} == {1: 150, 2: 150}
+            assert all(s.finished for s in db.summaries.values())
+            assert len(load_series(db, 2, buckets=10)) <= 10
+    finally:
+        db.close()
+
+
+# -- schemas -----------------------------------------------------------------------------------
+
+
+def test_both_schemas(tmp_path: Path, make_db: MakeDb, schema: str) -> None:
+    path = make_db(tmp_path / "metrics.db", [30, 20], schema=schema)
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.OK
+        assert {k: s.episodes for k, s in db.summaries.items()} == {1: 30, 2: 20}
+        assert db.summaries[2].status(datetime.now()) is RunStatus.FINISHED
+        rows = db.latest_episodes(1, 5)
+        assert len(rows) == 5
+        if schema == "0.1.1":
+            assert all(row.entropy_loss is None for row in rows)
+            assert all(row.to_json()["entropy_loss"] is None for row in rows)
+        else:
+            assert all(row.entropy_loss is not None for row in rows)
+        series = load_series(db, 1)
+        assert series.bands["entropy_loss"].has_data() is (schema == "0.2.0")
+        assert series.bands["reward"].has_data()
+        replayed = opened(path, replay=True)
+        assert len(replayed.refresh().episodes) == 50
+        assert all(
+            (r.entropy_loss is None) is (schema == "0.1.1") for r in replayed.refresh().episodes
+        )
+        replayed.close()
+        db.close()
+
+
+def test_0_1_1_live_rows(tmp_path: Path, make_db: MakeDb) -> None:
+    path = make_db(tmp_path / "metrics.db", [5], schema="0.1.1")
+    db = opened(path)
+    try:
+        db.refresh()
+        add_episode(path, 1, episode_num=6, reward=12.0)
+        with assert_unchanged(tmp_path):
+            [row] = db.refresh().episodes
+            assert row.entropy_loss is None
+            assert not row.has_nonfinite
+            assert db.summaries[1].episodes == 6
+    finally:
+        db.close()
+
+
+# -- source states -----------------------------------------------------------------------------
+
+
+def test_missing_file_waits_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        update = db.refresh()
+        assert state(db) is SourceState.WAITING
+        assert db.status.message == NOT_CREATED
+        assert update.status_changed is False  # it started out waiting
+        assert not update
+        assert db.latest_episodes(None, 5) == []
+        assert list(db.iter_episodes(1)) == []
+        assert not db.config(1).ok
+        assert len(load_series(db, 1)) == 0
+        assert db.refresh().episodes == []
+        db.close()
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_directory_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "not" / "there" / "metrics.db"
+    with assert_unchanged(tmp_path):
+        monitor = Monitor([path])
+        assert monitor.refresh() == []
+        [status] = monitor.statuses()
+        assert status.state is SourceState.WAITING
+        monitor.close()
+    assert not (tmp_path / "not").exists()
+
+
+def test_path_with_uri_characters(tmp_path: Path) -> None:
+    folder = tmp_path / "odd #name?mode=rw&x%20"
+    path = copy_sample(folder)
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.OK
+        assert len(db.summaries) == 3
+        db.close()
+        missing = opened(folder / "sub#x" / "metrics.db")
+        missing.refresh()
+        assert state(missing) is SourceState.WAITING
+    assert not (folder / "sub#x").exists()
+
+
+def test_empty_file_is_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    path.touch()
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.WAITING
+        assert "empty" in db.status.message
+        assert not db.refresh()  # same bytes: nothing new
+        db.close()
+
+
+def test_sqlite_file_without_tables_is_waiting(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    execute(path, "PRAGMA user_version = 1")  # a valid database file with no tables
+    assert path.stat().st_size > 0
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.WAITING
+        db.close()
+
+
+def test_empty_file_then_velora_creates_tables(tmp_path: Path, make_db: MakeDb) -> None:
+    path = tmp_path / "metrics.db"
+    path.touch()
+    db = opened(path)
+    try:
+        with assert_unchanged(tmp_path):
+            db.refresh()
+            assert state(db) is SourceState.WAITING
+        make_db(path, [4])
+        with assert_unchanged(tmp_path):
+            update = db.refresh()
+            assert update.status_changed
+            assert state(db) is SourceState.OK
+            assert db.summaries[1].episodes == 4
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"hello, this is not a database\n" * 10, b"\x00" * 4096, b"SQLite format 2\x00" + b"x" * 200],
+)
+def test_non_sqlite_file_is_unreadable(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "metrics.db"
+    path.write_bytes(content)
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        update = db.refresh()
+        assert state(db) is SourceState.UNREADABLE
+        assert db.status.message == "not a SQLite database"
+        assert update.status_changed
+        assert not db.refresh().status_changed
+        assert db.latest_episodes(None, 3) == []
+        db.close()
+
+
+def test_sqlite_without_velora_tables_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    execute(path, "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.UNREADABLE
+        assert "not a velora metrics database" in db.status.message
+        assert "notes" in db.status.message
+        db.close()
+
+
+def test_velora_table_missing_a_column_is_unreadable(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    execute(path, "CREATE TABLE experiment (id INTEGER PRIMARY KEY, agent TEXT)")
+    execute(path, "CREATE TABLE episode (id INTEGER PRIMARY KEY, experiment_id INTEGER)")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.UNREADABLE
+        assert "lacks" in db.status.message
+        db.close()
+
+
+@pytest.mark.parametrize("size", [100, 4096, 20_000])
+def test_truncated_database_is_unreadable(tmp_path: Path, size: int) -> None:
+    path = copy_sample(tmp_path)
+    os.truncate(path, size)
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.UNREADABLE
+        assert "damaged" in db.status.message or "not a" in db.status.message
+        assert db.latest_episodes(None, 3) == []
+        db.close()
+
+
+def test_file_truncated_while_open(sample_db: Path) -> None:
+    db = opened(sample_db)
+    try:
+        db.refresh()
+        os.truncate(sample_db, 8192)
+        with assert_unchanged(sample_db.parent):
+            db.refresh()
+            assert db.status.state in (SourceState.UNREADABLE, SourceState.OK)
+            db.latest_episodes(None, 5)
+            load_series(db, 1)
+    finally:
+        db.close()
+
+
+def test_locked_then_ok_with_nothing_missed(sample_db: Path) -> None:
+    db = opened(sample_db, busy_timeout=0.1)
+    writer = sqlite3.connect(sample_db, isolation_level=None)
+    try:
+        db.refresh()
+        committed = add_episode(sample_db, 1, episode_num=121, reward=1.0)
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute(
+            "INSERT INTO episode (experiment_id, episode_num, reward, length, reward_moving_avg,"
+            " reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at)"
+            " VALUES (1, 122, 2.0, 2, 1.0, 0.0, 0.0, 0.0, 0.0, '2026-11-24 10:00:00')"
+        )
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert state(db) is SourceState.LOCKED
+            assert update.status_changed
+            assert update.episodes == []
+            fresh = opened(sample_db, busy_timeout=0.1)  # one that never got to read
+            fresh.refresh()
+            assert state(fresh) is SourceState.LOCKED
+            assert db.latest_episodes(None, 3) == []  # on-demand reads give up, no raise
+        writer.execute("COMMIT")
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert state(db) is SourceState.OK
+            assert update.status_changed
+            assert [row.id for row in update.episodes] == [committed, committed + 1]
+            assert db.summaries[1].episodes == 122
+            fresh.refresh()
+            assert state(fresh) is SourceState.OK
+            assert fresh.summaries[1].episodes == 122
+            fresh.close()
+    finally:
+        writer.close()
+        db.close()
+
+
+def test_file_that_appears_after_start(tmp_path: Path, make_db: MakeDb) -> None:
+    path = tmp_path / "metrics.db"
+    db = opened(path)
+    try:
+        with assert_unchanged(tmp_path):
+            db.refresh()
+            assert state(db) is SourceState.WAITING
+        make_db(path, [7, 3])
+        with assert_unchanged(tmp_path):
+            update = db.refresh()
+            assert update.status_changed
+            assert update.experiments == {1, 2}
+            assert state(db) is SourceState.OK
+            assert {k: s.episodes for k, s in db.summaries.items()} == {1: 7, 2: 3}
+    finally:
+        db.close()
+
+
+def test_file_deleted_and_replaced_by_a_new_one(sample_db: Path, make_db: MakeDb) -> None:
+    folder = sample_db.parent
+    db = opened(sample_db)
+    try:
+        db.refresh()
+        assert len(db.summaries) == 3
+        sample_db.unlink()
+        with assert_unchanged(folder):
+            update = db.refresh()
+            assert state(db) is SourceState.WAITING
+            assert "removed" in db.status.message
+            assert update.status_changed
+        # A new training run writes more rows than the old file had before we look again.
+        make_db(sample_db, [250])
+        with assert_unchanged(folder):
+            update = db.refresh()
+            assert state(db) is SourceState.OK
+            assert update.reset
+            assert {k: s.episodes for k, s in db.summaries.items()} == {1: 250}
+            assert db.summaries[1].first_id == 1
+            assert not db.refresh()
+    finally:
+        db.close()
+
+
+def test_file_replaced_between_refreshes(sample_db: Path, make_db: MakeDb) -> None:
+    folder = sample_db.parent
+    db = opened(sample_db, replay=True)
+    try:
+        assert len(db.refresh().episodes) == 220
+        replacement = make_db(folder.parent / f"{folder.name}-new" / "metrics.db", [5])
+        os.replace(replacement, sample_db)
+        with assert_unchanged(folder):
+            update = db.refresh()
+            assert update.reset
+            assert [row.id for row in update.episodes] == [1, 2, 3, 4, 5]
+            assert {k: s.episodes for k, s in db.summaries.items()} == {1: 5}
+    finally:
+        db.close()
+
+
+def test_rows_vanishing_in_place_resets(sample_db: Path) -> None:
+    db = opened(sample_db)
+    try:
+        db.refresh()
+        execute(sample_db, "DELETE FROM episode WHERE id > 100")
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert update.reset
+            assert {k: s.episodes for k, s in db.summaries.items()} == {1: 100, 2: 0, 3: 0}
+            assert db.summaries[1].last_id == 100
+    finally:
+        db.close()
+
+
+# -- hostile data ------------------------------------------------------------------------------
+
+
+def test_hostile_data(tmp_path: Path) -> None:
+    path = hostile_db(tmp_path / "metrics.db")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert state(db) is SourceState.OK
+        evil = db.summaries[2]
+        assert evil.agent == "[/bold]Evil"
+        assert evil.env == "CartPole v1"
+        assert evil.created_at is None
+        assert evil.n_episodes is None
+        assert evil.episodes == 7
+        assert evil.best_reward == 7.5  # inf, -inf, text and blobs are not rewards
+        assert evil.last_reward == 6.0
+        assert evil.nonfinite == 6
+        assert db.summaries[3].n_episodes == 77
+        assert db.summaries[3].episodes == 1
+        assert db.summaries[4].n_episodes is None
+        assert db.summaries[5].n_episodes is None
+        assert db.summaries[5].created_at is None
+        assert db.summaries[6].agent == "blob"  # a BLOB, decoded and cleaned
+        assert db.summaries[6].env == "42"
+        orphan = db.summaries[99]
+        assert orphan.agent == "(no experiment row)"
+        assert orphan.episodes == 1
+        now = datetime.now()
+        for summary in db.summaries.values():
+            assert "\x1b" not in summary.agent + summary.env
+            assert all(ord(c) >= 0x20 for c in summary.agent + summary.env)
+            summary.status(now)
+            summary.eta()
+            summary.episodes_per_minute()
+            json.dumps(summary.to_json(now), allow_nan=False)
+
+        rows = db.latest_episodes(2, 10)
+        assert [r.episode_num for r in rows] == [1, 2, 3, None, 5, 6, 7]
+        assert rows[1].reward == math.inf
+        assert math.isnan(rows[2].reward)
+        assert rows[2].created_at is None
+        assert rows[3].created_at is None
+        assert rows[4].created_at is None
+        assert math.isnan(rows[5].reward)
+        assert rows[6].length is None
+        assert [r.has_nonfinite for r in rows] == [False, True, True, True, True, True, True]
+        for row in rows:
+            json.dumps(row.to_json(), allow_nan=False)
+        [odd_time] = db.latest_episodes(3, 5)
+        assert odd_time.created_at is None
+
+        config = db.config(2)
+        assert not config.ok
+        assert config.error is not None
+        assert "not valid JSON" in config.error
+        assert db.config(4).error is not None
+        assert "nested too deeply" in (db.config(4).error or "")
+        assert db.config(6).data == 3.5  # a REAL in a VARCHAR column reads back as '3.5'
+        assert db.summaries[6].n_episodes is None
+
+        series = load_series(db, 2)
+        assert series.rows == 7
+        for band in series.bands.values():
+            assert not any(math.isinf(v) for v in band.mean + band.low + band.high)
+        assert [v for v in series.bands["reward"].mean if not math.isnan(v)] == [5.0, 7.5, 6.0]
+        db.close()
+
+
+def test_hostile_data_replayed_agrees_with_summary(tmp_path: Path) -> None:
+    path = hostile_db(tmp_path / "metrics.db")
+    with assert_unchanged(tmp_path):
+        summarised, replayed = opened(path), opened(path, replay=True)
+        summarised.refresh()
+        update = replayed.refresh()
+        assert len(update.episodes) == 5 + 7 + 1 + 1
+        assert {k: facts(s) for k, s in summarised.summaries.items()} == {
+            k: facts(s) for k, s in replayed.summaries.items()
+        }
+        summarised.close()
+        replayed.close()
+
+
+def test_hostile_rows_arriving_live(sample_db: Path) -> None:
+    db = opened(sample_db)
+    try:
+        db.refresh()
+        add_episode(sample_db, 3, episode_num=61, reward=math.inf, created_at="soon")
+        add_episode(sample_db, 3, episode_num=62, reward="NaN")
+        add_episode(sample_db, 3, episode_num=63, reward=-1.0, created_at="2026-11-23 19:50:00")
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert len(update.episodes) == 3
+            summary = db.summaries[3]
+            assert summary.best_reward == 78.0
+            assert summary.last_reward == -1.0
+            assert summary.nonfinite == 2
+            assert summary.last_activity == datetime(2026, 11, 23, 19, 50)
+    finally:
+        db.close()
+
+
+# -- several sources ---------------------------------------------------------------------------
+
+
+def test_directory_source_finds_databases_below_it(tmp_path: Path, make_db: MakeDb) -> None:
+    root = tmp_path / "runs"
+    first = copy_sample(root / "a")
+    second = make_db(root / "b" / "c" / "metrics.db", [4])
+    make_db(root / ".hidden" / "metrics.db", [1])
+    make_db(root / "node_modules" / "metrics.db", [1])
+    make_db(root / "b" / "other.db", [1])
+    with assert_unchanged(tmp_path):
+        monitor = Monitor([root])
+        assert sorted(monitor.databases) == sorted([first, second])
+        assert find_databases(root) == [first, second]
+        updates = monitor.refresh()
+        assert {u.db for u in updates} == {first, second}
+        assert len(monitor.summaries()) == 4
+        assert [s.db for s in monitor.find(1)] == [first, second]
+        assert monitor.summary((second, 1)) is not None
+        assert monitor.summary((second, 9)) is None
+        assert monitor.watch_roots()[0].path == root
+        assert monitor.watch_roots()[0].recursive
+        assert monitor.owns(first.with_name("metrics.db-journal")) == first
+        assert monitor.owns(root / "b" / "other.db") is None
+        assert monitor.discover() == []
+        assert monitor.refresh() == []
+    later = make_db(root / "later" / "metrics.db", [6])
+    with assert_unchanged(tmp_path):
+        assert monitor.discover() == [later]
+        [update] = monitor.refresh()
+        assert update.db == later
+        assert len(monitor.summaries()) == 5
+        assert all(s.state is SourceState.OK for s in monitor.statuses())
+        monitor.close()
+
+
+def test_empty_directory_source_waits(tmp_path: Path, make_db: MakeDb) -> None:
+    with assert_unchanged(tmp_path):
+        monitor = Monitor([tmp_path])
+        assert monitor.databases == {}
+        [status] = monitor.statuses()
+        assert status.state is SourceState.WAITING
+        assert "no metrics.db" in status.message
+    path = make_db(tmp_path / "x" / "metrics.db", [2])
+    with assert_unchanged(tmp_path):
+        # A file event for a new database in the directory adds it.
+        assert monitor.owns(path.with_name("metrics.db-journal")) == path
+        assert len(monitor.refresh()) == 1
+        assert [s.state for s in monitor.statuses()] == [SourceState.OK]
+        monitor.close()
+
+
+def test_monitor_keeps_sources_independent(tmp_path: Path) -> None:
+    good = copy_sample(tmp_path / "good")
+    bad = tmp_path / "bad" / "metrics.db"
+    bad.parent.mkdir()
+    bad.write_text("not sqlite")
+    missing = tmp_path / "missing" / "metrics.db"
+    with assert_unchanged(tmp_path):
+        monitor = Monitor([good, bad, missing])
+        monitor.refresh()
+        states = {s.path: s.state for s in monitor.statuses()}
+        assert states == {
+            good: SourceState.OK,
+            bad: SourceState.UNREADABLE,
+            missing: SourceState.WAITING,
+        }
+        assert len(monitor.summaries()) == 3
+        roots = monitor.watch_roots()
+        assert {r.path for r in roots} == {good.parent, bad.parent, missing.parent}
+        assert not any(r.recursive for r in roots)
+        monitor.close()
+
+
+def test_database_for_side_files() -> None:
+    base = Path("/x/metrics.db")
+    for suffix in ("", "-journal", "-wal", "-shm"):
+        assert database_for(Path(f"/x/metrics.db{suffix}")) == base
+
+
+# -- series ------------------------------------------------------------------------------------
+
+
+def test_series_exact_when_small(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        series = load_series(db, 1)
+        assert series.exact
+        assert len(series) == series.rows == 120
+        assert series.episode == [float(n) for n in range(1, 121)]
+        rewards = [
+            r
+            for (r,) in query(
+                sample_db, "SELECT reward FROM episode WHERE experiment_id = 1 ORDER BY id"
+            )
+        ]
+        lengths = [
+            n
+            for (n,) in query(
+                sample_db, "SELECT length FROM episode WHERE experiment_id = 1 ORDER BY id"
+            )
+        ]
+        band = series.bands["reward"]
+        assert band.mean == band.low == band.high == rewards
+        assert series.steps[-1] == sum(lengths)
+        assert series.seconds[0] == 0.0
+        assert series.seconds == sorted(series.seconds)
+        assert set(series.bands) == set(METRICS)
+        assert len(load_series(db, 1, buckets=60)) == 120  # 2 * buckets rows: still exact
+        assert len(load_series(db, 99)) == 0
+        db.close()
+
+
+@pytest.mark.parametrize("buckets", [10, 59])
+def test_series_bucketed_keeps_extremes(sample_db: Path, buckets: int) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        series = load_series(db, 1, buckets=buckets)
+        assert not series.exact
+        assert 0 < len(series) <= buckets
+        assert series.rows == 120
+        [(low, high)] = query(
+            sample_db, "SELECT min(reward), max(reward) FROM episode WHERE experiment_id = 1"
+        )
+        band = series.bands["reward"]
+        assert min(band.low) == low
+        assert max(band.high) == high
+        assert all(
+            lo <= mean <= hi for lo, mean, hi in zip(band.low, band.mean, band.high, strict=True)
+        )
+        assert series.episode == sorted(series.episode)
+        db.close()
+
+
+def test_series_large_with_spikes_and_junk(tmp_path: Path, make_db: MakeDb) -> None:
+    path = make_db(tmp_path / "metrics.db", [3000, 10])
+    execute(path, "UPDATE episode SET reward = 1e6 WHERE id = 1234")
+    execute(path, "UPDATE episode SET reward = -1e6 WHERE id = 2345")
+    execute(path, "UPDATE episode SET reward = ? WHERE id = 77", (math.inf,))
+    execute(path, "UPDATE episode SET reward = 'junk', actor_loss = 'junk' WHERE id = 78")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        series = load_series(db, 1, buckets=50)
+        assert not series.exact
+        assert len(series) <= 50
+        assert series.rows == 3000
+        band = series.bands["reward"]
+        assert max(band.high) == 1e6
+        assert min(band.low) == -1e6
+        for metric in METRICS:
+            values = series.bands[metric]
+            assert not any(math.isinf(v) for v in values.mean + values.low + values.high)
+            assert values.has_data()
+        assert len(load_series(db, 2, buckets=50)) == 10  # the other run is small: exact
+        db.close()
+
+
+def test_series_of_unreadable_source_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    path.write_text("nope")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert len(load_series(db, 1)) == 0
+        db.close()
+
+
+def test_readers_leave_no_lock_behind(sample_db: Path) -> None:
+    """After any read, a writer can take an exclusive lock at once (no cursor left open)."""
+    db = opened(sample_db)
+    try:
+        with assert_unchanged(sample_db.parent):
+            db.refresh()
+            db.latest_episodes(None, 50)
+            load_series(db, 1, buckets=10)
+            db.config(1)
+            iterator = db.iter_episodes(1, chunk=10)
+            next(iterator)  # a paused iteration holds no statement open either
+        writer = sqlite3.connect(sample_db, isolation_level=None, timeout=0)
+        try:
+            writer.execute("BEGIN EXCLUSIVE")
+            writer.execute("ROLLBACK")
+        finally:
+            writer.close()
+            del iterator
+    finally:
+        db.close()
+
+
+CRASHING_WRITER = """
+import os, sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA cache_size = 1")  # spill: the journal is synced, the file half-written
+conn.execute("BEGIN")
+conn.execute("UPDATE episode SET reward = -1")
+conn.execute(
+    "INSERT INTO episode (experiment_id, episode_num, reward, length, reward_moving_avg,"
+    " reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at)"
+    " SELECT experiment_id, episode_num, reward, length, reward_moving_avg, reward_moving_std,"
+    " actor_loss, critic_loss, entropy_loss, created_at FROM episode,"
+    " (SELECT 1 UNION SELECT 2 UNION SELECT 3 UNION SELECT 4 UNION SELECT 5 UNION SELECT 6)"
+)
+os._exit(0)  # a training process killed mid-transaction: a hot journal stays behind
+"""
+
+
+def test_hot_journal_left_by_a_crashed_writer(sample_db: Path, spawn: Spawn) -> None:
+    db = opened(sample_db, busy_timeout=0.1)
+    try:
+        db.refresh()
+        proc = spawn([sys.executable, "-c", CRASHING_WRITER, sample_db])
+        assert proc.wait(TIMEOUT) == 0
+        journal = sample_db.with_name("metrics.db-journal")
+        assert journal.exists()
+        assert journal.stat().st_size > 0
+        with assert_unchanged(sample_db.parent):  # neither rolled back nor deleted
+            db.refresh()  # already open and nothing committed: it may not need to look
+            assert state(db) in (SourceState.LOCKED, SourceState.OK)
+            fresh = opened(sample_db, busy_timeout=0.1)
+            fresh.refresh()
+            assert state(fresh) is SourceState.LOCKED
+            assert "hot journal" in fresh.status.message
+            assert fresh.latest_episodes(1, 1) == []
+            fresh.refresh()
+            assert state(fresh) is SourceState.LOCKED
+        # The next writer (the next training run) recovers the file; nothing was committed.
+        execute(sample_db, "SELECT count(*) FROM episode")
+        assert not journal.exists()
+        with assert_unchanged(sample_db.parent):
+            update = db.refresh()
+            assert state(db) is SourceState.OK
+            assert update.episodes == []
+            assert db.summaries[1].best_reward == 51.0
+            assert db.latest_episodes(1, 1)[0].reward == 11.0
+            fresh.refresh()
+            assert state(fresh) is SourceState.OK
+            assert fresh.summaries[1].best_reward == 51.0
+            fresh.close()
+    finally:
+        db.close()

@@ -1,0 +1,276 @@
+"""ChangeFeed + live_updates against a real writer process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Simulator, add_episode, assert_unchanged, dir_snapshot
+from velora_tui.data import feed as feed_module
+from velora_tui.data.feed import ChangeFeed, Changes, FeedMode, live_updates
+from velora_tui.data.records import EpisodeRow, SourceState, Update
+from velora_tui.data.sources import Monitor
+
+TIMEOUT = 30.0
+
+
+@contextlib.asynccontextmanager
+async def updates_of(
+    monitor: Monitor, feed: ChangeFeed
+) -> AsyncIterator[AsyncIterator[list[Update]]]:
+    """live_updates(), stopped and closed (its watcher tasks ended) when the block ends."""
+    stream = live_updates(monitor, feed)
+    try:
+        yield stream
+    finally:
+        feed.stop()
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+def mode(feed: ChangeFeed) -> FeedMode:
+    """The feed's mode now (a call, so that type checkers do not narrow it)."""
+    return feed.mode
+
+
+async def collect_ids(
+    monitor: Monitor,
+    feed: ChangeFeed,
+    want: int,
+    writer: subprocess.Popen[bytes],
+    folder: Path,
+    *,
+    grace: float = 0.5,
+) -> list[tuple[Path, int]]:
+    """Every episode the feed hands out until `want` arrived and the writer ended successfully,
+    then for `grace` seconds more, during which the folder must not change (only we read)."""
+    seen: list[tuple[Path, int]] = []
+    async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+        updates = aiter(stream)
+        while len(seen) < want:
+            for update in await anext(updates):
+                seen.extend((update.db, row.id) for row in update.episodes)
+        assert await asyncio.to_thread(writer.wait, TIMEOUT) == 0
+        with assert_unchanged(folder):
+            settle_at = time.monotonic() + grace
+            while time.monotonic() < settle_at:  # heartbeats keep this loop turning
+                for update in await anext(updates):
+                    seen.extend((update.db, row.id) for row in update.episodes)
+    return seen
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["watch", "poll"])
+async def test_every_episode_once_in_order(
+    tmp_path: Path, simulator: Simulator, poll: bool
+) -> None:
+    path = tmp_path / "metrics.db"
+    monitor = Monitor([path])
+    monitor.start_replaying()
+    monitor.refresh()  # not there yet: waiting
+    assert [s.state for s in monitor.statuses()] == [SourceState.WAITING]
+    feed = ChangeFeed(monitor, poll=poll, heartbeat=0.2)
+    assert mode(feed) is (FeedMode.POLLING if poll else FeedMode.WATCHING)
+    proc = simulator(path, episodes=200, rate=200)
+    try:
+        seen = await collect_ids(monitor, feed, 200, proc, tmp_path)
+    finally:
+        monitor.close()
+    assert seen == [(path, i) for i in range(1, 201)]
+    summary = monitor.summary((path, 1))
+    assert summary is not None
+    assert summary.episodes == 200
+    assert summary.finished
+
+
+async def test_two_runs_at_once_into_a_directory_created_later(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    root = tmp_path / "runs"
+    root.mkdir()
+    path = root / "job-1" / "metrics.db"
+    monitor = Monitor([root])
+    monitor.start_replaying()
+    assert monitor.databases == {}
+    feed = ChangeFeed(monitor, heartbeat=0.2)
+    proc = simulator(path, episodes=60, rate=300, experiments=2, extra=["--parallel"])
+    try:
+        seen = await collect_ids(monitor, feed, 120, proc, tmp_path)
+    finally:
+        monitor.close()
+    assert seen == [(path, i) for i in range(1, 121)]
+    assert {s.id: s.episodes for s in monitor.summaries()} == {1: 60, 2: 60}
+
+
+async def test_parent_directory_created_later(tmp_path: Path, simulator: Simulator) -> None:
+    path = tmp_path / "not-yet" / "metrics.db"
+    monitor = Monitor([path])
+    monitor.start_replaying()
+    feed = ChangeFeed(monitor, heartbeat=0.2)
+    proc = simulator(path, episodes=30, rate=0)
+    try:
+        seen = await collect_ids(monitor, feed, 30, proc, tmp_path)
+    finally:
+        monitor.close()
+    assert seen == [(path, i) for i in range(1, 31)]
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["watch", "poll"])
+async def test_heartbeats_when_idle(sample_db: Path, poll: bool) -> None:
+    with assert_unchanged(sample_db.parent):
+        monitor = Monitor([sample_db])
+        feed = ChangeFeed(monitor, poll=poll, heartbeat=0.15)
+        yields: list[list[Update]] = []
+        stamps: list[float] = []
+        start = time.monotonic()
+        async with (
+            asyncio.timeout(10),
+            updates_of(monitor, feed) as stream,
+        ):
+            async for updates in stream:
+                yields.append(updates)
+                stamps.append(time.monotonic())
+                if len(yields) >= 4:
+                    break
+        feed.stop()
+        monitor.close()
+    # The first heartbeat reads the file; the rest find nothing new and still arrive.
+    assert [u.db for u in yields[0]] == [sample_db]
+    assert all(updates == [] for updates in yields[1:])
+    assert stamps[-1] - start < 5
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert all(gap >= 0.1 for gap in gaps)
+
+
+async def test_new_rows_reach_the_feed(sample_db: Path) -> None:
+    monitor = Monitor([sample_db])
+    monitor.refresh()
+    feed = ChangeFeed(monitor, heartbeat=0.2)
+    received: list[int] = []
+
+    async def write_later() -> None:
+        await asyncio.sleep(0.3)
+        for num in (121, 122, 123):
+            await asyncio.to_thread(add_episode, sample_db, 1, episode_num=num, reward=num)
+            await asyncio.sleep(0.05)
+
+    writer = asyncio.create_task(write_later())
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT),
+            updates_of(monitor, feed) as stream,
+        ):
+            async for updates in stream:
+                received.extend(row.id for u in updates for row in u.episodes)
+                if len(received) >= 3:
+                    break
+    finally:
+        feed.stop()
+        await writer
+        monitor.close()
+    assert received == [221, 222, 223]
+
+
+async def test_stop_ends_the_feed(sample_db: Path) -> None:
+    folder = sample_db.parent
+    snapshot = dir_snapshot(folder)
+    monitor = Monitor([sample_db])
+    feed = ChangeFeed(monitor, heartbeat=0.1)
+    count = 0
+
+    async def consume() -> None:
+        nonlocal count
+        async for _updates in live_updates(monitor, feed):
+            count += 1
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.35)
+    feed.stop()
+    await asyncio.wait_for(task, 5)
+    monitor.close()
+    assert count >= 1
+    assert dir_snapshot(folder) == snapshot
+
+
+async def test_watch_failure_falls_back_to_polling(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken_awatch(*args: Any, **kwargs: Any) -> AsyncIterator[set[Any]]:
+        raise OSError("OS file watch limit reached")
+        yield set()  # pragma: no cover - makes this an async generator
+
+    monkeypatch.setattr(feed_module, "awatch", broken_awatch)
+    monitor = Monitor([sample_db])
+    monitor.refresh()
+    feed = ChangeFeed(monitor, heartbeat=0.2)
+    received: list[int] = []
+    written = False
+    try:
+        async with (
+            asyncio.timeout(TIMEOUT),
+            updates_of(monitor, feed) as stream,
+        ):
+            async for updates in stream:
+                received.extend(row.id for u in updates for row in u.episodes)
+                if mode(feed) is FeedMode.POLLING and not written:
+                    written = True
+                    await asyncio.to_thread(add_episode, sample_db, 2, episode_num=41)
+                if received:
+                    break
+    finally:
+        feed.stop()
+        monitor.close()
+    assert received == [221]
+    assert mode(feed) is FeedMode.POLLING
+    assert "file watching failed" in feed.describe()
+    assert "watch limit" in feed.describe()
+
+
+def _row(row_id: int) -> EpisodeRow:
+    return EpisodeRow(
+        id=row_id,
+        experiment_id=1,
+        episode_num=row_id,
+        reward=1.0,
+        length=1,
+        reward_moving_avg=1.0,
+        reward_moving_std=0.0,
+        actor_loss=0.0,
+        critic_loss=0.0,
+        entropy_loss=None,
+        created_at=datetime.now(),
+    )
+
+
+def test_unannounced_changes_switch_to_polling(sample_db: Path) -> None:
+    monitor = Monitor([sample_db])
+    feed = ChangeFeed(monitor)
+    assert feed.describe() == "watching"
+    beat = Changes(frozenset(), heartbeat=True)
+    silent = [Update(sample_db, episodes=[_row(1)])]
+    feed.note(beat, silent)
+    assert mode(feed) is FeedMode.WATCHING  # once can be a race with the event
+    feed.note(beat, [])
+    feed.note(beat, silent)
+    assert mode(feed) is FeedMode.WATCHING  # not twice in a row
+    feed.note(beat, silent)
+    assert mode(feed) is FeedMode.POLLING
+    assert "missing changes" in feed.describe()
+    monitor.close()
+
+
+def test_poll_mode_says_why(sample_db: Path) -> None:
+    monitor = Monitor([sample_db])
+    feed = ChangeFeed(monitor, poll=True)
+    assert mode(feed) is FeedMode.POLLING
+    assert "--poll" in feed.describe()
+    monitor.close()
