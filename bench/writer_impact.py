@@ -1,0 +1,268 @@
+"""What a `velora-tui tail -f` costs the training process: the writer's commit latency and its
+"database is locked" errors, alone vs with `tail -f` watching vs with `tail -f --poll`.
+
+The writer is a subprocess doing exactly what velora does (velora_tui.simulate.Writer: a SQLModel
+session, add, commit, one episode per commit, default pysqlite settings, 5 s busy timeout), about
+2 ms apart; each Writer.add is timed. The machine has 2 cores, so runs are repeated in rounds
+(a multiple of 3: the order of the three conditions rotates each round) and the median of the
+runs is reported, with the spread of the runs alone as the noise floor.
+Goals: p99 with a reader <= 1.2x p99 alone; 0 locked errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import (
+    QUIET,
+    LineCollector,
+    Metric,
+    OtherLoad,
+    child_env,
+    cpu_seconds,
+    create_schema,
+    load_note,
+    median,
+    ms,
+    percentile,
+    print_header,
+    process,
+    ratio,
+    scratch_dir,
+    velora_tui_command,
+)
+from bench.tail_latency import PROBE_EXPERIMENT, wait_until_following
+
+GOAL_RATIO = 1.2
+MIN_QUIET = 3  # rounds undisturbed by other processes needed to judge on them alone
+CONDITIONS = ("alone", "tail -f", "tail -f --poll")
+
+
+@dataclass(frozen=True, slots=True)
+class WriterRun:
+    condition: str
+    latencies: list[float]
+    locked: int
+    other_errors: int
+    tail_rows: int | None  # rows tail -f printed (None: no tail)
+    tail_cpu: float  # tail's CPU seconds / the writer's wall time (NaN: no tail)
+    other_load: float  # other processes on the machine meanwhile, in cores
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.latencies, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.latencies, 99)
+
+    @property
+    def max(self) -> float:
+        return max(self.latencies, default=math.nan)
+
+
+# -- the writer (runs in its own process) ----------------------------------------------------
+
+
+def write_rows(db: Path, commits: int, gap: float, out: Path) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from velora_tui.simulate import RunPlan, Writer, episodes
+
+    writer = Writer(db)
+    plan = RunPlan("NeuroFlow", "CartPole-v1", commits, commits, 500.0, seed=1)
+    rows = list(episodes(plan))  # computed up front: only the writes are timed
+    exp_id = writer.start(plan)
+    latencies: list[float] = []
+    locked = other = 0
+    for values in rows:
+        started = time.perf_counter()
+        try:
+            writer.add(exp_id, values)
+        except OperationalError as exc:
+            if "locked" in str(exc):
+                locked += 1
+            else:
+                other += 1
+        latencies.append(time.perf_counter() - started)
+        time.sleep(gap)
+    writer.engine.dispose()
+    out.write_text(json.dumps({"latencies": latencies, "locked": locked, "other": other}))
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def one_run(condition: str, commits: int, gap: float) -> WriterRun:
+    meter = OtherLoad()
+    with scratch_dir("writer-") as work:
+        db = work / "metrics.db"
+        create_schema(db)
+        out = work / "writer.json"
+        writer_command = [
+            sys.executable,
+            __file__,
+            "--write",
+            str(db),
+            str(commits),
+            str(gap),
+            str(out),
+        ]
+        if condition == "alone":
+            subprocess.run(writer_command, check=True, env=child_env())
+            tail_rows, tail_cpu = None, math.nan
+        else:
+            command = velora_tui_command("tail", "-f", "--json", "-n", "0", str(db))
+            if condition.endswith("--poll"):
+                command.append("--poll")
+            with process(command, stdout=subprocess.PIPE, stderr=work / "tail.stderr") as tail:
+                assert tail.stdout is not None
+                lines = LineCollector(tail.stdout).start()
+                wait_until_following(db, lines)
+                time.sleep(0.3)
+                probes = len(lines.lines)
+                started, cpu_before = time.monotonic(), cpu_seconds(tail.pid)
+                subprocess.run(writer_command, check=True, env=child_env())
+                tail_cpu = (cpu_seconds(tail.pid) - cpu_before) / (time.monotonic() - started)
+                lines.wait_for(probes + commits, timeout=10.0)
+            lines.join()
+            tail_rows = sum(
+                1 for _, raw in lines.lines if json.loads(raw)["experiment_id"] != PROBE_EXPERIMENT
+            )
+        data = json.loads(out.read_text())
+    return WriterRun(
+        condition,
+        data["latencies"],
+        data["locked"],
+        data["other"],
+        tail_rows,
+        tail_cpu,
+        meter.stop(),
+    )
+
+
+Round = dict[str, WriterRun]
+
+
+def run_round(index: int, commits: int, gap: float) -> Round:
+    """The three conditions back to back, in an order that rotates from round to round."""
+    shift = index % len(CONDITIONS)
+    round_runs: Round = {}
+    for condition in CONDITIONS[shift:] + CONDITIONS[:shift]:
+        run = one_run(condition, commits, gap)
+        round_runs[condition] = run
+        shown = "-" if run.tail_rows is None else f"{run.tail_rows}/{commits}"
+        cpu = "-" if math.isnan(run.tail_cpu) else f"{run.tail_cpu:.0%}"
+        errors = f"{run.locked}" + (f" (+{run.other_errors} other)" if run.other_errors else "")
+        print(
+            f"  {index + 1:<5} {condition:<15} {ms(run.p50):>9} {ms(run.p99):>9}"
+            f" {ms(run.max):>9} {errors:>6}  {shown:>9}  {cpu:>8}  {run.other_load:>10.2f}",
+            flush=True,
+        )
+    return round_runs
+
+
+def is_quiet(round_runs: Round) -> bool:
+    return all(run.other_load < QUIET for run in round_runs.values())
+
+
+def main(rounds: int = 6, commits: int = 1000, gap: float = 0.002) -> list[Metric]:
+    """`rounds` rounds, then more (up to twice as many) while fewer than 3 were quiet."""
+    print_header(
+        f"writer impact: {commits} commits ~{gap * 1000:g} ms apart, {rounds}+ rounds"
+        f" ({load_note()})"
+    )
+    print(
+        f"  {'round':<5} {'condition':<15} {'p50':>9} {'p99':>9} {'max':>9} locked"
+        "  tail rows  tail CPU  other load"
+    )
+    done: list[Round] = []
+    while len(done) < rounds or (sum(map(is_quiet, done)) < MIN_QUIET and len(done) < 2 * rounds):
+        done.append(run_round(len(done), commits, gap))
+    quiet = [r for r in done if is_quiet(r)]
+    used = quiet if len(quiet) >= MIN_QUIET else done
+    print(
+        "  (tail CPU: of one core, over the writer's run; other load: cores used by other"
+        f" processes during the run; a round is quiet when every run's is < {QUIET})"
+    )
+    which = (
+        f"the {len(used)} quiet rounds"
+        if used is quiet
+        else f"all {len(used)} rounds (only {len(quiet)} quiet: machine busy, numbers noisy)"
+    )
+    print(f"\n  median over {which}:")
+    summary: dict[str, tuple[float, float, float]] = {}
+    for condition in CONDITIONS:
+        results = [r[condition] for r in used]
+        p50 = median([r.p50 for r in results])
+        p99 = median([r.p99 for r in results])
+        worst = median([r.max for r in results])
+        summary[condition] = (p50, p99, worst)
+        pooled = percentile([x for r in results for x in r.latencies], 99)
+        print(
+            f"  {condition:<15} p50 {ms(p50):>9}  p99 {ms(p99):>9}  max {ms(worst):>9}"
+            f"  | pooled p99 {ms(pooled)}"
+        )
+    alone_runs = [r["alone"].p99 for r in used]
+    print(
+        f"  noise floor: p99 alone ranged {ms(min(alone_runs))} - {ms(max(alone_runs))}"
+        f" ({ratio(max(alone_runs), min(alone_runs)):.2f}x); {load_note()} at the end"
+    )
+    alone_p99 = summary["alone"][1]
+    metrics = [
+        Metric(
+            "writer commit alone (p50 / p99 / max, median of runs)",
+            "-",
+            " / ".join(ms(v) for v in summary["alone"]),
+        )
+    ]
+    for condition in CONDITIONS[1:]:
+        p99 = summary[condition][1]
+        of_medians = ratio(p99, alone_p99)
+        # Each round's run against the same round's run alone: slow drift cancels out.
+        paired = median([ratio(r[condition].p99, r["alone"].p99) for r in used])
+        print(
+            f"  p99 ratio {condition} / alone: {paired:.2f}x (median of per-round ratios),"
+            f" {of_medians:.2f}x (ratio of medians)"
+        )
+        locked = sum(r[condition].locked for r in done)
+        metrics.append(
+            Metric(
+                f"writer p99 with `{condition}` / alone",
+                f"<= {GOAL_RATIO}x",
+                f"{paired:.2f}x ({ms(p99)} vs {ms(alone_p99)}; {len(used)} rounds"
+                + ("" if used is quiet else ", noisy")
+                + ")",
+                paired <= GOAL_RATIO,
+            )
+        )
+        metrics.append(
+            Metric(
+                f'"database is locked" with `{condition}`',
+                "0",
+                f"{locked} in {len(done) * commits} commits",
+                locked == 0,
+            )
+        )
+    return metrics
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--commits", type=int, default=1000)
+    parser.add_argument("--gap", type=float, default=0.002, help="seconds between commits")
+    parser.add_argument("--write", nargs=4, metavar=("DB", "COMMITS", "GAP", "OUT"))
+    args = parser.parse_args()
+    if args.write:
+        db, commits, gap, out = args.write
+        write_rows(Path(db), int(commits), float(gap), Path(out))
+    else:
+        main(args.rounds, args.commits, args.gap)
