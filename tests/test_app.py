@@ -13,7 +13,14 @@ import pytest
 from rich.text import Text
 from textual.widgets import TabbedContent, Tree
 
-from tests.conftest import MakeDb, Simulator, add_episode, assert_unchanged, execute
+from tests.conftest import (
+    MakeDb,
+    RunSpec,
+    Simulator,
+    add_episode,
+    assert_unchanged,
+    execute,
+)
 from velora_tui.app import Settings, VeloraApp, make_app
 from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
@@ -272,3 +279,90 @@ async def test_small_terminal_does_not_crash(sample_db: Path) -> None:
         await pilot.resize_terminal(120, 40)
         await pilot.pause()
         assert isinstance(app.screen, ExperimentScreen)
+
+
+async def test_mark_and_compare(sample_db: Path) -> None:
+    from velora_tui.screens.compare import CompareChart, CompareScreen
+
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("c")
+        assert isinstance(app.screen, ExperimentsScreen)  # fewer than two marked: a hint only
+        await pilot.press("space", "space")
+        assert table(app).marked == [(sample_db, 3), (sample_db, 2)]
+        assert "▶" in cell_texts(app)[0]
+        await pilot.press("c")
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        chart = screen.query_one(CompareChart)
+        assert [len(series) for _, series in chart.curves] == [60, 40]
+        await pilot.press("plus", "x")
+        assert chart.options.x_axis == "steps"
+        await pilot.press("escape")
+        assert isinstance(app.screen, ExperimentsScreen)
+
+
+async def test_stalled_run_is_notified_once(make_db: MakeDb, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    start = datetime(2026, 11, 24, 12, 0, 0)
+    runs = [RunSpec(planned=100, write=20)]
+    db = make_db(tmp_path / "metrics.db", runs, start=start, interval=timedelta(seconds=1))
+    now = [start + timedelta(seconds=22)]
+    app = make_app([db], Settings(live=False, clock=lambda: now[0]))
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        assert app.monitor.summaries()[0].status(now[0]).value == "running"
+        now[0] += timedelta(minutes=2)
+        app.publish([], heartbeat=True)
+        app.publish([], heartbeat=True)
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert sum("stalled" in m for m in messages) == 1
+
+
+async def test_filter_language_and_bad_terms(sample_db: Path) -> None:
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("slash", *"agent:neuroflow best>60")
+        await pilot.pause()
+        assert [key[1] for key in table(app).order] == [3]
+        await pilot.press("ctrl+u", *"cfg.train_params.n_episodes>=60")
+        await pilot.pause()
+        await settle(app)
+        await pilot.pause()
+        assert sorted(key[1] for key in table(app).order) == [1, 3]
+        await pilot.press("ctrl+u", *"rewrd>3")
+        await pilot.pause()
+        error = app.screen.query_one("#filter-error")
+        assert error.display
+        assert "rewrd" in str(error.render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert table(app).row_count == 3
+        assert not error.display
+
+
+async def test_config_diff_of_two_marked(sample_db: Path) -> None:
+    from textual.widgets import DataTable
+
+    from velora_tui.screens.diff import DiffScreen
+
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("space", "space", "d")
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        grid = screen.query_one(DataTable)
+        keys = [str(grid.get_row_at(i)[1]) for i in range(grid.row_count)]
+        assert "train_params.n_episodes" in keys
+        assert "torch.device" not in keys  # same in both: hidden until `a`
+        await pilot.press("a")
+        assert grid.row_count > len(keys)
+        await pilot.press("escape")
+        assert isinstance(app.screen, ExperimentsScreen)

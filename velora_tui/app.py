@@ -22,6 +22,7 @@ from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from velora_tui.alerts import AlertTracker
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor, sort_summaries
@@ -82,6 +83,7 @@ class VeloraApp(App[None]):
         self.settings = settings or Settings()
         self.feed: ChangeFeed | None = None
         self.last_update: datetime | None = None
+        self.alerts = AlertTracker()
         self.sub_title = clean_text(", ".join(str(s) for s in monitor.specs), 200)
 
     def now(self) -> datetime:
@@ -132,6 +134,19 @@ class VeloraApp(App[None]):
             self.last_update = self.now()
         for screen in self.screen_stack:
             screen.post_message(DataChanged(updates, heartbeat))
+        self.raise_alerts(updates, heartbeat)
+
+    def raise_alerts(self, updates: list[Update], heartbeat: bool) -> None:
+        if any(u.reset for u in updates) or not self.alerts.status:
+            summaries = self.monitor.summaries()
+        else:
+            keys = {(u.db, exp) for u in updates for exp in u.experiments}
+            if heartbeat:
+                keys |= self.alerts.running()
+            found = (self.monitor.summary(key) for key in keys)
+            summaries = [s for s in found if s is not None]
+        for alert in self.alerts.observe(summaries, self.now()):
+            self.notify(alert.message, severity=alert.severity, timeout=12)  # type: ignore[arg-type]
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:

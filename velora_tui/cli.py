@@ -18,7 +18,7 @@ import click
 from velora_tui import __version__
 from velora_tui.data.records import EpisodeRow, ExperimentSummary, SourceState
 from velora_tui.data.sources import Monitor, sort_summaries
-from velora_tui.data.values import format_number
+from velora_tui.data.values import clean_text, format_number
 from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
 
@@ -162,6 +162,53 @@ def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
         click.echo(config.text[:100_000])
     else:
         click.echo(config.pretty())
+
+
+@main.command()
+@click.argument("left_id", metavar="ID1", type=int)
+@click.argument("right_id", metavar="ID2", type=int)
+@SOURCES
+@click.option("--all", "show_all", is_flag=True, help="Every key, not only the differing ones.")
+@JSON
+def diff(
+    left_id: int, right_id: int, sources: tuple[Path, ...], show_all: bool, as_json: bool
+) -> None:
+    """Compare two experiments' configs key by key (~ changed, + added, - removed)."""
+    from velora_tui.data.diff import diff_configs, format_value
+
+    monitor = load(sources)
+    require_data(monitor)
+    left, right = find_experiment(monitor, left_id), find_experiment(monitor, right_id)
+    configs = []
+    for summary in (left, right):
+        config = monitor.databases[summary.db].config(summary.id)
+        if config.error is not None:
+            reason = clean_text(config.error, 160)
+            click.echo(f"velora-tui: #{summary.id}: {reason}; compared as empty", err=True)
+        configs.append(config.data if config.error is None else {})
+    rows = diff_configs(*configs)
+    shown = rows if show_all else [r for r in rows if r.kind != "same"]
+    if as_json:
+        click.echo(json.dumps([r.to_json() for r in shown], indent=2, ensure_ascii=False))
+        return
+    if not shown:
+        click.echo("velora-tui: no differences" if rows else "velora-tui: no config keys", err=True)
+        return
+
+    def label(s: ExperimentSummary) -> str:
+        return clean_text(f"#{s.id} {s.agent} {s.env}", 60)
+
+    headers = ["KEY", label(left), label(right), ""]
+    cells = [
+        [
+            clean_text(r.key, 80),
+            "" if r.kind == "added" else format_value(r.left),
+            "" if r.kind == "removed" else format_value(r.right),
+            r.marker,
+        ]
+        for r in shown
+    ]
+    click.echo(table(headers, cells))
 
 
 @main.command()

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -13,11 +14,12 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
+from velora_tui.data.config import flatten
 from velora_tui.data.records import ExperimentSummary, SourceState
 from velora_tui.data.series import load_series
 from velora_tui.data.sources import sort_summaries
 from velora_tui.data.values import clean_text, format_number
-from velora_tui.filtering import matches
+from velora_tui.filtering import FilterError, parse_query
 from velora_tui.format import ago
 from velora_tui.messages import DataChanged
 from velora_tui.widgets.experiment_table import ExperimentTable, Key
@@ -34,11 +36,16 @@ class ExperimentsScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("enter", "open", "Open", show=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("space", "mark", "Mark"),
+        Binding("c", "compare", "Compare"),
+        Binding("d", "diff", "Diff configs"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.query_text = ""
+        self.filter_query = parse_query("")
+        self.configs: dict[Key, Mapping[str, Any] | None] = {}
         self.spark_due: set[Key] = set()
         self.preview_line: Text | None = None
 
@@ -51,7 +58,12 @@ class ExperimentsScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
-        yield Input(placeholder="filter: words matching agent, env or id", id="filter")
+        yield Input(
+            placeholder="filter: words, agent:X env:X status:running reward>100 "
+            "cfg.train_params.batch_size=64",
+            id="filter",
+        )
+        yield Static(id="filter-error")
         with Vertical(id="list"):
             yield ExperimentTable(id="experiments")
             yield Static(id="empty")
@@ -81,7 +93,32 @@ class ExperimentsScreen(Screen[None]):
     def shown_summaries(self) -> list[ExperimentSummary]:
         now = self.velora.now()
         summaries = self.velora.monitor.summaries()
-        return sort_summaries([s for s in summaries if matches(s, self.query_text)], now)
+        query = self.filter_query
+        if query.is_empty:
+            return sort_summaries(summaries, now)
+        if query.needs_config:
+            missing = [s.key for s in summaries if s.key not in self.configs]
+            if missing:
+                self.load_configs(missing)
+        configs = self.configs if query.needs_config else {}
+        kept = [s for s in summaries if query.matches(s, now, configs.get(s.key))]
+        return sort_summaries(kept, now)
+
+    @work(thread=True, group="configs", exit_on_error=False)
+    def load_configs(self, keys: list[Key]) -> None:
+        for key in keys:
+            self.configs[key] = None  # asked for: don't ask again while this runs
+        loaded: dict[Key, Mapping[str, Any] | None] = {}
+        for db, exp_id in keys:
+            database = self.velora.monitor.databases.get(db)
+            view = database.config(exp_id) if database else None
+            ok = view is not None and view.ok and isinstance(view.data, dict | list)
+            loaded[(db, exp_id)] = flatten(view.data) if ok and view else None
+        self.app.call_from_thread(self.configs_loaded, loaded)
+
+    def configs_loaded(self, loaded: dict[Key, Mapping[str, Any] | None]) -> None:
+        self.configs.update(loaded)
+        self.refresh_view()
 
     def refresh_view(self, changed: set[Key] | None = None) -> None:
         app = self.velora
@@ -190,6 +227,14 @@ class ExperimentsScreen(Screen[None]):
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
         self.query_text = event.value
+        error = self.query_one("#filter-error", Static)
+        try:
+            self.filter_query = parse_query(event.value)
+        except FilterError as exc:
+            error.update(Text(clean_text(str(exc), 200), style="bold red"))
+            error.display = True
+            return
+        error.display = False
         self.refresh_view()
 
     @on(Input.Submitted, "#filter")
@@ -200,9 +245,40 @@ class ExperimentsScreen(Screen[None]):
         box = self.query_one("#filter", Input)
         box.value = ""
         box.display = False
+        self.query_one("#filter-error").display = False
         self.query_text = ""
+        self.filter_query = parse_query("")
         self.refresh_view()
         self.query_one(ExperimentTable).focus()
+
+    def action_mark(self) -> None:
+        table = self.query_one(ExperimentTable)
+        key = table.selected_key
+        if key is not None:
+            table.toggle_mark(key)
+            self.refresh_view({key})
+            table.action_cursor_down()
+
+    def marked(self) -> list[Key]:
+        return list(self.query_one(ExperimentTable).marked)
+
+    def action_compare(self) -> None:
+        marked = self.marked()
+        if len(marked) < 2:
+            self.notify("Mark two or more experiments with Space to compare them")
+            return
+        from velora_tui.screens.compare import CompareScreen
+
+        self.app.push_screen(CompareScreen(marked))
+
+    def action_diff(self) -> None:
+        marked = self.marked()
+        if len(marked) != 2:
+            self.notify("Mark exactly two experiments with Space to diff their configs")
+            return
+        from velora_tui.screens.diff import DiffScreen
+
+        self.app.push_screen(DiffScreen(marked[0], marked[1]))
 
     def select(self, key: Key) -> None:
         self.query_one(ExperimentTable).select_key(key)

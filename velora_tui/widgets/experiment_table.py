@@ -46,6 +46,7 @@ class ExperimentTable(DataTable[Text]):
         self.order: list[Key] = []
         self.rendered: dict[Key, list[Text]] = {}
         self.sparks: dict[Key, Sequence[float]] = {}
+        self.marked: list[Key] = []
         self.show_db = False
 
     def on_mount(self) -> None:
@@ -58,8 +59,11 @@ class ExperimentTable(DataTable[Text]):
         episodes = Text(f"{s.episodes}{planned}", justify="right")
         if s.nonfinite:
             episodes.append(" !", style="bold red")
+        status = status_cell(s.status(now))
+        if s.key in self.marked:
+            status = Text.assemble(("▶", "bold magenta"), status)
         return [
-            status_cell(s.status(now)),
+            status,
             Text(ident, justify="right"),
             text_cell(s.agent, 24),
             text_cell(s.env, 28),
@@ -101,6 +105,12 @@ class ExperimentTable(DataTable[Text]):
                     if index >= len(before) or before[index] != value:
                         self.update_cell(key, column, value, update_width=True)
                 self.rendered[s.key] = cells
+
+    def toggle_mark(self, key: Key) -> None:
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
 
     @property
     def selected_key(self) -> Key | None:

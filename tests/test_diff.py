@@ -1,0 +1,358 @@
+"""velora_tui.data.diff (two configs key by key) and the `velora-tui diff` command."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import RunSpec, assert_unchanged, build_velora_db, execute, hostile_db
+from tests.test_cli import Result, run_cli, strict_json
+from velora_tui.data.config import flatten
+from velora_tui.data.diff import KINDS, DiffRow, diff_configs, format_value
+
+LEFT = {
+    "agent": "NeuroFlow",
+    "seed": 64,
+    "model": {"gamma": 0.99, "sizes": [20, 64], "log_std": None},
+    "train_params": {"batch_size": 64, "n_episodes": 100},
+}
+RIGHT = {
+    "train_params": {"n_episodes": 100, "batch_size": 128, "warmup": 10},
+    "agent": "NeuroFlow",
+    "model": {"gamma": 0.99, "sizes": [20, 64, 64]},
+    "notes": "bigger batch",
+}
+
+
+def kinds(rows: list[DiffRow]) -> dict[str, str]:
+    return {row.key: row.kind for row in rows}
+
+
+# -- diff_configs --------------------------------------------------------------------------------
+
+
+def test_kinds_and_order() -> None:
+    rows = diff_configs(LEFT, RIGHT)
+    assert [(r.key, r.left, r.right, r.kind) for r in rows] == [
+        ("agent", "NeuroFlow", "NeuroFlow", "same"),
+        ("seed", 64, None, "removed"),
+        ("model.gamma", 0.99, 0.99, "same"),
+        ("model.sizes.0", 20, 20, "same"),
+        ("model.sizes.1", 64, 64, "same"),
+        ("model.log_std", None, None, "removed"),
+        ("train_params.batch_size", 64, 128, "changed"),
+        ("train_params.n_episodes", 100, 100, "same"),
+        ("train_params.warmup", None, 10, "added"),  # then right-only keys, in right's order
+        ("model.sizes.2", None, 64, "added"),
+        ("notes", None, "bigger batch", "added"),
+    ]
+    assert [r.marker for r in rows if r.kind != "same"] == ["-", "-", "~", "+", "+", "+"]
+
+
+def test_reversed_diff_swaps_added_and_removed() -> None:
+    forward = kinds(diff_configs(LEFT, RIGHT))
+    backward = kinds(diff_configs(RIGHT, LEFT))
+    swap = {"added": "removed", "removed": "added", "same": "same", "changed": "changed"}
+    assert backward == {key: swap[kind] for key, kind in forward.items()}
+
+
+def test_identical_configs() -> None:
+    rows = diff_configs(LEFT, json.loads(json.dumps(LEFT)))
+    assert {r.kind for r in rows} == {"same"}
+    assert [r.key for r in rows] == list(flatten(LEFT))
+
+
+@pytest.mark.parametrize(
+    ("left", "right"),
+    [(1, 1.0), (1, True), (0, False), ("1", 1), (None, "null"), ({}, []), (None, 0)],
+)
+def test_values_are_compared_as_json(left: Any, right: Any) -> None:
+    assert kinds(diff_configs({"x": left}, {"x": right})) == {"x": "changed"}
+
+
+def test_nan_equals_nan() -> None:
+    assert kinds(diff_configs({"x": math.nan}, {"x": math.nan})) == {"x": "same"}
+    assert kinds(diff_configs({"x": math.nan}, {"x": 1.0})) == {"x": "changed"}
+
+
+def test_empty_configs_have_no_keys() -> None:
+    assert diff_configs({}, {}) == []
+    assert kinds(diff_configs({}, {"a": 1, "b": {}})) == {"a": "added", "b": "added"}
+    assert kinds(diff_configs({"a": 1}, {})) == {"a": "removed"}
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "expected"),
+    [
+        ([1, 2], [1, 3, 4], {"0": "same", "1": "changed", "2": "added"}),
+        (None, None, {"(root)": "same"}),
+        (None, {"a": 1}, {"(root)": "removed", "a": "added"}),
+        ("text", 5, {"(root)": "changed"}),
+        ([], {}, {"(root)": "removed"}),
+        ({"a": 1}, [1], {"a": "removed", "0": "added"}),
+    ],
+)
+def test_configs_that_are_not_dicts(left: Any, right: Any, expected: dict[str, str]) -> None:
+    assert kinds(diff_configs(left, right)) == expected
+
+
+def test_to_json_is_strict() -> None:
+    rows = diff_configs({"a": math.nan, "b": math.inf, "c": {}}, {"a": -math.inf, "d": [1]})
+    data = [row.to_json() for row in rows]
+    assert data == [
+        {"key": "a", "left": "nan", "right": "-inf", "kind": "changed"},
+        {"key": "b", "left": "inf", "right": None, "kind": "removed"},
+        {"key": "c", "left": {}, "right": None, "kind": "removed"},
+        {"key": "d.0", "left": None, "right": 1, "kind": "added"},
+    ]
+    assert json.loads(json.dumps(data, allow_nan=False)) == data
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=20,
+)
+
+
+@settings(deadline=None)
+@given(JSON, JSON)
+def test_any_json_diffs(left: Any, right: Any) -> None:
+    rows = diff_configs(left, right)
+    keys = [r.key for r in rows]
+    assert len(keys) == len(set(keys))
+    flat_left = flatten(left) if left != {} else {}
+    flat_right = flatten(right) if right != {} else {}
+    assert set(keys) == set(flat_left) | set(flat_right)
+    for row in rows:
+        assert row.kind in KINDS
+        assert (row.kind == "removed") == (row.key not in flat_right)
+        assert (row.kind == "added") == (row.key not in flat_left)
+        assert "\x1b" not in format_value(row.left)
+        json.dumps(row.to_json(), allow_nan=False)
+
+
+# -- format_value --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (64, "64"),
+        (0.99, "0.99"),
+        ("CartPole-v1", '"CartPole-v1"'),
+        ("64", '"64"'),
+        (None, "null"),
+        (True, "true"),
+        ({}, "{}"),
+        ([], "[]"),
+        ([1, "a"], '[1, "a"]'),
+        (math.nan, "NaN"),
+        ("Pendel \u00fcber", '"Pendel \u00fcber"'),
+    ],
+)
+def test_format_value(value: Any, text: str) -> None:
+    assert format_value(value) == text
+
+
+def test_format_value_is_short_and_safe() -> None:
+    hostile = format_value("\x1b[31mred\x1b[0m\nline\x07" * 1000)
+    assert "\x1b" not in hostile
+    assert "\n" not in hostile
+    assert "\x07" not in hostile
+    assert len(hostile) <= 80
+    assert hostile.endswith("\u2026")
+    assert len(format_value("x" * 10_000_000, limit=30)) == 30
+    assert format_value(object()).startswith('"<object object')
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+CHANGED_CONFIG_SQL = "UPDATE experiment SET config = ? WHERE id = ?"
+
+
+@dataclass(frozen=True, slots=True)
+class Runs:
+    db: Path
+    left_config: dict[str, Any]
+    results: dict[str, Result]
+
+    def __getitem__(self, name: str) -> Result:
+        return self.results[name]
+
+
+def _config_of(db: Path, exp_id: int) -> dict[str, Any]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        (text,) = conn.execute("SELECT config FROM experiment WHERE id = ?", (exp_id,)).fetchone()
+    finally:
+        conn.close()
+    data: dict[str, Any] = json.loads(text)
+    return data
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """One database with experiments 1 and 2 (2: 1's config, edited) and 3 (a broken config),
+    a folder where id 1 is in two databases, and the hostile file; every command runs once,
+    concurrently, and every folder must be unchanged afterwards."""
+    db = tmp_path_factory.mktemp("diff") / "metrics.db"
+    build_velora_db(db, [RunSpec(planned=5), RunSpec(planned=5), RunSpec(planned=3)])
+    left = _config_of(db, 1)
+    right = json.loads(json.dumps(left))
+    right["train_params"]["batch_size"] = 128
+    del right["torch"]["loss"]
+    right["notes"] = "bigger batch"
+    execute(db, CHANGED_CONFIG_SQL, (json.dumps(right), 2))
+    execute(db, CHANGED_CONFIG_SQL, ("{not json", 3))
+    several = tmp_path_factory.mktemp("several")
+    build_velora_db(several / "a" / "metrics.db", [3, 3])
+    build_velora_db(several / "b" / "metrics.db", [3])
+    hostile = hostile_db(tmp_path_factory.mktemp("hostile") / "metrics.db")
+    commands: dict[str, list[str | Path]] = {
+        "default": ["diff", "1", "2", db],
+        "all": ["diff", "1", "2", db, "--all"],
+        "json": ["diff", "1", "2", db, "--json"],
+        "json-all": ["diff", "--all", "--json", "1", "2", db],
+        "same": ["diff", "1", "1", db],
+        "same-json": ["diff", "1", "1", db, "--json"],
+        "broken": ["diff", "1", "3", db, "--json"],
+        "unknown": ["diff", "1", "9", db],
+        "unknown-left": ["diff", "9", "1", db, "--json"],
+        "ambiguous": ["diff", "1", "2", several],
+        "hostile": ["diff", "2", "1", hostile],
+        "usage": ["diff", "1", db],
+    }
+    folders = [db.parent, several, hostile.parent]
+    with contextlib.ExitStack() as stack:
+        for folder in folders:
+            stack.enter_context(assert_unchanged(folder))
+        with ThreadPoolExecutor(max_workers=(os.cpu_count() or 2) + 1) as pool:
+            futures = {name: pool.submit(run_cli, *args) for name, args in commands.items()}
+            results = {name: future.result() for name, future in futures.items()}
+    return Runs(db, left, results)
+
+
+EXPECTED: list[dict[str, Any]] = [
+    {"key": "torch.loss", "left": "MSELoss", "right": None, "kind": "removed"},
+    {"key": "train_params.batch_size", "left": 64, "right": 128, "kind": "changed"},
+    {"key": "notes", "left": None, "right": "bigger batch", "kind": "added"},
+]
+
+
+def test_default_shows_only_the_differences(runs: Runs) -> None:
+    result = runs["default"]
+    assert result.code == 0, result.err
+    assert result.err == ""
+    header, *rows = result.lines
+    assert re.split(r"\s{2,}", header) == [
+        "KEY",
+        "#1 NeuroFlow CartPole-v1",
+        "#2 NeuroFlowCT InvertedPendulum-v5",
+    ]
+    assert [line.split() for line in rows] == [
+        ["torch.loss", '"MSELoss"', "-"],
+        ["train_params.batch_size", "64", "128", "~"],
+        ["notes", '"bigger', 'batch"', "+"],
+    ]
+    # aligned columns: values start under their headers, markers line up
+    left_at, right_at = header.index("#1 "), header.index("#2 ")
+    assert rows[0][left_at:].startswith('"MSELoss"')
+    assert rows[1][left_at:].startswith("64 ")
+    assert rows[1][right_at:].startswith("128 ")
+    assert rows[2][left_at:right_at].strip() == ""
+    assert rows[2][right_at:].startswith('"bigger batch"')
+    assert len({len(line) for line in rows}) == 1
+
+
+def test_all_shows_every_key(runs: Runs) -> None:
+    result = runs["all"]
+    assert result.code == 0, result.err
+    rows = result.lines[1:]
+    keys = [line.split()[0] for line in rows]
+    assert keys == [*flatten(runs.left_config), "notes"]
+    marked = [line.split()[0] for line in rows if line.split()[-1] in {"~", "+", "-"}]
+    assert marked == [row["key"] for row in EXPECTED]
+    agent = next(line for line in rows if line.startswith("agent "))
+    assert agent.split() == ["agent", '"NeuroFlow"', '"NeuroFlow"']
+
+
+def test_json(runs: Runs) -> None:
+    result = runs["json"]
+    assert result.code == 0, result.err
+    assert strict_json(result.out) == EXPECTED
+
+
+def test_json_all(runs: Runs) -> None:
+    data = strict_json(runs["json-all"].out)
+    assert isinstance(data, list)
+    assert all(set(row) == {"key", "left", "right", "kind"} for row in data)
+    assert [row for row in data if row["kind"] != "same"] == EXPECTED
+    assert len(data) == len(flatten(runs.left_config)) + 1
+    same = {row["key"]: row["left"] for row in data if row["kind"] == "same"}
+    assert same["env"] == "CartPole-v1"
+    assert all(row["left"] == row["right"] for row in data if row["kind"] == "same")
+
+
+def test_no_differences(runs: Runs) -> None:
+    result = runs["same"]
+    assert (result.code, result.out) == (0, "")
+    assert result.err_lines == ["velora-tui: no differences"]
+    assert strict_json(runs["same-json"].out) == []
+
+
+def test_broken_config_is_diffed_as_empty(runs: Runs) -> None:
+    result = runs["broken"]
+    assert result.code == 0
+    [line] = result.err_lines
+    assert line.startswith("velora-tui: #3: config is not valid JSON")
+    assert line.endswith("compared as empty")
+    data = strict_json(result.out)
+    assert [row["key"] for row in data] == list(flatten(runs.left_config))
+    assert {row["kind"] for row in data} == {"removed"}
+
+
+@pytest.mark.parametrize("name", ["unknown", "unknown-left"])
+def test_unknown_id(runs: Runs, name: str) -> None:
+    result = runs[name]
+    assert result.code == 1
+    assert result.out == ""
+    assert result.err_lines == ["velora-tui: no experiment with id 9"]
+
+
+def test_id_in_several_databases(runs: Runs) -> None:
+    result = runs["ambiguous"]
+    assert result.code == 1
+    assert result.out == ""
+    [line] = result.err_lines
+    assert line.startswith("velora-tui: experiment 1 is in several databases (")
+    assert line.endswith("name one SOURCE")
+
+
+def test_hostile_file(runs: Runs) -> None:
+    result = runs["hostile"]  # check_output already refused escape characters
+    assert result.code == 0
+    [line] = result.err_lines
+    assert line.startswith("velora-tui: #2: config is not valid JSON")
+    header, *rows = result.lines
+    assert header.startswith("KEY")
+    assert "#2 " in header
+    assert all(line.split()[-1] == "+" for line in rows)
+
+
+def test_usage(runs: Runs) -> None:
+    result = runs["usage"]
+    assert result.code == 2
+    assert "Usage:" in result.err

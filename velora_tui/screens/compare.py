@@ -1,0 +1,157 @@
+"""Compare: the reward curves of the marked experiments overlaid, across databases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual_plotext import PlotextPlot
+
+from velora_tui.alerts import label
+from velora_tui.data.series import Series, load_series
+from velora_tui.data.smoothing import smooth
+from velora_tui.messages import DataChanged
+from velora_tui.widgets.charts import SMOOTHING_STEPS, X_AXES, ChartOptions, finite_points
+from velora_tui.widgets.experiment_table import Key
+from velora_tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from velora_tui.app import VeloraApp
+
+PALETTE = (
+    (90, 170, 255),
+    (255, 150, 90),
+    (120, 220, 160),
+    (255, 110, 140),
+    (200, 160, 255),
+    (240, 210, 90),
+    (100, 220, 230),
+    (230, 230, 230),
+)
+Curve = tuple[str, Series]
+
+
+class CompareChart(PlotextPlot):
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.curves: list[Curve] = []
+        self.options = ChartOptions()
+
+    def show(self, curves: list[Curve] | None = None, options: ChartOptions | None = None) -> None:
+        if curves is not None:
+            self.curves = curves
+        if options is not None:
+            self.options = options
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        x_label = "episode"
+        for index, (_name, series) in enumerate(self.curves):
+            xs, x_label = self.options.x_values(series)
+            ys = smooth(series.bands["reward"].mean, self.options.smoothing)
+            x, y = finite_points(xs, ys)
+            if x:
+                plt.plot(x, y, marker="braille", color=PALETTE[index % len(PALETTE)])
+        plt.xlabel(x_label)
+        smoothing = self.options.smoothing
+        plt.title("reward" + (f" · smoothing {smoothing:g}" if smoothing else ""))
+        self.refresh()
+
+
+class CompareScreen(Screen[None]):
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-"),
+        Binding("minus", "smoothing(-1)", "Less smoothing", show=False),
+        Binding("x", "x_axis", "X axis"),
+    ]
+
+    def __init__(self, keys: list[Key]) -> None:
+        super().__init__()
+        self.keys = keys
+        self.options = ChartOptions()
+        self.loading = False
+        self.dirty = False
+
+    @property
+    def velora(self) -> VeloraApp:
+        from velora_tui.app import VeloraApp
+
+        assert isinstance(self.app, VeloraApp)
+        return self.app
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="◆")
+        yield Static(id="legend")
+        yield CompareChart(id="compare-chart")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        legend = Text("comparing  ", style="bold", no_wrap=True, overflow="ellipsis")
+        for index, key in enumerate(self.keys):
+            summary = self.velora.monitor.summary(key)
+            name = label(summary) if summary else f"#{key[1]}"
+            if len(self.velora.monitor.databases) > 1:
+                name += f" ({key[0].parent.name})"
+            red, green, blue = PALETTE[index % len(PALETTE)]
+            legend.append("━━ ", style=f"rgb({red},{green},{blue})")
+            legend.append(name + "   ")
+        self.query_one("#legend", Static).update(legend)
+        self.reload()
+
+    def reload(self) -> None:
+        if self.loading:
+            self.dirty = True
+            return
+        self.loading, self.dirty = True, False
+        width = self.query_one(CompareChart).size.width
+        self.read(max(60, min(2 * width, 600)) if width else 200)
+
+    @work(thread=True, group="compare", exit_on_error=False)
+    def read(self, buckets: int) -> None:
+        monitor = self.velora.monitor
+        curves = []
+        for key in self.keys:
+            database = monitor.databases.get(key[0])
+            summary = monitor.summary(key)
+            series = load_series(database, key[1], buckets) if database else Series()
+            curves.append((label(summary) if summary else f"#{key[1]}", series))
+        self.app.call_from_thread(self.loaded, curves)
+
+    def loaded(self, curves: list[Curve]) -> None:
+        self.loading = False
+        self.query_one(CompareChart).show(curves, self.options)
+        if self.dirty:
+            self.reload()
+
+    @on(DataChanged)
+    def data_changed(self, message: DataChanged) -> None:
+        app = self.velora
+        touched = {(u.db, e) for u in message.updates for e in u.experiments}
+        if touched & set(self.keys) or any(u.reset for u in message.updates):
+            self.reload()
+        self.query_one(StatusBar).show(
+            app.monitor.statuses(), app.feed_description(), app.last_update
+        )
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def action_smoothing(self, step: int) -> None:
+        steps = SMOOTHING_STEPS
+        current = min(range(len(steps)), key=lambda i: abs(steps[i] - self.options.smoothing))
+        index = max(0, min(len(steps) - 1, current + step))
+        self.options = replace(self.options, smoothing=steps[index])
+        self.query_one(CompareChart).show(options=self.options)
+
+    def action_x_axis(self) -> None:
+        axis = X_AXES[(X_AXES.index(self.options.x_axis) + 1) % len(X_AXES)]
+        self.options = replace(self.options, x_axis=axis)
+        self.query_one(CompareChart).show(options=self.options)
