@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sqlite3
 import subprocess
 import sys
@@ -173,13 +174,22 @@ def statement_profile(db: Path, repeats: int = 3) -> list[tuple[str, int, float]
 
 
 def describe_statement(statement: str) -> str:
+    """A short name for a statement of the data layer (which evolves: keep this loose)."""
     flat = " ".join(statement.split())
     where = flat.partition(" WHERE ")[2]
-    if "GROUP BY" in flat and "count(*)" in flat:
-        ranged = " per id range" if "episode.id >" in where else ""
-        return f"count/min/max(id) ... GROUP BY experiment_id{ranged}"
-    if "max(CASE WHEN" in flat and "episode.experiment_id =" in where:
-        return "one experiment's best reward + non-finite count"
+    scope = ""
+    if "experiment_id BETWEEN" in where:
+        scope += ", exp-id range"
+    elif "experiment_id =" in where:
+        scope += ", one experiment"
+    if re.search(r"episode\.id (\+ 0 )?(<=|>=|<|>|BETWEEN) ", where):
+        scope += ", id range"
+    if "GROUP BY" in flat:
+        scope += ", grouped"
+    if "max(CASE WHEN" in flat:
+        return "best reward + non-finite count" + scope
+    if "count(*)" in flat:
+        return "count/min/max(id)" + scope
     if flat.startswith("SELECT max(episode.id)"):
         return "max(episode.id)"
     if "FROM experiment" in flat:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import (
+    QUIET,
     LineCollector,
     Metric,
     OtherLoad,
@@ -169,30 +170,45 @@ def report(result: TailResult) -> None:
 
 
 def main(
-    rate: float = 50.0, episodes: int = 400, modes: tuple[str, ...] = ("watch", "poll")
+    rate: float = 50.0,
+    episodes: int = 400,
+    modes: tuple[str, ...] = ("watch", "poll"),
+    attempts: int = 3,
 ) -> list[Metric]:
     print_header(f"tail -f latency: {episodes} episodes at {rate:g}/s ({load_note()})")
     metrics: list[Metric] = []
     for mode in modes:
-        result = measure(mode, rate, episodes)
-        report(result)
+        # Other sessions on this machine can take a whole core: retry a disturbed run (up to
+        # `attempts` in all) and keep the least disturbed one.
+        tries: list[TailResult] = []
+        while len(tries) < attempts and not any(t.other_load < QUIET for t in tries):
+            tries.append(measure(mode, rate, episodes))
+            report(tries[-1])
+        result = min(tries, key=lambda t: t.other_load)
+        noisy = "" if result.other_load < QUIET else f" (noisy: other load {result.other_load:.2f})"
         p95 = result.p(95)
         label = "file watching" if mode == "watch" else "--poll"
         metrics.append(
             Metric(
                 f"commit -> tail -f, {label} (p50 / p95 / max)",
                 f"p95 <= {ms(GOAL_P95)}",
-                f"{ms(result.p(50))} / {ms(p95)} / {ms(max(result.latencies, default=0.0))}",
+                f"{ms(result.p(50))} / {ms(p95)} / {ms(max(result.latencies, default=0.0))}"
+                + noisy,
                 p95 <= GOAL_P95,
             )
         )
+        bad = [t for t in tries if not t.exactly_once]
         metrics.append(
             Metric(
                 f"tail -f {label}: ids received exactly once",
                 "all",
                 f"{result.received}/{result.committed}"
-                + ("" if result.exactly_once else f" ({result.duplicates} dup)"),
-                result.exactly_once,
+                + (f" ({len(tries)} runs)" if len(tries) > 1 else "")
+                + "".join(
+                    f"; a run: {t.missing} missing, {t.duplicates} twice, {t.unexpected} unknown"
+                    for t in bad
+                ),
+                not bad,
             )
         )
     return metrics

@@ -124,12 +124,12 @@ async def test_filter_narrows_and_clears(sample_db: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app)
         await pilot.press("slash", *"pendulum")
-        await pilot.pause()
+        await pilot.pause(0.3)
         assert table(app).row_count == 1
         await pilot.press("enter")
         assert table(app).has_focus
         await pilot.press("slash", "ctrl+u", *"nothing-like-this")
-        await pilot.pause()
+        await pilot.pause(0.3)
         empty = app.screen.query_one("#empty")
         assert empty.display
         await pilot.press("escape")
@@ -328,10 +328,10 @@ async def test_filter_language_and_bad_terms(sample_db: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app)
         await pilot.press("slash", *"agent:neuroflow best>60")
-        await pilot.pause()
+        await pilot.pause(0.3)
         assert [key[1] for key in table(app).order] == [3]
         await pilot.press("ctrl+u", *"cfg.train_params.n_episodes>=60")
-        await pilot.pause()
+        await pilot.pause(0.3)
         await settle(app)
         await pilot.pause()
         assert sorted(key[1] for key in table(app).order) == [1, 3]

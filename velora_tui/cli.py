@@ -23,7 +23,9 @@ from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
 
 DEFAULT_SOURCE = "metrics.db"
-SOURCES = click.argument("sources", nargs=-1, type=click.Path(path_type=Path))
+# readable=False: a source that cannot be read is reported by the data layer (one stderr line),
+# and never stops the other sources from being shown.
+SOURCES = click.argument("sources", nargs=-1, type=click.Path(path_type=Path, readable=False))
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
@@ -302,8 +304,18 @@ def _follow(monitor: Monitor, printer: EpisodePrinter, wanted: set[int], poll: b
         for signum in (signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(signum, feed.stop)
         states = {s.path: s for s in monitor.statuses()}
+        mode = feed.mode
         async for updates in live_updates(monitor, feed):
+            if feed.mode is not mode:  # watching failed: say that it polls now, and why
+                mode = feed.mode
+                click.echo(f"velora-tui: {feed.describe()}", err=True)
             for update in updates:
+                if update.reset:
+                    click.echo(
+                        f"velora-tui: {update.db}: replaced by a new database;"
+                        " following it from its first episode",
+                        err=True,
+                    )
                 for row in update.episodes:
                     if not wanted or row.experiment_id in wanted:
                         printer.print(update.db, row)

@@ -57,11 +57,67 @@ class Schema:
     has_entropy: bool
 
 
+class FetchingCursor(sqlite3.Cursor):
+    """A cursor that reads its whole result inside `execute`.
+
+    SQLite holds its read lock until a statement has stepped to its end. A plain cursor leaves
+    the statement open while the caller (SQLAlchemy's result and ORM setup) runs Python before
+    fetching, and a writer's COMMIT that lands then waits in its busy handler (1 ms or more).
+    Fetching everything at once ends the lock before any of that runs.
+    """
+
+    _rows: list[Any]
+    _next: int
+
+    def execute(self, sql: str, parameters: Any = (), /) -> FetchingCursor:
+        self._rows, self._next = [], 0
+        super().execute(sql, parameters)
+        self._rows = super().fetchall()
+        return self
+
+    def _take(self, count: int) -> list[Any]:
+        rows = getattr(self, "_rows", [])
+        start = getattr(self, "_next", 0)
+        self._next = min(len(rows), start + max(count, 0))
+        return rows[start : self._next]
+
+    def fetchone(self) -> Any:
+        rows = self._take(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        return self._take(self.arraysize if size is None else size)
+
+    def fetchall(self) -> list[Any]:
+        return self._take(len(getattr(self, "_rows", [])))
+
+    def __iter__(self) -> FetchingCursor:
+        return self
+
+    def __next__(self) -> Any:
+        rows = self._take(1)
+        if not rows:
+            raise StopIteration
+        return rows[0]
+
+
+class ReadOnlyConnection(sqlite3.Connection):
+    """Hands out FetchingCursors (also to `execute`, and to SQLAlchemy)."""
+
+    def cursor(self, factory: Any = None) -> Any:
+        return super().cursor(factory or FetchingCursor)
+
+
 def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connection:
     """A read-only, autocommit connection that can never create or change the file."""
     uri = path.resolve().as_uri() + "?mode=ro"
     return sqlite3.connect(
-        uri, uri=True, isolation_level=None, timeout=busy_timeout, check_same_thread=False
+        uri,
+        uri=True,
+        isolation_level=None,
+        timeout=busy_timeout,
+        check_same_thread=False,
+        factory=ReadOnlyConnection,
     )
 
 
@@ -90,6 +146,8 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
     if isinstance(exc, NotReady):
         return SourceStatus(path, SourceState.WAITING, str(exc))
     original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    if isinstance(original, PermissionError):
+        return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
     text = str(original).lower()
     if "locked" in text or "busy" in text:
         return SourceStatus(path, SourceState.LOCKED, "locked by a writer; retrying")
@@ -214,10 +272,17 @@ class MetricsDatabase:
             signature = None
         if signature != self._seen_stat or self.status.state is SourceState.LOCKED:
             return True
-        if self._conn is None or not self._lock.acquire(blocking=False):
-            return self._conn is not None  # busy reading: let the refresh decide
+        conn = self._conn
+        if conn is None or not self._lock.acquire(blocking=False):
+            return conn is not None  # busy reading: let the refresh decide
         try:
-            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            # Never wait out the busy timeout here (the caller's event loop would freeze while
+            # a writer holds its lock): locked means "maybe", and the refresh, in a thread, waits.
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         except sqlite3.Error:
             return True
         finally:
@@ -349,9 +414,39 @@ class MetricsDatabase:
             nonfinite_terms.append(and_(entropy.is_not(None), ~finite(entropy)))
         bad = func.sum(case((or_(*nonfinite_terms), 1), else_=0))
         best = func.max(finite_or_null(Episode.reward))
-        for exp_id, agg in aggregates.items():
-            _count, first, last = agg[0], agg[1], agg[2]
-            low = first
+
+        def merge(agg: list[Any], chunk_best: Any, chunk_bad: Any) -> None:
+            if chunk_best is not None and (agg[3] is None or chunk_best > agg[3]):
+                agg[3] = chunk_best
+            agg[4] += chunk_bad or 0
+
+        # Small experiments together (one range of experiment ids per ~AGGREGATE_CHUNK rows);
+        # `id + 0` keeps SQLite on the experiment_id index instead of a rowid scan.
+        mark = max((agg[2] for agg in aggregates.values()), default=0)
+        group: list[int] = []
+        rows = 0
+        for exp_id in [*sorted(aggregates), None]:
+            agg = aggregates[exp_id] if exp_id is not None else None
+            if group and (agg is None or rows + agg[0] > AGGREGATE_CHUNK or len(group) >= 1000):
+                statement = (
+                    select_columns(Episode.experiment_id, best, bad)
+                    .where(
+                        col(Episode.experiment_id).between(group[0], group[-1]),
+                        col(Episode.id) + 0 <= mark,
+                    )
+                    .group_by(Episode.experiment_id)
+                )
+                for found_id, chunk_best, chunk_bad in self._fetch(statement):
+                    if found_id in aggregates:
+                        merge(aggregates[found_id], chunk_best, chunk_bad)
+                group, rows = [], 0
+            if agg is None:
+                break
+            if agg[0] <= AGGREGATE_CHUNK:
+                group.append(exp_id)  # type: ignore[arg-type]
+                rows += agg[0]
+                continue
+            low, last = agg[1], agg[2]  # a big experiment: its own reads, by id range
             while low <= last:
                 high = min(last, low + AGGREGATE_CHUNK - 1)
                 statement = select_columns(best, bad).where(
@@ -359,10 +454,7 @@ class MetricsDatabase:
                     col(Episode.id) >= low,
                     col(Episode.id) <= high,
                 )
-                chunk_best, chunk_bad = self._fetch(statement)[0]
-                if chunk_best is not None and (agg[3] is None or chunk_best > agg[3]):
-                    agg[3] = chunk_best
-                agg[4] += chunk_bad or 0
+                merge(agg, *self._fetch(statement)[0])
                 low = high + 1
 
     def _incremental(self, update: Update) -> None:

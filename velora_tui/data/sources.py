@@ -142,12 +142,14 @@ class Monitor:
 def sort_summaries(
     summaries: Iterable[ExperimentSummary], now: datetime
 ) -> list[ExperimentSummary]:
-    """Running experiments first, then the most recently active."""
+    """Running experiments first (newest run first, so runs training side by side keep their
+    places), then the others by most recent activity."""
 
     def key(s: ExperimentSummary) -> tuple[int, float, str, int]:
-        moment = s.last_activity or s.created_at
+        running = s.status(now) is RunStatus.RUNNING
+        moment = (s.created_at or s.last_activity) if running else (s.last_activity or s.created_at)
         return (
-            0 if s.status(now) is RunStatus.RUNNING else 1,
+            0 if running else 1,
             -((moment - _EPOCH).total_seconds() if moment else 0.0),
             str(s.db),
             -s.id,

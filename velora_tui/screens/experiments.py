@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
@@ -12,6 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
 from velora_tui.data.config import flatten
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
     from velora_tui.app import VeloraApp
 
 SPARK_POINTS = 60
+SPARK_WINDOW = 100
+# A list longer than this is no use in a terminal (and slow to rebuild): filter instead.
+MAX_ROWS = 500
+FILTER_DELAY = 0.12
 
 
 class ExperimentsScreen(Screen[None]):
@@ -47,6 +53,8 @@ class ExperimentsScreen(Screen[None]):
         self.filter_query = parse_query("")
         self.configs: dict[Key, Mapping[str, Any] | None] = {}
         self.spark_due: set[Key] = set()
+        self.beats = 0
+        self.filter_timer: Timer | None = None
         self.preview_line: Text | None = None
 
     @property
@@ -66,6 +74,7 @@ class ExperimentsScreen(Screen[None]):
         yield Static(id="filter-error")
         with Vertical(id="list"):
             yield ExperimentTable(id="experiments")
+            yield Static(id="more")
             yield Static(id="empty")
         with Vertical(id="preview"):
             yield Static(id="preview-title")
@@ -87,8 +96,21 @@ class ExperimentsScreen(Screen[None]):
             self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
         self.spark_due |= changed
         if self.spark_due and (message.heartbeat or not self.velora.settings.live):
-            self.load_sparks()
-        self.refresh_view(None if message.heartbeat else changed)
+            self.call_after_refresh(self.load_sparks)
+        if message.heartbeat:
+            self.beats += 1
+            if self.beats % 60:
+                # Only times that can change within a minute need redrawing every second.
+                recent = self.velora.now() - timedelta(minutes=2)
+                changed |= {
+                    s.key
+                    for s in self.velora.monitor.summaries()
+                    if s.last_activity is None or s.last_activity > recent
+                }
+            else:
+                self.refresh_view()
+                return
+        self.refresh_view(changed)
 
     def shown_summaries(self) -> list[ExperimentSummary]:
         now = self.velora.now()
@@ -124,8 +146,16 @@ class ExperimentsScreen(Screen[None]):
         app = self.velora
         table = self.query_one(ExperimentTable)
         table.show_db = len(app.monitor.databases) > 1
-        summaries = self.shown_summaries()
+        matching = self.shown_summaries()
+        summaries = matching[:MAX_ROWS]
         table.show(summaries, app.now(), None if changed is None else changed.__contains__)
+        more = self.query_one("#more", Static)
+        more.display = len(matching) > MAX_ROWS
+        if more.display:
+            more.update(
+                f"showing the first {MAX_ROWS:,} of {len(matching):,} experiments: "
+                "narrow them with / (e.g. status:running, agent:NAME)"
+            )
         empty = self.query_one("#empty", Static)
         empty.display = not summaries
         table.display = bool(summaries)
@@ -184,11 +214,22 @@ class ExperimentsScreen(Screen[None]):
         if data != spark.data:
             spark.data = data
 
-    @work(thread=True, exclusive=True, group="sparks", exit_on_error=False)
+    def spark_window(self) -> set[Key]:
+        """Rows worth a sparkline now: around the cursor (and the top of the list)."""
+        table = self.query_one(ExperimentTable)
+        around = max(0, table.cursor_row - SPARK_WINDOW)
+        return set(table.order[:SPARK_WINDOW]) | set(
+            table.order[around : table.cursor_row + SPARK_WINDOW]
+        )
+
     def load_sparks(self) -> None:
-        due, self.spark_due = self.spark_due, set()
-        if not due:
-            return
+        due = self.spark_due & self.spark_window()
+        if due:
+            self.spark_due -= due
+            self.read_sparks(due)
+
+    @work(thread=True, group="sparks", exit_on_error=False)
+    def read_sparks(self, due: set[Key]) -> None:
         monitor = self.velora.monitor
         results: dict[Key, list[float]] = {}
         for db_path, exp_id in due:
@@ -209,6 +250,8 @@ class ExperimentsScreen(Screen[None]):
     @on(DataTable.RowHighlighted)
     def highlighted(self) -> None:
         self.show_preview()
+        if self.spark_due:
+            self.load_sparks()
 
     @on(DataTable.RowSelected)
     def selected(self) -> None:
@@ -235,7 +278,10 @@ class ExperimentsScreen(Screen[None]):
             error.display = True
             return
         error.display = False
-        self.refresh_view()
+        # Typing fast rebuilds the list once, not once per key.
+        if self.filter_timer is not None:
+            self.filter_timer.stop()
+        self.filter_timer = self.set_timer(FILTER_DELAY, self.refresh_view)
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
