@@ -9,7 +9,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -85,6 +87,15 @@ class VeloraApp(App[None]):
         self.last_update: datetime | None = None
         self.alerts = AlertTracker()
         self.sub_title = clean_text(", ".join(str(s) for s in monitor.specs), 200)
+        # The first read starts now, while Textual starts up, and is shown once both are done.
+        self.first_read: Future[list[Update]] = Future()
+        threading.Thread(target=self._read_first, name="first-read", daemon=True).start()
+
+    def _read_first(self) -> None:
+        try:
+            self.first_read.set_result(self.monitor.refresh())
+        except BaseException as exc:  # shown by the worker that waits for it
+            self.first_read.set_exception(exc)
 
     def now(self) -> datetime:
         return self.settings.clock()
@@ -110,7 +121,7 @@ class VeloraApp(App[None]):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def initial_load(self) -> None:
-        updates = self.monitor.refresh()
+        updates = self.first_read.result()
         self.call_from_thread(self.publish, updates, True)
         if self.settings.live:
             self.call_from_thread(self.start_watching)

@@ -180,7 +180,8 @@ class Writer:
         row = dict(values)
         if not self.has_entropy:
             row.pop("entropy_loss", None)
-        with Session(self.engine) as session:
+        # expire_on_commit=False: reading the new id for the log must not cost another SELECT.
+        with Session(self.engine, expire_on_commit=self.log is None) as session:
             episode = Episode.model_validate(
                 {**row, "experiment_id": exp_id, "created_at": at or datetime.now()}
             )

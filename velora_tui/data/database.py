@@ -38,6 +38,8 @@ NOT_CREATED = "not created yet; waiting for training to start"
 MAX_FLOAT = 1.7976931348623157e308
 # Id span per aggregate statement on first load: keeps each read lock to a few tens of ms.
 AGGREGATE_CHUNK = 100_000
+# Experiments per statement when counting episodes on first load.
+COUNT_GROUP = 20
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
 BATCH = 20_000
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
@@ -367,19 +369,11 @@ class MetricsDatabase:
             self._loaded = True
             self._incremental(update)
             return
-        # One pass over the experiment_id index alone (covering: no table rows read) gives each
-        # experiment's count and id range, all from one snapshot; its highest id is the mark.
-        counts = select_columns(
-            Episode.experiment_id, func.count(), func.min(Episode.id), func.max(Episode.id)
-        ).group_by(Episode.experiment_id)
-        aggregates: dict[int, list[Any]] = {}
-        for exp_id, count, first, last in self._fetch(counts):
-            key = as_int(exp_id)
-            if key is not None:
-                aggregates[key] = [count, first, last, None, 0]
-        mark = max((agg[2] for agg in aggregates.values()), default=0)
+        # Everything up to the mark is summarised now; rows above it are read as new ones.
+        mark = self._max_episode_id()
         self._load_experiments(update)
-        self._add_rewards(aggregates)
+        aggregates = self._count_episodes(mark)
+        self._add_rewards(aggregates, mark)
         edge_ids = [agg[1] for agg in aggregates.values()] + [agg[2] for agg in aggregates.values()]
         edges = {row.id: row for row in self._episodes_by_id(edge_ids)}
         for exp_id, (count, first, last, best, bad) in aggregates.items():
@@ -400,7 +394,34 @@ class MetricsDatabase:
         self._episode_mark = mark
         self._loaded = True
 
-    def _add_rewards(self, aggregates: dict[int, list[Any]]) -> None:
+    def _count_episodes(self, mark: int) -> dict[int, list[Any]]:
+        """Each experiment's count and id range, from the experiment_id index alone (it covers
+        the query: no table rows are read), a range of experiment ids per statement so no read
+        lock lasts long. `id + 0` keeps SQLite on that index rather than a rowid scan."""
+        ids = sorted(self.summaries)
+        bounds = ids[COUNT_GROUP - 1 :: COUNT_GROUP]
+        ranges = list(zip([None, *bounds], [*bounds, None], strict=True))
+        aggregates: dict[int, list[Any]] = {}
+        for low, high in ranges:
+            where = [col(Episode.id) + 0 <= mark]
+            if low is not None:
+                where.append(col(Episode.experiment_id) > low)
+            if high is not None:
+                where.append(col(Episode.experiment_id) <= high)
+            counts = (
+                select_columns(
+                    Episode.experiment_id, func.count(), func.min(Episode.id), func.max(Episode.id)
+                )
+                .where(*where)
+                .group_by(Episode.experiment_id)
+            )
+            for exp_id, count, first, last in self._fetch(counts):
+                key = as_int(exp_id)
+                if key is not None:
+                    aggregates[key] = [count, first, last, None, 0]
+        return aggregates
+
+    def _add_rewards(self, aggregates: dict[int, list[Any]], mark: int) -> None:
         """Best reward and non-finite rows per experiment, in short indexed reads."""
         schema = self._schema
         assert schema is not None
@@ -422,7 +443,6 @@ class MetricsDatabase:
 
         # Small experiments together (one range of experiment ids per ~AGGREGATE_CHUNK rows);
         # `id + 0` keeps SQLite on the experiment_id index instead of a rowid scan.
-        mark = max((agg[2] for agg in aggregates.values()), default=0)
         group: list[int] = []
         rows = 0
         for exp_id in [*sorted(aggregates), None]:
