@@ -79,3 +79,29 @@ def test_downsampling_keeps_extremes_order_and_budget(
         assert all(min(finite) <= v <= max(finite) for v in plotted)
     else:
         assert not plotted
+
+
+@given(
+    st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=1, max_size=400),
+    st.integers(min_value=1, max_value=100),
+)
+def test_thinning_keeps_extremes_and_budget(values: list[float], points: int) -> None:
+    from velora_tui.data.series import Band, Series, thin
+
+    series = Series(episode=[float(i) for i in range(len(values))], rows=len(values))
+    series.steps = list(series.episode)
+    series.seconds = list(series.episode)
+    series.bands["reward"] = Band(mean=list(values), low=list(values), high=list(values))
+    for metric in series.bands:
+        if metric != "reward":
+            series.bands[metric] = Band(
+                mean=[math.nan] * len(values),
+                low=[math.nan] * len(values),
+                high=[math.nan] * len(values),
+            )
+    out = thin(series, points)
+    assert len(out) <= max(points, 1) or len(values) <= points
+    assert out.episode == sorted(out.episode)
+    band = out.bands["reward"]
+    assert min(values) == min(band.low)
+    assert max(values) == max(band.high)

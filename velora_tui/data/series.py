@@ -146,3 +146,28 @@ def _build(rows: Sequence[Any], exact: bool) -> Series:
 def _finite(value: object) -> float:
     number = as_float(value)
     return number if math.isfinite(number) else math.nan
+
+
+def thin(series: Series, points: int) -> Series:
+    """The series merged down to at most `points` points, keeping each group's min and max."""
+    if len(series) <= points or points <= 0:
+        return series
+    size = -(-len(series) // points)  # ceiling division
+    out = Series(rows=series.rows, exact=False)
+
+    def groups(values: list[float]) -> list[list[float]]:
+        return [values[i : i + size] for i in range(0, len(values), size)]
+
+    out.episode = [g[0] for g in groups(series.episode)]
+    out.steps = [g[-1] for g in groups(series.steps)]
+    out.seconds = [g[-1] for g in groups(series.seconds)]
+    for metric, band in series.bands.items():
+        target = out.bands[metric]
+        for means, lows, highs in zip(
+            groups(band.mean), groups(band.low), groups(band.high), strict=True
+        ):
+            finite = [v for v in means if math.isfinite(v)]
+            target.mean.append(sum(finite) / len(finite) if finite else math.nan)
+            target.low.append(min((v for v in lows if math.isfinite(v)), default=math.nan))
+            target.high.append(max((v for v in highs if math.isfinite(v)), default=math.nan))
+    return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -10,6 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from velora_tui.app import VeloraApp
 
 TABS = ("charts", "episodes", "config")
+CHART_INTERVAL = 0.5
 
 
 class ExperimentScreen(Screen[None]):
@@ -56,6 +59,8 @@ class ExperimentScreen(Screen[None]):
         self.key = key
         self.charts_dirty = True
         self.charts_loading = False
+        self.charts_drawn = 0.0
+        self.charts_timer: Timer | None = None
         self.chart_options = ChartOptions()
 
     @property
@@ -110,10 +115,21 @@ class ExperimentScreen(Screen[None]):
         if self.charts_loading:
             self.charts_dirty = True
             return
+        wait = self.charts_drawn + CHART_INTERVAL - time.monotonic()
+        if wait > 0:  # a fast writer: redraw a few times a second, not once per batch
+            self.charts_dirty = True
+            if self.charts_timer is None:
+                self.charts_timer = self.set_timer(wait, self.charts_due)
+            return
         self.charts_dirty = False
         self.charts_loading = True
         width = self.query_one("#chart-reward", MetricChart).size.width
         self.read_series(max(60, min(2 * width, 1_000)) if width else 200)
+
+    def charts_due(self) -> None:
+        self.charts_timer = None
+        if self.charts_dirty:
+            self.load_charts()
 
     @work(thread=True, group="series", exit_on_error=False)
     def read_series(self, buckets: int) -> None:
@@ -123,6 +139,7 @@ class ExperimentScreen(Screen[None]):
 
     def show_series(self, series: Series) -> None:
         self.charts_loading = False
+        self.charts_drawn = time.monotonic()
         for chart in self.query(MetricChart):
             chart.show(series, self.chart_options)
         if self.charts_dirty:

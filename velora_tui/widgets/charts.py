@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from textual_plotext import PlotextPlot
 
-from velora_tui.data.series import Series
+from velora_tui.data.series import Series, thin
 from velora_tui.data.smoothing import smooth
 
 FAINT = (110, 110, 130)
@@ -94,6 +94,8 @@ class MetricChart(PlotextPlot):
         plt.clear_figure()
         options = self.options
         series = self.series
+        if series is not None and self.size.width:
+            series = thin(series, 2 * self.size.width)
         band = series.bands[self.spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
             note = "no data" if series is not None and len(series) else "waiting for episodes"
