@@ -85,15 +85,29 @@ async def idle_cpu(seconds: float = 10.0) -> float:
             return 100.0 * used / (time.perf_counter() - start)
 
 
+class FirstPaint(VeloraApp):
+    """Stamps the first paint after the first read was published."""
+
+    painted: float = 0.0
+
+    def publish(self, updates: list[Update], heartbeat: bool = False) -> None:
+        super().publish(updates, heartbeat)
+        if not self.painted:
+            self.call_after_refresh(lambda: self.call_after_refresh(self._paint))
+
+    def _paint(self) -> None:
+        self.painted = self.painted or time.perf_counter()
+
+
 async def first_screen(db: Path) -> tuple[float, float]:
+    """From creating the app (imports done) to the list of all experiments on the screen."""
     started = time.perf_counter()
-    app = VeloraApp(Monitor([db]), Settings(live=False))
-    async with app.run_test(size=(120, 40)) as pilot:
+    app = FirstPaint(Monitor([db]), Settings(live=False))
+    async with app.run_test(size=(120, 40)):
         table = app.screen.query_one(ExperimentTable)
-        while table.row_count < 100:
+        while not app.painted or table.row_count < 100:
             await asyncio.sleep(0.005)
-        await pilot.pause()
-        elapsed = time.perf_counter() - started
+        elapsed = app.painted - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return elapsed, peak_mb
 

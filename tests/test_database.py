@@ -641,6 +641,8 @@ def test_hostile_data(tmp_path: Path) -> None:
         assert evil.episodes == 7
         assert evil.best_reward == 7.5  # inf, -inf, text and blobs are not rewards
         assert evil.last_reward == 6.0
+        assert evil.nonfinite == 0  # counted by a second pass
+        assert db.count_nonfinite() == {2}
         assert evil.nonfinite == 6
         assert db.summaries[3].n_episodes == 77
         assert db.summaries[3].episodes == 1
@@ -698,6 +700,7 @@ def test_hostile_data_replayed_agrees_with_summary(tmp_path: Path) -> None:
     with assert_unchanged(tmp_path):
         summarised, replayed = opened(path), opened(path, replay=True)
         summarised.refresh()
+        summarised.count_nonfinite()
         update = replayed.refresh()
         assert len(update.episodes) == 5 + 7 + 1 + 1
         assert {k: facts(s) for k, s in summarised.summaries.items()} == {

@@ -123,8 +123,21 @@ class VeloraApp(App[None]):
     def initial_load(self) -> None:
         updates = self.first_read.result()
         self.call_from_thread(self.publish, updates, True)
+        flagged = self.monitor.count_nonfinite()
+        self.call_from_thread(self.flag_nonfinite, flagged)
         if self.settings.live:
             self.call_from_thread(self.start_watching)
+
+    def flag_nonfinite(self, updates: list[Update]) -> None:
+        """Show the inf/NaN marks found in existing rows, without an alert for each (alerts are
+        for what happens while watching)."""
+        for update in updates:
+            for exp_id in update.experiments:
+                summary = self.monitor.summary((update.db, exp_id))
+                if summary is not None:
+                    self.alerts.nonfinite[summary.key] = summary.nonfinite
+        if updates:
+            self.publish(updates)
 
     def start_watching(self) -> None:
         self.feed = ChangeFeed(self.monitor, poll=self.settings.poll)
@@ -189,6 +202,7 @@ class VeloraApp(App[None]):
     def action_reload(self) -> None:
         updates = self.monitor.reload()
         self.call_from_thread(self.publish, updates, True)
+        self.call_from_thread(self.flag_nonfinite, self.monitor.count_nonfinite())
         self.call_from_thread(self.notify, "Re-read every database", timeout=2)
 
     def open_experiment(self, key: Key) -> None:

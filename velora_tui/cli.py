@@ -146,6 +146,7 @@ def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
     monitor = load(sources)
     require_data(monitor)
     summary = find_experiment(monitor, exp_id)
+    monitor.databases[summary.db].count_nonfinite()
     config = monitor.databases[summary.db].config(exp_id)
     now = datetime.now()
     if as_json:

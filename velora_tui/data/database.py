@@ -192,6 +192,8 @@ class MetricsDatabase:
         self._experiment_mark = 0
         self._loaded = False
         self._failed_stat: tuple[int, ...] | None = None
+        # Highest id of the first load, until its non-finite rows have been counted.
+        self._summarised_mark: int | None = None
         self._seen_stat: tuple[int, ...] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -210,6 +212,7 @@ class MetricsDatabase:
         self.summaries = {}
         self._episode_mark = self._experiment_mark = 0
         self._loaded = False
+        self._summarised_mark = None
 
     def reload(self) -> None:
         """Forget what was read; the next refresh reads the file from scratch."""
@@ -374,6 +377,7 @@ class MetricsDatabase:
         self._load_experiments(update)
         aggregates = self._count_episodes(mark)
         self._add_rewards(aggregates, mark)
+        self._summarised_mark = mark
         edge_ids = [agg[1] for agg in aggregates.values()] + [agg[2] for agg in aggregates.values()]
         edges = {row.id: row for row in self._episodes_by_id(edge_ids)}
         for exp_id, (count, first, last, best, bad) in aggregates.items():
@@ -421,8 +425,11 @@ class MetricsDatabase:
                     aggregates[key] = [count, first, last, None, 0]
         return aggregates
 
-    def _add_rewards(self, aggregates: dict[int, list[Any]], mark: int) -> None:
-        """Best reward and non-finite rows per experiment, in short indexed reads."""
+    def _add_rewards(
+        self, aggregates: dict[int, list[Any]], mark: int, *, nonfinite: bool = False
+    ) -> None:
+        """Best reward (or, with `nonfinite`, the rows holding inf/NaN/text in a reward or loss)
+        per experiment, in short indexed reads."""
         schema = self._schema
         assert schema is not None
         nonfinite_terms = [
@@ -433,8 +440,11 @@ class MetricsDatabase:
         if schema.has_entropy:
             entropy = col(Episode.entropy_loss)
             nonfinite_terms.append(and_(entropy.is_not(None), ~finite(entropy)))
-        bad = func.sum(case((or_(*nonfinite_terms), 1), else_=0))
-        best = func.max(finite_or_null(Episode.reward))
+        if nonfinite:
+            best: Any = literal(None)
+            bad: Any = func.sum(case((or_(*nonfinite_terms), 1), else_=0))
+        else:
+            best, bad = func.max(finite_or_null(Episode.reward)), literal(0)
 
         def merge(agg: list[Any], chunk_best: Any, chunk_bad: Any) -> None:
             if chunk_best is not None and (agg[3] is None or chunk_best > agg[3]):
@@ -476,6 +486,34 @@ class MetricsDatabase:
                 )
                 merge(agg, *self._fetch(statement)[0])
                 low = high + 1
+
+    def count_nonfinite(self) -> set[int]:
+        """Add to each summary the rows of its first load with inf, NaN or text in a reward or
+        loss (a second pass, left out of the first load: it costs as much as the rest).
+        Rows read since are counted as they arrive. Returns the experiments that have some."""
+        with self._lock:
+            mark = self._summarised_mark
+            if not self._guarded() or mark is None:
+                return set()
+            self._summarised_mark = None
+            aggregates = {
+                exp_id: [s.episodes, s.first_id, min(s.last_id or 0, mark), None, 0]
+                for exp_id, s in self.summaries.items()
+                if s.first_id is not None and s.first_id <= mark
+            }
+            try:
+                self._add_rewards(aggregates, mark, nonfinite=True)
+            except (sqlite3.Error, SQLAlchemyError) as exc:
+                self._fail(exc)
+                return set()
+            found = set()
+            for exp_id, agg in aggregates.items():
+                if agg[4]:
+                    self.summaries[exp_id].nonfinite += int(agg[4])
+                    found.add(exp_id)
+            for summary in self.summaries.values():
+                summary.nonfinite_known = True
+            return found
 
     def _incremental(self, update: Update) -> None:
         if self._max_episode_id() < self._episode_mark:

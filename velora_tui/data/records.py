@@ -101,6 +101,8 @@ class ExperimentSummary:
     first_activity: datetime | None = None
     last_activity: datetime | None = None
     nonfinite: int = 0
+    # False until the first load's rows have been checked for inf/NaN (a separate pass).
+    nonfinite_known: bool = False
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=_RECENT))
 
     @property
@@ -185,8 +187,7 @@ class ExperimentSummary:
             "reward_moving_avg": json_number(self.reward_moving_avg),
             "last_activity": json_time(self.last_activity),
             "status": str(self.status(now)),
-            "nonfinite_episodes": self.nonfinite,
-        }
+        } | ({"nonfinite_episodes": self.nonfinite} if self.nonfinite_known else {})
 
 
 @dataclass(slots=True)

@@ -116,6 +116,15 @@ class Monitor:
             update.reset = True
         return updates
 
+    def count_nonfinite(self) -> list[Update]:
+        """The second pass of a first load (see MetricsDatabase.count_nonfinite)."""
+        updates = []
+        for path, database in list(self.databases.items()):
+            found = database.count_nonfinite()
+            if found:
+                updates.append(Update(path, experiments=found))
+        return updates
+
     def statuses(self) -> list[SourceStatus]:
         waiting = [
             SourceStatus(d, SourceState.WAITING, "no metrics.db found below it yet")

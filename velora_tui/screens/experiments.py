@@ -146,7 +146,8 @@ class ExperimentsScreen(Screen[None]):
         app = self.velora
         table = self.query_one(ExperimentTable)
         table.show_db = len(app.monitor.databases) > 1
-        matching = self.shown_summaries()
+        loaded = app.first_read.done()  # before that, summaries are half read
+        matching = self.shown_summaries() if loaded else []
         summaries = matching[:MAX_ROWS]
         table.show(summaries, app.now(), None if changed is None else changed.__contains__)
         more = self.query_one("#more", Static)
@@ -160,7 +161,7 @@ class ExperimentsScreen(Screen[None]):
         empty.display = not summaries
         table.display = bool(summaries)
         if not summaries:
-            empty.update(self.empty_message())
+            empty.update(self.empty_message() if loaded else Text("Reading…", style="dim"))
         self.query_one(StatusBar).show(
             app.monitor.statuses(), app.feed_description(), app.last_update
         )
