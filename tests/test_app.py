@@ -366,3 +366,27 @@ async def test_config_diff_of_two_marked(sample_db: Path) -> None:
         assert grid.row_count > len(keys)
         await pilot.press("escape")
         assert isinstance(app.screen, ExperimentsScreen)
+
+
+async def test_simulator_that_stalls_is_reported_once(tmp_path: Path, simulator: Simulator) -> None:
+    from datetime import timedelta
+
+    db = tmp_path / "metrics.db"
+    clock = [datetime.now()]
+    app = make_app([db], Settings(clock=lambda: clock[0]))
+    async with app.run_test(size=SIZE) as pilot:
+        simulator(db, episodes=200, rate=200, extra=["--stall-after", "30"])
+        await until(lambda: bool(app.monitor.summaries()))
+        summary = app.monitor.summaries()[0]
+        await until(lambda: summary.episodes == 30)
+        clock[0] = datetime.now()
+        await pilot.pause(0.3)
+        assert summary.status(clock[0]).value == "running"
+        app.publish([], heartbeat=True)
+        clock[0] = datetime.now() + timedelta(seconds=61)
+        app.publish([], heartbeat=True)
+        app.publish([], heartbeat=True)
+        await pilot.pause()
+        stalled = [n for n in app._notifications if "stalled" in n.message]
+        assert len(stalled) == 1
+        assert table(app).cells(summary, clock[0])[0].plain == "◌"
