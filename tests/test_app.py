@@ -390,3 +390,36 @@ async def test_simulator_that_stalls_is_reported_once(tmp_path: Path, simulator:
         stalled = [n for n in app._notifications if "stalled" in n.message]
         assert len(stalled) == 1
         assert table(app).cells(summary, clock[0])[0].plain == "◌"
+
+
+async def test_cursor_stays_on_top_until_the_user_moves_it(make_db: MakeDb, tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    old = datetime.now() - timedelta(hours=1)
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=10, write=5)], start=old)
+
+    def new_run(name: str) -> int:
+        exp_id = execute(
+            db,
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+            (name, "Env", "{}", str(datetime.now())),
+        )
+        assert exp_id is not None
+        add_episode(db, exp_id, episode_num=1)
+        return exp_id
+
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        second = new_run("Second")
+        await until(lambda: table(app).row_count == 2)
+        await pilot.pause()
+        assert table(app).order == [(db, second), (db, 1)]
+        assert table(app).cursor_row == 0  # the newcomer on top, and the cursor with it
+        await pilot.press("down")
+        assert table(app).selected_key == (db, 1)
+        third = new_run("Third")
+        await until(lambda: table(app).row_count == 3)
+        await pilot.pause()
+        assert table(app).order == [(db, third), (db, second), (db, 1)]
+        assert table(app).selected_key == (db, 1)  # once moved, the cursor follows its row

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
@@ -47,6 +48,8 @@ class ExperimentTable(DataTable[Text]):
         self.rendered: dict[Key, list[Text]] = {}
         self.sparks: dict[Key, Sequence[float]] = {}
         self.marked: list[Key] = []
+        # Until the user moves the cursor, it stays on the top row as rows arrive and re-sort.
+        self.user_moved = False
         self.show_db = False
 
     def on_mount(self) -> None:
@@ -92,8 +95,10 @@ class ExperimentTable(DataTable[Text]):
                     cells = self.rendered[s.key] = self.cells(s, now)
                     self.add_row(*cells, key=row_key(s.key))
                 self.order = order
-                if selected in order:
+                if self.user_moved and selected in order:
                     self.move_cursor(row=order.index(selected), animate=False)
+                else:
+                    self.move_cursor(row=0, animate=False)
                 return
             for s in summaries:
                 if changed is not None and not changed(s.key):
@@ -120,4 +125,36 @@ class ExperimentTable(DataTable[Text]):
 
     def select_key(self, key: Key) -> None:
         if key in self.order:
+            self.user_moved = True
             self.move_cursor(row=self.order.index(key), animate=False)
+
+    def _moved(self) -> None:
+        self.user_moved = True
+
+    def action_cursor_up(self) -> None:
+        self._moved()
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._moved()
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._moved()
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._moved()
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self._moved()
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._moved()
+        super().action_scroll_bottom()
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._moved()
+        await super()._on_click(event)
