@@ -54,3 +54,19 @@ def test_finished_and_nonfinite_once() -> None:
     alerts = tracker.observe([summary], now + timedelta(seconds=1))
     assert [a.severity for a in alerts] == ["information"]
     assert "finished: 12 of 12" in alerts[0].message
+
+
+def test_history_being_caught_up_is_not_news() -> None:
+    tracker = AlertTracker()
+    now = START + timedelta(hours=2)
+    empty = ExperimentSummary(Path("/x/metrics.db"), 1, "Agent", "Env", START, 10)
+    tracker.observe([empty], now)
+    for num in range(1, 11):  # an old, finished run written (or read) after the first look
+        empty.absorb(row(num, START + timedelta(seconds=num)))
+    assert tracker.observe([empty], now) == []
+    old = ExperimentSummary(Path("/x/metrics.db"), 2, "Agent", "Env", START, 100)
+    tracker.observe([old], now)  # seen empty, then its old rows arrive: stalled, not news
+    for num in range(1, 6):
+        old.absorb(row(num, START + timedelta(seconds=num)))
+    assert old.status(now).value == "stalled"
+    assert tracker.observe([old], now) == []

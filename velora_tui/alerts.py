@@ -48,7 +48,9 @@ class AlertTracker:
             self.nonfinite[key] = summary.nonfinite
             if before is None:
                 continue
-            if status is RunStatus.STALLED and before is not RunStatus.STALLED:
+            # Only live transitions: a run read while it catches up on old rows (its history
+            # being written, or read for the first time) is not news.
+            if status is RunStatus.STALLED and before is RunStatus.RUNNING:
                 idle = now - summary.last_activity if summary.last_activity else None
                 usual = summary.typical_interval()
                 alerts.append(
@@ -61,7 +63,9 @@ class AlertTracker:
                         ),
                     )
                 )
-            elif status is RunStatus.FINISHED and before is not RunStatus.FINISHED:
+            elif status is RunStatus.FINISHED and (
+                before is RunStatus.RUNNING or (before is RunStatus.EMPTY and _recent(summary, now))
+            ):
                 alerts.append(
                     Alert(
                         key,
@@ -80,6 +84,10 @@ class AlertTracker:
                     )
                 )
         return alerts
+
+
+def _recent(summary: ExperimentSummary, now: datetime) -> bool:
+    return summary.last_activity is not None and now - summary.last_activity < summary.stall_after()
 
 
 def _short(seconds: float) -> str:
