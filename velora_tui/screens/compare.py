@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
@@ -17,12 +15,10 @@ from velora_tui.alerts import label
 from velora_tui.data.series import Series, load_series
 from velora_tui.data.smoothing import smooth
 from velora_tui.messages import DataChanged
+from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import SMOOTHING_STEPS, X_AXES, ChartOptions, finite_points
 from velora_tui.widgets.experiment_table import Key
 from velora_tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from velora_tui.app import VeloraApp
 
 PALETTE = (
     (90, 170, 255),
@@ -64,7 +60,7 @@ class CompareChart(PlotextPlot):
         self.refresh()
 
 
-class CompareScreen(Screen[None]):
+class CompareScreen(VeloraScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-"),
@@ -78,13 +74,6 @@ class CompareScreen(Screen[None]):
         self.options = ChartOptions()
         self.loading = False
         self.dirty = False
-
-    @property
-    def velora(self) -> VeloraApp:
-        from velora_tui.app import VeloraApp
-
-        assert isinstance(self.app, VeloraApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from velora_tui.alerts import label
 from velora_tui.data.config import ConfigView
 from velora_tui.data.diff import DiffRow, diff_configs, format_value
 from velora_tui.data.values import clean_text
+from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import Key
-
-if TYPE_CHECKING:
-    from velora_tui.app import VeloraApp
 
 MARKS = {
     "changed": ("~", "bold yellow"),
@@ -28,7 +23,7 @@ MARKS = {
 }
 
 
-class DiffScreen(Screen[None]):
+class DiffScreen(VeloraScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("a", "toggle_all", "All keys / differences"),
@@ -42,13 +37,6 @@ class DiffScreen(Screen[None]):
         self.rows: list[DiffRow] = []
         self.only_differences = True
         self.notes: list[str] = []
-
-    @property
-    def velora(self) -> VeloraApp:
-        from velora_tui.app import VeloraApp
-
-        assert isinstance(self.app, VeloraApp)
-        return self.app
 
     def name_of(self, key: Key) -> str:
         summary = self.velora.monitor.summary(key)

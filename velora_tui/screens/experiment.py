@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
@@ -18,6 +16,7 @@ from velora_tui.data.config import ConfigView
 from velora_tui.data.records import EpisodeRow
 from velora_tui.data.series import Series, load_series
 from velora_tui.messages import DataChanged
+from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
     PANELS,
     REWARD,
@@ -32,14 +31,11 @@ from velora_tui.widgets.experiment_header import ExperimentHeader
 from velora_tui.widgets.experiment_table import Key
 from velora_tui.widgets.status_bar import StatusBar
 
-if TYPE_CHECKING:
-    from velora_tui.app import VeloraApp
-
 TABS = ("charts", "episodes", "config")
 CHART_INTERVAL = 0.5
 
 
-class ExperimentScreen(Screen[None]):
+class ExperimentScreen(VeloraScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("1", "tab('charts')", "Charts", show=False),
@@ -62,13 +58,6 @@ class ExperimentScreen(Screen[None]):
         self.charts_drawn = 0.0
         self.charts_timer: Timer | None = None
         self.chart_options = ChartOptions()
-
-    @property
-    def velora(self) -> VeloraApp:
-        from velora_tui.app import VeloraApp
-
-        assert isinstance(self.app, VeloraApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")

@@ -5,14 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
@@ -24,11 +23,9 @@ from velora_tui.data.values import clean_text, format_number
 from velora_tui.filtering import FilterError, parse_query
 from velora_tui.format import ago
 from velora_tui.messages import DataChanged
+from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import ExperimentTable, Key
 from velora_tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from velora_tui.app import VeloraApp
 
 SPARK_POINTS = 60
 SPARK_WINDOW = 100
@@ -37,7 +34,7 @@ MAX_ROWS = 500
 FILTER_DELAY = 0.12
 
 
-class ExperimentsScreen(Screen[None]):
+class ExperimentsScreen(VeloraScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
         Binding("enter", "open", "Open", show=True),
@@ -56,13 +53,6 @@ class ExperimentsScreen(Screen[None]):
         self.beats = 0
         self.filter_timer: Timer | None = None
         self.preview_line: Text | None = None
-
-    @property
-    def velora(self) -> VeloraApp:
-        from velora_tui.app import VeloraApp
-
-        assert isinstance(self.app, VeloraApp)
-        return self.app
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
