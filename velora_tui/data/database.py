@@ -2,7 +2,8 @@
 
 Rules this module lives by (see READER-RULES.md): the file is opened through a `mode=ro` URI
 built from a real path, in autocommit, with a busy timeout; every statement is fully fetched and
-short (aggregates run over bounded id ranges); nothing is ever created or written. All access to
+short (first-load aggregates run over bounded ranges of experiments or ids, on the
+experiment_id index); nothing is ever created or written. All access to
 one file goes through one connection, guarded by a lock, so `PRAGMA data_version` means something.
 """
 
@@ -36,7 +37,7 @@ from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
 SQLITE_HEADER = b"SQLite format 3\x00"
 NOT_CREATED = "not created yet; waiting for training to start"
 MAX_FLOAT = 1.7976931348623157e308
-# Id span per aggregate statement on first load: keeps each read lock to a few tens of ms.
+# Rows (or id span) per aggregate statement on first load: each read lock a few tens of ms.
 AGGREGATE_CHUNK = 100_000
 # Experiments per statement when counting episodes on first load.
 COUNT_GROUP = 20
