@@ -24,6 +24,7 @@ from velora_tui.data.sources import Monitor, WatchRoot
 
 HEARTBEAT = 1.0
 POLL_INTERVAL = 0.04
+POLL_FILES = 10
 # watchfiles: wait 10 ms for more events after one, deliver a busy stream at least every 50 ms.
 STEP_MS = 10
 DEBOUNCE_MS = 50
@@ -90,7 +91,9 @@ class ChangeFeed:
     async def _poll(self) -> AsyncIterator[Changes]:
         last_beat = time.monotonic()
         while not self._stopped.is_set() and self.mode is FeedMode.POLLING:
-            await asyncio.sleep(self.poll_interval)
+            # Each check costs ~50 us: beyond 10 files, poll less often rather than more per second.
+            count = len(self.monitor.databases)
+            await asyncio.sleep(self.poll_interval * max(1.0, count / POLL_FILES))
             now = time.monotonic()
             beat = now - last_beat >= self.heartbeat
             if beat:
