@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import sqlite3
 import tempfile
 from pathlib import Path
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import velora_ddl
+from velora_tui.data import series as series_module
 from velora_tui.data.database import MetricsDatabase
-from velora_tui.data.series import load_series
+from velora_tui.data.series import METRICS, SeriesReader, load_series
 
 rewards = st.lists(
     st.one_of(
@@ -34,7 +37,18 @@ def write(folder: Path, values: list[float | str], other_every: int) -> Path:
             "INSERT INTO experiment (agent, env, config, created_at) VALUES ('a', 'e', '{}', "
             "'2026-11-24 12:00:00')"
         )
-    for num, value in enumerate(values, start=1):
+    conn.execute("COMMIT")
+    conn.close()
+    append(db, values, 1, other_every)
+    return db
+
+
+def append(db: Path, values: list[float | str], first_num: int, other_every: int) -> None:
+    """Episodes of experiment 1 numbered from `first_num`, in one commit; every
+    `other_every`-th one preceded by an episode of experiment 2."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN")
+    for num, value in enumerate(values, start=first_num):
         if other_every and num % other_every == 0:  # another run writing at the same time
             conn.execute(
                 "INSERT INTO episode (experiment_id, episode_num, reward, length, "
@@ -45,12 +59,11 @@ def write(folder: Path, values: list[float | str], other_every: int) -> Path:
         conn.execute(
             "INSERT INTO episode (experiment_id, episode_num, reward, length, reward_moving_avg,"
             " reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at) "
-            "VALUES (1, ?, ?, 10, 0, 0, 0, 0, 0, '2026-11-24 12:00:01')",
-            (num, value),
+            "VALUES (1, ?, ?, ?, 0, 0, 0, 0, 0, ?)",
+            (num, value, num % 7 + 1, f"2026-11-24 12:{num // 60 % 60:02}:{num % 60:02}"),
         )
     conn.execute("COMMIT")
     conn.close()
-    return db
 
 
 @settings(max_examples=40, deadline=None)
@@ -105,3 +118,52 @@ def test_thinning_keeps_extremes_and_budget(values: list[float], points: int) ->
     band = out.bands["reward"]
     assert min(values) == min(band.low)
     assert max(values) == max(band.high)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rewards,
+    st.lists(st.integers(min_value=1, max_value=200), max_size=6),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=1, max_value=700),
+    st.integers(min_value=0, max_value=5),
+)
+def test_reading_a_few_rows_at_a_time_gives_the_same_series(
+    values: list[float | str], batches: list[int], points: int, chunk: int, other_every: int
+) -> None:
+    """A reader kept up to date as rows arrive (in batches, read in chunks of ids) ends with
+    the same points as one that reads everything at the end."""
+    cuts = sorted({min(len(values), c) for c in batches} | {len(values)})
+    with tempfile.TemporaryDirectory() as folder, patch.object(series_module, "CHUNK_IDS", chunk):
+        db = write(Path(folder), values[: cuts[0]], other_every)
+        database = MetricsDatabase(db)
+        database.refresh()
+        live = SeriesReader(database, 1, points)
+        live.read()
+        for start, end in itertools.pairwise(cuts):
+            append(db, values[start:end], start + 1, other_every)
+            database.refresh()
+            live.read()
+        growing = live.read()
+        once = SeriesReader(database, 1, points).read()
+        database.close()
+    assert len(once) <= points
+    assert growing.rows == once.rows == len(values)
+    assert growing.exact == once.exact == (len(values) <= points)
+    assert growing.episode == once.episode
+    assert growing.steps == once.steps
+    assert growing.seconds == once.seconds
+    for metric in METRICS:
+        a, b = growing.bands[metric], once.bands[metric]
+        assert same(a.low, b.low)
+        assert same(a.high, b.high)
+        assert all(
+            math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) or (math.isnan(x) and math.isnan(y))
+            for x, y in zip(a.mean, b.mean, strict=True)
+        )
+
+
+def same(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(
+        x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True)
+    )

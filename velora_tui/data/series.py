@@ -8,9 +8,12 @@ extremes of a series are always among the points plotted.
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, func, literal, type_coerce
@@ -58,94 +61,235 @@ class Series:
 
 Fetch = Callable[[Any], Sequence[Any]]
 
+# Ids per read: each statement aggregates at most this many rows (~15 ms), so a writer waiting
+# to commit never waits long; the read lock is let go between statements.
+CHUNK_IDS = 5_000
+MAX_POINTS = 2_000
 
-def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
-    """The experiment's series, exact when it has at most `2 * buckets` rows."""
-    summary = database.summaries.get(exp_id)
-    first, last = (summary.first_id, summary.last_id) if summary else (None, None)
 
-    def query(fetch: Fetch, schema: Schema) -> Series:
-        if first is None or last is None:
-            return Series()
-        entropy: Any = Episode.entropy_loss if schema.has_entropy else literal(None)
-        columns = {
-            "reward": Episode.reward,
-            "reward_moving_avg": Episode.reward_moving_avg,
-            "reward_moving_std": Episode.reward_moving_std,
-            "length": Episode.length,
-            "actor_loss": Episode.actor_loss,
-            "critic_loss": Episode.critic_loss,
-            "entropy_loss": entropy,
-        }
-        count = summary.episodes if summary else 0
-        where = (Episode.experiment_id == exp_id, col(Episode.id).between(first, last))
-        if count <= 2 * buckets:
+@dataclass(slots=True)
+class _Bucket:
+    """Aggregates of the rows whose ids fall in one bucket; two buckets merge exactly."""
+
+    episode: float
+    rows: int
+    length: float
+    stamp: datetime | None
+    sums: list[float]
+    counts: list[int]
+    lows: list[float]
+    highs: list[float]
+
+    def merge(self, other: _Bucket) -> None:
+        self.episode = _lowest(self.episode, other.episode)
+        self.rows += other.rows
+        self.length += other.length
+        if other.stamp is not None and (self.stamp is None or other.stamp > self.stamp):
+            self.stamp = other.stamp
+        for i in range(len(METRICS)):
+            self.sums[i] += other.sums[i]
+            self.counts[i] += other.counts[i]
+            self.lows[i] = _lowest(self.lows[i], other.lows[i])
+            self.highs[i] = _highest(self.highs[i], other.highs[i])
+
+
+def _lowest(a: float, b: float) -> float:
+    return b if math.isnan(a) or b < a else a
+
+
+def _highest(a: float, b: float) -> float:
+    return b if math.isnan(a) or b > a else a
+
+
+class SeriesReader:
+    """One experiment's series, kept up to date by reading only rows it has not seen.
+
+    Rows are grouped by id into at most `max_points` buckets of `width` ids; when the
+    experiment outgrows them, neighbouring buckets merge and the width doubles. Each bucket
+    keeps the count, sum, min and max of the finite values of every metric, so merging loses
+    nothing and the global extremes are always plotted. With a width of one id, every row is
+    its own point (`exact`). Widths are powers of two, doubled only when needed, so the buckets
+    are the same however the rows were read: all at once or a few at a time. Thread-safe; reads
+    run in the caller's thread.
+    """
+
+    def __init__(self, database: MetricsDatabase, exp_id: int, max_points: int = MAX_POINTS):
+        self.database = database
+        self.exp_id = exp_id
+        self.max_points = max(1, max_points)
+        self._lock = threading.Lock()
+        self._start_over(None)
+
+    def _start_over(self, base: int | None) -> None:
+        self.base = base
+        self.width = 1
+        self.mark = 0
+        self.keys: list[int] = []
+        self.buckets: list[_Bucket] = []
+
+    def read(self) -> Series:
+        with self._lock:
+            summary = self.database.summaries.get(self.exp_id)
+            first, last = (summary.first_id, summary.last_id) if summary else (None, None)
+            if first is None or last is None:
+                self._start_over(None)
+                return Series()
+            if first != self.base or last < self.mark:  # a new experiment, or a new file
+                self._start_over(first)
+                self.mark = first - 1
+                # A bucket holds at most `width` rows: no smaller width can fit them all.
+                rows = summary.episodes if summary else 0
+                while rows > self.width * self.max_points:
+                    self.width *= 2
+            while self.mark < last:
+                high = min(last, self.mark + CHUNK_IDS)
+                rows = self.database.run_locked(self._query(self.mark, high))
+                if rows is None:  # the file failed; its state says why
+                    break
+                self._add(rows)
+                self.mark = high
+            return self._series()
+
+    def _query(self, low: int, high: int) -> Callable[[Fetch, Schema], Sequence[Any]]:
+        assert self.base is not None
+        base, width, exp_id = self.base, self.width, self.exp_id
+
+        def query(fetch: Fetch, schema: Schema) -> Sequence[Any]:
+            entropy: Any = Episode.entropy_loss if schema.has_entropy else literal(None)
+            metrics = [
+                Episode.reward,
+                Episode.reward_moving_avg,
+                Episode.reward_moving_std,
+                Episode.length,
+                Episode.actor_loss,
+                Episode.critic_loss,
+                entropy,
+            ]
+            values = [finite_or_null(c) for c in metrics]
+            bucket = ((col(Episode.id) - base) // width).label("bucket")
             statement = (
                 select_columns(
-                    Episode.episode_num,
-                    literal(1),
-                    Episode.length,
-                    type_coerce(Episode.created_at, String),
-                    *columns.values(),
-                    *columns.values(),
-                    *columns.values(),
+                    bucket,
+                    func.min(Episode.episode_num),
+                    func.count(),
+                    func.total(finite_or_null(Episode.length)),
+                    type_coerce(func.max(Episode.created_at), String),
+                    *[func.total(v) for v in values],
+                    *[func.count(v) for v in values],
+                    *[func.min(v) for v in values],
+                    *[func.max(v) for v in values],
                 )
-                .where(*where)
-                .order_by(col(Episode.id))
+                .where(
+                    Episode.experiment_id == exp_id,
+                    col(Episode.id) > low,
+                    col(Episode.id) <= high,
+                )
+                .group_by(bucket)
+                .order_by(bucket)
             )
-            return _build(fetch(statement), exact=True)
-        span = last - first + 1
-        bucket = ((col(Episode.id) - first) * buckets // span).label("bucket")
-        finite_columns = [finite_or_null(c) for c in columns.values()]
-        statement = (
-            select_columns(
-                func.min(Episode.episode_num),
-                func.count(),
-                func.sum(finite_or_null(Episode.length)),
-                type_coerce(func.max(Episode.created_at), String),
-                *[func.avg(c) for c in finite_columns],
-                *[func.min(c) for c in finite_columns],
-                *[func.max(c) for c in finite_columns],
+            return fetch(statement)
+
+        return query
+
+    def _add(self, rows: Sequence[Any]) -> None:
+        n = len(METRICS)
+        for row in rows:
+            key = int(row[0])
+            bucket = _Bucket(
+                episode=_finite(row[1]),
+                rows=int(row[2] or 0),
+                length=_finite_or_zero(row[3]),
+                stamp=parse_timestamp(row[4]),
+                sums=[_finite_or_zero(v) for v in row[5 : 5 + n]],
+                counts=[int(v or 0) for v in row[5 + n : 5 + 2 * n]],
+                lows=[_finite(v) for v in row[5 + 2 * n : 5 + 3 * n]],
+                highs=[_finite(v) for v in row[5 + 3 * n : 5 + 4 * n]],
             )
-            .where(*where)
-            .group_by(bucket)
-            .order_by(bucket)
-        )
-        return _build(fetch(statement), exact=False)
+            if self.keys and self.keys[-1] == key:
+                self.buckets[-1].merge(bucket)
+            else:
+                self.keys.append(key)
+                self.buckets.append(bucket)
+        while len(self.buckets) > self.max_points:
+            self._halve()
 
-    result = database.run_locked(query)
-    return result if isinstance(result, Series) else Series()
+    def _halve(self) -> None:
+        keys: list[int] = []
+        buckets: list[_Bucket] = []
+        for key, bucket in zip(self.keys, self.buckets, strict=True):
+            if keys and keys[-1] == key // 2:
+                buckets[-1].merge(bucket)
+            else:
+                keys.append(key // 2)
+                buckets.append(bucket)
+        self.keys, self.buckets, self.width = keys, buckets, self.width * 2
+
+    def _series(self) -> Series:
+        series = Series(exact=all(bucket.rows <= 1 for bucket in self.buckets))
+        steps = 0.0
+        start: datetime | None = None
+        bands = [series.bands[metric] for metric in METRICS]
+        for index, bucket in enumerate(self.buckets):
+            episode = bucket.episode
+            series.episode.append(episode if math.isfinite(episode) else float(index + 1))
+            series.rows += bucket.rows
+            steps += bucket.length
+            series.steps.append(steps)
+            stamp = bucket.stamp
+            if stamp is not None and start is None:
+                start = stamp
+            series.seconds.append(
+                (stamp - start).total_seconds() if stamp is not None and start else math.nan
+            )
+            for i, band in enumerate(bands):
+                count = bucket.counts[i]
+                mean = bucket.sums[i] / count if count else math.nan
+                band.mean.append(mean if math.isfinite(mean) else math.nan)
+                band.low.append(bucket.lows[i])
+                band.high.append(bucket.highs[i])
+        return series
 
 
-def _build(rows: Sequence[Any], exact: bool) -> Series:
-    series = Series(exact=exact)
-    metric_count = len(METRICS)
-    steps = 0.0
-    start: datetime | None = None
-    for index, row in enumerate(rows):
-        episode = as_float(row[0])
-        series.episode.append(episode if math.isfinite(episode) else float(index + 1))
-        series.rows += int(row[1] or 0)
-        length = as_float(row[2])
-        steps += length if math.isfinite(length) else 0.0
-        series.steps.append(steps)
-        stamp = parse_timestamp(row[3])
-        if stamp is not None and start is None:
-            start = stamp
-        series.seconds.append(
-            (stamp - start).total_seconds() if stamp is not None and start else math.nan
-        )
-        for offset, metric in enumerate(METRICS):
-            band = series.bands[metric]
-            band.mean.append(_finite(row[4 + offset]))
-            band.low.append(_finite(row[4 + metric_count + offset]))
-            band.high.append(_finite(row[4 + 2 * metric_count + offset]))
-    return series
+class SeriesReaders:
+    """Readers by (database, experiment id), the `size` most recently used kept."""
+
+    def __init__(self, max_points: int = MAX_POINTS, size: int = 64) -> None:
+        self.max_points = max_points
+        self.size = size
+        self._readers: OrderedDict[tuple[Path, int], SeriesReader] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, database: MetricsDatabase, exp_id: int) -> SeriesReader:
+        key = (database.path, exp_id)
+        with self._lock:
+            reader = self._readers.pop(key, None)
+            if reader is None or reader.database is not database:
+                reader = SeriesReader(database, exp_id, self.max_points)
+            self._readers[key] = reader
+            while len(self._readers) > self.size:
+                self._readers.popitem(last=False)
+            return reader
+
+    def clear(self) -> None:
+        with self._lock:
+            self._readers.clear()
+
+
+def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
+    """The experiment's series in one go: exact when it has at most `2 * buckets` rows,
+    otherwise at most `buckets` points."""
+    series = SeriesReader(database, exp_id, 2 * buckets).read()
+    return series if series.exact else thin(series, buckets)
 
 
 def _finite(value: object) -> float:
     number = as_float(value)
     return number if math.isfinite(number) else math.nan
+
+
+def _finite_or_zero(value: object) -> float:
+    number = as_float(value)
+    return number if math.isfinite(number) else 0.0
 
 
 def thin(series: Series, points: int) -> Series:

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 from textual_plotext import PlotextPlot
 
 from velora_tui.alerts import label
-from velora_tui.data.series import Series, load_series
+from velora_tui.data.series import Series, SeriesReaders, thin
 from velora_tui.data.smoothing import smooth
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.widgets.charts import SMOOTHING_STEPS, X_AXES, ChartOptions, finite_points
+from velora_tui.widgets.charts import (
+    CHART_INTERVAL,
+    SMOOTHING_STEPS,
+    X_AXES,
+    ChartOptions,
+    finite_points,
+)
 from velora_tui.widgets.experiment_table import Key
 from velora_tui.widgets.status_bar import StatusBar
 
@@ -74,6 +82,9 @@ class CompareScreen(VeloraScreen):
         self.options = ChartOptions()
         self.loading = False
         self.dirty = False
+        self.drawn = 0.0
+        self.timer: Timer | None = None
+        self.readers = SeriesReaders(size=len(keys))
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -96,12 +107,21 @@ class CompareScreen(VeloraScreen):
         self.reload()
 
     def reload(self) -> None:
-        if self.loading:
-            self.dirty = True
+        self.dirty = True
+        if self.loading or self.timer is not None:
+            return
+        wait = self.drawn + CHART_INTERVAL - time.monotonic()
+        if wait > 0:  # a fast writer: redraw a few times a second, not once per batch
+            self.timer = self.set_timer(wait, self.reload_due)
             return
         self.loading, self.dirty = True, False
         width = self.query_one(CompareChart).size.width
         self.read(max(60, min(2 * width, 600)) if width else 200)
+
+    def reload_due(self) -> None:
+        self.timer = None
+        if self.dirty:
+            self.reload()
 
     @work(thread=True, group="compare", exit_on_error=False)
     def read(self, buckets: int) -> None:
@@ -110,12 +130,14 @@ class CompareScreen(VeloraScreen):
         for key in self.keys:
             database = monitor.databases.get(key[0])
             summary = monitor.summary(key)
-            series = load_series(database, key[1], buckets) if database else Series()
+            reader = self.readers.get(database, key[1]) if database else None
+            series = thin(reader.read(), buckets) if reader else Series()
             curves.append((label(summary) if summary else f"#{key[1]}", series))
         self.app.call_from_thread(self.loaded, curves)
 
     def loaded(self, curves: list[Curve]) -> None:
         self.loading = False
+        self.drawn = time.monotonic()
         self.query_one(CompareChart).show(curves, self.options)
         if self.dirty:
             self.reload()
@@ -124,6 +146,8 @@ class CompareScreen(VeloraScreen):
     def data_changed(self, message: DataChanged) -> None:
         app = self.velora
         touched = {(u.db, e) for u in message.updates for e in u.experiments}
+        if any(u.reset for u in message.updates):
+            self.readers.clear()
         if touched & set(self.keys) or any(u.reset for u in message.updates):
             self.reload()
         self.query_one(StatusBar).show(

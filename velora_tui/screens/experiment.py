@@ -14,10 +14,11 @@ from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
 from velora_tui.data.records import EpisodeRow
-from velora_tui.data.series import Series, load_series
+from velora_tui.data.series import Series, SeriesReaders, thin
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
+    CHART_INTERVAL,
     PANELS,
     REWARD,
     SMOOTHING_STEPS,
@@ -32,7 +33,6 @@ from velora_tui.widgets.experiment_table import Key
 from velora_tui.widgets.status_bar import StatusBar
 
 TABS = ("charts", "episodes", "config")
-CHART_INTERVAL = 0.5
 
 
 class ExperimentScreen(VeloraScreen):
@@ -58,6 +58,7 @@ class ExperimentScreen(VeloraScreen):
         self.charts_drawn = 0.0
         self.charts_timer: Timer | None = None
         self.chart_options = ChartOptions()
+        self.readers = SeriesReaders(size=1)
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -113,7 +114,7 @@ class ExperimentScreen(VeloraScreen):
         self.charts_dirty = False
         self.charts_loading = True
         width = self.query_one("#chart-reward", MetricChart).size.width
-        self.read_series(max(60, min(2 * width, 1_000)) if width else 200)
+        self.read_series(2 * width if width else 200)
 
     def charts_due(self) -> None:
         self.charts_timer = None
@@ -121,9 +122,12 @@ class ExperimentScreen(VeloraScreen):
             self.load_charts()
 
     @work(thread=True, group="series", exit_on_error=False)
-    def read_series(self, buckets: int) -> None:
+    def read_series(self, points: int) -> None:
+        """Only the rows not read before; thinned to the charts' width here, off the UI thread."""
         database = self.velora.monitor.databases.get(self.key[0])
-        series = load_series(database, self.key[1], buckets) if database else Series()
+        series = (
+            thin(self.readers.get(database, self.key[1]).read(), points) if database else Series()
+        )
         self.app.call_from_thread(self.show_series, series)
 
     def show_series(self, series: Series) -> None:
@@ -154,6 +158,7 @@ class ExperimentScreen(VeloraScreen):
         db, exp_id = self.key
         mine = [u for u in message.updates if u.db == db]
         if any(u.reset for u in mine):
+            self.readers.clear()
             self.load_episodes()
             self.load_config()
             self.load_charts()

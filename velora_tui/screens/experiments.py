@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
 from velora_tui.data.config import flatten
 from velora_tui.data.records import ExperimentSummary, SourceState
-from velora_tui.data.series import load_series
+from velora_tui.data.series import SeriesReaders, thin
 from velora_tui.data.sources import sort_summaries
 from velora_tui.data.values import clean_text, format_number
 from velora_tui.filtering import FilterError, parse_query
@@ -50,6 +50,7 @@ class ExperimentsScreen(VeloraScreen):
         self.filter_query = parse_query("")
         self.configs: dict[Key, Mapping[str, Any] | None] = {}
         self.spark_due: set[Key] = set()
+        self.spark_readers = SeriesReaders(2 * SPARK_POINTS, size=4 * SPARK_WINDOW)
         self.beats = 0
         self.filter_timer: Timer | None = None
         self.preview_line: Text | None = None
@@ -83,6 +84,7 @@ class ExperimentsScreen(VeloraScreen):
     def data_changed(self, message: DataChanged) -> None:
         changed = {(u.db, exp) for u in message.updates for exp in u.experiments}
         if any(u.reset for u in message.updates):
+            self.spark_readers.clear()
             self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
         self.spark_due |= changed
         if self.spark_due and (message.heartbeat or not self.velora.settings.live):
@@ -227,7 +229,8 @@ class ExperimentsScreen(VeloraScreen):
             database = monitor.databases.get(db_path)
             if database is None:
                 continue
-            band = load_series(database, exp_id, SPARK_POINTS).bands["reward"]
+            series = self.spark_readers.get(database, exp_id).read()
+            band = (series if series.exact else thin(series, SPARK_POINTS)).bands["reward"]
             results[(db_path, exp_id)] = band.mean
         self.app.call_from_thread(self.apply_sparks, results)
 
