@@ -38,6 +38,11 @@ SECONDS = 30.0
 GOAL_MS = 200.0
 
 
+def _controlling_terminal() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 class Terminal:
     """A process on a pseudo-terminal; everything it writes is kept with its arrival time."""
 
@@ -47,7 +52,12 @@ class Terminal:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         env = child_env() | {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
         self.proc = subprocess.Popen(
-            command, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True
+            command,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
+            preexec_fn=_controlling_terminal,  # as over SSH: it gets SIGHUP if we go away
         )
         os.close(slave)
         self.output = bytearray()
@@ -108,7 +118,7 @@ ROUND = (
 def measure(seconds: float = SECONDS, rate: float = RATE) -> tuple[dict[str, list[float]], int]:
     """Key response times per key, and how many episodes the writer committed meanwhile."""
     times: dict[str, list[float]] = {key: [] for key, _ in ROUND}
-    with scratch_dir("app-keys") as folder:
+    with scratch_dir("app-keys", tmpfs=True) as folder:
         db = folder / "metrics.db"
         log = folder / "commits.log"
         episodes = int(rate * (seconds + 10))

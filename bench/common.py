@@ -181,10 +181,16 @@ def create_schema(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A fresh directory under bench/out/ (same filesystem as the repo), removed afterwards."""
-    OUT.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=OUT) as name:
+def scratch_dir(prefix: str, *, tmpfs: bool = False) -> Iterator[Path]:
+    """A fresh directory under bench/out/ (same filesystem as the repo), removed afterwards.
+
+    With `tmpfs`, in /dev/shm when there is one: there fsync costs nothing, so a writer can
+    reach thousands of commits a second (on this machine's disk it tops out near 700/s).
+    """
+    shm = Path("/dev/shm")
+    parent = shm if tmpfs and shm.is_dir() and os.access(shm, os.W_OK) else OUT
+    parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as name:
         yield Path(name)
 
 

@@ -31,6 +31,7 @@ from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
 from velora_tui.messages import DataChanged
+from velora_tui.screens.base import VeloraScreen
 from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
 from velora_tui.screens.help import HelpScreen
@@ -111,6 +112,7 @@ class VeloraApp(App[None]):
         return ExperimentsScreen()
 
     def on_mount(self) -> None:
+        favour_the_ui_thread()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -157,7 +159,12 @@ class VeloraApp(App[None]):
         if updates:
             self.last_update = self.now()
         for screen in self.screen_stack:
-            screen.post_message(DataChanged(updates, heartbeat))
+            if not isinstance(screen, VeloraScreen):
+                continue
+            if screen.is_showing:
+                screen.post_message(DataChanged(updates, heartbeat))
+            elif updates:
+                screen.stale = True
         self.raise_alerts(updates, heartbeat)
 
     def raise_alerts(self, updates: list[Update], heartbeat: bool) -> None:
@@ -275,6 +282,12 @@ def make_app(sources: Sequence[Path | str], settings: Settings | None = None) ->
 
 def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:
     make_app(sources, Settings(poll=poll)).run()
+
+
+def favour_the_ui_thread() -> None:
+    """Reads and plot builds run in threads; a key press waits for the GIL up to the switch
+    interval (5 ms by default) at every step of its handling. 1 ms keeps the UI answering."""
+    sys.setswitchinterval(0.001)
 
 
 def run_demo(poll: bool = False, rate: float = 4.0) -> None:

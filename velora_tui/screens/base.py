@@ -4,13 +4,31 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from textual.screen import Screen
+from textual import on
+from textual.events import ScreenResume
+from textual.screen import ModalScreen, Screen
 
 if TYPE_CHECKING:
     from velora_tui.app import VeloraApp
 
 
 class VeloraScreen(Screen[None]):
+    """Screens get `DataChanged` only while on screen; one left behind (an experiment opened on
+    top of the list) is marked stale and catches up when it shows again. Messages to a screen
+    hidden behind another make Textual repaint the whole top screen on every one of them.
+    """
+
+    stale = False
+
+    def catch_up(self) -> None:
+        """Bring everything up to date after the screen was hidden while data changed."""
+
+    @on(ScreenResume)
+    def _resumed(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.catch_up()
+
     @property
     def velora(self) -> VeloraApp:
         """The app, typed: its monitor, settings and clock."""
@@ -18,3 +36,11 @@ class VeloraScreen(Screen[None]):
 
         assert isinstance(self.app, VeloraApp)
         return self.app
+
+    @property
+    def is_showing(self) -> bool:
+        """On screen: the top screen, or just under the modals (help, palette) on top of it."""
+        for screen in reversed(self.app.screen_stack):
+            if not isinstance(screen, ModalScreen):
+                return screen is self
+        return False

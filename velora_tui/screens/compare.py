@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
-from textual_plotext import PlotextPlot
+from textual_plotext.plot import Plot
 
 from velora_tui.alerts import label
 from velora_tui.data.series import Series, SeriesReaders, thin
@@ -26,6 +26,7 @@ from velora_tui.widgets.charts import (
     finite_points,
 )
 from velora_tui.widgets.experiment_table import Key
+from velora_tui.widgets.plot import ThreadedPlot
 from velora_tui.widgets.status_bar import StatusBar
 
 PALETTE = (
@@ -41,7 +42,7 @@ PALETTE = (
 Curve = tuple[str, Series]
 
 
-class CompareChart(PlotextPlot):
+class CompareChart(ThreadedPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.curves: list[Curve] = []
@@ -52,20 +53,23 @@ class CompareChart(PlotextPlot):
             self.curves = curves
         if options is not None:
             self.options = options
-        plt = self.plt
-        plt.clear_data()
-        plt.clear_figure()
+        self.draw()
+
+    def state(self) -> tuple[list[Curve], ChartOptions]:
+        return self.curves, self.options
+
+    def plot(self, plt: Plot, width: int, state: tuple[list[Curve], ChartOptions]) -> None:
+        curves, options = state
         x_label = "episode"
-        for index, (_name, series) in enumerate(self.curves):
-            xs, x_label = self.options.x_values(series)
-            ys = smooth(series.bands["reward"].mean, self.options.smoothing)
+        for index, (_name, series) in enumerate(curves):
+            xs, x_label = options.x_values(series)
+            ys = smooth(series.bands["reward"].mean, options.smoothing)
             x, y = finite_points(xs, ys)
             if x:
                 plt.plot(x, y, marker="braille", color=PALETTE[index % len(PALETTE)])
         plt.xlabel(x_label)
-        smoothing = self.options.smoothing
+        smoothing = options.smoothing
         plt.title("reward" + (f" · smoothing {smoothing:g}" if smoothing else ""))
-        self.refresh()
 
 
 class CompareScreen(VeloraScreen):
@@ -141,6 +145,9 @@ class CompareScreen(VeloraScreen):
         self.query_one(CompareChart).show(curves, self.options)
         if self.dirty:
             self.reload()
+
+    def catch_up(self) -> None:
+        self.reload()
 
     @on(DataChanged)
     def data_changed(self, message: DataChanged) -> None:

@@ -78,6 +78,7 @@ class ExperimentScreen(VeloraScreen):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one(EpisodeTable).show_hidden(self.query_one(TabbedContent).active != "episodes")
         self.show_header()
         self.load_episodes()
         self.load_config()
@@ -153,6 +154,11 @@ class ExperimentScreen(VeloraScreen):
 
     # -- live ------------------------------------------------------------------------------
 
+    def catch_up(self) -> None:
+        self.load_episodes()
+        self.load_charts()
+        self.show_header()
+
     @on(DataChanged)
     def data_changed(self, message: DataChanged) -> None:
         db, exp_id = self.key
@@ -173,17 +179,21 @@ class ExperimentScreen(VeloraScreen):
     def follow_changed(self, message: EpisodeTable.FollowChanged) -> None:
         label = self.query_one("#follow-state", Static)
         if message.following:
-            label.update("following: new episodes scroll into view")
+            label.update("following: new episodes scroll into view", layout=False)
         else:
-            label.update(f"paused: {message.unseen} new episodes below (f or End: follow)")
+            label.update(
+                f"paused: {message.unseen} new episodes below (f or End: follow)", layout=False
+            )
         label.set_class(not message.following, "paused")
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "charts" and self.charts_dirty:
             self.load_charts()
+        table = self.query_one(EpisodeTable)
+        table.show_hidden(event.pane.id != "episodes")
         if event.pane.id == "episodes":
-            self.query_one(EpisodeTable).focus()
+            table.focus()
 
     # -- actions ---------------------------------------------------------------------------
 

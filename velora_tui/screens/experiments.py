@@ -104,6 +104,11 @@ class ExperimentsScreen(VeloraScreen):
                 return
         self.refresh_view(changed)
 
+    def catch_up(self) -> None:
+        self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
+        self.refresh_view()
+        self.load_sparks()
+
     def shown_summaries(self) -> list[ExperimentSummary]:
         now = self.velora.now()
         summaries = self.velora.monitor.summaries()
@@ -201,7 +206,7 @@ class ExperimentsScreen(VeloraScreen):
         line.append(f"  last episode {ago(summary.last_activity, self.velora.now())}", style="dim")
         if line != self.preview_line:
             self.preview_line = line
-            title.update(line)
+            title.update(line, layout=False)
         values = self.query_one(ExperimentTable).sparks.get(summary.key, ())
         data = [v for v in values if math.isfinite(v)]  # Sparkline fails on NaN
         if data != spark.data:

@@ -18,7 +18,7 @@ from velora_tui.render import STATUS_GLYPHS
 class ExperimentHeader(Vertical):
     DEFAULT_CSS = """
     ExperimentHeader { height: auto; padding: 0 1; background: $boost; }
-    ExperimentHeader #exp-title { height: 1; }
+    ExperimentHeader #exp-title { width: 1fr; height: 1; }
     ExperimentHeader Horizontal { height: 1; }
     ExperimentHeader ProgressBar { width: auto; margin-right: 2; }
     ExperimentHeader #exp-stats { width: 1fr; height: 1; }
@@ -35,8 +35,10 @@ class ExperimentHeader(Vertical):
         stats = self.query_one("#exp-stats", Static)
         bar = self.query_one("#exp-progress", ProgressBar)
         if summary is None:
-            title.update(Text("experiment no longer in the database", style="bold red"))
-            stats.update("")
+            title.update(
+                Text("experiment no longer in the database", style="bold red"), layout=False
+            )
+            stats.update("", layout=False)
             bar.display = False
             return
         status = summary.status(now)
@@ -48,8 +50,9 @@ class ExperimentHeader(Vertical):
         line.append(" · ")
         line.append(clean_text(summary.env))
         line.append(f"   {clean_text(str(summary.db), 120)}", style="dim")
-        title.update(line)
-        bar.display = summary.n_episodes is not None
+        title.update(line, layout=False)  # one line of fixed size: nothing to lay out
+        if bar.display != (summary.n_episodes is not None):
+            bar.display = summary.n_episodes is not None
         if summary.n_episodes:
             bar.update(total=summary.n_episodes, progress=min(summary.episodes, summary.n_episodes))
         parts = [f"{summary.episodes}" + (f"/{summary.n_episodes}" if summary.n_episodes else "")]
@@ -64,4 +67,4 @@ class ExperimentHeader(Vertical):
         parts.append(f"last episode {ago(summary.last_activity, now)}")
         if summary.nonfinite:
             parts.append(f"{summary.nonfinite} with inf/NaN")
-        stats.update(Text("  ·  ".join(parts), no_wrap=True, overflow="ellipsis"))
+        stats.update(Text("  ·  ".join(parts), no_wrap=True, overflow="ellipsis"), layout=False)

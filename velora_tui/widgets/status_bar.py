@@ -49,6 +49,7 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
 class StatusBar(Static):
     DEFAULT_CSS = """
     StatusBar {
+        width: 1fr;
         height: 1;
         background: $panel;
         color: $text-muted;
@@ -62,4 +63,4 @@ class StatusBar(Static):
         line = describe_sources(statuses, mode, updated)
         if line != self.shown:
             self.shown = line
-            self.update(line)
+            self.update(line, layout=False)  # one line of fixed size: nothing to lay out
