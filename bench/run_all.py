@@ -31,6 +31,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("writer_impact", {"rounds": 3}),
     ("ls_speed", {"runs": 3}),
     ("app", {}),  # the app's own benchmark (bench/app.py), when it is there
+    ("app_keys", {}),
 ]
 
 

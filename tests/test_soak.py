@@ -45,9 +45,13 @@ from tests.test_faults import (
     until,
     writer_run,
 )
+from velora_tui.app import Settings, VeloraApp
 from velora_tui.data.feed import ChangeFeed, live_updates
-from velora_tui.data.records import SourceState
+from velora_tui.data.records import SourceState, Update
 from velora_tui.data.sources import Monitor
+from velora_tui.screens.experiments import ExperimentsScreen
+from velora_tui.screens.help import HelpScreen
+from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 
 pytestmark = pytest.mark.soak
 
@@ -199,6 +203,100 @@ def test_tail_keeps_up_with_2000_episodes_a_second(
     )
     assert late - early <= 8 * 1024, "tail's memory grows with the rows it has printed"
     assert achieved >= 500, "the writer never got near the asked rate: nothing was tested"
+
+
+# -- the app under the same writer ------------------------------------------------------------
+
+
+class RecordingApp(VeloraApp):
+    """The real app, noting the id of every episode the data layer hands to its screens."""
+
+    delivered: list[int]
+
+    def publish(self, updates: list[Update], heartbeat: bool = False) -> None:
+        self.delivered.extend(row.id for update in updates for row in update.episodes)
+        super().publish(updates, heartbeat)
+
+
+async def loop_lag(lags: list[float], every: float = 0.02) -> None:
+    """How late each 20 ms sleep of the app's event loop wakes up."""
+    while True:
+        began = time.monotonic()
+        await asyncio.sleep(every)
+        lags.append(max(0.0, time.monotonic() - began - every))
+
+
+def own_rss_kib() -> int:
+    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+async def test_app_keeps_up_with_2000_episodes_a_second(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    """The app (120x40, the experiment open) under a writer asked for 2,000 episodes/s for
+    ~30 s: every episode reaches it exactly once, in order, and the open episode tail ends on
+    the last one; keys (tabs, help, leaving and opening the experiment) keep being handled; its
+    memory stays flat."""
+    episodes, rate = 60_000, 2000.0
+    keys = ("2", "1", "question_mark", "escape", "3", "escape", "enter")
+    with scratch_dir(tmp_path) as base:
+        path = base / "metrics.db"
+        app = RecordingApp(Monitor([path]), Settings())
+        app.delivered = []
+        rss: list[tuple[float, int]] = []
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.5)
+            started = time.monotonic()
+            writer = simulator(path, episodes=episodes, rate=rate)
+            await until(lambda: bool(app.monitor.summaries()), "the experiment", timeout=TIMEOUT)
+            await pilot.press("enter")
+            lags: list[float] = []
+            lagging = asyncio.create_task(loop_lag(lags))
+            index = 0
+            while not app.delivered or app.delivered[-1] < episodes:
+                if time.monotonic() - started > episodes / rate * 8 + TIMEOUT:
+                    missing = sorted(set(range(1, episodes + 1)) - set(app.delivered))
+                    pytest.fail(
+                        f"only {len(app.delivered)} of {episodes} episodes arrived; writer"
+                        f" exit {writer.poll()}; missing {missing[:20]}..."
+                    )
+                await pilot.press(keys[index % len(keys)])
+                index += 1
+                rss.append((time.monotonic() - started, own_rss_kib()))
+                await asyncio.sleep(0.5)
+            elapsed = time.monotonic() - started
+            lagging.cancel()
+            assert await asyncio.to_thread(writer.wait, TIMEOUT) == 0
+            for _ in range(5):  # back to the experiment, wherever the keys left the app
+                if isinstance(app.screen, HelpScreen):
+                    await pilot.press("escape")
+                elif isinstance(app.screen, ExperimentsScreen):
+                    await pilot.press("enter")
+                await pilot.pause(0.3)
+            await pilot.press("2")
+            await pilot.pause(0.5)
+            table = app.screen.query_one(EpisodeTable)
+            shown = [int(key.value or 0) for key in table.rows]
+            summaries = app.monitor.summaries()
+    # Rows already in the file when the app first read it are counted there (and shown by the
+    # tail's first read), not delivered one by one; every later one is delivered once, in order.
+    first = app.delivered[0]
+    assert app.delivered == list(range(first, episodes + 1))
+    assert [s.episodes for s in summaries] == [episodes]
+    assert shown == list(range(shown[0], episodes + 1))
+    assert len(shown) >= MAX_ROWS
+    print(
+        f"\n  {episodes} episodes in {elapsed:.1f} s ({episodes / elapsed:.0f}/s); {first - 1} in"
+        f" the first read, every later one delivered once, in order; {index} keys pressed;"
+        f" event loop late by p50 {percentile(lags, 50) * 1e3:.0f} ms, p99"
+        f" {percentile(lags, 99) * 1e3:.0f} ms, max {max(lags) * 1e3:.0f} ms (a key waits that"
+        " long before its handler runs; bench/app_keys.py times whole answers in a terminal)"
+    )
+    warm = [kib for at, kib in rss if at >= elapsed / 4]
+    early, late = statistics.median(warm[: max(1, len(warm) // 4)]), max(warm[-len(warm) // 4 :])
+    print(f"  RSS after warm-up {early / 1024:.1f} -> {late / 1024:.1f} MiB")
+    assert late - early <= 40 * 1024, "the app's memory grows with the episodes it has shown"
+    assert max(lags) < 1.0, "the app's event loop stalled: keys would wait"
 
 
 # -- a lock held for 10 s ----------------------------------------------------------------------
