@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from rich.text import Text
-from textual.widgets import TabbedContent, Tree
+from textual.widgets import Input, TabbedContent, Tree
 
 from tests.conftest import (
     MakeDb,
@@ -114,6 +114,35 @@ async def test_open_tabs_and_back(sample_db: Path) -> None:
         assert any(label.startswith("train_params") for label in labels)
         await pilot.press("tab")
         assert tabs.active == "charts"
+        await pilot.press("escape")
+        await settle(app)
+        assert isinstance(app.screen, ExperimentsScreen)
+
+
+async def test_config_search_from_any_tab(sample_db: Path) -> None:
+    """`/` in an experiment searches its config; keys typed there stay in the box (even `/`);
+    Esc goes back to the tree, a second Esc back to the list."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("enter")
+        await settle(app)
+        screen = app.screen
+        await pilot.press("3")
+        tree = screen.query_one("#config-tree", Tree)
+        assert app.focused is tree  # arrows move in the tree at once
+        await pilot.press("1", "slash")
+        assert screen.query_one(TabbedContent).active == "config"
+        box = screen.query_one("#config-search", Input)
+        assert app.focused is box  # type: ignore[comparison-overlap]
+        await pilot.press(*"gamma/x", "backspace", "backspace", "enter")
+        await pilot.pause()
+        assert box.value == "gamma"
+        assert tree.cursor_node is not None
+        assert str(tree.cursor_node.label).startswith("gamma")
+        await pilot.press("escape")
+        assert app.focused is tree
+        assert app.screen is screen
         await pilot.press("escape")
         await settle(app)
         assert isinstance(app.screen, ExperimentsScreen)

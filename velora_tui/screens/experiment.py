@@ -48,6 +48,7 @@ class ExperimentScreen(VeloraScreen):
         Binding("minus", "smoothing(-1)", "Less smoothing", show=False),
         Binding("x", "x_axis", "X axis"),
         Binding("l", "log_scale", "Log"),
+        Binding("slash", "search_config", "Search config", show=False),
     ]
 
     def __init__(self, key: Key) -> None:
@@ -194,23 +195,32 @@ class ExperimentScreen(VeloraScreen):
         table.show_hidden(event.pane.id != "episodes")
         if event.pane.id == "episodes":
             table.focus()
+        elif event.pane.id == "config":
+            self.query_one(ConfigPanel).focus_tree()
 
     # -- actions ---------------------------------------------------------------------------
 
     def action_back(self) -> None:
         self.dismiss()
 
+    def show_tab(self, tab: str) -> None:
+        tabs = self.query_one(TabbedContent)
+        if tabs.active != tab:
+            # A focused widget left in the hidden pane would make TabbedContent switch back.
+            self.set_focus(None)
+            tabs.active = tab
+
     def action_tab(self, tab: str) -> None:
-        self.query_one(TabbedContent).active = tab
+        self.show_tab(tab)
 
     def action_next_tab(self, step: int) -> None:
         tabs = self.query_one(TabbedContent)
         index = TABS.index(tabs.active) if tabs.active in TABS else 0
-        tabs.active = TABS[(index + step) % len(TABS)]
+        self.show_tab(TABS[(index + step) % len(TABS)])
 
     def set_chart_options(self, options: ChartOptions) -> None:
         self.chart_options = options
-        self.query_one(TabbedContent).active = "charts"
+        self.show_tab("charts")
         for chart in self.query(MetricChart):
             chart.show(options=options)
 
@@ -228,6 +238,10 @@ class ExperimentScreen(VeloraScreen):
         log = not self.chart_options.log_losses
         self.set_chart_options(replace(self.chart_options, log_losses=log))
 
+    def action_search_config(self) -> None:
+        self.show_tab("config")
+        self.query_one(ConfigPanel).focus_search()
+
     def action_follow(self) -> None:
-        self.query_one(TabbedContent).active = "episodes"
+        self.show_tab("episodes")
         self.query_one(EpisodeTable).action_follow()

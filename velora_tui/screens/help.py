@@ -32,7 +32,7 @@ KEYS = (
     ("+ -", "charts: more / less smoothing (debiased moving average, 0 to 0.999)"),
     ("x", "charts: x axis: episode, environment steps, time since start"),
     ("l", "charts: log scale for the losses"),
-    ("Config: type + Enter", "search the config; Enter again for the next match"),
+    ("/", "search the config; Enter: next match, Esc: back to the tree"),
     ("Mouse", "click rows and tabs, scroll with the wheel"),
 )
 

@@ -9,6 +9,7 @@ from typing import Any
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
@@ -35,6 +36,15 @@ def branch_label(key: str, value: dict[str, Any] | list[Any]) -> Text:
     return Text.assemble((clean_text(key, 80), "bold"), " ", (size, "dim"))
 
 
+class ConfigSearch(Input):
+    """The config's search box: Esc goes back to the tree (not out of the experiment)."""
+
+    BINDINGS = [Binding("escape", "leave", "Back to the tree", show=False)]
+
+    def action_leave(self) -> None:
+        self.screen.query_one("#config-tree", Tree).focus()
+
+
 class ConfigPanel(Vertical):
     DEFAULT_CSS = """
     ConfigPanel #config-search { margin: 0 0 0 0; }
@@ -48,11 +58,21 @@ class ConfigPanel(Vertical):
         self.match_at = -1
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="search the config (Enter: next match)", id="config-search")
+        yield ConfigSearch(
+            placeholder="/ to search the config (Enter: next match, Esc: back to the tree)",
+            id="config-search",
+        )
         yield Static(id="config-error")
         yield Tree[str]("config", id="config-tree")
         with VerticalScroll(id="config-raw"):
             yield Static(id="config-text")
+
+    def focus_tree(self) -> None:
+        if not self.query_one(ConfigSearch).has_focus:  # `/` may have put the cursor there
+            self.query_one("#config-tree", Tree).focus()
+
+    def focus_search(self) -> None:
+        self.query_one(ConfigSearch).focus()
 
     def on_mount(self) -> None:
         self.query_one("#config-raw").display = False

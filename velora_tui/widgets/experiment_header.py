@@ -21,6 +21,7 @@ class ExperimentHeader(Vertical):
     ExperimentHeader #exp-title { width: 1fr; height: 1; }
     ExperimentHeader Horizontal { height: 1; }
     ExperimentHeader ProgressBar { width: auto; margin-right: 2; }
+    ExperimentHeader Bar { width: 16; }
     ExperimentHeader #exp-stats { width: 1fr; height: 1; }
     """
 
