@@ -287,6 +287,9 @@ async def test_export_and_screenshot_from_the_app(sample_db: Path, tmp_path: Pat
         assert exported.read_text().count("\n") == 61
         app.action_save_svg()
         assert list(out.glob("velora-tui-*.svg"))
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert titles.count("Save screenshot (SVG)") == 1
+        assert "Screenshot" not in titles  # Textual's own: it would not say where it went
         await pilot.press("ctrl+p")
         await pilot.pause()
         await pilot.press(*"Pendulum")

@@ -261,7 +261,11 @@ class VeloraApp(App[None]):
         self.notify(f"Saved screenshot to {path}", timeout=8)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        for command in super().get_system_commands(screen):
+            # Ours replace Textual's: the screenshot goes beside the CSVs and says where; the
+            # help lists every key of the app.
+            if command.title not in REPLACED_COMMANDS:
+                yield command
         yield SystemCommand(
             "Export experiment to CSV",
             "Write the current experiment's episodes to a CSV file",
@@ -274,6 +278,9 @@ class VeloraApp(App[None]):
             "Re-read everything", "Read every database again from scratch", self.action_reload
         )
         yield SystemCommand("Help: keys", "Show every key", self.action_help)
+
+
+REPLACED_COMMANDS = frozenset({"Screenshot", "Keys"})
 
 
 def make_app(sources: Sequence[Path | str], settings: Settings | None = None) -> VeloraApp:
