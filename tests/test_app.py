@@ -300,6 +300,26 @@ async def test_export_and_screenshot_from_the_app(sample_db: Path, tmp_path: Pat
         assert app.screen.key == (sample_db, 2)
 
 
+async def test_list_fits_the_terminal_width(sample_db: Path) -> None:
+    """Every column at 120; at 80 the list leaves some out rather than scroll sideways, and
+    puts them back when the terminal widens again."""
+    app = still(sample_db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app)
+        await pilot.pause()
+        grid = table(app)
+        assert len(grid.columns) == 10
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert 0 < len(grid.columns) < 10
+        assert {"ID", "Agent", "Env", "Episodes"} <= {str(c.label) for c in grid.columns.values()}
+        assert grid.virtual_size.width <= grid.size.width
+        assert grid.row_count == 3
+        await pilot.resize_terminal(120, 40)
+        await pilot.pause()
+        assert len(grid.columns) == 10
+
+
 async def test_small_terminal_does_not_crash(sample_db: Path) -> None:
     app = still(sample_db)
     async with app.run_test(size=(80, 24)) as pilot:

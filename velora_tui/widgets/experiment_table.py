@@ -29,6 +29,9 @@ COLUMNS = (
     ("active", "Active"),
 )
 SPARK_WIDTH = 14
+# What to leave out when the terminal is too narrow for every column (80 columns: the preview
+# under the list still shows the selected run's best reward and its reward sparkline).
+NARROWER = (("avg",), ("avg", "best", "spark"))
 
 
 def row_key(key: Key) -> str:
@@ -51,12 +54,39 @@ class ExperimentTable(DataTable[Text]):
         # Until the user moves the cursor, it stays on the top row as rows arrive and re-sort.
         self.user_moved = False
         self.show_db = False
+        self.shown_columns: tuple[str, ...] = ()
+        self.last_shown: tuple[Sequence[ExperimentSummary], datetime] = ((), datetime.min)
 
-    def on_mount(self) -> None:
+    def fitting_columns(self) -> tuple[str, ...]:
+        """The most columns whose widest cells fit the table's width."""
+        widths = {key: len(label) for key, label in COLUMNS}
+        for cells in self.rendered.values():
+            for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                widths[key] = max(widths[key], cell.cell_len)
+        widths["spark"] = SPARK_WIDTH
+        room = self.size.width - 2  # the vertical scrollbar
+        for left_out in ((), *NARROWER):
+            keys = tuple(key for key, _ in COLUMNS if key not in left_out)
+            if sum(widths[key] + 2 for key in keys) <= room:
+                return keys
+        return keys
+
+    def set_columns(self, keys: tuple[str, ...]) -> None:
+        self.clear(columns=True)
         for key, label in COLUMNS:
-            self.add_column(label, key=key, width=SPARK_WIDTH if key == "spark" else None)
+            if key in keys:
+                self.add_column(label, key=key, width=SPARK_WIDTH if key == "spark" else None)
+        self.shown_columns = keys
+        self.order = []  # every row is added again
+
+    def on_resize(self) -> None:
+        keys = self.fitting_columns()
+        if self.rendered and keys != self.shown_columns:
+            self.set_columns(keys)
+            self.show(*self.last_shown)
 
     def cells(self, s: ExperimentSummary, now: datetime) -> list[Text]:
+        """Every column's cell, shown or not."""
         planned = f"/{s.n_episodes}" if s.n_episodes else ""
         ident = f"{s.db.parent.name}/{s.id}" if self.show_db else str(s.id)
         episodes = Text(f"{s.episodes}{planned}", justify="right")
@@ -85,15 +115,18 @@ class ExperimentTable(DataTable[Text]):
         changed: Callable[[Key], bool] | None = None,
     ) -> None:
         """Show `summaries` in this order: rows are added, removed or updated in place."""
+        self.last_shown = (summaries, now)
         order = [s.key for s in summaries]
         selected = self.selected_key
         with self.app.batch_update():
-            if order != self.order:
+            if order != self.order or not self.shown_columns:
+                self.rendered = {s.key: self.cells(s, now) for s in summaries}
+                keys = self.fitting_columns()
+                if keys != self.shown_columns:
+                    self.set_columns(keys)
                 self.clear()
-                self.rendered = {}
                 for s in summaries:
-                    cells = self.rendered[s.key] = self.cells(s, now)
-                    self.add_row(*cells, key=row_key(s.key))
+                    self.add_row(*self.shown_cells(self.rendered[s.key]), key=row_key(s.key))
                 self.order = order
                 if self.user_moved and selected in order:
                     self.move_cursor(row=order.index(selected), animate=False)
@@ -107,9 +140,15 @@ class ExperimentTable(DataTable[Text]):
                 cells = self.cells(s, now)
                 before = self.rendered.get(s.key, [])
                 for index, ((column, _), value) in enumerate(zip(COLUMNS, cells, strict=True)):
-                    if index >= len(before) or before[index] != value:
+                    shown = column in self.shown_columns
+                    if shown and (index >= len(before) or before[index] != value):
                         self.update_cell(key, column, value, update_width=True)
                 self.rendered[s.key] = cells
+
+    def shown_cells(self, cells: list[Text]) -> list[Text]:
+        return [
+            cell for (key, _), cell in zip(COLUMNS, cells, strict=True) if key in self.shown_columns
+        ]
 
     def toggle_mark(self, key: Key) -> None:
         if key in self.marked:
