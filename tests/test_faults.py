@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import functools
 import json
-import math
 import os
 import queue
 import shutil
@@ -32,6 +31,7 @@ from typing import Any
 
 import pytest
 
+from bench.common import percentile
 from tests.conftest import (
     MakeDb,
     Simulator,
@@ -633,15 +633,6 @@ def timed_writer(base: Path) -> Iterator[TimedWriter]:
 
 
 CONDITIONS = ("alone", "tail -f", "tail -f --poll")
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Linearly interpolated percentile (numpy's default)."""
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import resource
 import statistics
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from bench.common import cpu_seconds, percentile, read_commit_log
 from tests.conftest import (
     MakeDb,
     RunSpec,
@@ -38,7 +40,6 @@ from tests.test_faults import (
     check_harmless,
     exclusive_lock,
     ids,
-    percentile,
     report,
     scratch_dir,
     timed_writer,
@@ -74,15 +75,6 @@ def rss_kib(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
-
-
 class Sampler:
     """A process's RSS and CPU time, every `interval` seconds, in a thread."""
 
@@ -96,7 +88,7 @@ class Sampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             rss, cpu = rss_kib(self.pid), cpu_seconds(self.pid)
-            if rss is not None and cpu is not None:
+            if rss is not None and not math.isnan(cpu):
                 self.samples.append((time.monotonic(), rss, cpu))
             self._stop.wait(self.interval)
 
@@ -173,10 +165,7 @@ def test_tail_keeps_up_with_2000_episodes_a_second(
     assert [row["episode_num"] for row in rows] == list(range(1, episodes + 1))
     check_output("\n".join(err.rest()))
 
-    commits = {}
-    for text in commit_log.read_text().splitlines():
-        row_id, stamp = text.split()
-        commits[int(row_id)] = float(stamp)
+    commits = read_commit_log(commit_log)
     assert sorted(commits) == list(range(1, episodes + 1))
     first, last = min(commits.values()), max(commits.values())
     achieved = (episodes - 1) / (last - first)
@@ -226,10 +215,6 @@ async def loop_lag(lags: list[float], every: float = 0.02) -> None:
         lags.append(max(0.0, time.monotonic() - began - every))
 
 
-def own_rss_kib() -> int:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
-
-
 async def test_app_keeps_up_with_2000_episodes_a_second(
     tmp_path: Path, simulator: Simulator
 ) -> None:
@@ -262,7 +247,7 @@ async def test_app_keeps_up_with_2000_episodes_a_second(
                     )
                 await pilot.press(keys[index % len(keys)])
                 index += 1
-                rss.append((time.monotonic() - started, own_rss_kib()))
+                rss.append((time.monotonic() - started, rss_kib(os.getpid()) or 0))
                 await asyncio.sleep(0.5)
             elapsed = time.monotonic() - started
             lagging.cancel()
@@ -448,7 +433,8 @@ def own_seconds(writer: TimedWriter) -> float:
     mine = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     total = mine.ru_utime + mine.ru_stime + children.ru_utime + children.ru_stime
-    return total + (cpu_seconds(writer.proc.pid) or 0.0)
+    writer_cpu = cpu_seconds(writer.proc.pid)
+    return total + (0.0 if math.isnan(writer_cpu) else writer_cpu)
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,11 +275,16 @@ class SeriesReaders:
             self._readers.clear()
 
 
+def at_most(series: Series, points: int) -> Series:
+    """An exact series as it is (a reader of `2 * points` keeps it exact up to that many rows),
+    any other thinned to `points`."""
+    return series if series.exact else thin(series, points)
+
+
 def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
     """The experiment's series in one go: exact when it has at most `2 * buckets` rows,
     otherwise at most `buckets` points."""
-    series = SeriesReader(database, exp_id, 2 * buckets).read()
-    return series if series.exact else thin(series, buckets)
+    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
 
 
 def _finite(value: object) -> float:

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
 from velora_tui.data.config import flatten
 from velora_tui.data.records import ExperimentSummary, SourceState
-from velora_tui.data.series import SeriesReaders, thin
+from velora_tui.data.series import SeriesReaders, at_most
 from velora_tui.data.sources import sort_summaries
 from velora_tui.data.values import clean_text, format_number
 from velora_tui.filtering import FilterError, parse_query
@@ -235,7 +235,7 @@ class ExperimentsScreen(VeloraScreen):
             if database is None:
                 continue
             series = self.spark_readers.get(database, exp_id).read()
-            band = (series if series.exact else thin(series, SPARK_POINTS)).bands["reward"]
+            band = at_most(series, SPARK_POINTS).bands["reward"]
             results[(db_path, exp_id)] = band.mean
         self.app.call_from_thread(self.apply_sparks, results)
 
