@@ -16,7 +16,6 @@ from velora_tui.data.values import (
     clean_block,
     clean_text,
     format_number,
-    is_finite_number,
     parse_timestamp,
 )
 
@@ -70,16 +69,6 @@ def test_as_float_non_numbers_are_nan(value: object) -> None:
 )
 def test_as_int(value: object, expected: int | None) -> None:
     assert as_int(value) == expected
-
-
-def test_is_finite_number() -> None:
-    assert is_finite_number(1)
-    assert is_finite_number(-2.5)
-    assert not is_finite_number(math.inf)
-    assert not is_finite_number(math.nan)
-    assert not is_finite_number(True)
-    assert not is_finite_number("1")
-    assert not is_finite_number(None)
 
 
 # -- parse_timestamp ---------------------------------------------------------------------------

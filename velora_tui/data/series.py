@@ -63,6 +63,7 @@ Fetch = Callable[[Any], Sequence[Any]]
 
 # Ids per read: each statement aggregates at most this many rows (~15 ms), so a writer waiting
 # to commit never waits long; the read lock is let go between statements.
+LENGTH = METRICS.index("length")
 CHUNK_IDS = 5_000
 MAX_POINTS = 2_000
 
@@ -73,7 +74,6 @@ class _Bucket:
 
     episode: float
     rows: int
-    length: float
     stamp: datetime | None
     sums: list[float]
     counts: list[int]
@@ -83,7 +83,6 @@ class _Bucket:
     def merge(self, other: _Bucket) -> None:
         self.episode = _lowest(self.episode, other.episode)
         self.rows += other.rows
-        self.length += other.length
         if other.stamp is not None and (self.stamp is None or other.stamp > self.stamp):
             self.stamp = other.stamp
         for i in range(len(METRICS)):
@@ -138,15 +137,15 @@ class SeriesReader:
                 self._start_over(first)
                 self.mark = first - 1
                 # A bucket holds at most `width` rows: no smaller width can fit them all.
-                rows = summary.episodes if summary else 0
-                while rows > self.width * self.max_points:
+                assert summary is not None
+                while summary.episodes > self.width * self.max_points:
                     self.width *= 2
             while self.mark < last:
                 high = min(last, self.mark + CHUNK_IDS)
-                rows = self.database.run_locked(self._query(self.mark, high))
-                if rows is None:  # the file failed; its state says why
+                found = self.database.run_locked(self._query(self.mark, high))
+                if found is None:  # the file failed; its state says why
                     break
-                self._add(rows)
+                self._add(found)
                 self.mark = high
             return self._series()
 
@@ -155,24 +154,17 @@ class SeriesReader:
         base, width, exp_id = self.base, self.width, self.exp_id
 
         def query(fetch: Fetch, schema: Schema) -> Sequence[Any]:
-            entropy: Any = Episode.entropy_loss if schema.has_entropy else literal(None)
-            metrics = [
-                Episode.reward,
-                Episode.reward_moving_avg,
-                Episode.reward_moving_std,
-                Episode.length,
-                Episode.actor_loss,
-                Episode.critic_loss,
-                entropy,
+            missing = set() if schema.has_entropy else {"entropy_loss"}
+            values = [
+                finite_or_null(literal(None) if name in missing else getattr(Episode, name))
+                for name in METRICS
             ]
-            values = [finite_or_null(c) for c in metrics]
             bucket = ((col(Episode.id) - base) // width).label("bucket")
             statement = (
                 select_columns(
                     bucket,
                     func.min(Episode.episode_num),
                     func.count(),
-                    func.total(finite_or_null(Episode.length)),
                     type_coerce(func.max(Episode.created_at), String),
                     *[func.total(v) for v in values],
                     *[func.count(v) for v in values],
@@ -198,12 +190,11 @@ class SeriesReader:
             bucket = _Bucket(
                 episode=_finite(row[1]),
                 rows=int(row[2] or 0),
-                length=_finite_or_zero(row[3]),
-                stamp=parse_timestamp(row[4]),
-                sums=[_finite_or_zero(v) for v in row[5 : 5 + n]],
-                counts=[int(v or 0) for v in row[5 + n : 5 + 2 * n]],
-                lows=[_finite(v) for v in row[5 + 2 * n : 5 + 3 * n]],
-                highs=[_finite(v) for v in row[5 + 3 * n : 5 + 4 * n]],
+                stamp=parse_timestamp(row[3]),
+                sums=[_finite_or_zero(v) for v in row[4 : 4 + n]],
+                counts=[int(v or 0) for v in row[4 + n : 4 + 2 * n]],
+                lows=[_finite(v) for v in row[4 + 2 * n : 4 + 3 * n]],
+                highs=[_finite(v) for v in row[4 + 3 * n : 4 + 4 * n]],
             )
             if self.keys and self.keys[-1] == key:
                 self.buckets[-1].merge(bucket)
@@ -233,7 +224,7 @@ class SeriesReader:
             episode = bucket.episode
             series.episode.append(episode if math.isfinite(episode) else float(index + 1))
             series.rows += bucket.rows
-            steps += bucket.length
+            steps += bucket.sums[LENGTH]
             series.steps.append(steps)
             stamp = bucket.stamp
             if stamp is not None and start is None:

@@ -44,10 +44,6 @@ def as_int(value: object) -> int | None:
     return None
 
 
-def is_finite_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def parse_timestamp(value: object) -> datetime | None:
     """Velora's naive local `created_at` text (or anything else) as a naive datetime."""
     if isinstance(value, datetime):
