@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 from rich.text import Text
-from textual.widgets import Input, TabbedContent, Tree
+from textual.widgets import Input, Static, TabbedContent, Tree
 
 from tests.conftest import (
     MakeDb,
@@ -146,6 +148,37 @@ async def test_config_search_from_any_tab(sample_db: Path) -> None:
         await pilot.press("escape")
         await settle(app)
         assert isinstance(app.screen, ExperimentsScreen)
+
+
+async def test_tail_keeps_rows_that_arrive_while_it_loads(sample_db: Path) -> None:
+    """Opening an experiment reads its latest rows in a thread; rows delivered live meanwhile
+    are newer than that snapshot and stay in the tail when it lands."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("enter")
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
+        table = screen.query_one(EpisodeTable)
+        snapshot = list(table.kept)
+        newer = replace(snapshot[-1], id=snapshot[-1].id + 1000)
+        table.add_episodes([newer])
+        screen.show_episodes(snapshot[:-5], replace=True)  # a snapshot read a moment earlier
+        assert [row.id for row in table.kept] == [row.id for row in [*snapshot, newer]]
+
+
+async def test_huge_config_that_is_not_an_object_is_cut(make_db: MakeDb, tmp_path: Path) -> None:
+    path = make_db(tmp_path / "metrics.db", [3])
+    execute(path, "UPDATE experiment SET config = ?", (json.dumps("x" * 500_000),))
+    app = still(path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("enter", "3")
+        await settle(app)
+        shown = str(app.screen.query_one("#config-text", Static).render())
+        assert len(shown) < 300_000
+        assert "more characters not shown" in shown
 
 
 async def test_filter_narrows_and_clears(sample_db: Path) -> None:

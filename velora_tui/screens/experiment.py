@@ -143,6 +143,9 @@ class ExperimentScreen(VeloraScreen):
     def show_episodes(self, rows: list[EpisodeRow], replace: bool = False) -> None:
         table = self.query_one(EpisodeTable)
         if replace:
+            # Rows that arrived while this snapshot was read are newer than it: keep them.
+            merged = {row.id: row for row in [*rows, *table.kept]}
+            rows = [merged[key] for key in sorted(merged)]
             table.reset()
         table.add_episodes(rows)
 
@@ -166,6 +169,7 @@ class ExperimentScreen(VeloraScreen):
         mine = [u for u in message.updates if u.db == db]
         if any(u.reset for u in mine):
             self.readers.clear()
+            self.query_one(EpisodeTable).reset()  # the old file's rows
             self.load_episodes()
             self.load_config()
             self.load_charts()

@@ -88,11 +88,10 @@ class ConfigPanel(Vertical):
             error.display = True
             tree.display = False
             raw.display = True
-            text = view.text[:RAW_LIMIT]
-            if len(view.text) > RAW_LIMIT:
-                text += f"\n… ({len(view.text) - RAW_LIMIT:,} more characters not shown)"
-            if view.error is None:
-                text = json.dumps(view.data)
+            full = view.text if view.error is not None else json.dumps(view.data)
+            text = full[:RAW_LIMIT]
+            if len(full) > RAW_LIMIT:
+                text += f"\n… ({len(full) - RAW_LIMIT:,} more characters not shown)"
             self.query_one("#config-text", Static).update(Text(text))
             return
         error.display = False
