@@ -382,7 +382,7 @@ async def test_mark_and_compare(sample_db: Path) -> None:
         screen = app.screen
         assert isinstance(screen, CompareScreen)
         chart = screen.query_one(CompareChart)
-        assert [len(series) for _, series in chart.curves] == [60, 40]
+        assert [len(series) for series in chart.curves] == [60, 40]
         await pilot.press("plus", "x")
         assert chart.options.x_axis == "steps"
         await pilot.press("escape")

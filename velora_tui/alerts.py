@@ -6,13 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
-from velora_tui.data.records import ExperimentSummary, RunStatus
+from velora_tui.data.records import ExperimentSummary, Key, RunStatus
 from velora_tui.data.values import clean_text
 from velora_tui.format import duration
-
-Key = tuple[Path, int]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from textual.worker import Worker, WorkerState
 
 from velora_tui.alerts import AlertTracker
 from velora_tui.data.feed import ChangeFeed, live_updates
-from velora_tui.data.records import Update
+from velora_tui.data.records import Key, Update
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
@@ -35,7 +35,6 @@ from velora_tui.screens.base import VeloraScreen
 from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
 from velora_tui.screens.help import HelpScreen
-from velora_tui.widgets.experiment_table import Key
 
 
 @dataclass

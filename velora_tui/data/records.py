@@ -12,6 +12,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+Key = tuple[Path, int]  # (database path, experiment id): an experiment across sources
+
 
 class SourceState(StrEnum):
     WAITING = "waiting"
@@ -106,7 +108,7 @@ class ExperimentSummary:
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=_RECENT))
 
     @property
-    def key(self) -> tuple[Path, int]:
+    def key(self) -> Key:
         return (self.db, self.id)
 
     def absorb(self, row: EpisodeRow) -> None:

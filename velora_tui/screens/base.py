@@ -8,6 +8,8 @@ from textual import on
 from textual.events import ScreenResume
 from textual.screen import ModalScreen, Screen
 
+from velora_tui.widgets.status_bar import StatusBar
+
 if TYPE_CHECKING:
     from velora_tui.app import VeloraApp
 
@@ -19,6 +21,13 @@ class VeloraScreen(Screen[None]):
     """
 
     stale = False
+
+    def show_status(self) -> None:
+        """The status line at the bottom: sources, their states, the feed, the last update."""
+        app = self.velora
+        self.query_one(StatusBar).show(
+            app.monitor.statuses(), app.feed_description(), app.last_update
+        )
 
     def catch_up(self) -> None:
         """Bring everything up to date after the screen was hidden while data changed."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 from rich.text import Text
 from textual import on, work
@@ -14,18 +13,16 @@ from textual.widgets import Footer, Header, Static
 from textual_plotext.plot import Plot
 
 from velora_tui.alerts import label
+from velora_tui.data.records import Key
 from velora_tui.data.series import Series, SeriesReaders, thin
 from velora_tui.data.smoothing import smooth
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
     CHART_INTERVAL,
-    SMOOTHING_STEPS,
-    X_AXES,
     ChartOptions,
     finite_points,
 )
-from velora_tui.widgets.experiment_table import Key
 from velora_tui.widgets.plot import ThreadedPlot
 from velora_tui.widgets.status_bar import StatusBar
 
@@ -39,29 +36,28 @@ PALETTE = (
     (100, 220, 230),
     (230, 230, 230),
 )
-Curve = tuple[str, Series]
 
 
 class CompareChart(ThreadedPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.curves: list[Curve] = []
+        self.curves: list[Series] = []  # in the order of the legend
         self.options = ChartOptions()
 
-    def show(self, curves: list[Curve] | None = None, options: ChartOptions | None = None) -> None:
+    def show(self, curves: list[Series] | None = None, options: ChartOptions | None = None) -> None:
         if curves is not None:
             self.curves = curves
         if options is not None:
             self.options = options
         self.draw()
 
-    def state(self) -> tuple[list[Curve], ChartOptions]:
+    def state(self) -> tuple[list[Series], ChartOptions]:
         return self.curves, self.options
 
-    def plot(self, plt: Plot, width: int, state: tuple[list[Curve], ChartOptions]) -> None:
+    def plot(self, plt: Plot, width: int, state: tuple[list[Series], ChartOptions]) -> None:
         curves, options = state
         x_label = "episode"
-        for index, (_name, series) in enumerate(curves):
+        for index, series in enumerate(curves):
             xs, x_label = options.x_values(series)
             ys = smooth(series.bands["reward"].mean, options.smoothing)
             x, y = finite_points(xs, ys)
@@ -133,13 +129,11 @@ class CompareScreen(VeloraScreen):
         curves = []
         for key in self.keys:
             database = monitor.databases.get(key[0])
-            summary = monitor.summary(key)
             reader = self.readers.get(database, key[1]) if database else None
-            series = thin(reader.read(), buckets) if reader else Series()
-            curves.append((label(summary) if summary else f"#{key[1]}", series))
+            curves.append(thin(reader.read(), buckets) if reader else Series())
         self.app.call_from_thread(self.loaded, curves)
 
-    def loaded(self, curves: list[Curve]) -> None:
+    def loaded(self, curves: list[Series]) -> None:
         self.loading = False
         self.drawn = time.monotonic()
         self.query_one(CompareChart).show(curves, self.options)
@@ -151,27 +145,22 @@ class CompareScreen(VeloraScreen):
 
     @on(DataChanged)
     def data_changed(self, message: DataChanged) -> None:
-        app = self.velora
         touched = {(u.db, e) for u in message.updates for e in u.experiments}
         if any(u.reset for u in message.updates):
             self.readers.clear()
         if touched & set(self.keys) or any(u.reset for u in message.updates):
             self.reload()
-        self.query_one(StatusBar).show(
-            app.monitor.statuses(), app.feed_description(), app.last_update
-        )
+        self.show_status()
 
     def action_back(self) -> None:
         self.dismiss()
 
+    def set_options(self, options: ChartOptions) -> None:
+        self.options = options
+        self.query_one(CompareChart).show(options=options)
+
     def action_smoothing(self, step: int) -> None:
-        steps = SMOOTHING_STEPS
-        current = min(range(len(steps)), key=lambda i: abs(steps[i] - self.options.smoothing))
-        index = max(0, min(len(steps) - 1, current + step))
-        self.options = replace(self.options, smoothing=steps[index])
-        self.query_one(CompareChart).show(options=self.options)
+        self.set_options(self.options.step_smoothing(step))
 
     def action_x_axis(self) -> None:
-        axis = X_AXES[(X_AXES.index(self.options.x_axis) + 1) % len(X_AXES)]
-        self.options = replace(self.options, x_axis=axis)
-        self.query_one(CompareChart).show(options=self.options)
+        self.set_options(self.options.next_x_axis())

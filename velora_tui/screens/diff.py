@@ -11,9 +11,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from velora_tui.alerts import label
 from velora_tui.data.config import ConfigView
 from velora_tui.data.diff import DiffRow, diff_configs, format_value
+from velora_tui.data.records import Key
 from velora_tui.data.values import clean_text
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.widgets.experiment_table import Key
 
 MARKS = {
     "changed": ("~", "bold yellow"),

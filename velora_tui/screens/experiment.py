@@ -13,7 +13,7 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
-from velora_tui.data.records import EpisodeRow
+from velora_tui.data.records import EpisodeRow, Key
 from velora_tui.data.series import Series, SeriesReaders, thin
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
@@ -21,15 +21,12 @@ from velora_tui.widgets.charts import (
     CHART_INTERVAL,
     PANELS,
     REWARD,
-    SMOOTHING_STEPS,
-    X_AXES,
     ChartOptions,
     MetricChart,
 )
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
-from velora_tui.widgets.experiment_table import Key
 from velora_tui.widgets.status_bar import StatusBar
 
 TABS = ("charts", "episodes", "config")
@@ -152,9 +149,7 @@ class ExperimentScreen(VeloraScreen):
     def show_header(self) -> None:
         app = self.velora
         self.query_one(ExperimentHeader).show(app.monitor.summary(self.key), app.now())
-        self.query_one(StatusBar).show(
-            app.monitor.statuses(), app.feed_description(), app.last_update
-        )
+        self.show_status()
 
     # -- live ------------------------------------------------------------------------------
 
@@ -229,14 +224,10 @@ class ExperimentScreen(VeloraScreen):
             chart.show(options=options)
 
     def action_smoothing(self, step: int) -> None:
-        current = self.chart_options.smoothing
-        index = min(range(len(SMOOTHING_STEPS)), key=lambda i: abs(SMOOTHING_STEPS[i] - current))
-        index = max(0, min(len(SMOOTHING_STEPS) - 1, index + step))
-        self.set_chart_options(replace(self.chart_options, smoothing=SMOOTHING_STEPS[index]))
+        self.set_chart_options(self.chart_options.step_smoothing(step))
 
     def action_x_axis(self) -> None:
-        axis = X_AXES[(X_AXES.index(self.chart_options.x_axis) + 1) % len(X_AXES)]
-        self.set_chart_options(replace(self.chart_options, x_axis=axis))
+        self.set_chart_options(self.chart_options.next_x_axis())
 
     def action_log_scale(self) -> None:
         log = not self.chart_options.log_losses

@@ -16,7 +16,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
 
 from velora_tui.data.config import flatten
-from velora_tui.data.records import ExperimentSummary, SourceState
+from velora_tui.data.records import ExperimentSummary, Key, SourceState
 from velora_tui.data.series import SeriesReaders, at_most
 from velora_tui.data.sources import sort_summaries
 from velora_tui.data.values import clean_text, format_number
@@ -24,7 +24,7 @@ from velora_tui.filtering import FilterError, parse_query
 from velora_tui.format import ago
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.widgets.experiment_table import ExperimentTable, Key
+from velora_tui.widgets.experiment_table import ExperimentTable
 from velora_tui.widgets.status_bar import StatusBar
 
 SPARK_POINTS = 60
@@ -159,9 +159,7 @@ class ExperimentsScreen(VeloraScreen):
         table.display = bool(summaries)
         if not summaries:
             empty.update(self.empty_message() if loaded else Text("Reading…", style="dim"))
-        self.query_one(StatusBar).show(
-            app.monitor.statuses(), app.feed_description(), app.last_update
-        )
+        self.show_status()
         self.show_preview()
 
     def empty_message(self) -> Text:

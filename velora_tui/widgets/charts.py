@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from textual_plotext.plot import Plot
 
@@ -44,6 +44,15 @@ class ChartOptions:
                 return [s / 60 for s in series.seconds], "minutes since start"
             return series.seconds, "seconds since start"
         return series.episode, "episode"
+
+    def step_smoothing(self, step: int) -> ChartOptions:
+        """The next (or previous) smoothing step from the nearest one to the current weight."""
+        steps = SMOOTHING_STEPS
+        nearest = min(range(len(steps)), key=lambda i: abs(steps[i] - self.smoothing))
+        return replace(self, smoothing=steps[max(0, min(len(steps) - 1, nearest + step))])
+
+    def next_x_axis(self) -> ChartOptions:
+        return replace(self, x_axis=X_AXES[(X_AXES.index(self.x_axis) + 1) % len(X_AXES)])
 
 
 REWARD = ChartSpec("reward", "reward", (90, 170, 255))

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from pathlib import Path
 
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from velora_tui.data.records import ExperimentSummary
+from velora_tui.data.records import ExperimentSummary, Key
 from velora_tui.format import ago
 from velora_tui.render import number_cell, spark, status_cell, text_cell
 
-Key = tuple[Path, int]
 COLUMNS = (
     ("status", " "),
     ("id", "ID"),
