@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -14,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Simulator, add_episode, assert_unchanged, dir_snapshot
+from tests.conftest import (
+    MakeDb,
+    Simulator,
+    add_episode,
+    assert_unchanged,
+    dir_snapshot,
+    execute,
+)
 from velora_tui.data import feed as feed_module
 from velora_tui.data.feed import ChangeFeed, Changes, FeedMode, live_updates
 from velora_tui.data.records import EpisodeRow, SourceState, Update
@@ -274,3 +282,27 @@ def test_poll_mode_says_why(sample_db: Path) -> None:
     assert mode(feed) is FeedMode.POLLING
     assert "--poll" in feed.describe()
     monitor.close()
+
+
+async def test_inf_in_a_file_that_appears_while_watching_is_counted(
+    tmp_path: Path, make_db: MakeDb
+) -> None:
+    """A database that appears after the start is summarised in one go, like a first read; its
+    rows holding inf/NaN are then counted too (the second pass), not only later ones."""
+    path = tmp_path / "run" / "metrics.db"
+    path.parent.mkdir()
+    monitor = Monitor([path])
+    monitor.refresh()
+    feed = ChangeFeed(monitor, poll=True, heartbeat=0.2)
+    built = make_db(tmp_path / "built.db", [6])
+    execute(built, "UPDATE episode SET reward = 9e999 WHERE id <= 2")
+    async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+        os.replace(built, path)
+        async for _updates in stream:
+            summary = monitor.summary((path, 1))
+            if summary is not None and summary.nonfinite_known:
+                break
+    monitor.close()
+    assert summary is not None
+    assert summary.episodes == 6
+    assert summary.nonfinite == 2

@@ -375,6 +375,7 @@ class MetricsDatabase:
         aggregates = self._count_episodes(mark)
         self._add_rewards(aggregates, mark)
         self._summarised_mark = mark
+        update.first_load = True
         edge_ids = [agg[1] for agg in aggregates.values()] + [agg[2] for agg in aggregates.values()]
         edges = {row.id: row for row in self._episodes_by_id(edge_ids)}
         for exp_id, (count, first, last, best, bad) in aggregates.items():
@@ -526,6 +527,9 @@ class MetricsDatabase:
         for row in rows:
             self._summary_for(row.experiment_id, update).absorb(row)
             update.experiments.add(row.experiment_id)
+        if self._summarised_mark is None:  # every row counted: new runs' counts are complete
+            for exp_id in update.experiments:
+                self.summaries[exp_id].nonfinite_known = True
         if rows:
             self._episode_mark = rows[-1].id
         update.episodes = rows

@@ -202,6 +202,7 @@ class Update:
     reset: bool = False
     status_changed: bool = False
     more: bool = False
+    first_load: bool = False  # summarised from scratch: inf/NaN counted by a second pass
 
     def __bool__(self) -> bool:
         return bool(self.episodes or self.experiments or self.reset or self.status_changed)
