@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Static
 from textual_plotext.plot import Plot
 
@@ -19,8 +16,8 @@ from velora_tui.data.smoothing import smooth
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
-    CHART_INTERVAL,
     ChartOptions,
+    Redraws,
     finite_points,
 )
 from velora_tui.widgets.plot import ThreadedPlot
@@ -80,10 +77,7 @@ class CompareScreen(VeloraScreen):
         super().__init__()
         self.keys = keys
         self.options = ChartOptions()
-        self.loading = False
-        self.dirty = False
-        self.drawn = 0.0
-        self.timer: Timer | None = None
+        self.redraws = Redraws(self, self.start_read)
         self.readers = SeriesReaders(size=len(keys))
 
     def compose(self) -> ComposeResult:
@@ -107,21 +101,11 @@ class CompareScreen(VeloraScreen):
         self.reload()
 
     def reload(self) -> None:
-        self.dirty = True
-        if self.loading or self.timer is not None:
-            return
-        wait = self.drawn + CHART_INTERVAL - time.monotonic()
-        if wait > 0:  # a fast writer: redraw a few times a second, not once per batch
-            self.timer = self.set_timer(wait, self.reload_due)
-            return
-        self.loading, self.dirty = True, False
+        self.redraws.request()
+
+    def start_read(self) -> None:
         width = self.query_one(CompareChart).size.width
         self.read(max(60, min(2 * width, 600)) if width else 200)
-
-    def reload_due(self) -> None:
-        self.timer = None
-        if self.dirty:
-            self.reload()
 
     @work(thread=True, group="compare", exit_on_error=False)
     def read(self, buckets: int) -> None:
@@ -134,11 +118,8 @@ class CompareScreen(VeloraScreen):
         self.app.call_from_thread(self.loaded, curves)
 
     def loaded(self, curves: list[Series]) -> None:
-        self.loading = False
-        self.drawn = time.monotonic()
         self.query_one(CompareChart).show(curves, self.options)
-        if self.dirty:
-            self.reload()
+        self.redraws.done()
 
     def catch_up(self) -> None:
         self.reload()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.timer import Timer
 from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
@@ -18,11 +16,11 @@ from velora_tui.data.series import Series, SeriesReaders, thin
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
-    CHART_INTERVAL,
     PANELS,
     REWARD,
     ChartOptions,
     MetricChart,
+    Redraws,
 )
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
@@ -51,10 +49,7 @@ class ExperimentScreen(VeloraScreen):
     def __init__(self, key: Key) -> None:
         super().__init__()
         self.key = key
-        self.charts_dirty = True
-        self.charts_loading = False
-        self.charts_drawn = 0.0
-        self.charts_timer: Timer | None = None
+        self.charts = Redraws(self, self.read_charts)
         self.chart_options = ChartOptions()
         self.readers = SeriesReaders(size=1)
 
@@ -99,26 +94,13 @@ class ExperimentScreen(VeloraScreen):
     def load_charts(self) -> None:
         """Reload the series, at most one read at a time: a batch of rows means one redraw."""
         if self.query_one(TabbedContent).active != "charts":
-            self.charts_dirty = True
+            self.charts.dirty = True  # read when the tab shows
             return
-        if self.charts_loading:
-            self.charts_dirty = True
-            return
-        wait = self.charts_drawn + CHART_INTERVAL - time.monotonic()
-        if wait > 0:  # a fast writer: redraw a few times a second, not once per batch
-            self.charts_dirty = True
-            if self.charts_timer is None:
-                self.charts_timer = self.set_timer(wait, self.charts_due)
-            return
-        self.charts_dirty = False
-        self.charts_loading = True
+        self.charts.request()
+
+    def read_charts(self) -> None:
         width = self.query_one("#chart-reward", MetricChart).size.width
         self.read_series(2 * width if width else 200)
-
-    def charts_due(self) -> None:
-        self.charts_timer = None
-        if self.charts_dirty:
-            self.load_charts()
 
     @work(thread=True, group="series", exit_on_error=False)
     def read_series(self, points: int) -> None:
@@ -130,12 +112,9 @@ class ExperimentScreen(VeloraScreen):
         self.app.call_from_thread(self.show_series, series)
 
     def show_series(self, series: Series) -> None:
-        self.charts_loading = False
-        self.charts_drawn = time.monotonic()
         for chart in self.query(MetricChart):
             chart.show(series, self.chart_options)
-        if self.charts_dirty:
-            self.load_charts()
+        self.charts.done()
 
     def show_episodes(self, rows: list[EpisodeRow], replace: bool = False) -> None:
         table = self.query_one(EpisodeTable)
@@ -188,7 +167,7 @@ class ExperimentScreen(VeloraScreen):
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        if event.pane.id == "charts" and self.charts_dirty:
+        if event.pane.id == "charts" and self.charts.dirty:
             self.load_charts()
         table = self.query_one(EpisodeTable)
         table.show_hidden(event.pane.id != "episodes")

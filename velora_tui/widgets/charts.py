@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from textual.message_pump import MessagePump
+from textual.timer import Timer
 from textual_plotext.plot import Plot
 
 from velora_tui.data.series import Series, thin
@@ -154,3 +157,38 @@ class MetricChart(ThreadedPlot):
         elif log_note:
             title = f"{self.spec.title} (log, {log_note})"
         plt.title(title)
+
+
+class Redraws:
+    """Paces a chart screen's reads: at most one in flight, and at most one redraw every
+    CHART_INTERVAL, so a batch of rows means one redraw and a fast writer a few a second.
+    `request()` when the data changed, `done()` when the new read is drawn."""
+
+    def __init__(self, node: MessagePump, start: Callable[[], None]) -> None:
+        self.node, self.start = node, start
+        self.dirty = True
+        self.loading = False
+        self.drawn = 0.0
+        self.timer: Timer | None = None
+
+    def request(self) -> None:
+        self.dirty = True
+        if self.loading or self.timer is not None:
+            return
+        wait = self.drawn + CHART_INTERVAL - time.monotonic()
+        if wait > 0:
+            self.timer = self.node.set_timer(wait, self._due)
+            return
+        self.loading, self.dirty = True, False
+        self.start()
+
+    def done(self) -> None:
+        self.loading = False
+        self.drawn = time.monotonic()
+        if self.dirty:
+            self.request()
+
+    def _due(self) -> None:
+        self.timer = None
+        if self.dirty:
+            self.request()
