@@ -25,7 +25,7 @@ class VeloraScreen(Screen[None]):
     def show_status(self) -> None:
         """The status line at the bottom: sources, their states, the feed, the last update."""
         app = self.velora
-        self.query_one(StatusBar).show(
+        self.query_one(StatusBar).show_sources(
             app.monitor.statuses(), app.feed_description(), app.last_update
         )
 

@@ -8,7 +8,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import Footer, Header, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
 from velora_tui.data.records import EpisodeRow, Key
@@ -25,6 +25,7 @@ from velora_tui.widgets.charts import (
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
+from velora_tui.widgets.line import Line
 from velora_tui.widgets.status_bar import StatusBar
 
 TABS = ("charts", "episodes", "config")
@@ -63,7 +64,7 @@ class ExperimentScreen(VeloraScreen):
                     for spec in PANELS:
                         yield MetricChart(spec, id=f"chart-{spec.metric}")
             with TabPane("2 Episodes", id="episodes"):
-                yield Static(id="follow-state")
+                yield Line(id="follow-state")
                 yield EpisodeTable(id="episode-table")
             with TabPane("3 Config", id="config"):
                 yield ConfigPanel(id="config-panel")
@@ -156,13 +157,11 @@ class ExperimentScreen(VeloraScreen):
 
     @on(EpisodeTable.FollowChanged)
     def follow_changed(self, message: EpisodeTable.FollowChanged) -> None:
-        label = self.query_one("#follow-state", Static)
+        label = self.query_one("#follow-state", Line)
         if message.following:
-            label.update("following: new episodes scroll into view", layout=False)
+            label.show("following: new episodes scroll into view")
         else:
-            label.update(
-                f"paused: {message.unseen} new episodes below (f or End: follow)", layout=False
-            )
+            label.show(f"paused: {message.unseen} new episodes below (f or End: follow)")
         label.set_class(not message.following, "paused")
 
     @on(TabbedContent.TabActivated)

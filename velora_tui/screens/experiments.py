@@ -25,6 +25,7 @@ from velora_tui.format import ago
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.widgets.line import Line
 from velora_tui.widgets.status_bar import StatusBar
 
 SPARK_POINTS = 60
@@ -53,7 +54,6 @@ class ExperimentsScreen(VeloraScreen):
         self.spark_readers = SeriesReaders(2 * SPARK_POINTS, size=4 * SPARK_WINDOW)
         self.beats = 0
         self.filter_timer: Timer | None = None
-        self.preview_line: Text | None = None
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -68,7 +68,7 @@ class ExperimentsScreen(VeloraScreen):
             yield Static(id="more")
             yield Static(id="empty")
         with Vertical(id="preview"):
-            yield Static(id="preview-title")
+            yield Line(id="preview-title")
             yield Sparkline([], id="preview-spark", summary_function=max)
         yield StatusBar(id="status")
         yield Footer()
@@ -187,12 +187,11 @@ class ExperimentsScreen(VeloraScreen):
     def show_preview(self) -> None:
         key = self.query_one(ExperimentTable).selected_key
         summary = self.velora.monitor.summary(key) if key else None
-        title = self.query_one("#preview-title", Static)
+        title = self.query_one("#preview-title", Line)
         spark = self.query_one("#preview-spark", Sparkline)
         if summary is None:
-            title.update("")
+            title.show("")
             spark.data = []
-            self.preview_line = None
             return
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"#{summary.id} ", style="bold")
@@ -202,9 +201,7 @@ class ExperimentsScreen(VeloraScreen):
         line.append(f"  reward over {summary.episodes} episodes", style="dim")
         line.append(f"  best {format_number(summary.best_reward)}")
         line.append(f"  last episode {ago(summary.last_activity, self.velora.now())}", style="dim")
-        if line != self.preview_line:
-            self.preview_line = line
-            title.update(line, layout=False)
+        title.show(line)
         values = self.query_one(ExperimentTable).sparks.get(summary.key, ())
         data = [v for v in values if math.isfinite(v)]  # Sparkline fails on NaN
         if data != spark.data:

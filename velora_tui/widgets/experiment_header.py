@@ -7,33 +7,32 @@ from datetime import datetime
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ProgressBar, Static
+from textual.widgets import ProgressBar
 
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.values import clean_text, format_number
 from velora_tui.format import ago, duration
 from velora_tui.render import STATUS_GLYPHS
+from velora_tui.widgets.line import Line
 
 
 class ExperimentHeader(Vertical):
     DEFAULT_CSS = """
     ExperimentHeader { height: auto; padding: 0 1; background: $boost; }
-    ExperimentHeader #exp-title { width: 1fr; height: 1; }
     ExperimentHeader Horizontal { height: 1; }
     ExperimentHeader ProgressBar { width: auto; margin-right: 2; }
     ExperimentHeader Bar { width: 16; }
-    ExperimentHeader #exp-stats { width: 1fr; height: 1; }
     """
 
     def compose(self) -> ComposeResult:
-        yield Static(id="exp-title")
+        yield Line(id="exp-title")
         with Horizontal():
             yield ProgressBar(total=None, show_eta=False, id="exp-progress")
-            yield Static(id="exp-stats")
+            yield Line(id="exp-stats")
 
     def show(self, summary: ExperimentSummary | None, now: datetime) -> None:
-        title = self.query_one("#exp-title", Static)
-        stats = self.query_one("#exp-stats", Static)
+        title = self.query_one("#exp-title", Line)
+        stats = self.query_one("#exp-stats", Line)
         bar = self.query_one("#exp-progress", ProgressBar)
         if summary is None:
             title.update(
@@ -51,7 +50,7 @@ class ExperimentHeader(Vertical):
         line.append(" · ")
         line.append(clean_text(summary.env))
         line.append(f"   {clean_text(str(summary.db), 120)}", style="dim")
-        title.update(line, layout=False)  # one line of fixed size: nothing to lay out
+        title.show(line)
         if bar.display != (summary.n_episodes is not None):
             bar.display = summary.n_episodes is not None
         if summary.n_episodes:
@@ -68,4 +67,4 @@ class ExperimentHeader(Vertical):
         parts.append(f"last episode {ago(summary.last_activity, now)}")
         if summary.nonfinite:
             parts.append(f"{summary.nonfinite} with inf/NaN")
-        stats.update(Text("  ·  ".join(parts), no_wrap=True, overflow="ellipsis"), layout=False)
+        stats.show(Text("  ·  ".join(parts), no_wrap=True, overflow="ellipsis"))

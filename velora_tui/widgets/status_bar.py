@@ -6,10 +6,10 @@ from collections import Counter
 from datetime import datetime
 
 from rich.text import Text
-from textual.widgets import Static
 
 from velora_tui.data.records import SourceState, SourceStatus
 from velora_tui.data.values import clean_text
+from velora_tui.widgets.line import Line
 
 STATE_STYLES = {
     SourceState.OK: "green",
@@ -46,7 +46,7 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
     return line
 
 
-class StatusBar(Static):
+class StatusBar(Line):
     DEFAULT_CSS = """
     StatusBar {
         width: 1fr;
@@ -57,10 +57,7 @@ class StatusBar(Static):
     }
     """
 
-    shown: Text | None = None
-
-    def show(self, statuses: list[SourceStatus], mode: str, updated: datetime | None) -> None:
-        line = describe_sources(statuses, mode, updated)
-        if line != self.shown:
-            self.shown = line
-            self.update(line, layout=False)  # one line of fixed size: nothing to lay out
+    def show_sources(
+        self, statuses: list[SourceStatus], mode: str, updated: datetime | None
+    ) -> None:
+        self.show(describe_sources(statuses, mode, updated))
