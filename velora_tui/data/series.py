@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -288,8 +288,9 @@ def _finite_or_zero(value: object) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-def thin(series: Series, points: int) -> Series:
-    """The series merged down to at most `points` points, keeping each group's min and max."""
+def thin(series: Series, points: int, metrics: Collection[str] = METRICS) -> Series:
+    """The series merged down to at most `points` points, keeping each group's min and max
+    (of `metrics` only: the others come back empty)."""
     if len(series) <= points or points <= 0:
         return series
     size = -(-len(series) // points)  # ceiling division
@@ -301,7 +302,8 @@ def thin(series: Series, points: int) -> Series:
     out.episode = [g[0] for g in groups(series.episode)]
     out.steps = [g[-1] for g in groups(series.steps)]
     out.seconds = [g[-1] for g in groups(series.seconds)]
-    for metric, band in series.bands.items():
+    for metric in metrics:
+        band = series.bands[metric]
         target = out.bands[metric]
         for means, lows, highs in zip(
             groups(band.mean), groups(band.low), groups(band.high), strict=True

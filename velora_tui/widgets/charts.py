@@ -29,6 +29,13 @@ class ChartSpec:
     color: tuple[int, int, int]
     loss: bool = False
 
+    @property
+    def plotted(self) -> tuple[str, ...]:
+        """The series this chart draws: the reward chart adds the moving average and std."""
+        if self.metric == "reward":
+            return ("reward", "reward_moving_avg", "reward_moving_std")
+        return (self.metric,)
+
 
 @dataclass(frozen=True, slots=True)
 class ChartOptions:
@@ -105,7 +112,7 @@ class MetricChart(ThreadedPlot):
     def plot(self, plt: Plot, width: int, state: tuple[Series | None, ChartOptions]) -> None:
         series, options = state
         if series is not None:
-            series = thin(series, 2 * width)
+            series = thin(series, 2 * width, self.spec.plotted)
         band = series.bands[self.spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
             note = "no data" if series is not None and len(series) else "waiting for episodes"
