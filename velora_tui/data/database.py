@@ -210,6 +210,10 @@ class MetricsDatabase:
 
     def _reset(self) -> None:
         self.close()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop every row read so far; the next read is a first load."""
         self.summaries = {}
         self._episode_mark = self._experiment_mark = 0
         self._loaded = False
@@ -518,8 +522,7 @@ class MetricsDatabase:
         if not rows and self._max_episode_id() < self._episode_mark:
             # Rows vanished: the file was rewritten in place. Start over from scratch.
             update.reset = True
-            self.summaries = {}
-            self._episode_mark = self._experiment_mark = 0
+            self._forget()
             self._initial_load(update)
             return
         # Experiments after episodes: every episode's experiment row committed before it.
