@@ -33,9 +33,10 @@ from bench.common import (
     simulator,
     velora_tui_command,
 )
+from velora_tui.data.feed import BUSY_FOR
 
 GOAL_P95 = 0.050
-IDLE_SECONDS = 3.0
+IDLE_SECONDS = 5.0
 PROBE_EXPERIMENT = 1  # readiness probes' experiment: the simulator's come after it
 
 
@@ -112,10 +113,11 @@ def measure(mode: str, rate: float, episodes: int) -> TailResult:
                 errors = (work / "tail.stderr").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"{exc}; its stderr: {errors or '(empty)'}") from None
             result.startup = time.monotonic() - started
-            time.sleep(0.3)  # the probes' printing settles
+            # The probes' printing settles, and the watcher leaves its busy pace (data/feed.py).
+            time.sleep(0.3 + BUSY_FOR)
             probes = len(lines.lines)
             idle_started, cpu_before = time.monotonic(), cpu_seconds(tail.pid)
-            time.sleep(IDLE_SECONDS)  # nothing written: what following costs while training is slow
+            time.sleep(IDLE_SECONDS)  # nothing written: what following costs while training pauses
             result.idle_cpu = (cpu_seconds(tail.pid) - cpu_before) / (
                 time.monotonic() - idle_started
             )

@@ -91,13 +91,12 @@ time.sleep(60)
 WATCH_LIMIT = "OS file watch limit reached"
 NO_WATCHING = f"""
 import sys
-import watchfiles
+import watchfiles._rust_notify
 
-async def awatch(*args, **kwargs):
+def watch_limit_reached(*args, **kwargs):
     raise OSError({WATCH_LIMIT!r})
-    yield set()
 
-watchfiles.awatch = awatch
+watchfiles._rust_notify.RustNotify = watch_limit_reached
 from velora_tui.cli import entry
 sys.argv = ["velora-tui", *sys.argv[1:]]
 entry()
@@ -526,11 +525,10 @@ async def test_watching_impossible_falls_back_to_polling(
     `tail -f` says so on stderr. (`tail -f --poll`, polling from the start, is one of the
     readers of the lock and crash cases above.)"""
 
-    async def no_watch(*args: Any, **kwargs: Any) -> AsyncIterator[set[Any]]:
+    def watch_limit_reached(*args: Any, **kwargs: Any) -> None:
         raise OSError(WATCH_LIMIT)
-        yield set()  # pragma: no cover - makes this an async generator
 
-    monkeypatch.setattr(feed_module, "awatch", no_watch)
+    monkeypatch.setattr(feed_module, "RustNotify", watch_limit_reached)
     folder = tmp_path / "run"
     folder.mkdir()
     path = folder / "metrics.db"

@@ -212,11 +212,10 @@ async def test_stop_ends_the_feed(sample_db: Path) -> None:
 async def test_watch_failure_falls_back_to_polling(
     sample_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def broken_awatch(*args: Any, **kwargs: Any) -> AsyncIterator[set[Any]]:
-        raise OSError("OS file watch limit reached")
-        yield set()  # pragma: no cover - makes this an async generator
+    def watch_limit_reached(*args: Any, **kwargs: Any) -> None:
+        raise OSError("OS file watch limit reached")  # what watchfiles raises at the limit
 
-    monkeypatch.setattr(feed_module, "awatch", broken_awatch)
+    monkeypatch.setattr(feed_module, "RustNotify", watch_limit_reached)
     monitor = Monitor([sample_db])
     monitor.refresh()
     feed = ChangeFeed(monitor, heartbeat=0.2)
