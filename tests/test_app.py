@@ -28,7 +28,7 @@ from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
 from velora_tui.screens.help import HelpScreen
 from velora_tui.widgets.config_panel import ConfigPanel
-from velora_tui.widgets.episode_table import EpisodeTable
+from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_table import ExperimentTable
 
 pytestmark = pytest.mark.ui
@@ -64,6 +64,11 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def table(app: VeloraApp) -> ExperimentTable:
     return app.screen.query_one(ExperimentTable)
+
+
+def tail_lines(tail: EpisodeTable) -> list[str]:
+    """The episode tail's lines as drawn (header first)."""
+    return [tail.render_line(y).text for y in range(tail.size.height)]
 
 
 def cell_texts(app: VeloraApp) -> list[str]:
@@ -211,6 +216,49 @@ async def test_help_screen_lists_keys(sample_db: Path) -> None:
         assert isinstance(app.screen, ExperimentsScreen)
 
 
+async def test_paused_tail_keeps_its_rows_while_old_ones_fall_off(sample_db: Path) -> None:
+    """Paused on a row, with rows arriving by the thousand: the cursor stays on the same
+    episode while it is kept, memory stays at MAX_ROWS rows, and End shows the newest."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("enter", "2")
+        await settle(app)
+        tail = app.screen.query_one(EpisodeTable)
+        await pilot.press("up", "up")
+        watched = tail.kept[tail.cursor_row].id
+        newest = tail.kept[-1]
+        for start in range(1, MAX_ROWS + 1, 200):  # 1,000 rows, in batches
+            batch = [replace(newest, id=newest.id + start + i) for i in range(200)]
+            tail.add_episodes(batch)
+            if watched in {row.id for row in tail.kept}:
+                assert tail.kept[tail.cursor_row].id == watched
+        await pilot.pause()
+        assert tail.row_count == MAX_ROWS
+        assert tail.unseen == MAX_ROWS
+        assert tail.cursor_row == 0  # its row fell off: the oldest kept
+        await pilot.press("end")
+        await pilot.pause()
+        assert tail.following and tail.cursor_row == MAX_ROWS - 1
+        assert tail.kept[-1].id == newest.id + MAX_ROWS
+        assert tail_lines(tail)[-1].split()[0] == str(newest.episode_num)
+
+
+async def test_click_on_an_older_row_pauses(sample_db: Path) -> None:
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        await pilot.press("enter", "2")
+        await settle(app)
+        tail = app.screen.query_one(EpisodeTable)
+        assert tail.following
+        await pilot.click(EpisodeTable, offset=(5, 3))  # the header, then rows
+        await pilot.pause()
+        assert not tail.following
+        shown = tail_lines(tail)[3].split()[0]
+        assert str(tail.kept[tail.cursor_row].episode_num) == shown
+
+
 async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
     db = make_db(tmp_path / "metrics.db", [30])
     app = live(db)
@@ -259,9 +307,7 @@ async def test_file_that_appears_later_and_live_episodes(
         await pilot.press("enter", "2")
         episodes = app.screen.query_one(EpisodeTable)
         await until(lambda: episodes.row_count == 40)
-        assert [int(str(k.value)) for k in episodes.rows] == sorted(
-            int(str(k.value)) for k in episodes.rows
-        )
+        assert [row.id for row in episodes.kept] == sorted(row.id for row in episodes.kept)
 
 
 async def test_hostile_strings_and_numbers(make_db: MakeDb, tmp_path: Path) -> None:
@@ -282,7 +328,11 @@ async def test_hostile_strings_and_numbers(make_db: MakeDb, tmp_path: Path) -> N
         assert "7 !" in texts  # episodes flagged for non-finite values
         await pilot.press("enter", "2")
         await settle(app)
-        assert app.screen.query_one(EpisodeTable).row_count == 7
+        tail = app.screen.query_one(EpisodeTable)
+        assert tail.row_count == 7
+        drawn = "\n".join(tail_lines(tail))
+        assert "\x1b" not in drawn
+        assert " 6 !" in drawn and " inf " in drawn and " 7 !" in drawn
         await pilot.press("3")
         await settle(app)
         panel = app.screen.query_one(ConfigPanel)

@@ -72,7 +72,6 @@ class ExperimentScreen(VeloraScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(EpisodeTable).show_hidden(self.query_one(TabbedContent).active != "episodes")
         self.show_header()
         self.load_episodes()
         self.load_config()
@@ -168,10 +167,8 @@ class ExperimentScreen(VeloraScreen):
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         if event.pane.id == "charts" and self.charts.dirty:
             self.load_charts()
-        table = self.query_one(EpisodeTable)
-        table.show_hidden(event.pane.id != "episodes")
         if event.pane.id == "episodes":
-            table.focus()
+            self.query_one(EpisodeTable).focus()
         elif event.pane.id == "config":
             self.query_one(ConfigPanel).focus_tree()
 

@@ -1,55 +1,113 @@
 """The live tail of an experiment's episodes, with follow mode as in good log viewers.
 
-While following, new rows scroll into view. Moving up (keys, page up, mouse wheel) stops
-following and counts the rows that arrive meanwhile; `f` or End resumes. Between MAX_ROWS and
-2 x MAX_ROWS rows are kept, so memory stays bounded however long training runs; the table is
-trimmed back in one rebuild (DataTable.remove_row re-indexes every row: one per new row froze the
-app at 1,000 episodes/s). Rows wait in `kept` while the tab is hidden, and while they arrive by
-the hundred they enter the table five times a second rather than with every batch.
+While following, new rows scroll into view. Moving up (keys, page up, mouse wheel, a click on an
+older row) stops following and counts the rows that arrive meanwhile; `f` or End resumes. The
+newest MAX_ROWS rows are kept, so memory stays bounded however long training runs.
+
+A ScrollView on Textual's line API rather than a DataTable: adding rows is an append to a deque,
+and a paint draws only the rows on screen, each row's cells formatted once. DataTable formats and
+re-renders every visible cell after each added row, and re-lays out the screen as its height
+grows; at 2,000 episodes/s that took most of the UI thread and keys waited 200-400 ms.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 
+from rich.segment import Segment
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
-from textual.timer import Timer
-from textual.widgets import DataTable
-from textual.widgets.data_table import RowKey
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from velora_tui.data.records import EpisodeRow
 from velora_tui.format import clock
 from velora_tui.render import number_cell
 
-MAX_ROWS = 500
-# More rows than anyone can read at once: then the table takes them at most 5 times a second.
-BUSY_ROWS = 10
-FLUSH_INTERVAL = 0.2
-COLUMNS = (
-    ("episode", "Episode"),
-    ("reward", "Reward"),
-    ("length", "Length"),
-    ("avg", "Avg"),
-    ("std", "Std"),
-    ("actor", "Actor loss"),
-    ("critic", "Critic loss"),
-    ("entropy", "Entropy loss"),
-    ("time", "Time"),
+MAX_ROWS = 1_000
+HEADER_HEIGHT = 1
+PADDING = 1  # blank cells each side of a column
+COLUMNS = (  # (label, holds numbers: aligned right)
+    ("Episode", False),
+    ("Reward", True),
+    ("Length", True),
+    ("Avg", True),
+    ("Std", True),
+    ("Actor loss", True),
+    ("Critic loss", True),
+    ("Entropy loss", True),
+    ("Time", False),
 )
+# Room for the usual values from the start ("-1234.56", a full timestamp), so columns rarely
+# widen while the tail scrolls; a wider value still widens its column.
+MIN_WIDTHS = (7, 9, 6, 9, 8, 10, 11, 12, 19)
 
 
-class EpisodeTable(DataTable[Text]):
+def cells(row: EpisodeRow) -> list[Text]:
+    flag = Text(" !", style="bold red") if row.has_nonfinite else Text("")
+    return [
+        Text.assemble(str(row.episode_num if row.episode_num is not None else "-"), flag),
+        number_cell(row.reward),
+        Text("-" if row.length is None else str(row.length), justify="right"),
+        number_cell(row.reward_moving_avg),
+        number_cell(row.reward_moving_std),
+        number_cell(row.actor_loss, 4),
+        number_cell(row.critic_loss, 4),
+        number_cell(row.entropy_loss, 4),
+        Text(clock(row.created_at), style="dim"),
+    ]
+
+
+class EpisodeTable(ScrollView, can_focus=True):
+    COMPONENT_CLASSES = {
+        "episode-table--header",
+        "episode-table--cursor",
+        "episode-table--even-row",
+    }
+    DEFAULT_CSS = """
+    EpisodeTable {
+        background: $surface;
+        color: $foreground;
+        & > .episode-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .episode-table--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        & > .episode-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .episode-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        &:dark > .episode-table--even-row {
+            background: $surface-darken-1 40%;
+        }
+    }
+    """
     BINDINGS = [
         Binding("f", "follow", "Follow"),
         Binding("end", "follow", "Follow", show=False),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
     ]
 
     following: reactive[bool] = reactive(True)
@@ -62,104 +120,151 @@ class EpisodeTable(DataTable[Text]):
             self.unseen = unseen
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(id=id)
         self.kept: deque[EpisodeRow] = deque(maxlen=MAX_ROWS)
         self.last_id = 0
-        self.hidden = False
-        self.behind = 0  # rows kept but not yet in the table
-        self.flush_timer: Timer | None = None
-        self.flushed = 0.0
-        self.last_flush_rows = 0
+        self.cursor_row = 0
+        self.widths = list(MIN_WIDTHS)
+        self._cells: LRUCache[int, list[Text]] = LRUCache(1_024)
+        self._strips: LRUCache[tuple[int, tuple[int, ...]], Strip] = LRUCache(256)
+        self._header: Strip | None = None
 
-    def on_mount(self) -> None:
-        for key, label in COLUMNS:
-            self.add_column(label, key=key)
+    @property
+    def row_count(self) -> int:
+        return len(self.kept)
 
-    def _update_dimensions(self, new_rows: Iterable[RowKey]) -> None:
-        """Column widths from each cell's cell length: every cell here is one line of Text.
-
-        DataTable measures each new cell through the console (~25 us a cell: 40% of a core at
-        2,000 episodes/s); the widths come out the same. Should DataTable stop calling this,
-        its own measuring takes over: slower, not wrong.
-        """
-        rows = [self.get_row(key) for key in new_rows if key in self.rows]
-        for index, column in enumerate(self.ordered_columns):
-            widest = max((row[index].cell_len for row in rows), default=0)
-            column.content_width = max(column.content_width, widest)
-        super()._update_dimensions(())
-
-    @staticmethod
-    def cells(row: EpisodeRow) -> list[Text]:
-        flag = Text(" !", style="bold red") if row.has_nonfinite else Text("")
-        return [
-            Text.assemble(str(row.episode_num if row.episode_num is not None else "-"), flag),
-            number_cell(row.reward),
-            Text("-" if row.length is None else str(row.length), justify="right"),
-            number_cell(row.reward_moving_avg),
-            number_cell(row.reward_moving_std),
-            number_cell(row.actor_loss, 4),
-            number_cell(row.critic_loss, 4),
-            number_cell(row.entropy_loss, 4),
-            Text(clock(row.created_at), style="dim"),
-        ]
+    # -- rows ------------------------------------------------------------------------------
 
     def add_episodes(self, rows: Iterable[EpisodeRow]) -> None:
         fresh = [row for row in rows if row.id > self.last_id][-MAX_ROWS:]
         if not fresh:
             return
+        dropped = max(0, len(self.kept) + len(fresh) - MAX_ROWS)
         self.kept.extend(fresh)
         self.last_id = fresh[-1].id
-        self.behind += len(fresh)
-        if not self.following:
-            self.unseen += len(fresh)
-        if self.hidden or self.flush_timer is not None:
-            return
-        wait = self.flushed + FLUSH_INTERVAL - time.monotonic()
-        if self.last_flush_rows > BUSY_ROWS and wait > 0:
-            self.flush_timer = self.set_timer(wait, self.flush)
-        else:
-            self.flush()
-
-    def show_hidden(self, hidden: bool) -> None:
-        """While its tab is hidden, rows are only kept; they go into the table when it shows."""
-        self.hidden = hidden
-        if not hidden:
-            self.flush()
-
-    def flush(self) -> None:
-        """Put the rows kept since the last flush into the table."""
-        self.flush_timer = None
-        if self.hidden or not self.behind:
-            return
-        behind, self.behind = min(self.behind, MAX_ROWS), 0
-        self._append(list(self.kept)[-behind:])
-        self.flushed = time.monotonic()
-        self.last_flush_rows = behind
-
-    def _append(self, fresh: list[EpisodeRow]) -> None:
-        with self.app.batch_update():
-            if self.row_count + len(fresh) > 2 * MAX_ROWS:
-                cursor_from_end = self.row_count - self.cursor_row
-                self.clear()
-                for row in list(self.kept)[-MAX_ROWS:]:
-                    self.add_row(*self.cells(row), key=str(row.id))
-                if not self.following:
-                    self.move_cursor(row=max(0, self.row_count - cursor_from_end), animate=False)
-            else:
-                for row in fresh:
-                    self.add_row(*self.cells(row), key=str(row.id))
+        self._resize()
         if self.following:
-            self.move_cursor(row=self.row_count - 1, animate=False)
+            self.cursor_row = len(self.kept) - 1
+            self.scroll_end(animate=False)
+        else:
+            self.unseen += len(fresh)
+            if dropped:
+                # The rows in view moved up the deque: keep the same rows in view.
+                self.cursor_row = max(0, self.cursor_row - dropped)
+                self.scroll_to(y=max(0, self.scroll_y - dropped), animate=False, immediate=True)
+        self.refresh()
 
     def reset(self) -> None:
-        if self.flush_timer is not None:
-            self.flush_timer.stop()
-            self.flush_timer = None
-        self.clear()
         self.kept.clear()
         self.last_id = 0
-        self.behind = 0
+        self.cursor_row = 0
         self.unseen = 0
+        self._resize()
+        self.refresh()
+
+    def _resize(self) -> None:
+        width = sum(self.widths) + 2 * PADDING * len(self.widths)
+        self.virtual_size = Size(width, len(self.kept) + HEADER_HEIGHT)
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        self._measure_rows_in_view()
+        return super().render_lines(crop)
+
+    def _measure_rows_in_view(self) -> None:
+        """Widen columns for the rows about to be drawn, before the header is drawn."""
+        start = int(self.scroll_y)
+        wider = list(self.widths)
+        for index in range(start, min(len(self.kept), start + self.size.height)):
+            for column, cell in enumerate(self._row_cells(self.kept[index])):
+                wider[column] = max(wider[column], cell.cell_len)
+        if wider != self.widths:
+            self.widths = wider
+            self._header = None
+            self._resize()
+
+    def _row_cells(self, row: EpisodeRow) -> list[Text]:
+        found = self._cells.get(row.id)
+        if found is None:
+            found = cells(row)
+            self._cells[row.id] = found
+        return found
+
+    def _line(self, texts: list[Text]) -> Strip:
+        segments: list[Segment] = []
+        pad = Segment(" " * PADDING)
+        for text, width in zip(texts, self.widths, strict=True):
+            room = width - text.cell_len
+            if room > 0:
+                text = text.copy()
+                if text.justify == "right":
+                    text.pad_left(room)
+                else:
+                    text.pad_right(room)
+            segments.append(pad)
+            segments.extend(text.render(self.app.console))
+            segments.append(pad)
+        return Strip(segments).simplify()
+
+    def _header_strip(self) -> Strip:
+        if self._header is None:
+            labels = [Text(name, justify="right" if right else "left") for name, right in COLUMNS]
+            self._header = self._line(labels)
+        return self._header
+
+    def _row_strip(self, row: EpisodeRow) -> Strip:
+        key = (row.id, tuple(self.widths))
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._line(self._row_cells(row))
+            self._strips[key] = strip
+        return strip
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y < HEADER_HEIGHT:
+            style = base + self.get_component_rich_style("episode-table--header")
+            strip = self._header_strip()
+        else:
+            index = scroll_y + y - HEADER_HEIGHT
+            if index >= len(self.kept):
+                return Strip.blank(width, base)
+            row = self.kept[index]
+            strip = self._row_strip(row)
+            style = base
+            if index == self.cursor_row:
+                style += self.get_component_rich_style("episode-table--cursor")
+            elif row.id % 2 == 0:
+                style += self.get_component_rich_style("episode-table--even-row")
+        return strip.crop_extend(scroll_x, scroll_x + width, None).apply_style(style)
+
+    # -- cursor and following --------------------------------------------------------------
+
+    @property
+    def page(self) -> int:
+        return max(1, self.scrollable_content_region.height - HEADER_HEIGHT)
+
+    def move_cursor(self, row: int) -> None:
+        """Put the cursor on row `row` (clamped) and scroll it into view."""
+        if not self.kept:
+            return
+        self.cursor_row = max(0, min(row, len(self.kept) - 1))
+        if self.cursor_row < self.scroll_y:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= self.scroll_y + self.page:
+            self.scroll_to(y=self.cursor_row - self.page + 1, animate=False, immediate=True)
+        self.refresh()
+
+    def on_show(self) -> None:
+        if self.following:
+            self.action_follow()
+
+    def on_resize(self) -> None:
+        if self.following:
+            self.action_follow()
 
     def stop_following(self) -> None:
         if self.following:
@@ -168,9 +273,28 @@ class EpisodeTable(DataTable[Text]):
     def action_follow(self) -> None:
         self.following = True
         self.unseen = 0
-        if self.row_count:
-            self.move_cursor(row=self.row_count - 1, animate=False)
+        if self.kept:
+            self.cursor_row = len(self.kept) - 1
         self.scroll_end(animate=False)
+        self.refresh()
+
+    def action_cursor_up(self) -> None:
+        self.stop_following()
+        self.move_cursor(self.cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self.cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        self.stop_following()
+        self.move_cursor(self.cursor_row - self.page)
+
+    def action_page_down(self) -> None:
+        self.move_cursor(self.cursor_row + self.page)
+
+    def action_first(self) -> None:
+        self.stop_following()
+        self.move_cursor(0)
 
     def watch_following(self) -> None:
         self.post_message(self.FollowChanged(self.following, self.unseen))
@@ -178,18 +302,14 @@ class EpisodeTable(DataTable[Text]):
     def watch_unseen(self) -> None:
         self.post_message(self.FollowChanged(self.following, self.unseen))
 
-    def action_cursor_up(self) -> None:
-        self.stop_following()
-        super().action_cursor_up()
-
-    def action_page_up(self) -> None:
-        self.stop_following()
-        super().action_page_up()
-
-    def action_scroll_top(self) -> None:
-        self.stop_following()
-        super().action_scroll_top()
-
     def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
         self.stop_following()
         super()._on_mouse_scroll_up(event)
+
+    def on_click(self, event: events.Click) -> None:
+        index = int(self.scroll_y) + event.y - HEADER_HEIGHT
+        if event.y < HEADER_HEIGHT or index >= len(self.kept):
+            return
+        if index < len(self.kept) - 1:
+            self.stop_following()
+        self.move_cursor(index)
