@@ -72,6 +72,7 @@ class ExperimentCommands(Provider):
 class VeloraApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "velora-tui"
+    SCREENS = {"help": HelpScreen}
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
@@ -202,7 +203,7 @@ class VeloraApp(App[None]):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen("help")
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def action_reload(self) -> None:

@@ -26,8 +26,10 @@ from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
 from velora_tui.widgets.line import Line
+from velora_tui.widgets.pacing import Paced
 from velora_tui.widgets.status_bar import StatusBar
 
+HEADER_INTERVAL = 0.25
 TABS = ("charts", "episodes", "config")
 
 
@@ -51,6 +53,7 @@ class ExperimentScreen(VeloraScreen):
         super().__init__()
         self.key = key
         self.charts = Redraws(self, self.read_charts)
+        self.header = Paced(self, HEADER_INTERVAL, self._show_header)
         self.chart_options = ChartOptions()
         self.readers = SeriesReaders(size=1)
 
@@ -126,9 +129,12 @@ class ExperimentScreen(VeloraScreen):
         table.add_episodes(rows)
 
     def show_header(self) -> None:
+        self.header.request()  # a few times a second: it reads the same while rows pour in
+        self.show_status()
+
+    def _show_header(self) -> None:
         app = self.velora
         self.query_one(ExperimentHeader).show(app.monitor.summary(self.key), app.now())
-        self.show_status()
 
     # -- live ------------------------------------------------------------------------------
 

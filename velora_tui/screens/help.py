@@ -6,7 +6,7 @@ from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import Screen
 from textual.widgets import Static
 
 KEYS = (
@@ -50,7 +50,10 @@ def key_table() -> Table:
     return table
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Screen[None]):
+    """A full screen, made once and kept (App.SCREENS): the screen under it is neither drawn
+    nor kept live while it shows, and it is not composed and measured anew each time."""
+
     BINDINGS = [
         Binding("escape,q,question_mark", "dismiss", "Close"),
     ]
