@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from rich.text import Text
+from textual.pilot import Pilot
 from textual.widgets import Input, Static, TabbedContent, Tree
 
 from tests.conftest import (
@@ -64,6 +65,14 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 def table(app: VeloraApp) -> ExperimentTable:
     return app.screen.query_one(ExperimentTable)
+
+
+async def open_tail(app: VeloraApp, pilot: Pilot[None]) -> EpisodeTable:
+    """The first experiment's Episodes tab, loaded."""
+    await settle(app)
+    await pilot.press("enter", "2")
+    await settle(app)
+    return app.screen.query_one(EpisodeTable)
 
 
 def tail_lines(tail: EpisodeTable) -> list[str]:
@@ -221,10 +230,7 @@ async def test_paused_tail_keeps_its_rows_while_old_ones_fall_off(sample_db: Pat
     episode while it is kept, memory stays at MAX_ROWS rows, and End shows the newest."""
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("enter", "2")
-        await settle(app)
-        tail = app.screen.query_one(EpisodeTable)
+        tail = await open_tail(app, pilot)
         await pilot.press("up", "up")
         watched = tail.kept[tail.cursor_row].id
         newest = tail.kept[-1]
@@ -239,7 +245,8 @@ async def test_paused_tail_keeps_its_rows_while_old_ones_fall_off(sample_db: Pat
         assert tail.cursor_row == 0  # its row fell off: the oldest kept
         await pilot.press("end")
         await pilot.pause()
-        assert tail.following and tail.cursor_row == MAX_ROWS - 1
+        assert tail.following
+        assert tail.cursor_row == MAX_ROWS - 1
         assert tail.kept[-1].id == newest.id + MAX_ROWS
         assert tail_lines(tail)[-1].split()[0] == str(newest.episode_num)
 
@@ -247,10 +254,7 @@ async def test_paused_tail_keeps_its_rows_while_old_ones_fall_off(sample_db: Pat
 async def test_click_on_an_older_row_pauses(sample_db: Path) -> None:
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("enter", "2")
-        await settle(app)
-        tail = app.screen.query_one(EpisodeTable)
+        tail = await open_tail(app, pilot)
         assert tail.following
         await pilot.click(EpisodeTable, offset=(5, 3))  # the header, then rows
         await pilot.pause()
@@ -332,7 +336,8 @@ async def test_hostile_strings_and_numbers(make_db: MakeDb, tmp_path: Path) -> N
         assert tail.row_count == 7
         drawn = "\n".join(tail_lines(tail))
         assert "\x1b" not in drawn
-        assert " 6 !" in drawn and " inf " in drawn and " 7 !" in drawn
+        for shown in (" 6 !", " inf ", " 7 !"):  # flagged episodes, the inf reward
+            assert shown in drawn
         await pilot.press("3")
         await settle(app)
         panel = app.screen.query_one(ConfigPanel)
