@@ -67,12 +67,21 @@ def table(app: VeloraApp) -> ExperimentTable:
     return app.screen.query_one(ExperimentTable)
 
 
+async def open_experiment(app: VeloraApp, pilot: Pilot[None]) -> ExperimentScreen:
+    """The first experiment, loaded."""
+    await settle(app)
+    await pilot.press("enter")
+    await settle(app)
+    assert isinstance(app.screen, ExperimentScreen)
+    return app.screen
+
+
 async def open_tail(app: VeloraApp, pilot: Pilot[None]) -> EpisodeTable:
     """The first experiment's Episodes tab, loaded."""
+    screen = await open_experiment(app, pilot)
+    await pilot.press("2")
     await settle(app)
-    await pilot.press("enter", "2")
-    await settle(app)
-    return app.screen.query_one(EpisodeTable)
+    return screen.query_one(EpisodeTable)
 
 
 def tail_lines(tail: EpisodeTable) -> list[str]:
@@ -140,10 +149,7 @@ async def test_config_search_from_any_tab(sample_db: Path) -> None:
     Esc goes back to the tree, a second Esc back to the list."""
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("enter")
-        await settle(app)
-        screen = app.screen
+        screen = await open_experiment(app, pilot)
         await pilot.press("3")
         tree = screen.query_one("#config-tree", Tree)
         assert app.focused is tree  # arrows move in the tree at once
@@ -169,11 +175,7 @@ async def test_tail_keeps_rows_that_arrive_while_it_loads(sample_db: Path) -> No
     are newer than that snapshot and stay in the tail when it lands."""
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(app)
-        await pilot.press("enter")
-        await settle(app)
-        screen = app.screen
-        assert isinstance(screen, ExperimentScreen)
+        screen = await open_experiment(app, pilot)
         table = screen.query_one(EpisodeTable)
         snapshot = list(table.kept)
         newer = replace(snapshot[-1], id=snapshot[-1].id + 1000)

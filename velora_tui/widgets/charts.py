@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from textual.message_pump import MessagePump
-from textual.timer import Timer
 from textual_plotext.plot import Plot
 
 from velora_tui.data.series import Series, thin
 from velora_tui.data.smoothing import smooth
+from velora_tui.widgets.pacing import Paced
 from velora_tui.widgets.plot import ThreadedPlot
 
 FAINT = (110, 110, 130)
@@ -172,30 +172,24 @@ class Redraws:
     `request()` when the data changed, `done()` when the new read is drawn."""
 
     def __init__(self, node: MessagePump, start: Callable[[], None]) -> None:
-        self.node, self.start = node, start
+        self.start = start
         self.dirty = True
         self.loading = False
-        self.drawn = 0.0
-        self.timer: Timer | None = None
+        self.pace = Paced(node, CHART_INTERVAL, self._due)
 
     def request(self) -> None:
         self.dirty = True
-        if self.loading or self.timer is not None:
-            return
-        wait = self.drawn + CHART_INTERVAL - time.monotonic()
-        if wait > 0:
-            self.timer = self.node.set_timer(wait, self._due)
-            return
-        self.loading, self.dirty = True, False
-        self.start()
+        if not self.loading:
+            self.pace.request()
 
     def done(self) -> None:
         self.loading = False
-        self.drawn = time.monotonic()
+        self.pace.shown = time.monotonic()  # the interval runs from the drawing, not the start
         if self.dirty:
-            self.request()
+            self.pace.request()
 
     def _due(self) -> None:
-        self.timer = None
-        if self.dirty:
-            self.request()
+        if self.loading or not self.dirty:
+            return
+        self.loading, self.dirty = True, False
+        self.start()
