@@ -24,6 +24,7 @@ from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from velora_tui import runtime
 from velora_tui.alerts import AlertTracker
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.records import Key, Update
@@ -112,7 +113,6 @@ class VeloraApp(App[None]):
         return ExperimentsScreen()
 
     def on_mount(self) -> None:
-        favour_the_ui_thread()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -288,13 +288,9 @@ def make_app(sources: Sequence[Path | str], settings: Settings | None = None) ->
 
 
 def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:
-    make_app(sources, Settings(poll=poll)).run()
-
-
-def favour_the_ui_thread() -> None:
-    """Reads and plot builds run in threads; a key press waits for the GIL up to the switch
-    interval (5 ms by default) at every step of its handling. 1 ms keeps the UI answering."""
-    sys.setswitchinterval(0.001)
+    app = make_app(sources, Settings(poll=poll))
+    runtime.prepare()
+    app.run()
 
 
 def run_demo(poll: bool = False, rate: float = 4.0) -> None:
@@ -330,7 +326,9 @@ def run_demo(poll: bool = False, rate: float = 4.0) -> None:
                     simulator.kill()
 
         try:
-            make_app([db], Settings(poll=poll, on_exit=stop)).run()
+            app = make_app([db], Settings(poll=poll, on_exit=stop))
+            runtime.prepare()
+            app.run()
         finally:
             stop()
             if os.environ.get("VELORA_TUI_KEEP_DEMO"):
