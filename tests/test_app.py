@@ -15,6 +15,7 @@ import pytest
 from rich.text import Text
 from textual.pilot import Pilot
 from textual.widgets import Input, Static, TabbedContent, Tree
+from textual.widgets._footer import FooterKey
 
 from tests.conftest import (
     MakeDb,
@@ -31,6 +32,7 @@ from velora_tui.screens.help import HelpScreen
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.widgets.key_footer import KeyFooter
 
 pytestmark = pytest.mark.ui
 
@@ -263,6 +265,51 @@ async def test_click_on_an_older_row_pauses(sample_db: Path) -> None:
         assert not tail.following
         shown = tail_lines(tail)[3].split()[0]
         assert str(tail.kept[tail.cursor_row].episode_num) == shown
+
+
+async def test_footer_is_rebuilt_only_when_its_keys_change(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rebuilds = 0
+    rebuild = KeyFooter.recompose
+
+    async def counted(footer: KeyFooter) -> None:
+        nonlocal rebuilds
+        rebuilds += 1
+        await rebuild(footer)
+
+    monkeypatch.setattr(KeyFooter, "recompose", counted)
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+
+        def keys() -> list[str]:
+            return [key.description for key in app.screen.query_one(KeyFooter).query(FooterKey)]
+
+        await settle(app)
+        listed = keys()
+        before = rebuilds
+        await pilot.press("slash")  # typing a filter: only the filter's keys
+        await settle(app)
+        assert keys() == ["Filter", "palette"]
+        assert rebuilds == before + 1
+        await pilot.press("escape")
+        await settle(app)
+        assert keys() == listed
+        assert rebuilds == before + 2
+
+        screen = await open_experiment(app, pilot)
+        shown = keys()
+        assert "Follow" in shown
+        before = rebuilds
+        for tab in ("2", "up", "3", "1", "2"):  # focus moves; the keys stay, in place
+            await pilot.press(tab)
+            await settle(app)
+            assert keys() == shown
+        assert rebuilds == before
+        tail = screen.query_one(EpisodeTable)
+        assert not tail.following
+        await pilot.press("f")  # the screen's key, answered while the tail has focus
+        assert tail.following
 
 
 async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:

@@ -29,10 +29,15 @@ def text_cell(value: object, limit: int = 60, style: str = "") -> Text:
     return Text(clean_text(value, limit), style=style, no_wrap=True, overflow="ellipsis")
 
 
-def number_cell(value: float | int | None, digits: int = 2) -> Text:
-    text = format_number(value, digits)
+def number_part(value: float | int | None, digits: int = 2) -> tuple[str, str]:
+    """A number's text and style: inf and NaN stand out."""
     bad = isinstance(value, float) and not math.isfinite(value)
-    return Text(text, style="bold red" if bad else "", justify="right")
+    return format_number(value, digits), "bold red" if bad else ""
+
+
+def number_cell(value: float | int | None, digits: int = 2) -> Text:
+    text, style = number_part(value, digits)
+    return Text(text, style=style, justify="right")
 
 
 def spark(values: Sequence[float], width: int = 16) -> str:

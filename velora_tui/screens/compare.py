@@ -6,7 +6,7 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual_plotext.plot import Plot
 
 from velora_tui.alerts import label
@@ -20,6 +20,7 @@ from velora_tui.widgets.charts import (
     Redraws,
     finite_points,
 )
+from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.plot import ThreadedPlot
 from velora_tui.widgets.status_bar import StatusBar
 
@@ -85,7 +86,7 @@ class CompareScreen(VeloraScreen):
         yield Static(id="legend")
         yield CompareChart(id="compare-chart")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         legend = Text("comparing  ", style="bold", no_wrap=True, overflow="ellipsis")

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from velora_tui.alerts import label
 from velora_tui.data.config import ConfigView
@@ -14,6 +14,7 @@ from velora_tui.data.diff import DiffRow, diff_configs, format_value
 from velora_tui.data.records import Key
 from velora_tui.data.values import clean_text
 from velora_tui.screens.base import VeloraScreen
+from velora_tui.widgets.key_footer import KeyFooter
 
 MARKS = {
     "changed": ("~", "bold yellow"),
@@ -47,7 +48,7 @@ class DiffScreen(VeloraScreen):
         yield Static(id="diff-title")
         table: DataTable[Text] = DataTable(id="diff-table", cursor_type="row", zebra_stripes=True)
         yield table
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

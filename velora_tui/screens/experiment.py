@@ -8,7 +8,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, TabbedContent, TabPane
+from textual.widgets import Header, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
 from velora_tui.data.records import EpisodeRow, Key
@@ -25,6 +25,7 @@ from velora_tui.widgets.charts import (
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
+from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.pacing import Paced
 from velora_tui.widgets.status_bar import StatusBar
@@ -72,7 +73,7 @@ class ExperimentScreen(VeloraScreen):
             with TabPane("3 Config", id="config"):
                 yield ConfigPanel(id="config-panel")
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.show_header()

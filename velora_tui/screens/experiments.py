@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Sparkline, Static
+from textual.widgets import DataTable, Header, Input, Sparkline, Static
 
 from velora_tui.data.config import flatten
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
@@ -25,6 +25,7 @@ from velora_tui.format import ago
 from velora_tui.messages import DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.status_bar import StatusBar
 
@@ -71,7 +72,7 @@ class ExperimentsScreen(VeloraScreen):
             yield Line(id="preview-title")
             yield Sparkline([], id="preview-spark", summary_function=max)
         yield StatusBar(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     AUTO_FOCUS = "#experiments"
 
