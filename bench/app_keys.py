@@ -3,7 +3,7 @@
 The app runs as its own process on a pseudo-terminal (120x40), exactly as over SSH. Every
 ~0.6 s a key is written to the terminal and the time until the app's answer appears in what it
 writes back is measured: `?` (the help screen's title appears), then `q` (closes it), and tab
-switches `2` (the episode tail's follow line) and `1` (back to the charts). The writer is the
+switches `2` (the episode tail's follow line) and `1` (the reward chart's title). The writer is the
 simulator (velora's write path) asked for 2,000 episodes/s; the experiment screen is open on
 the charts, the most expensive view to keep live.
 """
@@ -111,7 +111,7 @@ ROUND = (
     ("?", "velora-tui keys"),
     ("q", "1 Charts"),  # the help screen closes: the tabs under it are painted again
     ("2", "following:"),
-    ("1", "1 Charts"),
+    ("1", "reward (blue)"),  # the reward chart's title: the charts are on screen again
 )
 
 

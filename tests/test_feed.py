@@ -155,8 +155,9 @@ async def test_heartbeats_when_idle(sample_db: Path, poll: bool) -> None:
     assert [u.db for u in yields[0]] == [sample_db]
     assert all(updates == [] for updates in yields[1:])
     assert stamps[-1] - start < 5
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert all(gap >= 0.1 for gap in gaps)
+    # Heartbeats keep their pace (the first yield may be the file's change, not a beat).
+    gaps = [b - a for a, b in itertools.pairwise(stamps[1:])]
+    assert all(gap >= 0.1 for gap in gaps), gaps
 
 
 async def test_new_rows_reach_the_feed(sample_db: Path) -> None:

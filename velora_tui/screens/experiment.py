@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from textual import on, work
@@ -56,6 +57,7 @@ class ExperimentScreen(VeloraScreen):
         self.charts = Redraws(self, self.read_charts)
         self.header = Paced(self, HEADER_INTERVAL, self._show_header)
         self.chart_options = ChartOptions()
+        self.focus_on_show: Callable[[], object] | None = None
         self.readers = SeriesReaders(size=1)
 
     def compose(self) -> ComposeResult:
@@ -172,9 +174,12 @@ class ExperimentScreen(VeloraScreen):
 
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        focus, self.focus_on_show = self.focus_on_show, None
         if event.pane.id == "charts" and self.charts.dirty:
             self.load_charts()
-        if event.pane.id == "episodes":
+        if focus is not None:
+            focus()
+        elif event.pane.id == "episodes":
             self.query_one(EpisodeTable).focus()
         elif event.pane.id == "config":
             self.query_one(ConfigPanel).focus_tree()
@@ -184,12 +189,20 @@ class ExperimentScreen(VeloraScreen):
     def action_back(self) -> None:
         self.dismiss()
 
-    def show_tab(self, tab: str) -> None:
+    def show_tab(self, tab: str, focus: Callable[[], object] | None = None) -> None:
+        """Show `tab`, and give the focus to its view (or to what `focus` focuses)."""
         tabs = self.query_one(TabbedContent)
-        if tabs.active != tab:
-            # A focused widget left in the hidden pane would make TabbedContent switch back.
-            self.set_focus(None)
-            tabs.active = tab
+        if tabs.active == tab:
+            if focus is not None:
+                focus()
+            return
+        self.focus_on_show = focus
+        # A focused widget left in the hidden pane would make TabbedContent switch back.
+        self.set_focus(None)
+        tabs.active = tab
+        # Lay out with the new pane at the next frame. Left to the panes, the layout came two
+        # frames (30-50 ms) later, after a frame that repainted the old pane.
+        self.refresh(layout=True)
 
     def action_tab(self, tab: str) -> None:
         self.show_tab(tab)
@@ -216,8 +229,7 @@ class ExperimentScreen(VeloraScreen):
         self.set_chart_options(replace(self.chart_options, log_losses=log))
 
     def action_search_config(self) -> None:
-        self.show_tab("config")
-        self.query_one(ConfigPanel).focus_search()
+        self.show_tab("config", focus=self.query_one(ConfigPanel).focus_search)
 
     def action_follow(self) -> None:
         self.show_tab("episodes")

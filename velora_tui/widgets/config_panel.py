@@ -68,8 +68,7 @@ class ConfigPanel(Vertical):
             yield Static(id="config-text")
 
     def focus_tree(self) -> None:
-        if not self.query_one(ConfigSearch).has_focus:  # `/` may have put the cursor there
-            self.query_one("#config-tree", Tree).focus()
+        self.query_one("#config-tree", Tree).focus()
 
     def focus_search(self) -> None:
         self.query_one(ConfigSearch).focus()
