@@ -100,6 +100,37 @@ async def test_every_episode_once_in_order(
     assert summary.finished
 
 
+@pytest.mark.parametrize("poll", [False, True], ids=["watch", "poll"])
+async def test_a_stream_of_commits_is_read_at_most_once_a_read_gap(
+    tmp_path: Path, simulator: Simulator, poll: bool
+) -> None:
+    """Each read takes a shared lock the writer's next commit may wait for: however fast it
+    commits, reads stay READ_GAP apart (plus heartbeats), and every episode still arrives."""
+    path = tmp_path / "metrics.db"
+    monitor = Monitor([path])
+    monitor.start_replaying()
+    feed = ChangeFeed(monitor, poll=poll, heartbeat=0.2)
+    proc = simulator(path, episodes=600, rate=300)
+    seen: list[int] = []
+    reads: list[float] = []
+    try:
+        async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+            async for updates in stream:
+                rows = [row.id for update in updates for row in update.episodes]
+                if rows:
+                    reads.append(time.monotonic())
+                    seen.extend(rows)
+                if len(seen) >= 600:
+                    break
+        assert await asyncio.to_thread(proc.wait, TIMEOUT) == 0
+    finally:
+        monitor.close()
+    assert seen == list(range(1, 601))
+    span = reads[-1] - reads[0]
+    allowed = span / feed_module.READ_GAP + span / 0.2 + 2
+    assert len(reads) <= allowed, (len(reads), span)
+
+
 async def test_two_runs_at_once_into_a_directory_created_later(
     tmp_path: Path, simulator: Simulator
 ) -> None:
