@@ -1,10 +1,11 @@
-"""What a `velora-tui tail -f` costs the training process: the writer's commit latency and its
-"database is locked" errors, alone vs with `tail -f` watching vs with `tail -f --poll`.
+"""What velora-tui costs the training process: the writer's commit latency and its "database is
+locked" errors, alone vs with `tail -f` (watching, then polling) vs with the app (in a terminal,
+on the experiment's charts: the view that reads the most; watching, then polling).
 
 The writer is a subprocess doing exactly what velora does (velora_tui.simulate.Writer: a SQLModel
 session, add, commit, one episode per commit, default pysqlite settings, 5 s busy timeout), about
 2 ms apart; each Writer.add is timed. The machine has 2 cores, so runs are repeated in rounds
-(a multiple of 3: the order of the three conditions rotates each round) and the median of the
+(as many as there are conditions: their order rotates each round) and the median of the
 runs is reported, with the spread of the runs alone as the noise floor.
 Goals: p99 with a reader <= 1.2x p99 alone; 0 locked errors.
 """
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.app_keys import Terminal
 from bench.common import (
     QUIET,
     LineCollector,
@@ -42,7 +44,7 @@ from bench.tail_latency import PROBE_EXPERIMENT, wait_until_following
 
 GOAL_RATIO = 1.2
 MIN_QUIET = 3  # rounds undisturbed by other processes needed to judge on them alone
-CONDITIONS = ("alone", "tail -f", "tail -f --poll")
+CONDITIONS = ("alone", "tail -f", "tail -f --poll", "app", "app --poll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +120,8 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
         if condition == "alone":
             subprocess.run(writer_command, check=True, env=child_env())
             tail_rows, tail_cpu = None, math.nan
+        elif condition.startswith("app"):
+            tail_rows, tail_cpu = None, app_run(db, writer_command, condition.endswith("--poll"))
         else:
             command = velora_tui_command("tail", "-f", "--json", "-n", "0", str(db))
             if condition.endswith("--poll"):
@@ -148,6 +152,26 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
     )
 
 
+def app_run(db: Path, writer_command: list[str], poll: bool) -> float:
+    """The writer with the app watching from a terminal; the app's CPU share meanwhile."""
+    command = velora_tui_command(str(db), *(["--poll"] if poll else []))
+    terminal = Terminal(command)
+    try:
+        if not terminal.wait_for("No experiments yet", 0, 20):
+            raise RuntimeError("the app did not start")
+        time.sleep(0.3)
+        started, cpu_before = time.monotonic(), cpu_seconds(terminal.proc.pid)
+        writer = subprocess.Popen(writer_command, env=child_env())
+        # Open the experiment as soon as it is listed: its charts are read while rows arrive.
+        if terminal.wait_for("NeuroFlow", 0, 20):
+            terminal.key("\r", "1 Charts")
+        if writer.wait() != 0:
+            raise RuntimeError("the writer failed")
+        return (cpu_seconds(terminal.proc.pid) - cpu_before) / (time.monotonic() - started)
+    finally:
+        terminal.close()
+
+
 Round = dict[str, WriterRun]
 
 
@@ -173,7 +197,7 @@ def is_quiet(round_runs: Round) -> bool:
     return all(run.other_load < QUIET for run in round_runs.values())
 
 
-def main(rounds: int = 6, commits: int = 1000, gap: float = 0.002) -> list[Metric]:
+def main(rounds: int = len(CONDITIONS), commits: int = 1000, gap: float = 0.002) -> list[Metric]:
     """`rounds` rounds, then more (up to half as many again) while fewer than 3 were quiet."""
     print_header(
         f"writer impact: {commits} commits ~{gap * 1000:g} ms apart, {rounds}+ rounds"
@@ -181,7 +205,7 @@ def main(rounds: int = 6, commits: int = 1000, gap: float = 0.002) -> list[Metri
     )
     print(
         f"  {'round':<5} {'condition':<15} {'p50':>9} {'p99':>9} {'max':>9} locked"
-        "  tail rows  tail CPU  other load"
+        "  tail rows  its CPU   other load"
     )
     done: list[Round] = []
     while len(done) < rounds or (
@@ -191,8 +215,8 @@ def main(rounds: int = 6, commits: int = 1000, gap: float = 0.002) -> list[Metri
     quiet = [r for r in done if is_quiet(r)]
     used = quiet if len(quiet) >= MIN_QUIET else done
     print(
-        "  (tail CPU: of one core, over the writer's run; other load: cores used by other"
-        f" processes during the run; a round is quiet when every run's is < {QUIET})"
+        "  (its CPU: the reader's, of one core, over the writer's run; other load: cores used by"
+        f" other processes during the run; a round is quiet when every run's is < {QUIET})"
     )
     which = (
         f"the {len(used)} quiet rounds"
@@ -259,7 +283,7 @@ def main(rounds: int = 6, commits: int = 1000, gap: float = 0.002) -> list[Metri
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=len(CONDITIONS))
     parser.add_argument("--commits", type=int, default=1000)
     parser.add_argument("--gap", type=float, default=0.002, help="seconds between commits")
     parser.add_argument("--write", nargs=4, metavar=("DB", "COMMITS", "GAP", "OUT"))
