@@ -131,6 +131,41 @@ async def test_a_stream_of_commits_is_read_at_most_once_a_read_gap(
     assert len(reads) <= allowed, (len(reads), span)
 
 
+async def test_a_stream_of_commits_is_polled_then_watched_again(
+    tmp_path: Path, simulator: Simulator
+) -> None:
+    """Watching, a stream of commits wakes the watcher for each of them: the feed polls while
+    the stream lasts, watches again once it has been quiet for BUSY_FOR, and loses nothing."""
+    path = tmp_path / "metrics.db"
+    monitor = Monitor([path])
+    monitor.start_replaying()
+    feed = ChangeFeed(monitor, heartbeat=0.2)
+    proc = simulator(path, episodes=600, rate=300)
+    seen: list[int] = []
+    polled_through_it = False
+    try:
+        async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+            updates = aiter(stream)
+            while len(seen) < 600:
+                for update in await anext(updates):
+                    seen.extend(row.id for row in update.episodes)
+                polled_through_it = polled_through_it or feed.streaming
+            assert await asyncio.to_thread(proc.wait, TIMEOUT) == 0
+            assert polled_through_it
+            quiet_since = time.monotonic()
+            while feed.streaming:  # heartbeats keep this loop turning
+                await anext(updates)
+            assert time.monotonic() - quiet_since < feed_module.BUSY_FOR + 1.0
+            assert mode(feed) is FeedMode.WATCHING
+            add_episode(path, 1, episode_num=601)
+            while len(seen) < 601:
+                for update in await anext(updates):
+                    seen.extend(row.id for row in update.episodes)
+    finally:
+        monitor.close()
+    assert seen == list(range(1, 602))
+
+
 async def test_two_runs_at_once_into_a_directory_created_later(
     tmp_path: Path, simulator: Simulator
 ) -> None:

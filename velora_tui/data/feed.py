@@ -37,6 +37,12 @@ DEBOUNCE_MS = 50
 # writer's p99 commit latency 1.5x its own. Reads are at least READ_GAP apart, as polls are: a
 # commit after a quiet spell is read at once, a stream of them 25 times a second.
 READ_GAP = POLL_INTERVAL
+# A stream of commits wakes the watcher's thread for every one of them (~10 inotify events a
+# commit: thousands of wake-ups a second at a few hundred commits/s, CPU the writer then lacks).
+# After STREAM_READS reads each within STREAM_GAP of the last, the feed stops watching and
+# polls instead, and watches again once BUSY_FOR seconds pass without a change.
+STREAM_READS = 25
+STREAM_GAP = 2 * READ_GAP
 
 
 class FeedMode(StrEnum):
@@ -67,6 +73,7 @@ class ChangeFeed:
         self._stopped = asyncio.Event()
         self._announced: set[Path] = set()
         self._misses = 0
+        self.streaming = False  # watching, but polling while a stream of commits lasts
 
     def stop(self) -> None:
         self._stopped.set()
@@ -90,7 +97,8 @@ class ChangeFeed:
 
     async def __aiter__(self) -> AsyncIterator[Changes]:
         while not self._stopped.is_set():
-            source = self._poll() if self.mode is FeedMode.POLLING else self._watch()
+            polling = self.mode is FeedMode.POLLING or self.streaming
+            source = self._poll() if polling else self._watch()
             try:
                 async for changes in source:
                     yield changes
@@ -98,8 +106,9 @@ class ChangeFeed:
                 self._switch_to_polling(f"file watching failed ({exc})")
 
     async def _poll(self) -> AsyncIterator[Changes]:
-        last_beat = time.monotonic()
-        while not self._stopped.is_set() and self.mode is FeedMode.POLLING:
+        """Poll while asked to, or (when watching) until the stream of commits ends."""
+        last_beat = last_change = time.monotonic()
+        while not self._stopped.is_set() and (self.mode is FeedMode.POLLING or self.streaming):
             # Each check costs ~50 us: beyond 10 files, poll less often rather than more per second.
             count = len(self.monitor.databases)
             await asyncio.sleep(self.poll_interval * max(1.0, count / POLL_FILES))
@@ -107,13 +116,21 @@ class ChangeFeed:
             beat = now - last_beat >= self.heartbeat
             if beat:
                 last_beat = now
-            changed = frozenset(
-                path
-                for path, database in list(self.monitor.databases.items())
-                if database.may_have_changed()
-            )
+            changed = self._changed()
+            self._announced |= changed
+            if changed:
+                last_change = now
+            elif self.streaming and now - last_change >= BUSY_FOR:
+                self.streaming = False  # back to watching
             if changed or beat:
                 yield Changes(changed, beat)
+
+    def _changed(self) -> frozenset[Path]:
+        return frozenset(
+            path
+            for path, database in list(self.monitor.databases.items())
+            if database.may_have_changed()
+        )
 
     async def _watch(self) -> AsyncIterator[Changes]:
         """Watch the current roots; return (to be restarted) when the roots change."""
@@ -131,7 +148,16 @@ class ChangeFeed:
             if paths
         ]
         last_beat, last_read = time.monotonic(), 0.0
+        in_stream = 0  # reads in a row, each within STREAM_GAP of the one before
         try:
+            # What changed while nothing watched (after polling through a stream), checked once
+            # the watchers exist (the tasks make them at their first step).
+            await asyncio.sleep(0)
+            missed = self._changed()
+            if missed:
+                self._announced |= missed
+                last_read = time.monotonic()
+                yield Changes(missed)
             while not self._stopped.is_set() and self.mode is FeedMode.WATCHING:
                 timeout = max(0.0, last_beat + self.heartbeat - time.monotonic())
                 batch: set[tuple[int, str]] | BaseException | None
@@ -159,8 +185,14 @@ class ChangeFeed:
                 if beat:
                     last_beat = time.monotonic()
                 if paths or beat:
-                    last_read = time.monotonic()
+                    now = time.monotonic()
+                    if paths:
+                        in_stream = in_stream + 1 if now - last_read <= STREAM_GAP else 1
+                    last_read = now
                     yield Changes(frozenset(paths), beat)
+                if in_stream >= STREAM_READS:
+                    self.streaming = True
+                    return
                 if beat and _signature(self.monitor.watch_roots()) != signature:
                     return
         finally:
