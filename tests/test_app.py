@@ -312,6 +312,23 @@ async def test_footer_is_rebuilt_only_when_its_keys_change(
         assert tail.following
 
 
+async def test_a_footer_rebuild_that_runs_after_its_screen_left(sample_db: Path) -> None:
+    """A rebuild is queued on whichever screen is active when the footer asks for it; keys
+    pressed fast under load (help, back, back) ran one after the footer's screen had gone,
+    which crashed the app (NoScreen). It must do nothing instead."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        footer = screen.query_one(KeyFooter)
+        screen.dismiss()
+        await settle(app)
+        assert isinstance(app.screen, ExperimentsScreen)
+        await footer._rebuild()  # as the queued callback runs it
+        await settle(app)
+        await open_experiment(app, pilot)
+        assert app.is_running
+
+
 async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
     db = make_db(tmp_path / "metrics.db", [30])
     app = live(db)

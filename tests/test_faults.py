@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from typing import Any
 
 import pytest
 
+from bench.app_keys import Terminal
 from bench.common import percentile
 from tests.conftest import (
     MakeDb,
@@ -630,7 +632,7 @@ def timed_writer(base: Path) -> Iterator[TimedWriter]:
         stop_process(writer.proc)
 
 
-CONDITIONS = ("alone", "tail -f", "tail -f --poll")
+CONDITIONS = ("alone", "tail -f", "tail -f --poll", "app", "app --poll")
 
 
 @dataclass(frozen=True, slots=True)
@@ -668,13 +670,24 @@ def writer_run(
     folder.mkdir(parents=True)
     path = folder / "metrics.db"
     tail = None
-    if condition != "alone":
-        tail = Tail(spawn, [path], poll=condition.endswith("--poll"))
+    app: tuple[Terminal, threading.Thread] | None = None
+    poll = condition.endswith("--poll")
+    if condition.startswith("app"):
+        app = app_beside(folder, path, poll)
+    elif condition != "alone":
+        tail = Tail(spawn, [path], poll=poll)
         with assert_unchanged(folder):
             tail.wait_err("not created yet")
             time.sleep(0.3)  # its watcher (or poller) is running
     data = writer.write(path, commits, gap)
     printed = None
+    if app is not None:
+        terminal, opener = app
+        opener.join(TIMEOUT)
+        with assert_unchanged(folder):
+            time.sleep(SETTLE)
+            assert terminal.close() == 0  # SIGTERM: a clean exit
+        assert terminal.output.find(b"1 Charts") >= 0, "the experiment was never opened"
     if tail is not None:
         tail.take(commits)
         with assert_unchanged(folder):
@@ -704,6 +717,23 @@ def writer_run(
         sorted(k for k in snapshot if k != "."),
         printed,
     )
+
+
+def app_beside(folder: Path, path: Path, poll: bool) -> tuple[Terminal, threading.Thread]:
+    """The app in a terminal (120x40) on `path`, not created yet; it opens the experiment as soon
+    as it is listed (its charts: the view that reads the most)."""
+    app = Terminal(python_command(path, *(["--poll"] if poll else [])))
+    with assert_unchanged(folder):
+        assert app.wait_for("Waiting for", 0, TIMEOUT), "the app did not start"
+        time.sleep(0.3)  # its watcher (or poller) is running
+
+    def open_when_listed() -> None:
+        if app.wait_for("NeuroFlow", 0, TIMEOUT):
+            app.key("\r", "1 Charts")
+
+    opener = threading.Thread(target=open_when_listed, daemon=True)
+    opener.start()
+    return app, opener
 
 
 def report(runs: Sequence[WriterRun]) -> None:

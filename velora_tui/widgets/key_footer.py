@@ -34,8 +34,10 @@ class KeyFooter(Footer):
             self.call_after_refresh(self._rebuild)
 
     async def _rebuild(self) -> None:
+        # Queued on the screen that was active when asked for: it may run after this footer's
+        # screen has closed.
         self._rebuild_pending = False
-        if self._keys() != self._shown:
+        if self.is_attached and self._keys() != self._shown:
             await self.recompose()
 
     def _keys(self) -> ShownKeys:
