@@ -41,7 +41,7 @@ READ_GAP = POLL_INTERVAL
 # commit: thousands of wake-ups a second at a few hundred commits/s, CPU the writer then lacks).
 # After STREAM_READS reads each within STREAM_GAP of the last, the feed stops watching and
 # polls instead, and watches again once BUSY_FOR seconds pass without a change.
-STREAM_READS = 25
+STREAM_READS = 10
 STREAM_GAP = 2 * READ_GAP
 
 
