@@ -87,6 +87,7 @@ class LineStyles(NamedTuple):
 
 
 HEADER: tuple[Cell, ...] = tuple(((label, ""),) for label, _ in COLUMNS)
+HEADER_WIDTHS = tuple(cell_len(label) for label, _ in COLUMNS)
 RIGHT = tuple(right for _, right in COLUMNS)
 
 
@@ -236,7 +237,13 @@ class EpisodeTable(ScrollView, can_focus=True):
             self._cells[row.id] = found
         return found
 
-    def _line(self, row_cells: tuple[Cell, ...], style: Style, scroll_x: int, width: int) -> Strip:
+    def _line(
+        self,
+        cells_and_widths: tuple[tuple[Cell, ...], tuple[int, ...]],
+        style: Style,
+        scroll_x: int,
+        width: int,
+    ) -> Strip:
         """One screen line of padded cells, in as few segments as its styles allow (one for
         most rows), built straight at the view's width: one Strip a row, not three."""
         segments: list[Segment] = []
@@ -252,8 +259,10 @@ class EpisodeTable(ScrollView, can_focus=True):
             run_style = text_style
             run.append(text)
 
-        for cell, column_width, right in zip(row_cells, self.widths, RIGHT, strict=True):
-            room = max(0, column_width - sum(cell_len(text) for text, _ in cell))
+        row_cells, cell_widths = cells_and_widths
+        columns = zip(row_cells, cell_widths, self.widths, RIGHT, strict=True)
+        for cell, cell_width, column_width, right in columns:
+            room = max(0, column_width - cell_width)
             add(pad + " " * (room if right else 0), style)
             for text, part_style in cell:
                 add(text, style + self._part_style(part_style) if part_style else style)
@@ -280,7 +289,8 @@ class EpisodeTable(ScrollView, can_focus=True):
         if y < HEADER_HEIGHT:
             key: LineKey = (None, widths, styles.header, scroll_x, width)
             if self._header is None or self._header[0] != key:
-                self._header = key, self._line(HEADER, styles.header, scroll_x, width)
+                line = self._line((HEADER, HEADER_WIDTHS), styles.header, scroll_x, width)
+                self._header = key, line
             return self._header[1]
         index = scroll_y + y - HEADER_HEIGHT
         if index >= len(self.kept):
@@ -295,7 +305,7 @@ class EpisodeTable(ScrollView, can_focus=True):
         key = (row.id, widths, style, scroll_x, width)
         strip = self._strips.get(key)
         if strip is None:
-            strip = self._strips[key] = self._line(self._row_cells(row)[0], style, scroll_x, width)
+            strip = self._strips[key] = self._line(self._row_cells(row), style, scroll_x, width)
         return strip
 
     # -- cursor and following --------------------------------------------------------------
