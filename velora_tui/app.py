@@ -288,7 +288,11 @@ def make_app(sources: Sequence[Path | str], settings: Settings | None = None) ->
 
 
 def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:
-    app = make_app(sources, Settings(poll=poll))
+    run_prepared(make_app(sources, Settings(poll=poll)))
+
+
+def run_prepared(app: VeloraApp) -> None:
+    """Run the app in a process set up for it (runtime.prepare: interpreter-wide settings)."""
     runtime.prepare()
     app.run()
 
@@ -326,9 +330,7 @@ def run_demo(poll: bool = False, rate: float = 4.0) -> None:
                     simulator.kill()
 
         try:
-            app = make_app([db], Settings(poll=poll, on_exit=stop))
-            runtime.prepare()
-            app.run()
+            run_prepared(make_app([db], Settings(poll=poll, on_exit=stop)))
         finally:
             stop()
             if os.environ.get("VELORA_TUI_KEEP_DEMO"):

@@ -155,7 +155,6 @@ class EpisodeTable(ScrollView, can_focus=True):
         self._cells: LRUCache[int, tuple[tuple[Cell, ...], tuple[int, ...]]] = LRUCache(1_024)
         self._strips: LRUCache[LineKey, Strip] = LRUCache(256)
         self._header: tuple[LineKey, Strip] | None = None
-        self._part_styles: dict[str, Style] = {}
         self._styles = LineStyles(Style(), Style(), Style(), Style())
         self.repaint = Paced(self, REPAINT_INTERVAL, self._show_rows)
 
@@ -199,9 +198,12 @@ class EpisodeTable(ScrollView, can_focus=True):
         self._resize()
         self.refresh()
 
+    @property
+    def line_length(self) -> int:
+        return sum(self.widths) + 2 * PADDING * len(self.widths)
+
     def _resize(self) -> None:
-        width = sum(self.widths) + 2 * PADDING * len(self.widths)
-        self.virtual_size = Size(width, len(self.kept) + HEADER_HEIGHT)
+        self.virtual_size = Size(self.line_length, len(self.kept) + HEADER_HEIGHT)
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -259,27 +261,23 @@ class EpisodeTable(ScrollView, can_focus=True):
             run_style = text_style
             run.append(text)
 
+        console = self.app.console
         row_cells, cell_widths = cells_and_widths
         columns = zip(row_cells, cell_widths, self.widths, RIGHT, strict=True)
         for cell, cell_width, column_width, right in columns:
             room = max(0, column_width - cell_width)
             add(pad + " " * (room if right else 0), style)
             for text, part_style in cell:
-                add(text, style + self._part_style(part_style) if part_style else style)
+                # console.get_style parses through rich's cache: no cache of our own needed.
+                add(text, style + console.get_style(part_style) if part_style else style)
             add(" " * (0 if right else room) + pad, style)
-        length = sum(self.widths) + 2 * PADDING * len(self.widths)
+        length = self.line_length
         if scroll_x == 0 and length <= width:
             add(" " * (width - length), style)
             segments.append(Segment("".join(run), run_style))
             return Strip(segments, width)
         segments.append(Segment("".join(run), run_style))
         return Strip(segments, length).crop_extend(scroll_x, scroll_x + width, style)
-
-    def _part_style(self, name: str) -> Style:
-        found = self._part_styles.get(name)
-        if found is None:
-            found = self._part_styles[name] = self.app.console.get_style(name)
-        return found
 
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
