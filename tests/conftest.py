@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import pytest
+from textual.app import App
 
 from velora_tui.simulate import RUNS, RunPlan, episodes, make_config
+from velora_tui.widgets.pacing import Paced
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VELORA_FILES = Path(__file__).resolve().parent / "fixtures"
@@ -403,3 +405,13 @@ def wait_for(
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what or condition}")
         time.sleep(interval)
+
+
+def paced_shows_waiting(app: App[Any]) -> bool:
+    """Some view of the current screen has a paced redraw due (see widgets/pacing.py)."""
+    screen = app.screen
+    return any(
+        isinstance(value, Paced) and value.waiting
+        for node in (screen, *screen.walk_children())
+        for value in vars(node).values()
+    )

@@ -24,6 +24,7 @@ from tests.conftest import (
     add_episode,
     assert_unchanged,
     execute,
+    paced_shows_waiting,
 )
 from velora_tui.app import Settings, VeloraApp, make_app
 from velora_tui.screens.experiment import ExperimentScreen
@@ -50,11 +51,13 @@ def live(path: Path, poll: bool = False) -> VeloraApp:
 
 
 async def settle(app: VeloraApp, seconds: float = 0.05) -> None:
-    """Let the app's one-off workers finish (the watcher never does)."""
+    """Let the app's one-off workers finish (the watcher never does), and its paced views
+    show what they were given."""
     for _ in range(2):
         await until(
             lambda: all(w.is_finished for w in app.workers if w.group != "watch"), timeout=20
         )
+        await until(lambda: not paced_shows_waiting(app))
         await asyncio.sleep(seconds)
 
 
@@ -629,3 +632,93 @@ async def test_cursor_stays_on_top_until_the_user_moves_it(make_db: MakeDb, tmp_
         await pilot.pause()
         assert table(app).order == [(db, third), (db, second), (db, 1)]
         assert table(app).selected_key == (db, 1)  # once moved, the cursor follows its row
+
+
+async def test_a_stream_of_changes_redraws_the_list_a_few_times_a_second(
+    make_db: MakeDb, tmp_path: Path
+) -> None:
+    """A DataTable repaints every line on any change: the list is redrawn at once for a lone
+    change, then at most every LIST_INTERVAL while changes pour in, the last one always shown."""
+    from velora_tui.data.records import Update
+    from velora_tui.screens.experiments import LIST_INTERVAL
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=5)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.3)
+        grid = table(app)
+        shows: list[float] = []
+        real_show = grid.show
+
+        def counted_show(*args: object, **kwargs: object) -> None:
+            shows.append(time.monotonic())
+            real_show(*args, **kwargs)  # type: ignore[arg-type]
+
+        grid.show = counted_show  # type: ignore[method-assign]
+        monitor = app.monitor
+        summary = monitor.summary((db, 1))
+        assert summary is not None
+
+        # A lone change after a quiet spell shows at once.
+        start = time.monotonic()
+        app.publish([Update(db, experiments={1})])
+        await pilot.pause()
+        assert len(shows) == 1
+        assert shows[0] - start < LIST_INTERVAL / 2
+
+        # Then 40 changes 20 ms apart: a few redraws, not 40.
+        await asyncio.sleep(LIST_INTERVAL)
+        shows.clear()
+        start = time.monotonic()
+        for episodes in range(6, 46):
+            summary.episodes = episodes
+            app.publish([Update(db, experiments={1})])
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(LIST_INTERVAL * 2)
+        await pilot.pause()
+        window = time.monotonic() - start
+        assert 2 <= len(shows) <= window / LIST_INTERVAL + 1, (window, shows)
+        assert "45/100" in cell_texts(app)  # the last change is on screen
+
+
+async def test_rows_streaming_into_the_tail_do_not_lay_out_the_screen(
+    make_db: MakeDb, tmp_path: Path
+) -> None:
+    """New rows change the tail's scrollable size only: laying out the whole screen for them
+    (3-8 ms, 10 times a second) is not needed; the tail still follows its newest row."""
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=500, write=50)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        tail = await open_tail(app, pilot)
+        await until(lambda: tail.row_count == 50)
+        await pilot.pause()
+        screen = app.screen
+        layouts = 0
+        real_refresh_layout = screen._refresh_layout
+
+        def counted(*args: object, **kwargs: object) -> None:
+            nonlocal layouts
+            layouts += 1
+            real_refresh_layout(*args, **kwargs)  # type: ignore[arg-type]
+
+        screen._refresh_layout = counted  # type: ignore[method-assign]
+        layout_requests = 0
+        real_refresh = tail.refresh
+
+        def refresh(*args: object, layout: bool = False, **kwargs: object) -> object:
+            nonlocal layout_requests
+            layout_requests += layout
+            return real_refresh(*args, layout=layout, **kwargs)  # type: ignore[arg-type]
+
+        tail.refresh = refresh  # type: ignore[method-assign,assignment]
+        for num in range(51, 91):
+            add_episode(db, 1, episode_num=num)
+            await asyncio.sleep(0.01)
+        await until(lambda: tail.row_count == 90)
+        await settle(app, 0.2)
+        assert layout_requests == 0
+        assert tail.following
+        assert tail.cursor_row == 89
+        assert tail.scroll_y == tail.max_scroll_y > 0
+        assert "90" in tail_lines(tail)[-1]
+        assert layouts <= 2  # the follow scrolls (no layout), a scrollbar or two at most

@@ -921,6 +921,72 @@ def test_readers_leave_no_lock_behind(sample_db: Path) -> None:
         db.close()
 
 
+COPY_LAST_EPISODE = """
+INSERT INTO episode (experiment_id, episode_num, reward, length, reward_moving_avg,
+    reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at)
+SELECT experiment_id, episode_num + 1, reward, length, reward_moving_avg, reward_moving_std,
+    actor_loss, critic_loss, entropy_loss, created_at FROM episode ORDER BY id DESC LIMIT 1
+"""
+
+
+def test_a_writer_can_commit_while_a_read_result_is_still_being_fetched(sample_db: Path) -> None:
+    """Python's sqlite3 lets go of the GIL at every row; other threads then run while a plain
+    cursor still holds the read lock, and the training's COMMIT waits. Each SELECT is copied
+    out in one step of SQLite's own code, so the lock is gone before the first row reaches
+    Python: here a commit made from inside the row factory (timeout 0) must go through."""
+    rows_before = query(sample_db, "SELECT count(*) FROM episode")[0][0]
+    commits: list[int] = []
+
+    def commit_from_python(cursor: sqlite3.Cursor, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        if not commits:
+            writer = sqlite3.connect(sample_db, isolation_level=None, timeout=0)
+            try:
+                writer.execute("BEGIN IMMEDIATE")
+                writer.execute(COPY_LAST_EPISODE)
+                writer.execute("COMMIT")
+                commits.append(1)
+            finally:
+                writer.close()
+        return row
+
+    conn = connect_readonly(sample_db)
+    try:
+        conn.row_factory = commit_from_python
+        rows = conn.execute("SELECT id, reward, created_at FROM episode ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert commits, "the writer never got its lock"
+    assert len(rows) == rows_before  # the read saw the file as it was when it started
+    assert [row[0] for row in rows] == sorted(row[0] for row in rows)
+    assert query(sample_db, "SELECT count(*) FROM episode")[0][0] == rows_before + 1
+
+
+def test_reads_return_stored_values_as_they_are(make_db: MakeDb, tmp_path: Path) -> None:
+    """The staging copy has untyped columns: text in a number column stays text, blobs stay
+    blobs, big integers stay exact (no type affinity on the way)."""
+    path = make_db(tmp_path / "metrics.db", [1])
+    execute(
+        path,
+        "UPDATE episode SET reward = ?, length = ?, actor_loss = ?, critic_loss = ?",
+        ("12.5 points", 2**62 + 1, b"\x00\x01", "inf"),
+    )
+    plain = sqlite3.connect(path)
+    try:
+        expected = plain.execute("SELECT reward, length, actor_loss, critic_loss FROM episode")
+        assert expected.fetchall() == [("12.5 points", 2**62 + 1, b"\x00\x01", "inf")]
+    finally:
+        plain.close()
+    with assert_unchanged(tmp_path):
+        conn = connect_readonly(path)
+        try:
+            found = conn.execute(
+                "SELECT reward, length, actor_loss, critic_loss FROM episode"
+            ).fetchall()
+        finally:
+            conn.close()
+    assert found == [("12.5 points", 2**62 + 1, b"\x00\x01", "inf")]
+
+
 CRASHING_WRITER = """
 import os, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)

@@ -146,7 +146,7 @@ class VeloraApp(App[None]):
         self.watch_changes(self.feed)
         self.set_interval(1.0, self.heartbeat)
 
-    @work(exclusive=True, group="watch", exit_on_error=False)
+    @work(exclusive=True, group="watch", exit_on_error=False, description="watch")
     async def watch_changes(self, feed: ChangeFeed) -> None:
         async for updates in live_updates(self.monitor, feed):
             if updates:
@@ -235,7 +235,7 @@ class VeloraApp(App[None]):
             return
         self.export_csv(key)
 
-    @work(thread=True, exit_on_error=False)
+    @work(thread=True, exit_on_error=False, description="export")
     def export_csv(self, key: Key) -> None:
         db, exp_id = key
         database = self.monitor.databases[db]

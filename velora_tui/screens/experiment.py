@@ -108,7 +108,7 @@ class ExperimentScreen(VeloraScreen):
         width = self.query_one("#chart-reward", MetricChart).size.width
         self.read_series(2 * width if width else 200)
 
-    @work(thread=True, group="series", exit_on_error=False)
+    @work(thread=True, group="series", exit_on_error=False, description="read charts")
     def read_series(self, points: int) -> None:
         """Only the rows not read before; thinned to the charts' width here, off the UI thread."""
         database = self.velora.monitor.databases.get(self.key[0])

@@ -19,7 +19,7 @@ FAINT = (110, 110, 130)
 RAW = (80, 90, 120)
 X_AXES = ("episode", "steps", "time")
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999)
-CHART_INTERVAL = 0.5  # seconds between redraws while rows keep arriving
+CHART_INTERVAL = 1.0  # seconds between redraws while rows keep arriving
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,7 +185,8 @@ class EpisodeTable(ScrollView, can_focus=True):
 
     def _show_rows(self) -> None:
         self._resize()
-        if self.following:
+        # Scrolling recomposes the screen; a tail on a hidden tab follows once shown (on_show).
+        if self.following and self.is_on_screen:
             self.scroll_end(animate=False, immediate=True)
         self.refresh()
 
@@ -203,7 +204,15 @@ class EpisodeTable(ScrollView, can_focus=True):
         return sum(self.widths) + 2 * PADDING * len(self.widths)
 
     def _resize(self) -> None:
-        self.virtual_size = Size(self.line_length, len(self.kept) + HEADER_HEIGHT)
+        size = Size(self.line_length, len(self.kept) + HEADER_HEIGHT)
+        if size == self.virtual_size:
+            return
+        # Not `self.virtual_size = size`: that lays out the whole screen (3-8 ms, 10 times a
+        # second while rows stream in), and the tail's own size never depends on its rows.
+        # Only its scrollbars do; a scrollbar that appears or goes still asks for a layout.
+        self.set_reactive(EpisodeTable.virtual_size, size)
+        self._scroll_update(size)
+        self.refresh()
 
     # -- drawing ---------------------------------------------------------------------------
 

@@ -19,6 +19,11 @@ class Paced:
         self.timer: Timer | None = None
         self.shown = 0.0
 
+    @property
+    def waiting(self) -> bool:
+        """A show is due (folded requests wait for the end of the interval)."""
+        return self.timer is not None
+
     def request(self) -> None:
         if self.timer is not None:
             return

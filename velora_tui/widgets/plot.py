@@ -5,13 +5,21 @@ PlotextPlot does, five charts redrawn while a fast writer runs kept keys waiting
 hundreds of milliseconds. Here `draw()` starts a build in a thread and the last finished picture
 stays on screen until the new one is ready. The picture is even cut into screen lines there, so
 showing it costs the UI thread nothing.
+
+The lines are made straight from plotext's character matrix: the ANSI text plotext would write
+from it, and rich's parsing of that text back into styled segments, cost as much again as the
+plot itself.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Hashable, Sequence
 from typing import Any
 
+from plotext import _utility as plotext_utility
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import work
 from textual.strip import Strip
@@ -22,6 +30,49 @@ from textual_plotext.plot import Plot
 _BUILDING = threading.Lock()
 
 PictureKey = tuple[int, int, str]  # width, height, plotext theme
+ColorKey = tuple[Hashable, Hashable, Hashable]  # plotext's foreground, style, background
+
+_styles: dict[ColorKey, Style] = {}
+
+
+def _hashable(color: Any) -> Hashable:
+    return tuple(color) if isinstance(color, list) else color
+
+
+def _style(key: ColorKey) -> Style:
+    """The rich style of one plotext colour triple: what its ANSI codes read back as."""
+    style = _styles.get(key)
+    if style is None:
+        foreground, text_style, background = key
+        codes = plotext_utility.colors_to_ansi(foreground, text_style, background)
+        sample = Text.from_ansi(codes + "x")
+        spans = [span.style for span in sample.spans if isinstance(span.style, Style)]
+        style = _styles[key] = Style.combine([Style(), *spans])
+    return style
+
+
+def matrix_lines(matrix: Any, width: int, height: int) -> list[Strip]:
+    """A built plotext matrix as `height` screen lines of `width` cells: one segment per run
+    of cells of the same colours (plotext keeps row 0 at the bottom)."""
+    lines: list[Strip] = []
+    for row in range(matrix.rows - 1, max(matrix.rows - height, 0) - 1, -1):
+        markers: Sequence[str] = matrix.marker[row]
+        colors = list(
+            zip(
+                map(_hashable, matrix.fullground[row]),
+                map(_hashable, matrix.style[row]),
+                map(_hashable, matrix.background[row]),
+                strict=True,
+            )
+        )
+        segments: list[Segment] = []
+        start = 0
+        for col in range(1, len(colors) + 1):
+            if col == len(colors) or colors[col] != colors[start]:
+                segments.append(Segment("".join(markers[start:col]), _style(colors[start])))
+                start = col
+        lines.append(Strip(segments).adjust_cell_length(width))
+    return lines
 
 
 class ThreadedPlot(PlotextPlot):
@@ -49,7 +100,7 @@ class ThreadedPlot(PlotextPlot):
         self._wanted = key
         self._build(self._generation, key, self.state())
 
-    @work(thread=True, exit_on_error=False, group="plot")
+    @work(thread=True, exit_on_error=False, group="plot", description="build a chart")
     def _build(self, generation: int, key: PictureKey, state: Any) -> None:
         width, height, theme = key
         with _BUILDING:
@@ -60,10 +111,10 @@ class ThreadedPlot(PlotextPlot):
             plt.plotsize(width, height)
             plt._set_size(width, height)  # as PlotextPlot.render does: resizing needs both
             plt.theme(theme)
-            text = Text.from_ansi(plt.build(), no_wrap=True, end="")
-        console = self.app.console
-        lines = console.render_lines(text, console.options.update(width=width), pad=True)
-        picture = [Strip(line, width) for line in lines[:height]]
+            figure: Any = plt  # plt.build() without writing the ANSI text (see the top)
+            figure._set_sizes()
+            figure._build_matrix()
+            picture = matrix_lines(figure.monitor.matrix, width, height)
         self.app.call_from_thread(self._show_picture, generation, key, picture)
 
     def _show_picture(self, generation: int, key: PictureKey, picture: list[Strip]) -> None:
