@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import os
+import statistics
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -164,6 +165,63 @@ async def test_a_stream_of_commits_is_polled_then_watched_again(
     finally:
         monitor.close()
     assert seen == list(range(1, 602))
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["watching", "polling"])
+async def test_a_fast_stream_is_read_at_the_stream_interval(
+    tmp_path: Path, simulator: Simulator, poll: bool
+) -> None:
+    """A reader that shows rows 10 times a second (the app) asks for reads no more often while
+    each read finds several rows: every row still arrives once, in order. A slower writer's
+    commits are read as fast as ever (below)."""
+    path = tmp_path / "metrics.db"
+    monitor = Monitor([path])
+    monitor.start_replaying()
+    feed = ChangeFeed(monitor, poll=poll, heartbeat=5.0, stream_interval=0.1)
+    proc = simulator(path, episodes=900, rate=300)
+    seen: list[int] = []
+    reads: list[float] = []
+    try:
+        async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+            updates = aiter(stream)
+            while len(seen) < 900:
+                found = [row.id for update in await anext(updates) for row in update.episodes]
+                if found:
+                    reads.append(time.monotonic())
+                    seen.extend(found)
+            assert await asyncio.to_thread(proc.wait, TIMEOUT) == 0
+    finally:
+        monitor.close()
+    assert seen == list(range(1, 901))
+    # Once the stream is recognised, reads are ~0.1 s apart: the 3 s of commits are read ~30
+    # times rather than ~75 (every 40 ms).
+    settled = [b - a for a, b in itertools.pairwise(reads[feed_module.STREAM_READS + 2 :])]
+    assert settled
+    assert statistics.median(settled) >= 0.09, settled
+    assert len(reads) <= 3.0 / 0.1 + 2 * feed_module.STREAM_READS, len(reads)
+
+
+async def test_a_slow_stream_is_read_as_it_comes(tmp_path: Path, simulator: Simulator) -> None:
+    """At 20 commits/s each poll finds a row or none: reads stay POLL_INTERVAL apart."""
+    path = tmp_path / "metrics.db"
+    monitor = Monitor([path])
+    monitor.start_replaying()
+    feed = ChangeFeed(monitor, poll=True, heartbeat=5.0, stream_interval=0.5)
+    proc = simulator(path, episodes=40, rate=20)
+    seen: list[int] = []
+    reads = 0
+    try:
+        async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+            updates = aiter(stream)
+            while len(seen) < 40:
+                found = [row.id for update in await anext(updates) for row in update.episodes]
+                reads += bool(found)
+                seen.extend(found)
+            assert await asyncio.to_thread(proc.wait, TIMEOUT) == 0
+    finally:
+        monitor.close()
+    assert seen == list(range(1, 41))
+    assert reads >= 20  # at 0.5 s apart it would be ~4
 
 
 async def test_two_runs_at_once_into_a_directory_created_later(
