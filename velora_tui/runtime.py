@@ -9,10 +9,11 @@ from __future__ import annotations
 import gc
 import sys
 
-# A reading thread holds SQLite's read lock while it waits for the GIL between the rows of a
-# result; the writer's COMMIT waits for that lock. At 1 ms the app beside a writer committing
-# ~285 times a second made the writer's p99 3-4x its own (max 17-36 ms); at 0.2 ms 2.3-2.5x
-# (max 11-14 ms), with keys answered as fast (p95 61-87 ms under 2,000 episodes/s).
+# Threads hand the GIL over at most this often. Beside a writer committing ~285 times a second
+# the writer's p99 was 3-4x its own at 1 ms, 2.3-2.5x at 0.2 ms, when reads still held SQLite's
+# lock while waiting for the GIL; with reads copied out in one step (data/database.py), 0.2 ms
+# still gave a lower p99 than 5 ms (4.4 against 5.1 ms, 6 interleaved runs each). Keys are
+# answered as fast (p95 61-87 ms under 2,000 episodes/s).
 SWITCH_INTERVAL = 0.0002
 # Python collects its youngest generation every 700 new container objects by default. Drawing
 # the tail and the charts makes ~30,000 a second at 2,000 episodes/s, so collections ran ~50
@@ -22,8 +23,8 @@ OLDER_THRESHOLDS = (20, 20)
 
 
 def favour_the_ui_thread() -> None:
-    """Reads and plot builds run in threads; a key press, and a read holding SQLite's lock,
-    wait for the GIL up to the switch interval (5 ms by default) at every step."""
+    """Reads and plot builds run in threads; a key press waits for the GIL up to the switch
+    interval (5 ms by default) at every hand-over."""
     sys.setswitchinterval(SWITCH_INTERVAL)
 
 
