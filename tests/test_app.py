@@ -180,8 +180,9 @@ async def test_tail_keeps_rows_that_arrive_while_it_loads(sample_db: Path) -> No
     are newer than that snapshot and stay in the tail when it lands."""
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await open_experiment(app, pilot)
-        table = screen.query_one(EpisodeTable)
+        table = await open_tail(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, ExperimentScreen)
         snapshot = list(table.kept)
         newer = replace(snapshot[-1], id=snapshot[-1].id + 1000)
         table.add_episodes([newer])
@@ -722,3 +723,22 @@ async def test_rows_streaming_into_the_tail_do_not_lay_out_the_screen(
         assert tail.scroll_y == tail.max_scroll_y > 0
         assert "90" in tail_lines(tail)[-1]
         assert layouts <= 2  # the follow scrolls (no layout), a scrollbar or two at most
+
+
+async def test_hidden_tabs_are_read_when_first_shown(make_db: MakeDb, tmp_path: Path) -> None:
+    """Opening an experiment builds what it shows (the charts); the tail and the config are
+    read when their tab first shows. Rows that arrive before then are kept."""
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=20)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        tail = screen.query_one(EpisodeTable)
+        tree = screen.query_one(ConfigPanel).query_one(Tree)
+        assert not tree.root.children
+        add_episode(db, 1, episode_num=21)
+        await until(lambda: tail.row_count == 1)  # delivered live, before the tail was read
+        await pilot.press("2")
+        await until(lambda: tail.row_count == 21)
+        assert [row.episode_num for row in tail.kept] == list(range(1, 22))
+        await pilot.press("3")
+        await until(lambda: bool(tree.root.children))

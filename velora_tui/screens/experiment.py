@@ -59,6 +59,9 @@ class ExperimentScreen(VeloraScreen):
         self.chart_options = ChartOptions()
         self.focus_on_show: Callable[[], object] | None = None
         self.readers = SeriesReaders(size=1)
+        # Panes read when first shown: opening an experiment builds only what it shows (the
+        # open is a burst of CPU a training process on the same cores feels).
+        self.unread: set[str] = {"episodes", "config"}
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -79,9 +82,16 @@ class ExperimentScreen(VeloraScreen):
 
     def on_mount(self) -> None:
         self.show_header()
-        self.load_episodes()
-        self.load_config()
         self.load_charts()
+
+    def read_pane(self, pane: str) -> None:
+        """Load a pane's data if it has not been read since it was last reset."""
+        if pane in self.unread:
+            self.unread.discard(pane)
+            if pane == "episodes":
+                self.load_episodes()
+            elif pane == "config":
+                self.load_config()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -142,7 +152,8 @@ class ExperimentScreen(VeloraScreen):
     # -- live ------------------------------------------------------------------------------
 
     def catch_up(self) -> None:
-        self.load_episodes()
+        if "episodes" not in self.unread:
+            self.load_episodes()
         self.load_charts()
         self.show_header()
 
@@ -153,8 +164,8 @@ class ExperimentScreen(VeloraScreen):
         if any(u.reset for u in mine):
             self.readers.clear()
             self.query_one(EpisodeTable).reset()  # the old file's rows
-            self.load_episodes()
-            self.load_config()
+            self.unread = {"episodes", "config"}
+            self.read_pane(self.query_one(TabbedContent).active)
             self.load_charts()
         else:
             rows = [r for u in mine for r in u.episodes if r.experiment_id == exp_id]
@@ -177,6 +188,8 @@ class ExperimentScreen(VeloraScreen):
         focus, self.focus_on_show = self.focus_on_show, None
         if event.pane.id == "charts" and self.charts.dirty:
             self.load_charts()
+        elif event.pane.id is not None:
+            self.read_pane(event.pane.id)
         if focus is not None:
             focus()
         elif event.pane.id == "episodes":
