@@ -167,24 +167,21 @@ async def test_a_stream_of_commits_is_polled_then_watched_again(
     assert seen == list(range(1, 602))
 
 
-@pytest.mark.parametrize("poll", [False, True], ids=["watching", "polling"])
-async def test_a_fast_stream_is_read_at_the_stream_interval(
-    tmp_path: Path, simulator: Simulator, poll: bool
-) -> None:
-    """A reader that shows rows 10 times a second (the app) asks for reads no more often while
-    each read finds several rows: every row still arrives once, in order. A slower writer's
-    commits are read as fast as ever (below)."""
-    path = tmp_path / "metrics.db"
+async def read_times(
+    path: Path, simulator: Simulator, episodes: int, rate: float, feed_options: dict[str, Any]
+) -> list[float]:
+    """When each read that found rows of a simulator's run happened; checks every row came
+    once, in order."""
     monitor = Monitor([path])
     monitor.start_replaying()
-    feed = ChangeFeed(monitor, poll=poll, heartbeat=5.0, stream_interval=0.1)
-    proc = simulator(path, episodes=900, rate=300)
+    feed = ChangeFeed(monitor, heartbeat=5.0, **feed_options)
+    proc = simulator(path, episodes=episodes, rate=rate)
     seen: list[int] = []
     reads: list[float] = []
     try:
         async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
             updates = aiter(stream)
-            while len(seen) < 900:
+            while len(seen) < episodes:
                 found = [row.id for update in await anext(updates) for row in update.episodes]
                 if found:
                     reads.append(time.monotonic())
@@ -192,7 +189,18 @@ async def test_a_fast_stream_is_read_at_the_stream_interval(
             assert await asyncio.to_thread(proc.wait, TIMEOUT) == 0
     finally:
         monitor.close()
-    assert seen == list(range(1, 901))
+    assert seen == list(range(1, episodes + 1))
+    return reads
+
+
+@pytest.mark.parametrize("poll", [False, True], ids=["watching", "polling"])
+async def test_a_fast_stream_is_read_at_the_stream_interval(
+    tmp_path: Path, simulator: Simulator, poll: bool
+) -> None:
+    """A reader that shows rows 10 times a second (the app) asks for reads no more often while
+    each read finds several rows, and still gets every row once, in order."""
+    options = {"poll": poll, "stream_interval": 0.1}
+    reads = await read_times(tmp_path / "metrics.db", simulator, 900, 300, options)
     # Once the stream is recognised, reads are ~0.1 s apart: the 3 s of commits are read ~30
     # times rather than ~75 (every 40 ms).
     settled = [b - a for a, b in itertools.pairwise(reads[feed_module.STREAM_READS + 2 :])]
@@ -203,25 +211,9 @@ async def test_a_fast_stream_is_read_at_the_stream_interval(
 
 async def test_a_slow_stream_is_read_as_it_comes(tmp_path: Path, simulator: Simulator) -> None:
     """At 20 commits/s each poll finds a row or none: reads stay POLL_INTERVAL apart."""
-    path = tmp_path / "metrics.db"
-    monitor = Monitor([path])
-    monitor.start_replaying()
-    feed = ChangeFeed(monitor, poll=True, heartbeat=5.0, stream_interval=0.5)
-    proc = simulator(path, episodes=40, rate=20)
-    seen: list[int] = []
-    reads = 0
-    try:
-        async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
-            updates = aiter(stream)
-            while len(seen) < 40:
-                found = [row.id for update in await anext(updates) for row in update.episodes]
-                reads += bool(found)
-                seen.extend(found)
-            assert await asyncio.to_thread(proc.wait, TIMEOUT) == 0
-    finally:
-        monitor.close()
-    assert seen == list(range(1, 41))
-    assert reads >= 20  # at 0.5 s apart it would be ~4
+    options = {"poll": True, "stream_interval": 0.5}
+    reads = await read_times(tmp_path / "metrics.db", simulator, 40, 20, options)
+    assert len(reads) >= 20  # at 0.5 s apart it would be ~4
 
 
 async def test_two_runs_at_once_into_a_directory_created_later(
