@@ -122,7 +122,8 @@ class ExperimentsScreen(VeloraScreen):
         self.list_pace.request()
 
     def _show_pending(self) -> None:
-        self.refresh_view(self.pending)
+        pending, self.pending = self.pending, set()
+        self.refresh_view(pending)
 
     def catch_up(self) -> None:
         self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
@@ -160,8 +161,8 @@ class ExperimentsScreen(VeloraScreen):
         self.refresh_view()
 
     def refresh_view(self, changed: set[Key] | None = None) -> None:
-        if changed is None or changed is self.pending:
-            self.pending = set()
+        if changed is None:
+            self.pending = set()  # every row is drawn now
         app = self.velora
         table = self.query_one(ExperimentTable)
         table.show_db = len(app.monitor.databases) > 1
