@@ -32,7 +32,13 @@ from tests.conftest import (
     execute,
     hostile_db,
 )
-from velora_tui.data.database import NOT_CREATED, MetricsDatabase, connect_readonly
+from velora_tui.data import database
+from velora_tui.data.database import (
+    NOT_CREATED,
+    MetricsDatabase,
+    change_counter,
+    connect_readonly,
+)
 from velora_tui.data.records import (
     EPISODE_FIELDS,
     EpisodeRow,
@@ -1036,5 +1042,134 @@ def test_hot_journal_left_by_a_crashed_writer(sample_db: Path, spawn: Spawn) -> 
             assert state(fresh) is SourceState.OK
             assert fresh.summaries[1].best_reward == 51.0
             fresh.close()
+    finally:
+        db.close()
+
+
+# -- noticing commits without the read lock ------------------------------------------------------
+
+INSERT_EPISODE = (
+    "INSERT INTO episode (experiment_id, episode_num, reward, length, reward_moving_avg,"
+    " reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at)"
+    " VALUES (1, 500, 2.0, 2, 1.0, 0.0, 0.0, 0.0, 0.0, '2026-11-24 10:00:00')"
+)
+
+
+def header_counter(path: Path) -> int | None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return change_counter(fd)
+    finally:
+        os.close(fd)
+
+
+def test_change_counter_counts_commits_in_rollback_mode(sample_db: Path) -> None:
+    first = header_counter(sample_db)
+    assert first is not None
+    add_episode(sample_db, 1, episode_num=121)
+    add_episode(sample_db, 1, episode_num=122)
+    assert header_counter(sample_db) == first + 2
+
+
+def test_a_writers_lock_is_not_touched_between_commits(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between two commits the reader looks at the header's change counter only: no SQL, so no
+    read lock that a writer's next COMMIT could find (here one holds EXCLUSIVE meanwhile)."""
+    monkeypatch.setattr(database, "CONFIRM_INTERVAL", 3600.0)
+    db = opened(sample_db, busy_timeout=0.1)
+    writer = sqlite3.connect(sample_db, isolation_level=None)
+    try:
+        db.refresh()
+        assert db._conn is not None
+        statements: list[str] = []
+        db._conn.set_trace_callback(statements.append)
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute(INSERT_EPISODE)
+        assert not db.may_have_changed()
+        update = db.refresh()
+        assert update.episodes == []
+        assert state(db) is SourceState.OK
+        assert statements == []
+        writer.execute("COMMIT")
+        assert db.may_have_changed()
+        assert statements == []
+        assert [row.episode_num for row in db.refresh().episodes] == [500]
+        assert statements  # the rows themselves are read with SQL, of course
+    finally:
+        writer.close()
+        db.close()
+
+
+def test_data_version_still_confirms_each_interval(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a CONFIRM_INTERVAL the refresh reads `data_version` too, which takes the read lock:
+    a writer holding its lock for long shows as "locked" even though nothing was committed."""
+    monkeypatch.setattr(database, "CONFIRM_INTERVAL", 0.0)
+    db = opened(sample_db, busy_timeout=0.1)
+    writer = sqlite3.connect(sample_db, isolation_level=None)
+    try:
+        db.refresh()
+        writer.execute("BEGIN EXCLUSIVE")
+        writer.execute(INSERT_EPISODE)
+        db.refresh()
+        assert state(db) is SourceState.LOCKED
+        writer.execute("COMMIT")
+        assert [row.episode_num for row in db.refresh().episodes] == [500]
+        assert state(db) is SourceState.OK
+    finally:
+        writer.close()
+        db.close()
+
+
+def test_wal_mode_is_followed_through_data_version(sample_db: Path) -> None:
+    """WAL mode keeps no change counter in the header: commits are seen by `data_version`."""
+    writer = sqlite3.connect(sample_db, isolation_level=None)
+    db = opened(sample_db)
+    try:
+        assert writer.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal"
+        assert header_counter(sample_db) is None
+        db.refresh()
+        assert state(db) is SourceState.OK
+        assert db.summaries[1].episodes == SAMPLE_EPISODES[1]
+        assert not db.may_have_changed()
+        writer.execute(INSERT_EPISODE)
+        assert db.may_have_changed()
+        assert [row.episode_num for row in db.refresh().episodes] == [500]
+        assert not db.refresh()
+    finally:
+        db.close()
+        writer.close()
+
+
+def test_a_new_experiment_without_episodes_appears_during_a_stream(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While episodes of known experiments stream in, new experiment rows are looked for at
+    most every EXPERIMENTS_INTERVAL; one whose episodes arrive is read at once."""
+    db = opened(sample_db)
+    try:
+        db.refresh()
+        add_episode(sample_db, 1, episode_num=121)
+        db.refresh()
+        new_run = ("NeuroFlow", "Pendulum-v1", "{}", "2026-11-24 10:00:00")
+        insert = "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)"
+        execute(sample_db, insert, new_run)
+        add_episode(sample_db, 1, episode_num=122)
+        monkeypatch.setattr(database, "EXPERIMENTS_INTERVAL", 3600.0)
+        db.refresh()
+        assert 4 not in db.summaries  # not looked for yet
+        monkeypatch.setattr(database, "EXPERIMENTS_INTERVAL", 0.0)
+        add_episode(sample_db, 1, episode_num=123)
+        assert 4 in db.refresh().experiments
+        assert db.summaries[4].env == "Pendulum-v1"
+        monkeypatch.setattr(database, "EXPERIMENTS_INTERVAL", 3600.0)
+        execute(sample_db, insert, new_run)
+        add_episode(sample_db, 5, episode_num=1)  # its first episode: read with it
+        update = db.refresh()
+        assert update.experiments == {5}
+        assert db.summaries[5].agent == "NeuroFlow"
+        assert db.summaries[5].episodes == 1
     finally:
         db.close()

@@ -292,6 +292,9 @@ def tail(
         printer.print(path, row)
     if not follow:
         return
+    from velora_tui.placement import stay_off_io_cpus
+
+    stay_off_io_cpus()  # before the threads that read are started: they inherit it
     monitor.start_replaying()
     _follow(monitor, printer, wanted, poll)
 

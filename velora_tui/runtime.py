@@ -1,13 +1,16 @@
-"""How the app's process is set up so that keys are answered while rows pour in.
+"""How the app's process is set up so that keys are answered while rows pour in, and so that
+it stays out of the training process's way.
 
-Both settings are for the process that runs the app (the command line's `open` and `demo`), not
-for a library that imports velora_tui: they change interpreter-wide behaviour.
+These settings are for the process that runs the app (the command line's `open` and `demo`), not
+for a library that imports velora_tui: they change process-wide behaviour.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
+
+from velora_tui import placement
 
 # Threads hand the GIL over at most this often. Beside a writer committing ~285 times a second
 # the writer's p99 was 3-4x its own at 1 ms, 2.3-2.5x at 0.2 ms, when reads still held SQLite's
@@ -39,3 +42,4 @@ def calm_the_collector() -> None:
 def prepare() -> None:
     favour_the_ui_thread()
     calm_the_collector()
+    placement.stay_off_io_cpus()

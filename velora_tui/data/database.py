@@ -11,9 +11,11 @@ connection, guarded by a lock, so `PRAGMA data_version` means something.
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +49,12 @@ COUNT_GROUP = 20
 BATCH = 20_000
 # `PRAGMA data_version` as a SELECT, so that it too is read without holding the lock (below).
 DATA_VERSION = "SELECT data_version FROM pragma_data_version"
+# Between two reads of `data_version` (which take the read lock, and so find a writer holding
+# it), changes are seen in the header's file change counter, read without any lock.
+CONFIRM_INTERVAL = 1.0
+# New experiment rows are looked for with every read that finds an episode of an experiment not
+# seen yet, or no episode at all, and otherwise at most this often (seconds).
+EXPERIMENTS_INTERVAL = 1.0
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
 _GONE = (-1, -1)
 
@@ -187,6 +195,23 @@ def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connectio
     return conn
 
 
+def change_counter(fd: int) -> int | None:
+    """The file change counter of a database in a rollback-journal mode (velora's), read from
+    its header without a lock; None in WAL mode, where it is not kept, or if unreadable.
+
+    SQLite adds one to it at every commit and reads it itself to know whether its cache is
+    stale. Read mid-commit it may be new before the commit is: a read then waits for the
+    writer's lock like any other, and sees the commit.
+    """
+    try:
+        header = os.pread(fd, 28, 0)
+    except OSError:
+        return None
+    if len(header) < 28 or header[18] == 2 or header[19] == 2:
+        return None
+    return int.from_bytes(header[24:28], "big")
+
+
 def _signature(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
@@ -251,7 +276,15 @@ class MetricsDatabase:
         self._engine: Engine | None = None
         self._schema: Schema | None = None
         self._identity: tuple[int, int] | None = None
-        self._data_version: int | None = None
+        # The file, opened beside the connection (and closed only after it: closing any file
+        # descriptor of a file drops every POSIX lock this process holds on it) to read the
+        # header's change counter.
+        self._header: int | None = None
+        # What the last read saw: ("counter", n) from the header, or ("version", n) from
+        # `data_version` (WAL mode); when `data_version` was last read; when experiments were.
+        self._seen: tuple[str, int] | None = None
+        self._confirmed = -math.inf
+        self._experiments_read = -math.inf
         self._episode_mark = 0
         self._experiment_mark = 0
         self._loaded = False
@@ -268,8 +301,11 @@ class MetricsDatabase:
                 self._engine.dispose()
             if self._conn is not None:
                 self._conn.close()
+            if self._header is not None:
+                os.close(self._header)
             self._conn = self._engine = self._schema = None
-            self._data_version = None
+            self._header = self._seen = None
+            self._confirmed = -math.inf
 
     def _reset(self) -> None:
         self.close()
@@ -290,19 +326,24 @@ class MetricsDatabase:
             self._failed_stat = None
 
     def _open(self) -> None:
-        with self.path.open("rb") as handle:
-            header = handle.read(len(SQLITE_HEADER))
-        if len(header) == 0:
-            raise NotReady("file is empty; waiting for training to create the tables")
-        if header != SQLITE_HEADER:
-            raise SchemaError("not a SQLite database")
-        conn = connect_readonly(self.path, self.busy_timeout)
+        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            header = os.pread(fd, len(SQLITE_HEADER), 0)
+            if len(header) == 0:
+                raise NotReady("file is empty; waiting for training to create the tables")
+            if header != SQLITE_HEADER:
+                raise SchemaError("not a SQLite database")
+            conn = connect_readonly(self.path, self.busy_timeout)
+        except BaseException:
+            os.close(fd)
+            raise
         try:
             self._schema = self._detect_schema(conn)
         except BaseException:
             conn.close()
+            os.close(fd)
             raise
-        self._conn = conn
+        self._conn, self._header = conn, fd
         self._engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
 
     @staticmethod
@@ -349,6 +390,8 @@ class MetricsDatabase:
         if conn is None or not self._lock.acquire(blocking=False):
             return conn is not None  # busy reading: let the refresh decide
         try:
+            if self._header is not None and self._seen is not None and self._seen[0] == "counter":
+                return change_counter(self._header) != self._seen[1]
             # Never wait out the busy timeout here (the caller's event loop would freeze while
             # a writer holds its lock): locked means "maybe", and the refresh, in a thread, waits.
             conn.execute("PRAGMA busy_timeout = 0")
@@ -360,10 +403,11 @@ class MetricsDatabase:
             return True
         finally:
             self._lock.release()
-        return bool(version != self._data_version)
+        return ("version", version) != self._seen
 
     def refresh(self) -> Update:
-        """Read what changed since the last call. Cheap when nothing did (stat + one PRAGMA)."""
+        """Read what changed since the last call. Cheap when nothing did (a stat and the header's
+        change counter; `data_version` once a second)."""
         with self._lock:
             update = Update(self.path)
             before = self.status
@@ -406,18 +450,33 @@ class MetricsDatabase:
         self._identity = identity
         if self._conn is None:
             self._open()
-        conn = self._conn
+        conn, header = self._conn, self._header
         assert conn is not None
-        version = int(conn.execute(DATA_VERSION).fetchone()[0])
-        if self._loaded and version == self._data_version and self.status.state is SourceState.OK:
+        assert header is not None
+        seen = self._version(conn, header)
+        if self._loaded and seen == self._seen and self.status.state is SourceState.OK:
             return
         if not self._loaded:
             self._initial_load(update)
         else:
             self._incremental(update)
-        self._data_version = version
+        self._seen = seen
         self._failed_stat = None
         self.status = SourceStatus(self.path, SourceState.OK)
+
+    def _version(self, conn: sqlite3.Connection, header: int) -> tuple[str, int]:
+        """The file's version: its change counter, read without a lock, and at least every
+        CONFIRM_INTERVAL `data_version`, which takes the read lock (a writer holding its lock
+        then shows as "locked") and is the version in WAL mode."""
+        counter = change_counter(header)
+        now = time.monotonic()
+        if counter is None or now - self._confirmed >= CONFIRM_INTERVAL:
+            version = int(conn.execute(DATA_VERSION).fetchone()[0])
+            self._confirmed = now
+            if counter is None:
+                return ("version", version)
+        assert counter is not None
+        return ("counter", counter)
 
     def _fetch(self, statement: Any) -> Sequence[Any]:
         """All rows of a SQLModel statement (Core execution: an ORM Session per statement cost
@@ -589,7 +648,12 @@ class MetricsDatabase:
             self._initial_load(update)
             return
         # Experiments after episodes: every episode's experiment row committed before it.
-        self._load_experiments(update)
+        if (
+            not rows
+            or time.monotonic() - self._experiments_read >= EXPERIMENTS_INTERVAL
+            or any(row.experiment_id not in self.summaries for row in rows)
+        ):
+            self._load_experiments(update)
         for row in rows:
             self._summary_for(row.experiment_id, update).absorb(row)
             update.experiments.add(row.experiment_id)
@@ -602,6 +666,7 @@ class MetricsDatabase:
         update.more = len(rows) == BATCH
 
     def _load_experiments(self, update: Update) -> None:
+        self._experiments_read = time.monotonic()
         statement = (
             select_columns(
                 Experiment.id,

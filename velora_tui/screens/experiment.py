@@ -9,6 +9,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.strip import Strip
 from textual.widgets import Header, TabbedContent, TabPane
 
 from velora_tui.data.config import ConfigView
@@ -29,6 +30,7 @@ from velora_tui.widgets.experiment_header import ExperimentHeader
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.pacing import Paced
+from velora_tui.widgets.plot import Build, build_all
 from velora_tui.widgets.status_bar import StatusBar
 
 HEADER_INTERVAL = 0.25
@@ -116,20 +118,29 @@ class ExperimentScreen(VeloraScreen):
 
     def read_charts(self) -> None:
         width = self.query_one("#chart-reward", MetricChart).size.width
-        self.read_series(2 * width if width else 200)
+        builds = [build for chart in self.query(MetricChart) if (build := chart.next_build())]
+        self.read_series(2 * width if width else 200, builds, self.chart_options)
 
     @work(thread=True, group="series", exit_on_error=False, description="read charts")
-    def read_series(self, points: int) -> None:
-        """Only the rows not read before; thinned to the charts' width here, off the UI thread."""
+    def read_series(self, points: int, builds: list[Build], options: ChartOptions) -> None:
+        """Only the rows not read before, thinned to the charts' width, and every chart's
+        picture of them: all in this one thread, off the UI thread, shown at once."""
         database = self.velora.monitor.databases.get(self.key[0])
         series = (
             thin(self.readers.get(database, self.key[1]).read(), points) if database else Series()
         )
-        self.app.call_from_thread(self.show_series, series)
+        pictures = build_all(replace(build, state=(series, options)) for build in builds)
+        self.app.call_from_thread(self.show_series, series, pictures)
 
-    def show_series(self, series: Series) -> None:
+    def show_series(self, series: Series, pictures: list[tuple[Build, list[Strip]]]) -> None:
+        built = {build.chart for build, _ in pictures}
         for chart in self.query(MetricChart):
-            chart.show(series, self.chart_options)
+            chart.series = series
+            if chart not in built:
+                chart.draw()  # it had no size when the read began
+        for build, picture in pictures:
+            if not build.show(picture):
+                build.chart.draw()  # redrawn meanwhile (resized, new options): again, of these rows
         self.charts.done()
 
     def show_episodes(self, rows: list[EpisodeRow], replace: bool = False) -> None:

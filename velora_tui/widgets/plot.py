@@ -14,7 +14,8 @@ plot itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from plotext import _utility as plotext_utility
@@ -75,6 +76,40 @@ def matrix_lines(matrix: Any, width: int, height: int) -> list[Strip]:
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class Build:
+    """One picture to build: for which chart, at which size and theme, of what `state`. Taken
+    on the UI thread; built in any thread (`picture`); shown on the UI thread (`show`)."""
+
+    chart: ThreadedPlot
+    generation: int
+    key: PictureKey
+    state: Any
+
+    def picture(self) -> list[Strip]:
+        width, height, theme = self.key
+        with _BUILDING:
+            plt = self.chart.plt
+            plt.clear_data()
+            plt.clear_figure()
+            self.chart.plot(plt, width, self.state)
+            plt.plotsize(width, height)
+            plt._set_size(width, height)  # as PlotextPlot.render does: resizing needs both
+            plt.theme(theme)
+            figure: Any = plt  # plt.build() without writing the ANSI text (see the top)
+            figure._set_sizes()
+            figure._build_matrix()
+            return matrix_lines(figure.monitor.matrix, width, height)
+
+    def show(self, picture: list[Strip]) -> bool:
+        return self.chart.show_picture(self.generation, self.key, picture)
+
+
+def build_all(builds: Iterable[Build]) -> list[tuple[Build, list[Strip]]]:
+    """Several charts' pictures, one after the other, in the calling thread."""
+    return [(build, build.picture()) for build in builds]
+
+
 class ThreadedPlot(PlotextPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -91,36 +126,34 @@ class ThreadedPlot(PlotextPlot):
         """Describe the plot on `plt` (called in the build thread)."""
         raise NotImplementedError
 
-    def draw(self) -> None:
+    def next_build(self, state: Any = None) -> Build | None:
+        """The build that will replace the picture (any started before is then dropped), of
+        `state` or of `self.state()`; None while the chart has no size."""
         width, height = self.size
         if not width or not height:
-            return  # not laid out yet: render() asks again
+            return None  # not laid out yet: render() asks again
         self._generation += 1
         key = (width, height, self._get_plotext_theme_name(self.app.theme))
         self._wanted = key
-        self._build(self._generation, key, self.state())
+        return Build(self, self._generation, key, self.state() if state is None else state)
+
+    def draw(self) -> None:
+        build = self.next_build()
+        if build is not None:
+            self._build(build)
 
     @work(thread=True, exit_on_error=False, group="plot", description="build a chart")
-    def _build(self, generation: int, key: PictureKey, state: Any) -> None:
-        width, height, theme = key
-        with _BUILDING:
-            plt = self.plt
-            plt.clear_data()
-            plt.clear_figure()
-            self.plot(plt, width, state)
-            plt.plotsize(width, height)
-            plt._set_size(width, height)  # as PlotextPlot.render does: resizing needs both
-            plt.theme(theme)
-            figure: Any = plt  # plt.build() without writing the ANSI text (see the top)
-            figure._set_sizes()
-            figure._build_matrix()
-            picture = matrix_lines(figure.monitor.matrix, width, height)
-        self.app.call_from_thread(self._show_picture, generation, key, picture)
+    def _build(self, build: Build) -> None:
+        picture = build.picture()
+        self.app.call_from_thread(build.show, picture)
 
-    def _show_picture(self, generation: int, key: PictureKey, picture: list[Strip]) -> None:
-        if generation == self._generation:
-            self._picture, self._picture_key = picture, key
-            self.refresh()
+    def show_picture(self, generation: int, key: PictureKey, picture: list[Strip]) -> bool:
+        """Put a built picture on screen, unless a newer build was started since (False)."""
+        if generation != self._generation:
+            return False
+        self._picture, self._picture_key = picture, key
+        self.refresh()
+        return True
 
     def render_line(self, y: int) -> Strip:
         """The built picture's lines (Textual's line API: nothing is rendered here)."""
