@@ -578,6 +578,46 @@ async def test_config_diff_of_two_marked(sample_db: Path) -> None:
         assert isinstance(app.screen, ExperimentsScreen)
 
 
+@pytest.mark.parametrize("size", [(120, 40), (80, 24)])
+async def test_config_diff_fits_both_experiments_on_screen(
+    sample_db: Path, size: tuple[int, int]
+) -> None:
+    """Long keys and values are cut so that both experiments' columns are on screen (at 120
+    columns the second was pushed off it); the cursor's row is shown whole below the table,
+    and the cursor keeps its key through a resize and `a`."""
+    from textual.widgets import DataTable, Static
+
+    from velora_tui.screens.diff import DiffScreen
+
+    app = still(sample_db)
+    async with app.run_test(size=size) as pilot:
+        await settle(app)
+        await pilot.press("space", "j", "space", "d")
+        await settle(app)
+        screen = app.screen
+        assert isinstance(screen, DiffScreen)
+        grid = screen.query_one(DataTable)
+        padding = 2 * grid.cell_padding
+        used = sum(column.width + padding for column in grid.columns.values())
+        assert used <= grid.size.width
+        long_row = next(i for i, row in enumerate(screen.shown) if "SparseLinear" in str(row.left))
+        grid.move_cursor(row=long_row)
+        await pilot.pause()
+        row = screen.shown[long_row]
+        cells = [str(c) for c in grid.get_row_at(long_row)]
+        assert cells[1].endswith(row.key.rsplit(".", 1)[-1])  # the key's own name stays
+        detail = str(screen.query_one("#diff-detail", Static).render())
+        assert row.key in detail
+        assert str(row.left) in detail
+        assert str(row.right) in detail
+        await pilot.resize_terminal(100, 30)
+        await settle(app)
+        assert screen.shown[grid.cursor_row].key == row.key
+        await pilot.press("a")
+        await settle(app)
+        assert screen.shown[grid.cursor_row].key == row.key
+
+
 async def test_simulator_that_stalls_is_reported_once(tmp_path: Path, simulator: Simulator) -> None:
     from datetime import timedelta
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
@@ -24,6 +24,16 @@ MARKS = {
 }
 
 
+def tail_of(key: str, width: int) -> str:
+    """A dotted key cut at its start, where its parents are, so its own name stays."""
+    return key if len(key) <= width else "…" + key[len(key) - width + 1 :]
+
+
+def cell(text: str, style: str = "") -> Text:
+    """One line, cut with an ellipsis at its column's width."""
+    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+
+
 class DiffScreen(VeloraScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
@@ -36,6 +46,7 @@ class DiffScreen(VeloraScreen):
         super().__init__()
         self.left, self.right = left, right
         self.rows: list[DiffRow] = []
+        self.shown: list[DiffRow] = []
         self.only_differences = True
         self.notes: list[str] = []
 
@@ -48,15 +59,25 @@ class DiffScreen(VeloraScreen):
         yield Static(id="diff-title")
         table: DataTable[Text] = DataTable(id="diff-table", cursor_type="row", zebra_stripes=True)
         yield table
+        yield Static(id="diff-detail")
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_column(" ", key="mark")
-        table.add_column("key", key="key")
-        table.add_column(self.name_of(self.left), key="left")
-        table.add_column(self.name_of(self.right), key="right")
         self.load()
+
+    def on_resize(self) -> None:
+        if self.rows:
+            self.render_rows()
+
+    def column_widths(self, keys: list[str]) -> tuple[int, int]:
+        """The key column and each value column, so that both experiments fit side by side in
+        the table's width (what is cut is shown whole below the table for the cursor's row)."""
+        table = self.query_one(DataTable)
+        padding = 2 * table.cell_padding
+        room = max(0, table.size.width - 1 - 1 - 4 * padding)  # mark column, scrollbar
+        longest = max(map(len, keys), default=3)
+        key = max(3, min(longest, room * 2 // 5))
+        return key, max(4, (room - key) // 2)
 
     @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
     def load(self) -> None:
@@ -77,16 +98,31 @@ class DiffScreen(VeloraScreen):
 
     def render_rows(self) -> None:
         table = self.query_one(DataTable)
-        table.clear()
+        was = self.shown[table.cursor_row].key if 0 <= table.cursor_row < len(self.shown) else None
+        table.clear(columns=True)
         shown = [r for r in self.rows if not self.only_differences or r.kind != "same"]
-        for row in shown:
+        # The cursor stays on its key (when shown), or else near where it was.
+        cursor = next((i for i, r in enumerate(shown) if r.key == was), table.cursor_row)
+        keys = [clean_text(row.key, 120) for row in shown]
+        key_width, value_width = self.column_widths(keys)
+        table.add_column(" ", key="mark", width=1)
+        table.add_column("key", key="key", width=key_width)
+        for name, column in (
+            (self.name_of(self.left), "left"),
+            (self.name_of(self.right), "right"),
+        ):
+            table.add_column(cell(name, "bold"), key=column, width=value_width)
+        self.shown = shown
+        for row, key in zip(shown, keys, strict=True):
             mark, style = MARKS.get(row.kind, ("?", ""))
             table.add_row(
                 Text(mark, style=style),
-                Text(clean_text(row.key, 120), style="bold" if row.kind != "same" else ""),
-                Text("" if row.kind == "added" else format_value(row.left)),
-                Text("" if row.kind == "removed" else format_value(row.right)),
+                cell(tail_of(key, key_width), "bold" if row.kind != "same" else ""),
+                cell("" if row.kind == "added" else format_value(row.left)),
+                cell("" if row.kind == "removed" else format_value(row.right)),
             )
+        if shown:
+            table.move_cursor(row=min(max(cursor, 0), len(shown) - 1))
         counts = {kind: sum(r.kind == kind for r in self.rows) for kind in MARKS}
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f" {counts['changed']} changed", style="yellow")
@@ -101,6 +137,21 @@ class DiffScreen(VeloraScreen):
         if not shown:
             title.append("\n the two configs are identical", style="bold green")
         self.query_one("#diff-title", Static).update(title)
+
+    @on(DataTable.RowHighlighted)
+    def show_detail(self, event: DataTable.RowHighlighted) -> None:
+        """The cursor's row whole: its key and both values, however long."""
+        detail = Text()
+        if 0 <= event.cursor_row < len(self.shown):
+            row = self.shown[event.cursor_row]
+            detail.append(clean_text(row.key, 400), style="bold")
+            for name, side, absent in (
+                (self.name_of(self.left), row.left, row.kind == "added"),
+                (self.name_of(self.right), row.right, row.kind == "removed"),
+            ):
+                detail.append(f"\n {name}: ", style="dim")
+                detail.append("(absent)" if absent else format_value(side, 400))
+        self.query_one("#diff-detail", Static).update(detail)
 
     def action_toggle_all(self) -> None:
         self.only_differences = not self.only_differences
