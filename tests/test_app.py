@@ -294,7 +294,7 @@ async def test_footer_is_rebuilt_only_when_its_keys_change(
         before = rebuilds
         await pilot.press("slash")  # typing a filter: only the filter's keys
         await settle(app)
-        assert keys() == ["Filter", "palette"]
+        assert keys() == ["Done", "Clear", "palette"]
         assert rebuilds == before + 1
         await pilot.press("escape")
         await settle(app)
@@ -314,6 +314,29 @@ async def test_footer_is_rebuilt_only_when_its_keys_change(
         assert not tail.following
         await pilot.press("f")  # the screen's key, answered while the tail has focus
         assert tail.following
+
+
+async def test_footer_leaves_out_keys_that_type_into_the_search_box(sample_db: Path) -> None:
+    """In the config search, `+` types a plus: the footer offers the search's own keys, not
+    the charts' `+/-` (Textual's filter missed keys it renames: plus, minus, slash)."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+
+        def keys() -> list[str]:
+            return [key.key for key in app.screen.query_one(KeyFooter).query(FooterKey)]
+
+        screen = await open_experiment(app, pilot)
+        assert "plus" in keys()
+        await pilot.press("slash")
+        await settle(app)
+        assert keys() == ["enter", "escape", "ctrl+p"]
+        options = screen.chart_options
+        await pilot.press("g", "plus", "minus")
+        assert screen.chart_options == options  # typed, not smoothing
+        assert screen.query_one("#config-search", Input).value == "g+-"
+        await pilot.press("escape")
+        await settle(app)
+        assert "plus" in keys()
 
 
 async def test_a_footer_rebuild_that_runs_after_its_screen_left(sample_db: Path) -> None:

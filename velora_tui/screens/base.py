@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from textual import on
+from textual.binding import ActiveBinding
 from textual.events import ScreenResume
+from textual.keys import REPLACED_KEYS, key_to_character
 from textual.screen import ModalScreen, Screen
 
 from velora_tui.widgets.status_bar import StatusBar
@@ -39,6 +41,20 @@ class VeloraScreen(Screen[None]):
             self.catch_up()
 
     @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """The keys the footer and help show: without those the focused widget types instead
+        (Textual leaves in the ones it renames, so `+/-` was offered in the config search)."""
+        bindings = super().active_bindings
+        focused = self.focused
+        if focused is None:
+            return bindings
+        return {
+            key: active
+            for key, active in bindings.items()
+            if active.node is focused or not focused.check_consume_key(key, character_of(key))
+        }
+
+    @property
     def velora(self) -> VeloraApp:
         """The app, typed: its monitor, settings and clock."""
         from velora_tui.app import VeloraApp
@@ -53,3 +69,8 @@ class VeloraScreen(Screen[None]):
             if not isinstance(screen, ModalScreen):
                 return screen is self
         return False
+
+
+def character_of(key: str) -> str | None:
+    """The character a key types, for the keys Textual renames too (`plus`, `minus`, `slash`)."""
+    return key_to_character(key) or key_to_character(REPLACED_KEYS.get(key, key))

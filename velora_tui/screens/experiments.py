@@ -39,6 +39,15 @@ FILTER_DELAY = 0.12
 LIST_INTERVAL = 0.25
 
 
+class FilterBox(Input):
+    """The list's filter: Enter keeps it and goes back to the list, Esc clears it."""
+
+    BINDINGS = [
+        Binding("enter", "submit", "Done"),
+        Binding("escape", "screen.clear_filter", "Clear"),
+    ]
+
+
 class ExperimentsScreen(VeloraScreen):
     BINDINGS = [
         Binding("slash", "filter", "Filter"),
@@ -64,7 +73,7 @@ class ExperimentsScreen(VeloraScreen):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
-        yield Input(
+        yield FilterBox(
             placeholder="filter: words, agent:X env:X status:running reward>100 "
             "cfg.train_params.batch_size=64",
             id="filter",

@@ -39,7 +39,10 @@ def branch_label(key: str, value: dict[str, Any] | list[Any]) -> Text:
 class ConfigSearch(Input):
     """The config's search box: Esc goes back to the tree (not out of the experiment)."""
 
-    BINDINGS = [Binding("escape", "leave", "Back to the tree", show=False)]
+    BINDINGS = [
+        Binding("enter", "submit", "Next match"),
+        Binding("escape", "leave", "Back to the tree"),
+    ]
 
     def action_leave(self) -> None:
         self.screen.query_one("#config-tree", Tree).focus()
