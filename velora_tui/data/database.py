@@ -37,6 +37,7 @@ from velora_tui.data.records import (
     Update,
 )
 from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
+from velora_tui.data.writer_lock import wait_for_commit
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 NOT_CREATED = "not created yet; waiting for training to start"
@@ -96,6 +97,8 @@ class FetchingCursor(sqlite3.Cursor):
         self._rows, self._next = [], 0
         connection = self.connection
         if isinstance(connection, ReadOnlyConnection) and sql.lstrip()[:6].upper() == "SELECT":
+            if connection.commit_probe is not None:
+                wait_for_commit(connection.commit_probe)
             names = connection.result_names(sql, parameters)
             table = connection.stage(len(names))
             try:
@@ -138,12 +141,15 @@ class FetchingCursor(sqlite3.Cursor):
 
 class ReadOnlyConnection(sqlite3.Connection):
     """Hands out FetchingCursors (also to `execute`, and to SQLAlchemy), and keeps their
-    staging tables: one per result width, in the connection's in-memory temp schema."""
+    staging tables: one per result width, in the connection's in-memory temp schema. With a
+    `commit_probe` (a file descriptor of the database file), each read first lets a commit in
+    progress finish (data/writer_lock.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._names: dict[str, tuple[str, ...]] = {}
         self._stages: set[int] = set()
+        self.commit_probe: int | None = None
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or FetchingCursor)
@@ -343,6 +349,8 @@ class MetricsDatabase:
             conn.close()
             os.close(fd)
             raise
+        if isinstance(conn, ReadOnlyConnection) and change_counter(fd) is not None:
+            conn.commit_probe = fd  # rollback-journal mode: a read can make a COMMIT wait
         self._conn, self._header = conn, fd
         self._engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
 
