@@ -175,6 +175,23 @@ async def test_config_search_from_any_tab(sample_db: Path) -> None:
         assert isinstance(app.screen, ExperimentsScreen)
 
 
+async def test_search_right_after_switching_to_the_config_tab(sample_db: Path) -> None:
+    """`3` then `/` at once: the search box keeps the focus (the switch to the Config tab,
+    still under way, used to hand it to the tree, and what was typed went nowhere)."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        # Both keys' actions before the switch's TabActivated is handled, as with keys typed
+        # fast over SSH (Pilot waits for each key to be handled).
+        screen.action_tab("config")
+        screen.action_search_config()
+        await settle(app)
+        box = screen.query_one("#config-search", Input)
+        assert app.focused is box
+        await pilot.press(*"gamma")
+        assert box.value == "gamma"
+
+
 async def test_tail_keeps_rows_that_arrive_while_it_loads(sample_db: Path) -> None:
     """Opening an experiment reads its latest rows in a thread; rows delivered live meanwhile
     are newer than that snapshot and stay in the tail when it lands."""

@@ -60,6 +60,7 @@ class ExperimentScreen(VeloraScreen):
         self.header = Paced(self, HEADER_INTERVAL, self._show_header)
         self.chart_options = ChartOptions()
         self.focus_on_show: Callable[[], object] | None = None
+        self.tab_switching = False  # a tab was made active; its TabActivated has not come yet
         self.readers = SeriesReaders(size=1)
         # Panes read when first shown: opening an experiment builds only what it shows (the
         # open is a burst of CPU a training process on the same cores feels).
@@ -197,6 +198,7 @@ class ExperimentScreen(VeloraScreen):
     @on(TabbedContent.TabActivated)
     def tab_activated(self, event: TabbedContent.TabActivated) -> None:
         focus, self.focus_on_show = self.focus_on_show, None
+        self.tab_switching = False
         if event.pane.id == "charts" and self.charts.dirty:
             self.load_charts()
         elif event.pane.id is not None:
@@ -217,10 +219,13 @@ class ExperimentScreen(VeloraScreen):
         """Show `tab`, and give the focus to its view (or to what `focus` focuses)."""
         tabs = self.query_one(TabbedContent)
         if tabs.active == tab:
-            if focus is not None:
+            if focus is not None and self.tab_switching:
+                self.focus_on_show = focus  # the switch under way would focus its default
+            elif focus is not None:
                 focus()
             return
         self.focus_on_show = focus
+        self.tab_switching = True
         # A focused widget left in the hidden pane would make TabbedContent switch back.
         self.set_focus(None)
         tabs.active = tab
