@@ -3,16 +3,19 @@ demo's simulator goes with it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from bench.app_keys import Terminal
 from tests.conftest import child_env, python_command
 
 pytestmark = pytest.mark.ui
@@ -84,3 +87,40 @@ def test_demo_ends_cleanly_with_its_simulator(signum: int) -> None:
             app.kill()
             app.wait()
         os.close(main)
+
+
+# A session leader that outlives a hang-up without passing SIGHUP on, as `make demo` does
+# (make waits for its children) and as other wrappers may.
+WRAPPER = (
+    "import signal, subprocess, sys; signal.signal(signal.SIGHUP, lambda *a: None);"
+    " sys.exit(subprocess.call(sys.argv[1:]))"
+)
+
+
+def test_demo_ends_when_its_terminal_goes_away() -> None:
+    """SSH dropped or the tmux pane killed: the terminal itself closes. The kernel sends SIGHUP
+    only to the session leader, here a wrapper that does not pass it on, and every later write
+    to the terminal fails. Textual's output thread died on the first failed write and the app's
+    next frames waited for it forever (seen under `make demo`: the app left at 28-60% of a
+    core, its simulator still writing). The app must end by itself, and its simulator too."""
+    terminal = Terminal([sys.executable, "-c", WRAPPER, *python_command("demo")], size=(120, 40))
+    try:
+        assert terminal.wait_for("velora-tui", 0, 20), "the demo did not start"
+        time.sleep(1.5)  # drawing live rows
+        [app] = children_of(terminal.proc.pid)
+        simulators = children_of(app)
+        assert simulators, "the demo started no simulator"
+        os.close(terminal.master)  # what sshd or tmux does
+        deadline = time.monotonic() + 15
+        while any(alive(pid) for pid in (app, *simulators)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not alive(app), "the app outlived its terminal"
+        assert not any(alive(pid) for pid in simulators), "the simulator outlived the app"
+    finally:
+        for pid in (terminal.proc.pid, *children_of(terminal.proc.pid)):
+            for child in children_of(pid):
+                with contextlib.suppress(OSError):
+                    os.kill(child, signal.SIGKILL)
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        terminal.proc.wait(timeout=10)

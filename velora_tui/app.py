@@ -93,6 +93,7 @@ class VeloraApp(App[None]):
         self.feed: ChangeFeed | None = None
         self.last_update: datetime | None = None
         self.alerts = AlertTracker()
+        self.event_loop: asyncio.AbstractEventLoop | None = None  # once mounted
         self.sub_title = clean_text(", ".join(str(s) for s in monitor.specs), 200)
         # The first read starts now, while Textual starts up, and is shown once both are done.
         self.first_read: Future[list[Update]] = Future()
@@ -117,9 +118,17 @@ class VeloraApp(App[None]):
     def get_default_screen(self) -> Screen[None]:
         return ExperimentsScreen()
 
+    def exit_from_thread(self) -> None:
+        """Ask the app to exit, from any thread, without waiting for its event loop."""
+        loop = self.event_loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed already
+                loop.call_soon_threadsafe(self.exit)
+
     def on_mount(self) -> None:
+        self.event_loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop = asyncio.get_running_loop()
+            loop = self.event_loop
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(signum, self.exit)
         self.initial_load()
@@ -302,7 +311,7 @@ def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:
 
 def run_prepared(app: VeloraApp) -> None:
     """Run the app in a process set up for it (runtime.prepare: interpreter-wide settings)."""
-    runtime.prepare()
+    runtime.prepare(app.exit_from_thread, app.settings.on_exit)
     app.run()
 
 

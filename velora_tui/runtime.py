@@ -8,7 +8,13 @@ for a library that imports velora_tui: they change process-wide behaviour.
 from __future__ import annotations
 
 import gc
+import os
+import signal
 import sys
+import termios
+import threading
+import time
+from collections.abc import Callable
 
 from velora_tui import placement
 
@@ -23,6 +29,12 @@ SWITCH_INTERVAL = 0.0002
 # times a second and every few seconds a full one held the UI thread for 100-165 ms.
 YOUNG_THRESHOLD = 20_000
 OLDER_THRESHOLDS = (20, 20)
+# SIGTERM and SIGHUP end the app. They are taken by a thread of their own, which also looks at
+# the terminal every GUARD_INTERVAL seconds; the app is asked to exit, and if it has not after
+# EXIT_GRACE seconds (its main thread stuck, see guard_exit), the process ends regardless.
+EXIT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+GUARD_INTERVAL = 1.0
+EXIT_GRACE = 3.0
 
 
 def favour_the_ui_thread() -> None:
@@ -39,7 +51,69 @@ def calm_the_collector() -> None:
     gc.set_threshold(YOUNG_THRESHOLD, *OLDER_THRESHOLDS)
 
 
-def prepare() -> None:
+def terminal_alive(fd: int) -> bool:
+    """False once the terminal on `fd` has hung up (its SSH connection or tmux pane gone)."""
+    try:
+        termios.tcgetattr(fd)
+    except (termios.error, OSError):
+        return False
+    return True
+
+
+def guard_exit(
+    request_exit: Callable[[], None],
+    before_hard_exit: Callable[[], None] | None = None,
+    terminal: int | None = None,
+) -> threading.Thread:
+    """End the process on SIGTERM, SIGHUP, or its terminal going away, whatever its other
+    threads are doing.
+
+    When a terminal hangs up, only its session leader is sent SIGHUP: run under `make`, a
+    wrapper or a shell that does not pass it on, the app never gets one. Its next write fails,
+    Textual's output thread ends on that error, and the next frames wait for room in that
+    thread's queue forever: the event loop, and the signal handlers it would run, with it
+    (seen: a demo left at 28% of a core, its simulator still writing). So the signals are
+    blocked in every thread (call this before starting any) and waited for in one of its own,
+    which also notices the hang-up itself. It calls `request_exit`, gives the app EXIT_GRACE
+    seconds, then calls `before_hard_exit` and ends the process (the app writes nothing: no
+    data is lost).
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, EXIT_SIGNALS)
+
+    def guard() -> None:
+        while True:
+            caught = signal.sigtimedwait(EXIT_SIGNALS, GUARD_INTERVAL)
+            if caught is not None:
+                code = 128 + caught.si_signo
+                break
+            if terminal is not None and not terminal_alive(terminal):
+                code = 128 + signal.SIGHUP
+                break
+        request_exit()
+        time.sleep(EXIT_GRACE)
+        if before_hard_exit is not None:
+            before_hard_exit()
+        os._exit(code)
+
+    thread = threading.Thread(target=guard, name="velora-tui exit guard", daemon=True)
+    thread.start()
+    return thread
+
+
+def controlling_terminal() -> int | None:
+    """The file descriptor of the terminal the app draws on, if it is one."""
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
+    except (OSError, ValueError):
+        return None
+    return fd if fd >= 0 and os.isatty(fd) else None
+
+
+def prepare(
+    request_exit: Callable[[], None], before_hard_exit: Callable[[], None] | None = None
+) -> None:
+    """Set up this process for the app (before any thread is started)."""
     favour_the_ui_thread()
     calm_the_collector()
     placement.stay_off_io_cpus()
+    guard_exit(request_exit, before_hard_exit, controlling_terminal())
