@@ -128,9 +128,8 @@ class VeloraApp(App[None]):
     def on_mount(self) -> None:
         self.event_loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop = self.event_loop
             for signum in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(signum, self.exit)
+                self.event_loop.add_signal_handler(signum, self.exit)
         self.initial_load()
 
     # -- data flow -------------------------------------------------------------------------

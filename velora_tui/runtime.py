@@ -100,7 +100,7 @@ def guard_exit(
     return thread
 
 
-def controlling_terminal() -> int | None:
+def terminal_fd() -> int | None:
     """The file descriptor of the terminal the app draws on, if it is one."""
     try:
         fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else -1
@@ -116,4 +116,4 @@ def prepare(
     favour_the_ui_thread()
     calm_the_collector()
     placement.stay_off_io_cpus()
-    guard_exit(request_exit, before_hard_exit, controlling_terminal())
+    guard_exit(request_exit, before_hard_exit, terminal_fd())

@@ -42,15 +42,12 @@ def writer_in_transaction(fd: int) -> bool:
     return bool(FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
 
 
-def wait_for_commit(fd: int) -> float:
-    """Wait while another process is in a write transaction, WAIT_LIMIT seconds at most; how
-    long it waited."""
+def wait_for_commit(fd: int) -> None:
+    """Wait while another process is in a write transaction, WAIT_LIMIT seconds at most."""
     if not writer_in_transaction(fd):
-        return 0.0
-    start = time.perf_counter()
-    deadline = start + WAIT_LIMIT
+        return
+    deadline = time.perf_counter() + WAIT_LIMIT
     while time.perf_counter() < deadline:
         time.sleep(WAIT_STEP)
         if not writer_in_transaction(fd):
-            break
-    return time.perf_counter() - start
+            return

@@ -30,7 +30,7 @@ from velora_tui.widgets.experiment_header import ExperimentHeader
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.pacing import Paced
-from velora_tui.widgets.plot import Build, build_all
+from velora_tui.widgets.plot import Build
 from velora_tui.widgets.status_bar import StatusBar
 
 HEADER_INTERVAL = 0.25
@@ -130,7 +130,8 @@ class ExperimentScreen(VeloraScreen):
         series = (
             thin(self.readers.get(database, self.key[1]).read(), points) if database else Series()
         )
-        pictures = build_all(replace(build, state=(series, options)) for build in builds)
+        of_these_rows = [replace(build, state=(series, options)) for build in builds]
+        pictures = [(build, build.picture()) for build in of_these_rows]
         self.app.call_from_thread(self.show_series, series, pictures)
 
     def show_series(self, series: Series, pictures: list[tuple[Build, list[Strip]]]) -> None:

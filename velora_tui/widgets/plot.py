@@ -14,7 +14,7 @@ plot itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,11 +105,6 @@ class Build:
         return self.chart.show_picture(self.generation, self.key, picture)
 
 
-def build_all(builds: Iterable[Build]) -> list[tuple[Build, list[Strip]]]:
-    """Several charts' pictures, one after the other, in the calling thread."""
-    return [(build, build.picture()) for build in builds]
-
-
 class ThreadedPlot(PlotextPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -126,16 +121,16 @@ class ThreadedPlot(PlotextPlot):
         """Describe the plot on `plt` (called in the build thread)."""
         raise NotImplementedError
 
-    def next_build(self, state: Any = None) -> Build | None:
+    def next_build(self) -> Build | None:
         """The build that will replace the picture (any started before is then dropped), of
-        `state` or of `self.state()`; None while the chart has no size."""
+        `self.state()`; None while the chart has no size."""
         width, height = self.size
         if not width or not height:
             return None  # not laid out yet: render() asks again
         self._generation += 1
         key = (width, height, self._get_plotext_theme_name(self.app.theme))
         self._wanted = key
-        return Build(self, self._generation, key, self.state() if state is None else state)
+        return Build(self, self._generation, key, self.state())
 
     def draw(self) -> None:
         build = self.next_build()
