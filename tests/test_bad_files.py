@@ -44,13 +44,18 @@ from tests.conftest import (
     python_command,
 )
 from tests.test_cli import Lines, Result, check_output, strict_json
-from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.database import MetricsDatabase, ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.records import SourceState
-from velora_tui.data.series import load_series
+from velora_tui.data.series import Series, SeriesReader, at_most
 from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
+
+
+def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
+    """An experiment's series in one go: exact up to `2 * buckets` rows, else `buckets` points."""
+    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
 
 
 def bypasses_permissions() -> bool:
@@ -327,7 +332,9 @@ def check_beside_good(files: Files, kind: Kind) -> None:
             if not kind.readable:
                 assert database.summaries == {}
                 assert database.latest_episodes(None, 5) == []
-                assert list(database.iter_episodes(1)) == []
+                with pytest.raises(ReadFailed) as failed:
+                    list(database.iter_episodes(1))
+                assert failed.value.status == statuses[path]
                 assert not database.config(1).ok
                 assert len(load_series(database, 1)) == 0
                 assert not monitor.refresh([path])  # same bytes: nothing new to say
@@ -438,8 +445,11 @@ def test_bad_sources_never_stop_a_live_good_one(files: Files, tmp_path: Path) ->
 
 
 def opened(path: Path) -> MetricsDatabase:
+    """Read and added up, as `ls` and the app's list end up."""
     database = MetricsDatabase(path)
     database.refresh()
+    while database.scan_step() is not None:
+        pass
     assert database.status.state is SourceState.OK, database.status
     return database
 

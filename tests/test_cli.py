@@ -368,7 +368,7 @@ def test_hostile_file_output_is_clean(batch: Batch) -> None:
     data = {item["id"]: item for item in strict_json(listing.out)}
     assert data[2]["agent"] == "[/bold]Evil"
     assert data[2]["best_reward"] == 7.5
-    assert "nonfinite_episodes" not in data[2]  # ls skips that second pass; show counts
+    assert data[2]["nonfinite_episodes"] == 6
     assert strict_json(batch["hostile-show-json"].out)["nonfinite_episodes"] == 6
     assert data[99]["agent"] == "(no experiment row)"
     table = batch["hostile-ls"]

@@ -34,12 +34,9 @@ from tests.conftest import (
     hostile_db,
 )
 from velora_tui.data import database, writer_lock
-from velora_tui.data.database import (
-    NOT_CREATED,
-    MetricsDatabase,
-    change_counter,
-    connect_readonly,
-)
+from velora_tui.data.connection import change_counter, connect_readonly
+from velora_tui.data.database import NOT_CREATED, MetricsDatabase, ReadFailed
+from velora_tui.data.models import EPISODE_METRICS
 from velora_tui.data.records import (
     EPISODE_FIELDS,
     EpisodeRow,
@@ -48,12 +45,17 @@ from velora_tui.data.records import (
     SourceState,
     Update,
 )
-from velora_tui.data.series import METRICS, load_series
+from velora_tui.data.series import Series, SeriesReader, at_most
 from velora_tui.data.sources import Monitor, database_for, find_databases
 
 TIMEOUT = 30.0
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
+    """An experiment's series in one go: exact up to `2 * buckets` rows, else `buckets` points."""
+    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
 
 
 def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -63,6 +65,13 @@ def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+def add_up(db: MetricsDatabase) -> None:
+    """Finish the scan of a first load (what the app does after its first screen)."""
+    while db.scan_step() is not None:
+        pass
+    assert not db.scanning
 
 
 def state(db: MetricsDatabase) -> SourceState:
@@ -122,6 +131,15 @@ def test_sample_summaries(sample_db: Path) -> None:
             assert update.status_changed
             assert not update.reset
             assert set(db.summaries) == {1, 2, 3}
+            assert update.first_load
+            # Before the scan: from each experiment's first and last rows alone.
+            for exp_id, expected in SAMPLE_EPISODES.items():
+                pending = db.summaries[exp_id]
+                assert not pending.scanned
+                assert pending.episodes == pending.last_episode_num == expected
+                assert math.isnan(pending.best_reward)
+                assert "nonfinite_episodes" not in pending.to_json(datetime.now())
+            add_up(db)
             truth = {
                 exp: (count, first, last, best)
                 for exp, count, first, last, best in query(
@@ -153,6 +171,8 @@ def test_sample_summaries(sample_db: Path) -> None:
                 assert summary.created_at is not None
                 assert summary.created_at.tzinfo is None
                 assert summary.nonfinite == 0
+                assert summary.scanned
+                assert summary.to_json(now)["nonfinite_episodes"] == 0
                 assert summary.db == sample_db
                 assert summary.key == (sample_db, exp_id)
                 json.dumps(summary.to_json(now), allow_nan=False)
@@ -191,6 +211,7 @@ def test_replay_and_summary_paths_agree(sample_db: Path) -> None:
     with assert_unchanged(sample_db.parent):
         summarised, replayed = opened(sample_db), opened(sample_db, replay=True)
         summarised.refresh()
+        add_up(summarised)
         replayed.refresh()
         assert {k: facts(s) for k, s in summarised.summaries.items()} == {
             k: facts(s) for k, s in replayed.summaries.items()
@@ -376,7 +397,9 @@ def test_missing_file_waits_and_creates_nothing(tmp_path: Path) -> None:
         assert update.status_changed is False  # it started out waiting
         assert not update
         assert db.latest_episodes(None, 5) == []
-        assert list(db.iter_episodes(1)) == []
+        with pytest.raises(ReadFailed) as failed:
+            list(db.iter_episodes(1))
+        assert failed.value.status.state is SourceState.WAITING
         assert not db.config(1).ok
         assert len(load_series(db, 1)) == 0
         assert db.refresh().episodes == []
@@ -640,6 +663,7 @@ def test_hostile_data(tmp_path: Path) -> None:
         db = opened(path)
         db.refresh()
         assert state(db) is SourceState.OK
+        add_up(db)
         evil = db.summaries[2]
         assert evil.agent == "[/bold]Evil"
         assert evil.env == "CartPole v1"
@@ -648,8 +672,6 @@ def test_hostile_data(tmp_path: Path) -> None:
         assert evil.episodes == 7
         assert evil.best_reward == 7.5  # inf, -inf, text and blobs are not rewards
         assert evil.last_reward == 6.0
-        assert evil.nonfinite == 0  # counted by a second pass
-        assert db.count_nonfinite() == {2}
         assert evil.nonfinite == 6
         assert db.summaries[3].n_episodes == 77
         assert db.summaries[3].episodes == 1
@@ -707,7 +729,7 @@ def test_hostile_data_replayed_agrees_with_summary(tmp_path: Path) -> None:
     with assert_unchanged(tmp_path):
         summarised, replayed = opened(path), opened(path, replay=True)
         summarised.refresh()
-        summarised.count_nonfinite()
+        add_up(summarised)
         update = replayed.refresh()
         assert len(update.episodes) == 5 + 7 + 1 + 1
         assert {k: facts(s) for k, s in summarised.summaries.items()} == {
@@ -721,6 +743,7 @@ def test_hostile_rows_arriving_live(sample_db: Path) -> None:
     db = opened(sample_db)
     try:
         db.refresh()
+        add_up(db)
         add_episode(sample_db, 3, episode_num=61, reward=math.inf, created_at="soon")
         add_episode(sample_db, 3, episode_num=62, reward="NaN")
         add_episode(sample_db, 3, episode_num=63, reward=-1.0, created_at="2026-11-23 19:50:00")
@@ -844,7 +867,7 @@ def test_series_exact_when_small(sample_db: Path) -> None:
         assert series.steps[-1] == sum(lengths)
         assert series.seconds[0] == 0.0
         assert series.seconds == sorted(series.seconds)
-        assert set(series.bands) == set(METRICS)
+        assert set(series.bands) == set(EPISODE_METRICS)
         assert len(load_series(db, 1, buckets=60)) == 120  # 2 * buckets rows: still exact
         assert len(load_series(db, 99)) == 0
         db.close()
@@ -888,7 +911,7 @@ def test_series_large_with_spikes_and_junk(tmp_path: Path, make_db: MakeDb) -> N
         band = series.bands["reward"]
         assert max(band.high) == 1e6
         assert min(band.low) == -1e6
-        for metric in METRICS:
+        for metric in EPISODE_METRICS:
             values = series.bands[metric]
             assert not any(math.isinf(v) for v in values.mean + values.low + values.high)
             assert values.has_data()
@@ -1015,6 +1038,7 @@ def test_hot_journal_left_by_a_crashed_writer(sample_db: Path, spawn: Spawn) -> 
     db = opened(sample_db, busy_timeout=0.1)
     try:
         db.refresh()
+        add_up(db)
         proc = spawn([sys.executable, "-c", CRASHING_WRITER, sample_db])
         assert proc.wait(TIMEOUT) == 0
         journal = sample_db.with_name("metrics.db-journal")
@@ -1041,6 +1065,7 @@ def test_hot_journal_left_by_a_crashed_writer(sample_db: Path, spawn: Spawn) -> 
             assert db.latest_episodes(1, 1)[0].reward == 11.0
             fresh.refresh()
             assert state(fresh) is SourceState.OK
+            add_up(fresh)
             assert fresh.summaries[1].best_reward == 51.0
             fresh.close()
     finally:

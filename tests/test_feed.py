@@ -403,8 +403,9 @@ def test_poll_mode_says_why(sample_db: Path) -> None:
 async def test_inf_in_a_file_that_appears_while_watching_is_counted(
     tmp_path: Path, make_db: MakeDb
 ) -> None:
-    """A database that appears after the start is summarised in one go, like a first read; its
-    rows holding inf/NaN are then counted too (the second pass), not only later ones."""
+    """A database that appears after the start is summarised like a first read, with a scan
+    pending (`first_load`); adding it up counts its rows holding inf/NaN too, not only later
+    ones."""
     path = tmp_path / "run" / "metrics.db"
     path.parent.mkdir()
     monitor = Monitor([path])
@@ -414,11 +415,16 @@ async def test_inf_in_a_file_that_appears_while_watching_is_counted(
     execute(built, "UPDATE episode SET reward = 9e999 WHERE id <= 2")
     async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
         os.replace(built, path)
-        async for _updates in stream:
+        async for updates in stream:
             summary = monitor.summary((path, 1))
-            if summary is not None and summary.nonfinite_known:
+            if summary is not None:
+                assert any(u.first_load for u in updates)
                 break
-    monitor.close()
     assert summary is not None
+    assert not summary.scanned
+    assert monitor.scanning()
+    assert monitor.scan_all() == []
+    monitor.close()
+    assert summary.scanned
     assert summary.episodes == 6
     assert summary.nonfinite == 2

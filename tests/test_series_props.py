@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from tests.conftest import velora_ddl
 from velora_tui.data import series as series_module
 from velora_tui.data.database import MetricsDatabase
-from velora_tui.data.series import METRICS, SeriesReader, load_series
+from velora_tui.data.models import EPISODE_METRICS
+from velora_tui.data.series import Series, SeriesReader, at_most
 
 rewards = st.lists(
     st.one_of(
@@ -25,6 +26,11 @@ rewards = st.lists(
     min_size=1,
     max_size=600,
 )
+
+
+def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
+    """An experiment's series in one go: exact up to `2 * buckets` rows, else `buckets` points."""
+    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
 
 
 def write(folder: Path, values: list[float | str], other_every: int) -> Path:
@@ -153,7 +159,7 @@ def test_reading_a_few_rows_at_a_time_gives_the_same_series(
     assert growing.episode == once.episode
     assert growing.steps == once.steps
     assert growing.seconds == once.seconds
-    for metric in METRICS:
+    for metric in EPISODE_METRICS:
         a, b = growing.bands[metric], once.bands[metric]
         assert same(a.low, b.low)
         assert same(a.high, b.high)

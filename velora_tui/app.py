@@ -22,10 +22,11 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from velora_tui import runtime
 from velora_tui.alerts import AlertTracker
+from velora_tui.data.database import ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.records import Key, Update
 from velora_tui.data.sources import Monitor, sort_summaries
@@ -138,21 +139,29 @@ class VeloraApp(App[None]):
     def initial_load(self) -> None:
         updates = self.first_read.result()
         self.call_from_thread(self.publish, updates, True)
-        flagged = self.monitor.count_nonfinite()
-        self.call_from_thread(self.flag_nonfinite, flagged)
         if self.settings.live:
             self.call_from_thread(self.start_watching)
 
-    def flag_nonfinite(self, updates: list[Update]) -> None:
-        """Show the inf/NaN marks found in existing rows, without an alert for each (alerts are
-        for what happens while watching)."""
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False, description="add up")
+    def add_up(self) -> None:
+        """The aggregates the first screen went without (exact counts, best rewards, inf/NaN),
+        a short read at a time; each experiment's shown as soon as it is complete."""
+        worker = get_current_worker()
+        for updates in self.monitor.scan():
+            if worker.is_cancelled:
+                return
+            if updates:
+                self.call_from_thread(self.added_up, updates)
+
+    def added_up(self, updates: list[Update]) -> None:
+        """Show what the scan found in existing rows, inf/NaN marks included, without an alert
+        for each (alerts are for what happens while watching)."""
         for update in updates:
             for exp_id in update.experiments:
                 summary = self.monitor.summary((update.db, exp_id))
                 if summary is not None:
                     self.alerts.nonfinite[summary.key] = summary.nonfinite
-        if updates:
-            self.publish(updates)
+        self.publish(updates)
 
     def start_watching(self) -> None:
         self.feed = ChangeFeed(
@@ -173,6 +182,8 @@ class VeloraApp(App[None]):
     def publish(self, updates: list[Update], heartbeat: bool = False) -> None:
         if updates:
             self.last_update = self.now()
+            if any(u.first_load or u.status_changed for u in updates) and self.monitor.scanning():
+                self.add_up()  # a first load to add up, or a file that reads again
         for screen in self.screen_stack:
             if not isinstance(screen, VeloraScreen):
                 continue
@@ -226,7 +237,6 @@ class VeloraApp(App[None]):
     def action_reload(self) -> None:
         updates = self.monitor.reload()
         self.call_from_thread(self.publish, updates, True)
-        self.call_from_thread(self.flag_nonfinite, self.monitor.count_nonfinite())
         self.call_from_thread(self.notify, "Re-read every database", timeout=2)
 
     def open_experiment(self, key: Key) -> None:
@@ -262,6 +272,10 @@ class VeloraApp(App[None]):
                 count = write_episodes(out, "csv", database.iter_episodes(exp_id))
         except OSError as exc:
             message = f"Export failed: cannot write {target}: {exc.strerror or exc}"
+            self.call_from_thread(self.notify, message, severity="error")
+            return
+        except ReadFailed as exc:
+            message = clean_text(f"Export stopped, {target} is incomplete: {exc}", 300)
             self.call_from_thread(self.notify, message, severity="error")
             return
         self.call_from_thread(self.notify, f"Exported {count} episodes to {target}", timeout=8)

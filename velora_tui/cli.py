@@ -16,6 +16,7 @@ from typing import IO, Any
 import click
 
 from velora_tui import __version__
+from velora_tui.data.database import ReadFailed
 from velora_tui.data.records import EpisodeRow, ExperimentSummary, SourceState
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text, format_number
@@ -107,8 +108,12 @@ def list_experiments(sources: tuple[Path, ...], as_json: bool) -> None:
     """List experiments with their progress and rewards."""
     monitor = load(sources)
     require_data(monitor)
+    # Users script on these numbers: every aggregate exact, or the source named as failing.
+    incomplete = set(monitor.scan_all())
+    for path in incomplete:
+        click.echo(f"velora-tui: {monitor.databases[path].status.describe()}", err=True)
     now = datetime.now()
-    summaries = sort_summaries(monitor.summaries(), now)
+    summaries = sort_summaries((s for s in monitor.summaries() if s.db not in incomplete), now)
     if as_json:
         click.echo(json.dumps([s.to_json(now) for s in summaries], indent=2))
         return
@@ -146,8 +151,12 @@ def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
     monitor = load(sources)
     require_data(monitor)
     summary = find_experiment(monitor, exp_id)
-    monitor.databases[summary.db].count_nonfinite()
-    config = monitor.databases[summary.db].config(exp_id)
+    database = monitor.databases[summary.db]
+    try:
+        database.add_up(exp_id)
+    except ReadFailed as exc:
+        raise Failure(exc.status.describe()) from None
+    config = database.config(exp_id)
     now = datetime.now()
     if as_json:
         data = summary.to_json(now)
@@ -229,13 +238,15 @@ def export(exp_id: int, sources: tuple[Path, ...], fmt: str, output: Path | None
     chunks = monitor.databases[summary.db].iter_episodes(exp_id)
     try:
         with _output(output) as out:
-            write_episodes(out, fmt, chunks)
+            count = write_episodes(out, fmt, chunks)
+    except ReadFailed as exc:
+        raise Failure(f"export stopped: {exc.status.describe()}") from None
     except BrokenPipeError:
         raise
     except OSError as exc:
         raise Failure(f"cannot write {output}: {exc.strerror or exc}") from None
     if output is not None:
-        click.echo(f"wrote {summary.episodes} episodes to {output}", err=True)
+        click.echo(f"wrote {count} episodes to {output}", err=True)
 
 
 @contextlib.contextmanager

@@ -263,9 +263,5 @@ async def live_updates(monitor: Monitor, feed: ChangeFeed) -> AsyncIterator[list
             more = await asyncio.to_thread(monitor.refresh, pending)
             updates.extend(more)
             pending = [u.db for u in more if u.more]
-        if any(u.first_load for u in updates):
-            # A file that appeared (or was replaced) while watching: the first load's second
-            # pass, as the app runs it after its own first read.
-            updates.extend(await asyncio.to_thread(monitor.count_nonfinite))
         if updates or changes.heartbeat:
             yield updates

@@ -103,8 +103,10 @@ class ExperimentSummary:
     first_activity: datetime | None = None
     last_activity: datetime | None = None
     nonfinite: int = 0
-    # False until the first load's rows have been checked for inf/NaN (a separate pass).
-    nonfinite_known: bool = False
+    # False while the rows of a first load are being added up (data/scan.py): until then
+    # `episodes` is an estimate from the first and last rows' episode numbers, and
+    # `best_reward` and `nonfinite` count only the rows read since.
+    scanned: bool = True
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=_RECENT))
 
     @property
@@ -189,7 +191,7 @@ class ExperimentSummary:
             "reward_moving_avg": json_number(self.reward_moving_avg),
             "last_activity": json_time(self.last_activity),
             "status": str(self.status(now)),
-        } | ({"nonfinite_episodes": self.nonfinite} if self.nonfinite_known else {})
+        } | ({"nonfinite_episodes": self.nonfinite} if self.scanned else {})
 
 
 @dataclass(slots=True)
@@ -202,7 +204,7 @@ class Update:
     reset: bool = False
     status_changed: bool = False
     more: bool = False
-    first_load: bool = False  # summarised from scratch: inf/NaN counted by a second pass
+    first_load: bool = False  # summarised from first and last rows: a scan is pending
 
     def __bool__(self) -> bool:
         return bool(self.episodes or self.experiments or self.reset or self.status_changed)

@@ -16,22 +16,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import String, func, literal, type_coerce
-from sqlmodel import col
-
-from velora_tui.data.database import MetricsDatabase, Schema, finite_or_null, select_columns
-from velora_tui.data.models import Episode
+from velora_tui.data import queries
+from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.models import EPISODE_METRICS
+from velora_tui.data.schema import Schema
 from velora_tui.data.values import as_float, parse_timestamp
-
-METRICS = (
-    "reward",
-    "reward_moving_avg",
-    "reward_moving_std",
-    "length",
-    "actor_loss",
-    "critic_loss",
-    "entropy_loss",
-)
 
 
 @dataclass(slots=True)
@@ -53,7 +42,7 @@ class Series:
     seconds: list[float] = field(default_factory=list)
     rows: int = 0
     exact: bool = True
-    bands: dict[str, Band] = field(default_factory=lambda: {m: Band() for m in METRICS})
+    bands: dict[str, Band] = field(default_factory=lambda: {m: Band() for m in EPISODE_METRICS})
 
     def __len__(self) -> int:
         return len(self.episode)
@@ -61,9 +50,9 @@ class Series:
 
 Fetch = Callable[[Any], Sequence[Any]]
 
-# Ids per read: each statement aggregates at most this many rows (~15 ms), so a writer waiting
-# to commit never waits long; the read lock is let go between statements.
-LENGTH = METRICS.index("length")
+LENGTH = EPISODE_METRICS.index("length")
+# Ids per read: each statement aggregates at most this many rows, so a writer waiting to commit
+# never waits long; the read lock is let go between statements.
 CHUNK_IDS = 5_000
 MAX_POINTS = 2_000
 
@@ -85,7 +74,7 @@ class _Bucket:
         self.rows += other.rows
         if other.stamp is not None and (self.stamp is None or other.stamp > self.stamp):
             self.stamp = other.stamp
-        for i in range(len(METRICS)):
+        for i in range(len(EPISODE_METRICS)):
             self.sums[i] += other.sums[i]
             self.counts[i] += other.counts[i]
             self.lows[i] = _lowest(self.lows[i], other.lows[i])
@@ -154,37 +143,12 @@ class SeriesReader:
         base, width, exp_id = self.base, self.width, self.exp_id
 
         def query(fetch: Fetch, schema: Schema) -> Sequence[Any]:
-            missing = set() if schema.has_entropy else {"entropy_loss"}
-            values = [
-                finite_or_null(literal(None) if name in missing else getattr(Episode, name))
-                for name in METRICS
-            ]
-            bucket = ((col(Episode.id) - base) // width).label("bucket")
-            statement = (
-                select_columns(
-                    bucket,
-                    func.min(Episode.episode_num),
-                    func.count(),
-                    type_coerce(func.max(Episode.created_at), String),
-                    *[func.total(v) for v in values],
-                    *[func.count(v) for v in values],
-                    *[func.min(v) for v in values],
-                    *[func.max(v) for v in values],
-                )
-                .where(
-                    Episode.experiment_id == exp_id,
-                    col(Episode.id) > low,
-                    col(Episode.id) <= high,
-                )
-                .group_by(bucket)
-                .order_by(bucket)
-            )
-            return fetch(statement)
+            return fetch(queries.series_buckets(schema, exp_id, base, width, low, high))
 
         return query
 
     def _add(self, rows: Sequence[Any]) -> None:
-        n = len(METRICS)
+        n = len(EPISODE_METRICS)
         for row in rows:
             key = int(row[0])
             bucket = _Bucket(
@@ -219,7 +183,7 @@ class SeriesReader:
         series = Series(exact=all(bucket.rows <= 1 for bucket in self.buckets))
         steps = 0.0
         start: datetime | None = None
-        bands = [series.bands[metric] for metric in METRICS]
+        bands = [series.bands[metric] for metric in EPISODE_METRICS]
         for index, bucket in enumerate(self.buckets):
             episode = bucket.episode
             series.episode.append(episode if math.isfinite(episode) else float(index + 1))
@@ -272,12 +236,6 @@ def at_most(series: Series, points: int) -> Series:
     return series if series.exact else thin(series, points)
 
 
-def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
-    """The experiment's series in one go: exact when it has at most `2 * buckets` rows,
-    otherwise at most `buckets` points."""
-    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
-
-
 def _finite(value: object) -> float:
     number = as_float(value)
     return number if math.isfinite(number) else math.nan
@@ -288,7 +246,7 @@ def _finite_or_zero(value: object) -> float:
     return number if math.isfinite(number) else 0.0
 
 
-def thin(series: Series, points: int, metrics: Collection[str] = METRICS) -> Series:
+def thin(series: Series, points: int, metrics: Collection[str] = EPISODE_METRICS) -> Series:
     """The series merged down to at most `points` points, keeping each group's min and max
     (of `metrics` only: the others come back empty)."""
     if len(series) <= points or points <= 0:

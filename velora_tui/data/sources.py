@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -116,14 +116,33 @@ class Monitor:
             update.reset = True
         return updates
 
-    def count_nonfinite(self) -> list[Update]:
-        """The second pass of a first load (see MetricsDatabase.count_nonfinite)."""
-        updates = []
-        for path, database in list(self.databases.items()):
-            found = database.count_nonfinite()
-            if found:
-                updates.append(Update(path, experiments=found))
-        return updates
+    def scanning(self) -> bool:
+        """Some database's first load is still being added up (MetricsDatabase.scan_step)."""
+        return any(database.scanning for database in self.databases.values())
+
+    def scan(self) -> Iterator[list[Update]]:
+        """Add up the first loads' rows, one short read of each database in turn; after each
+        round, the experiments whose summaries became exact. Ends when nothing is left that
+        can be read now."""
+        while True:
+            updates = []
+            progressed = False
+            for path, database in list(self.databases.items()):
+                exact = database.scan_step()
+                if exact is None:
+                    continue
+                progressed = True
+                if exact:
+                    updates.append(Update(path, experiments=exact))
+            if not progressed:
+                return
+            yield updates
+
+    def scan_all(self) -> list[Path]:
+        """Add up everything now; returns the databases that could not be added up."""
+        for _ in self.scan():
+            pass
+        return [path for path, database in self.databases.items() if database.scanning]
 
     def statuses(self) -> list[SourceStatus]:
         waiting = [

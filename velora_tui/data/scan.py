@@ -1,0 +1,114 @@
+"""The exact aggregates of the rows a first load found (count, best reward, rows with inf/NaN),
+added up after the first screen in short reads, experiment by experiment.
+
+A first load shows each experiment from its first and last rows alone (two index seeks), so it
+costs the same at a thousand episodes as at millions; what needs every row comes from here. No
+read covers more than about `rows_per_read` rows, so no read lock lasts long, whatever the
+layout of the file: experiments written one after another (ids contiguous) are added up several
+at a time; one whose ids are spread among others' (runs written side by side) is read by id
+range, each range sized from the density of its rows seen so far.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from velora_tui.data import queries
+from velora_tui.data.queries import Aggregate
+from velora_tui.data.schema import Schema
+
+ROWS_PER_READ = 20_000
+# Experiments added up by one statement at most (each a row of its result).
+GROUP_LIMIT = 500
+# A range read may grow to this many times the last one: rows may be denser further on.
+GROWTH = 8
+
+Fetch = Callable[[Any], Sequence[Any]]
+
+
+@dataclass(slots=True)
+class Pending:
+    """An experiment whose first-load rows (ids `first` to `last`) are not added up yet."""
+
+    key: Any  # the experiment id as stored, as the index orders it
+    exp_id: int
+    first: int
+    last: int
+    estimate: int = 0  # the episodes its summary counts until this is added up
+    # Rows per id seen so far in its range reads; 1 until one is done (the safe assumption).
+    density: float = 1.0
+    next_id: int = 0
+    total: Aggregate = field(default_factory=Aggregate)
+
+    @property
+    def span(self) -> int:
+        return self.last - self.first + 1
+
+
+@dataclass(slots=True)
+class Scan:
+    upto: int  # the first load's highest id: rows above it are read live
+    queue: deque[Pending]
+    rows_per_read: int = ROWS_PER_READ
+
+    @property
+    def done(self) -> bool:
+        return not self.queue
+
+    def pending(self) -> set[int]:
+        return {item.exp_id for item in self.queue}
+
+    def step(self, fetch: Fetch, schema: Schema) -> list[Pending]:
+        """One short read; returns the experiments it finished (their `total` complete)."""
+        head = self.queue[0]
+        if head.span > self.rows_per_read:
+            return self._range(head, fetch, schema)
+        group = [head]
+        rows = head.span
+        for item in list(self.queue)[1:GROUP_LIMIT]:
+            if item.span > self.rows_per_read or rows + item.span > self.rows_per_read:
+                break
+            group.append(item)
+            rows += item.span
+        found = {}
+        statement = queries.aggregate_experiments(schema, group[0].key, group[-1].key, self.upto)
+        for key, count, best, nonfinite in fetch(statement):
+            found[key] = (count, best, nonfinite)
+        for item in group:
+            if item.key in found:
+                item.total.merge(*found[item.key])
+            self.queue.popleft()
+        return group
+
+    def _range(self, head: Pending, fetch: Fetch, schema: Schema) -> list[Pending]:
+        low = max(head.first, head.next_id)
+        ids = max(1, int(self.rows_per_read / max(head.density, 1e-9)))
+        high = min(head.last, low + ids - 1)
+        (count, best, nonfinite), *_ = fetch(queries.aggregate_range(schema, head.key, low, high))
+        head.total.merge(count, best, nonfinite)
+        read = high - low + 1
+        head.density = max(int(count or 0) / read, self.rows_per_read / (GROWTH * read))
+        head.next_id = high + 1
+        if high < head.last:
+            return []
+        self.queue.popleft()
+        return [head]
+
+    def take(self, exp_id: int) -> Pending | None:
+        """Remove one experiment from the queue (to add it up at once, on its own)."""
+        for item in self.queue:
+            if item.exp_id == exp_id:
+                self.queue.remove(item)
+                return item
+        return None
+
+
+def add_up(item: Pending, fetch: Fetch, schema: Schema, rows_per_read: int) -> Pending:
+    """All of one experiment's pending rows now, still in short reads."""
+    scan = Scan(item.last, deque([item]), rows_per_read)
+    while not scan.done:
+        scan.step(fetch, schema)
+    return item
