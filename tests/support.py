@@ -3,8 +3,8 @@
 - velora-schema files: `build_velora_db` (small files with the simulator's curves and configs),
   `build_big_velora_db` (millions of rows, fast), `hostile_db`, `execute`, `add_episode`.
 - `dir_snapshot` / `assert_unchanged`: "this folder is byte-for-byte unchanged", the check
-  behind the monitor's first rule (it never writes, never creates a file: README.md, first
-  section).
+  behind the monitor's first rule: it never changes the file nor creates one
+  (docs/reading-rules.md).
 - processes: `python_command`, `child_env`, `stop_process`, `Terminal` (a process on a
   pseudo-terminal), `wait_for`.
 - numbers: `percentile`, `cpu_seconds`, `read_commit_log`.
@@ -48,9 +48,8 @@ VELORA_FILES = Path(__file__).resolve().parent / "fixtures"
 SAMPLE_DB = VELORA_FILES / "sample-0.2.0.db"
 SCHEMAS = ("0.2.0", "0.1.1")
 
-# The sample, a real file written by velora 0.2.0 (tests/fixtures/sample-0.2.0.db): episodes
-# per experiment id (1: NeuroFlow on CartPole-v1, 2: NeuroFlowCT on InvertedPendulum-v5,
-# 3: NeuroFlow on CartPole-v1; each ran all its planned episodes).
+# Episodes per experiment id in the sample, a real file written by velora 0.2.0 (what it holds:
+# docs/reading-rules.md, "The writer").
 SAMPLE_EPISODES = {1: 120, 2: 40, 3: 60}
 
 
