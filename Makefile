@@ -34,7 +34,7 @@ test-newest: $(STAMP)
 	$(BIN)/pytest -q -m "not soak"
 
 test-oldest: $(OLD_STAMP)
-	$(OLD)/bin/pytest -q -m "not ui and not soak" -p no:randomly
+	$(OLD)/bin/pytest -q -m "not ui and not soak"
 
 test: lint test-newest test-oldest
 

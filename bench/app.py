@@ -17,12 +17,11 @@ from bench.common import (
     Metric,
     big_database,
     median,
-    percentile,
     print_header,
-    read_commit_log,
     scratch_dir,
     simulator,
 )
+from tests.support import percentile, read_commit_log
 from velora_tui.app import Settings, VeloraApp
 from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor

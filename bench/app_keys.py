@@ -10,100 +10,21 @@ the charts, the most expensive view to keep live.
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pty
-import struct
-import subprocess
-import termios
-import threading
 import time
-from collections.abc import Sequence
 
 from bench.common import (
     Metric,
-    child_env,
     load_note,
-    percentile,
     print_header,
-    read_commit_log,
     scratch_dir,
     simulator,
-    stop_process,
-    velora_tui_command,
+    timed_env,
 )
+from tests.support import Terminal, percentile, python_command, read_commit_log
 
 RATE = 2_000.0
 SECONDS = 30.0
 GOAL_MS = 200.0
-
-
-def _controlling_terminal() -> None:
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-class Terminal:
-    """A process on a pseudo-terminal; everything it writes is kept with its arrival time."""
-
-    def __init__(self, command: Sequence[str], size: tuple[int, int] = (120, 40)) -> None:
-        self.master, slave = pty.openpty()
-        columns, rows = size
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
-        env = child_env() | {"TERM": "xterm-256color", "COLORTERM": "truecolor"}
-        self.proc = subprocess.Popen(
-            command,
-            stdin=slave,
-            stdout=slave,
-            stderr=slave,
-            env=env,
-            preexec_fn=_controlling_terminal,  # as over SSH: it gets SIGHUP if we go away
-        )
-        os.close(slave)
-        self.output = bytearray()
-        self.lock = threading.Lock()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                chunk = os.read(self.master, 65536)
-            except OSError:
-                return
-            if not chunk:
-                return
-            with self.lock:
-                self.output += chunk
-
-    def mark(self) -> int:
-        with self.lock:
-            return len(self.output)
-
-    def wait_for(self, text: str, start: int, timeout: float) -> bool:
-        wanted = text.encode()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                if self.output.find(wanted, max(0, start - len(wanted))) >= 0:
-                    return True
-            time.sleep(0.001)
-        return False
-
-    def key(self, keys: str, answer: str, timeout: float = 5.0) -> float:
-        """Seconds from writing `keys` to `answer` appearing in the output (inf if never)."""
-        start = self.mark()
-        sent = time.perf_counter()
-        os.write(self.master, keys.encode())
-        if self.wait_for(answer, start, timeout):
-            return time.perf_counter() - sent
-        return float("inf")
-
-    def close(self) -> int:
-        code = stop_process(self.proc)
-        os.close(self.master)
-        self.reader.join(timeout=2)
-        return code
 
 
 # Each key, and text that only the app's answer to it writes.
@@ -122,7 +43,7 @@ def measure(seconds: float = SECONDS, rate: float = RATE) -> tuple[dict[str, lis
         db = folder / "metrics.db"
         log = folder / "commits.log"
         episodes = int(rate * (seconds + 10))
-        terminal = Terminal(velora_tui_command(str(db)))
+        terminal = Terminal(python_command(db), env=timed_env())
         try:
             if not terminal.wait_for("Waiting for", 0, 20):
                 raise RuntimeError("the app did not start")

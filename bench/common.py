@@ -1,4 +1,6 @@
-"""Shared helpers for the benchmarks: a big velora-shaped database, percentiles, subprocesses.
+"""Benchmark helpers: a big velora-shaped database (cached), timed subprocesses, load notes.
+
+Helpers the tests use too (database builders, processes, percentiles) are in tests/support.py.
 
 Every script in bench/ prints numbers; none of them is a pass/fail test. Run them from the
 repository root with the project's virtualenv, e.g. `.venv/bin/python bench/ls_speed.py`.
@@ -9,45 +11,28 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import random
 import resource
-import signal
-import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
-from velora_tui.simulate import RUNS, VELORA_DDL, RunPlan, make_config
+from tests.support import build_big_velora_db, child_env, python_command, stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 OUT = BENCH_DIR / "out"
 # Bump when the generated data changes shape, so stale caches are not reused.
-DATA_VERSION = 1
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a naive datetime in SQLite
+DATA_VERSION = 2
 
 
 # -- numbers -------------------------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], pct: float) -> float:
-    """The pct-th percentile (0-100), linearly interpolated (numpy's default). NaN if empty."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def median(values: Sequence[float]) -> float:
@@ -78,7 +63,7 @@ def big_database(experiments: int = 100, episodes: int = 10_000, *, quiet: bool 
     tmp = Path(tmp_name)
     try:
         tmp.unlink()
-        build_database(tmp, experiments, episodes)
+        build_big_velora_db(tmp, experiments, episodes)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -90,94 +75,6 @@ def big_database(experiments: int = 100, episodes: int = 10_000, *, quiet: bool 
             file=sys.stderr,
         )
     return path
-
-
-def build_database(path: Path, experiments: int, episodes: int, seed: int = 7) -> None:
-    """Velora's exact DDL (indexes first, as velora has them), one transaction, executemany."""
-    rng = random.Random(seed)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode=OFF")  # a build, not a live file: no journal needed
-        conn.execute("PRAGMA synchronous=OFF")
-        conn.execute("BEGIN")
-        for statement in VELORA_DDL.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        # Runs one after another, the last one ending a minute ago; 0.3-3 s per episode.
-        intervals = [rng.uniform(0.3, 3.0) for _ in range(experiments)]
-        total = sum(i * episodes + 120.0 for i in intervals)
-        clock = datetime.now() - timedelta(seconds=total + 60.0)
-        for index, interval in enumerate(intervals):
-            agent, env, ceiling = RUNS[index % len(RUNS)]
-            # Most runs stopped before their planned total; every fifth finished.
-            planned = episodes if index % 5 == 0 else episodes + rng.randint(1, 4) * 2_500
-            plan = RunPlan(agent, env, planned, episodes, ceiling, seed * 1000 + index)
-            cursor = conn.execute(
-                "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
-                (agent, env, make_config(plan), clock.strftime(TIME_FORMAT)),
-            )
-            exp_id = cursor.lastrowid
-            assert exp_id is not None
-            clock += timedelta(seconds=2.0)
-            conn.executemany(
-                "INSERT INTO episode (experiment_id, episode_num, reward, length,"
-                " reward_moving_avg, reward_moving_std, actor_loss, critic_loss, entropy_loss,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                fast_episodes(plan, exp_id, clock, interval),
-            )
-            clock += timedelta(seconds=interval * episodes + 118.0)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def fast_episodes(
-    plan: RunPlan, exp_id: int, start: datetime, interval: float
-) -> Iterator[tuple[int, int, float, int, float, float, float, float, float, str]]:
-    """velora_tui.simulate.episodes' learning curve, with O(1) moving stats (it is O(window))."""
-    rng = random.Random(plan.seed)
-    window: deque[float] = deque([0.0] * plan.window, maxlen=plan.window)
-    total, squares = 0.0, 0.0
-    midpoint, spread = plan.n_episodes * 0.45, max(plan.n_episodes / 8, 1.0)
-    floor = 9.0 if plan.ceiling > 0 else plan.ceiling * 8
-    noise = abs(plan.ceiling - floor) * 0.08
-    moment = start
-    for num in range(1, plan.write + 1):
-        progress = 1.0 / (1.0 + math.exp(-(num - midpoint) / spread))
-        reward = round(floor + (plan.ceiling - floor) * progress + rng.gauss(0, noise), 1)
-        if plan.ceiling > 0:
-            reward = max(floor, min(plan.ceiling, reward))
-        old = window[0]
-        window.append(reward)
-        total += reward - old
-        squares += reward * reward - old * old
-        mean = total / plan.window
-        std = math.sqrt(max(0.0, squares / plan.window - mean * mean))
-        decay = math.exp(-num / max(plan.n_episodes / 4, 1.0))
-        length = max(1, int(abs(reward)) if plan.ceiling > 0 else 200 + rng.randint(-5, 5))
-        moment += timedelta(seconds=interval * rng.uniform(0.5, 1.5))
-        yield (
-            exp_id,
-            num,
-            reward,
-            length,
-            mean,
-            std,
-            -0.5 - 2.5 * (1 - decay) + rng.gauss(0, 0.08),
-            0.4 + 5.0 * decay + abs(rng.gauss(0, 0.3)),
-            -0.01 - 0.25 * (1 - decay) + rng.gauss(0, 0.01),
-            moment.strftime(TIME_FORMAT),
-        )
-
-
-def create_schema(path: Path) -> None:
-    """An empty velora database (the file exists, tables created), as velora leaves it at start."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.executescript(VELORA_DDL)
-    finally:
-        conn.close()
 
 
 @contextlib.contextmanager
@@ -197,20 +94,10 @@ def scratch_dir(prefix: str, *, tmpfs: bool = False) -> Iterator[Path]:
 # -- subprocesses --------------------------------------------------------------------------
 
 
-def velora_tui_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "velora_tui", *args]
-
-
-def child_env() -> dict[str, str]:
-    """The environment for timed subprocesses: bytecode cached (under bench/out/), as installed.
-
-    Without this, PYTHONDONTWRITEBYTECODE (set in some sandboxes) makes every run recompile
-    velora_tui's sources, which a user's installed copy never does.
-    """
-    env = dict(os.environ)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(OUT / "pycache")
-    return env
+def timed_env() -> dict[str, str]:
+    """The environment for timed subprocesses: as a user runs them (colours, buffered output),
+    bytecode cached under bench/out/ (see tests.support.child_env)."""
+    return child_env(plain=False, bytecode_cache=OUT / "pycache")
 
 
 def load_note() -> str:
@@ -223,34 +110,13 @@ def load_note() -> str:
     return f"load average {load} on {os.cpu_count()} cores"
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a live process has used so far (Linux /proc), NaN if unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return math.nan
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace: float = 5.0) -> int:
-    """SIGTERM, then SIGKILL after `grace` seconds. Returns the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
 @contextlib.contextmanager
 def process(
     command: Sequence[str], *, stdout: int | IO[bytes] | None, stderr: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A subprocess stopped (SIGTERM, then SIGKILL) on exit; its stderr goes to a file."""
     with stderr.open("wb") as errors:
-        proc = subprocess.Popen(command, stdout=stdout, stderr=errors, env=child_env())
+        proc = subprocess.Popen(command, stdout=stdout, stderr=errors, env=timed_env())
         try:
             yield proc
         finally:
@@ -272,7 +138,7 @@ def simulator(
 
     Its stderr goes next to the commit log (`.stderr`).
     """
-    command = velora_tui_command(
+    command = python_command(
         "simulate",
         str(db),
         "--rate",
@@ -286,17 +152,6 @@ def simulator(
     stderr = commit_log.with_name(commit_log.name + ".stderr")
     with process(command, stdout=subprocess.DEVNULL, stderr=stderr) as proc:
         yield proc
-
-
-def read_commit_log(path: Path) -> dict[int, float]:
-    """episode id -> unix time of its commit, from a simulator commit log."""
-    commits: dict[int, float] = {}
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            parts = line.split()
-            if len(parts) == 2:
-                commits[int(parts[0])] = float(parts[1])
-    return commits
 
 
 @dataclass
@@ -375,7 +230,7 @@ def time_command(command: Sequence[str], runs: int, *, warmup: int = 1) -> list[
     for index in range(warmup + runs):
         started = time.perf_counter()
         result = subprocess.run(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env()
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=timed_env()
         )
         elapsed = time.perf_counter() - started
         if result.returncode != 0:

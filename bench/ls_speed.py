@@ -27,15 +27,15 @@ from bench.common import (
     OtherLoad,
     best_and_median,
     big_database,
-    child_env,
     load_note,
     median,
     ms,
     print_header,
     ratio,
     time_command,
-    velora_tui_command,
+    timed_env,
 )
+from tests.support import python_command
 from velora_tui.data.sources import Monitor
 
 GOAL_RATIO = 2.5
@@ -67,7 +67,7 @@ IMPORT_MODULES = ("click", "pydantic", "sqlalchemy", "sqlmodel", "velora_tui.dat
 
 
 def ls_command(db: Path) -> list[str]:
-    return velora_tui_command("ls", "--json", str(db))
+    return python_command("ls", "--json", str(db))
 
 
 def sqlite_command(db: Path) -> list[str]:
@@ -86,7 +86,7 @@ def check_same_answer(db: Path) -> str:
 
 
 def json_output(command: list[str]) -> Any:
-    result = subprocess.run(command, capture_output=True, check=True, env=child_env())
+    result = subprocess.run(command, capture_output=True, check=True, env=timed_env())
     return json.loads(result.stdout)
 
 

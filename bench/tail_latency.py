@@ -21,18 +21,14 @@ from bench.common import (
     LineCollector,
     Metric,
     OtherLoad,
-    cpu_seconds,
-    create_schema,
     load_note,
     ms,
-    percentile,
     print_header,
     process,
-    read_commit_log,
     scratch_dir,
     simulator,
-    velora_tui_command,
 )
+from tests.support import build_velora_db, cpu_seconds, percentile, python_command, read_commit_log
 from velora_tui.data.feed import BUSY_FOR
 
 GOAL_P95 = 0.050
@@ -99,8 +95,8 @@ def measure(mode: str, rate: float, episodes: int) -> TailResult:
     result = TailResult(mode)
     with scratch_dir("tail-") as work:
         db = work / "metrics.db"
-        create_schema(db)
-        command = velora_tui_command("tail", "-f", "--json", "-n", "0", str(db))
+        build_velora_db(db, ())
+        command = python_command("tail", "-f", "--json", "-n", "0", str(db))
         if mode == "poll":
             command.append("--poll")
         started = time.monotonic()

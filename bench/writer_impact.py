@@ -21,26 +21,22 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.app_keys import Terminal
 from bench.common import (
     QUIET,
     LineCollector,
     Metric,
     OtherLoad,
-    child_env,
-    cpu_seconds,
-    create_schema,
     load_note,
     median,
     ms,
-    percentile,
     print_header,
     process,
     ratio,
     scratch_dir,
-    velora_tui_command,
+    timed_env,
 )
 from bench.tail_latency import PROBE_EXPERIMENT, wait_until_following
+from tests.support import Terminal, build_velora_db, cpu_seconds, percentile, python_command
 
 GOAL_RATIO = 1.2
 MIN_QUIET = 3  # rounds undisturbed by other processes needed to judge on them alone
@@ -106,7 +102,7 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
     meter = OtherLoad()
     with scratch_dir("writer-") as work:
         db = work / "metrics.db"
-        create_schema(db)
+        build_velora_db(db, ())
         out = work / "writer.json"
         writer_command = [
             sys.executable,
@@ -118,12 +114,12 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
             str(out),
         ]
         if condition == "alone":
-            subprocess.run(writer_command, check=True, env=child_env())
+            subprocess.run(writer_command, check=True, env=timed_env())
             tail_rows, tail_cpu = None, math.nan
         elif condition.startswith("app"):
             tail_rows, tail_cpu = None, app_run(db, writer_command, condition.endswith("--poll"))
         else:
-            command = velora_tui_command("tail", "-f", "--json", "-n", "0", str(db))
+            command = python_command("tail", "-f", "--json", "-n", "0", str(db))
             if condition.endswith("--poll"):
                 command.append("--poll")
             with process(command, stdout=subprocess.PIPE, stderr=work / "tail.stderr") as tail:
@@ -133,7 +129,7 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
                 time.sleep(0.3)
                 probes = len(lines.lines)
                 started, cpu_before = time.monotonic(), cpu_seconds(tail.pid)
-                subprocess.run(writer_command, check=True, env=child_env())
+                subprocess.run(writer_command, check=True, env=timed_env())
                 tail_cpu = (cpu_seconds(tail.pid) - cpu_before) / (time.monotonic() - started)
                 lines.wait_for(probes + commits, timeout=10.0)
             lines.join()
@@ -154,14 +150,14 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
 
 def app_run(db: Path, writer_command: list[str], poll: bool) -> float:
     """The writer with the app watching from a terminal; the app's CPU share meanwhile."""
-    command = velora_tui_command(str(db), *(["--poll"] if poll else []))
-    terminal = Terminal(command)
+    command = python_command(str(db), *(["--poll"] if poll else []))
+    terminal = Terminal(command, env=timed_env())
     try:
         if not terminal.wait_for("No experiments yet", 0, 20):
             raise RuntimeError("the app did not start")
         time.sleep(0.3)
         started, cpu_before = time.monotonic(), cpu_seconds(terminal.proc.pid)
-        writer = subprocess.Popen(writer_command, env=child_env())
+        writer = subprocess.Popen(writer_command, env=timed_env())
         # Open the experiment as soon as it is listed: its charts are read while rows arrive.
         if terminal.wait_for("NeuroFlow", 0, 20):
             terminal.key("\r", "1 Charts")

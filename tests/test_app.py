@@ -17,7 +17,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, Static, TabbedContent, Tree
 from textual.widgets._footer import FooterKey
 
-from tests.conftest import (
+from tests.support import (
     MakeDb,
     RunSpec,
     Simulator,

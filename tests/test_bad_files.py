@@ -2,7 +2,7 @@
 
 Cases test_database.py already covers on their own (text and non-SQLite files, a database of
 another program, a table lacking a column, truncation at several sizes, velora 0.1.1, and the
-hostile values of tests.conftest.hostile_db: text/blob/inf numbers, non-timestamps, episodes of
+hostile values of tests.support.hostile_db: text/blob/inf numbers, non-timestamps, episodes of
 a missing experiment, 10 MB and 5,000-deep configs) are not repeated one by one here. This module
 adds, for every kind of bad file: the state and message next to a good source (whose
 experiments must still be listed), the CLI's stderr line and exit code, live updates of the good
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     SAMPLE_DB,
     Spawn,
     add_episode,

@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     SAMPLE_DB,
     SAMPLE_EPISODES,
     MakeDb,
@@ -163,7 +163,7 @@ Spec = tuple[list[str | Path], Path | None]  # arguments, working directory
 class Batch:
     sample: Path  # a copy of the velora sample
     several: Path  # a directory holding two databases
-    hostile: Path  # tests.conftest.hostile_db
+    hostile: Path  # tests.support.hostile_db
     missing: Path  # a metrics.db that does not exist
     text: Path  # a metrics.db that is a text file
     exports: Path  # where `export -o` writes (outside every database folder)

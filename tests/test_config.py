@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.conftest import VELORA_FILES
+from tests.support import VELORA_FILES
 from velora_tui.data.config import (
     ConfigView,
     flatten,

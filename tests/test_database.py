@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
+from tests.support import (
     SAMPLE_DB,
     SAMPLE_EPISODES,
     MakeDb,

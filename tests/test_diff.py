@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import RunSpec, assert_unchanged, build_velora_db, execute, hostile_db
+from tests.support import RunSpec, assert_unchanged, build_velora_db, execute, hostile_db
 from tests.test_cli import Result, run_cli, strict_json
 from velora_tui.data.config import flatten
 from velora_tui.data.diff import KINDS, DiffRow, diff_configs, format_value

@@ -32,17 +32,17 @@ from typing import Any
 
 import pytest
 
-from bench.app_keys import Terminal
-from bench.common import percentile
-from tests.conftest import (
+from tests.support import (
     MakeDb,
     Simulator,
     Spawn,
+    Terminal,
     add_episode,
     assert_unchanged,
     child_env,
     dir_snapshot,
     execute,
+    percentile,
     python_command,
     stop_process,
 )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_ROOT, python_command
+from tests.support import PROJECT_ROOT, python_command
 from velora_tui import placement
 from velora_tui.placement import block_completions, quiet_cpus
 

@@ -12,7 +12,7 @@ from unittest.mock import patch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import velora_ddl
+from tests.support import velora_ddl
 from velora_tui.data import series as series_module
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.models import EPISODE_METRICS

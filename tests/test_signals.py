@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.app_keys import Terminal
-from tests.conftest import child_env, python_command
+from tests.support import Terminal, child_env, python_command
 
 pytestmark = pytest.mark.ui
 

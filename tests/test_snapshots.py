@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.conftest import SAMPLE_DB, paced_shows_waiting
+from tests.support import SAMPLE_DB, paced_shows_waiting
 from velora_tui.app import Settings, VeloraApp, make_app
 
 pytestmark = pytest.mark.ui

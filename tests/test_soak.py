@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from bench.common import cpu_seconds, percentile, read_commit_log
-from tests.conftest import (
+from tests.support import (
     MakeDb,
     RunSpec,
     Simulator,
@@ -29,7 +28,10 @@ from tests.conftest import (
     add_episode,
     assert_unchanged,
     build_velora_db,
+    cpu_seconds,
+    percentile,
     python_command,
+    read_commit_log,
 )
 from tests.test_cli import Lines, check_output
 from tests.test_faults import (

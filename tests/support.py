@@ -1,0 +1,566 @@
+"""Helpers shared by the tests and the benchmarks (plain functions and classes, no fixtures).
+
+- velora-schema files: `build_velora_db` (small files with the simulator's curves and configs),
+  `build_big_velora_db` (millions of rows, fast), `hostile_db`, `execute`, `add_episode`.
+- `dir_snapshot` / `assert_unchanged`: "this folder is byte-for-byte unchanged", the check
+  behind the monitor's first rule: it never changes the file nor creates one
+  (docs/reading-rules.md).
+- processes: `python_command`, `child_env`, `stop_process`, `Terminal` (a process on a
+  pseudo-terminal), `wait_for`.
+- numbers: `percentile`, `cpu_seconds`, `read_commit_log`.
+
+Nothing here imports pytest or Textual at module level: the benchmarks import this module and
+measure their own process's memory and start-up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import math
+import os
+import pty
+import random
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+from velora_tui.simulate import RUNS, RunPlan, episodes, make_config
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VELORA_FILES = Path(__file__).resolve().parent / "fixtures"
+SAMPLE_DB = VELORA_FILES / "sample-0.2.0.db"
+SCHEMAS = ("0.2.0", "0.1.1")
+
+# Episodes per experiment id in the sample, a real file written by velora 0.2.0 (what it holds:
+# docs/reading-rules.md, "The writer").
+SAMPLE_EPISODES = {1: 120, 2: 40, 3: 60}
+
+
+# -- folder snapshots --------------------------------------------------------------------------
+
+Snapshot = dict[str, tuple[str, int, int]]
+
+
+def dir_snapshot(path: Path) -> Snapshot:
+    """Every file and directory below `path`: name -> (sha256, mtime_ns, size).
+
+    Directories are included (sha256 "<dir>") so that a file created and removed again, which
+    changes the directory's mtime, is noticed as well.
+    """
+    snapshot: Snapshot = {}
+    root_stat = path.stat()
+    snapshot["."] = ("<dir>", root_stat.st_mtime_ns, 0)
+    for current, dirs, files in os.walk(path):
+        dirs.sort()
+        base = Path(current)
+        for name in dirs:
+            st = (base / name).stat()
+            snapshot[(base / name).relative_to(path).as_posix()] = ("<dir>", st.st_mtime_ns, 0)
+        for name in sorted(files):
+            file = base / name
+            st = file.stat()
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            snapshot[file.relative_to(path).as_posix()] = (digest, st.st_mtime_ns, st.st_size)
+    return snapshot
+
+
+@contextlib.contextmanager
+def assert_unchanged(path: Path) -> Iterator[Snapshot]:
+    """Fails if anything below `path` (bytes, mtimes, names) differs after the block."""
+    before = dir_snapshot(path)
+    yield before
+    after = dir_snapshot(path)
+    assert after == before, f"{path} changed: {_diff(before, after)}"
+
+
+def _diff(before: Snapshot, after: Snapshot) -> str:
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(k for k in set(before) & set(after) if before[k] != after[k])
+    return f"added={added} removed={removed} changed={changed}"
+
+
+# -- velora-schema files -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One training run to write: `planned` is config n_episodes, `write` the rows written."""
+
+    planned: int = 10
+    write: int | None = None
+    agent: str | None = None
+    env: str | None = None
+
+
+class MakeDb(Protocol):
+    def __call__(
+        self,
+        path: Path,
+        runs: Sequence[int | RunSpec] = ...,
+        *,
+        schema: str = ...,
+        seed: int = ...,
+        start: datetime | None = ...,
+        interval: timedelta = ...,
+    ) -> Path: ...
+
+
+def velora_ddl(schema: str = "0.2.0") -> str:
+    """Velora's own DDL, as dumped from a real file of that version."""
+    if schema not in SCHEMAS:
+        raise ValueError(f"unknown velora schema {schema!r}")
+    return (VELORA_FILES / f"schema-{schema}.sql").read_text()
+
+
+def _create_tables(conn: sqlite3.Connection, schema: str) -> None:
+    """Velora's tables and indexes, inside the caller's transaction (indexes before any row,
+    as velora has them: rows then land in the indexes one by one, as in a real file)."""
+    for statement in velora_ddl(schema).split(";"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _insert_experiment(conn: sqlite3.Connection, plan: RunPlan, created_at: str) -> int:
+    cursor = conn.execute(
+        "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+        (plan.agent, plan.env, make_config(plan), created_at),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def build_velora_db(
+    path: Path,
+    runs: Sequence[int | RunSpec] = (10,),
+    *,
+    schema: str = "0.2.0",
+    seed: int = 0,
+    start: datetime | None = None,
+    interval: timedelta = timedelta(milliseconds=50),
+) -> Path:
+    """A finished velora-schema file: one experiment per run, rows like velora writes them.
+
+    Written in one transaction (fast); timestamps are naive local text, `interval` apart,
+    starting at `start` (default: just long enough ago that the last row is about now).
+    With no runs: the file as velora leaves it before its first experiment (tables only).
+    """
+    specs = [RunSpec(planned=r) if isinstance(r, int) else r for r in runs]
+    total = sum(s.planned if s.write is None else s.write for s in specs)
+    moment = start or datetime.now() - interval * (total + len(specs))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        _create_tables(conn, schema)
+        for index, spec in enumerate(specs):
+            agent, env, ceiling = RUNS[index % len(RUNS)]
+            plan = RunPlan(
+                spec.agent or agent,
+                spec.env or env,
+                spec.planned,
+                spec.planned if spec.write is None else spec.write,
+                ceiling,
+                seed + index,
+            )
+            exp_id = _insert_experiment(conn, plan, str(moment))
+            rows = []
+            for values in episodes(plan):
+                moment += interval
+                row = {**values, "experiment_id": exp_id, "created_at": str(moment)}
+                if schema == "0.1.1":
+                    row.pop("entropy_loss")
+                rows.append(row)
+            if rows:
+                columns = list(rows[0])
+                conn.executemany(
+                    f"INSERT INTO episode ({', '.join(columns)}) "
+                    f"VALUES ({', '.join(':' + c for c in columns)})",
+                    rows,
+                )
+            moment += interval
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return path
+
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a naive datetime in SQLite
+EpisodeRow = tuple[int, int, float, int, float, float, float, float, float, str]
+
+
+def build_big_velora_db(path: Path, experiments: int, episodes: int, seed: int = 7) -> None:
+    """A velora 0.2.0 file of `experiments` x `episodes` rows, built fast (one transaction,
+    executemany, no journal: it is a build, not a live file), runs one after another."""
+    rng = random.Random(seed)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode=OFF")
+        conn.execute("PRAGMA synchronous=OFF")
+        conn.execute("BEGIN")
+        _create_tables(conn, "0.2.0")
+        # Runs one after another, the last one ending a minute ago; 0.3-3 s per episode.
+        intervals = [rng.uniform(0.3, 3.0) for _ in range(experiments)]
+        total = sum(i * episodes + 120.0 for i in intervals)
+        clock = datetime.now() - timedelta(seconds=total + 60.0)
+        for index, interval in enumerate(intervals):
+            agent, env, ceiling = RUNS[index % len(RUNS)]
+            # Most runs stopped before their planned total; every fifth finished.
+            planned = episodes if index % 5 == 0 else episodes + rng.randint(1, 4) * 2_500
+            plan = RunPlan(agent, env, planned, episodes, ceiling, seed * 1000 + index)
+            exp_id = _insert_experiment(conn, plan, clock.strftime(TIME_FORMAT))
+            clock += timedelta(seconds=2.0)
+            conn.executemany(
+                "INSERT INTO episode (experiment_id, episode_num, reward, length,"
+                " reward_moving_avg, reward_moving_std, actor_loss, critic_loss, entropy_loss,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                fast_episodes(plan, exp_id, clock, interval),
+            )
+            clock += timedelta(seconds=interval * episodes + 118.0)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def fast_episodes(
+    plan: RunPlan, exp_id: int, start: datetime, interval: float
+) -> Iterator[EpisodeRow]:
+    """velora_tui.simulate.episodes' learning curve as row tuples with timestamps, with O(1)
+    moving stats (the simulator's are O(window): too slow for millions of rows)."""
+    rng = random.Random(plan.seed)
+    window: deque[float] = deque([0.0] * plan.window, maxlen=plan.window)
+    total, squares = 0.0, 0.0
+    midpoint, spread = plan.n_episodes * 0.45, max(plan.n_episodes / 8, 1.0)
+    floor = 9.0 if plan.ceiling > 0 else plan.ceiling * 8
+    noise = abs(plan.ceiling - floor) * 0.08
+    moment = start
+    for num in range(1, plan.write + 1):
+        progress = 1.0 / (1.0 + math.exp(-(num - midpoint) / spread))
+        reward = round(floor + (plan.ceiling - floor) * progress + rng.gauss(0, noise), 1)
+        if plan.ceiling > 0:
+            reward = max(floor, min(plan.ceiling, reward))
+        old = window[0]
+        window.append(reward)
+        total += reward - old
+        squares += reward * reward - old * old
+        mean = total / plan.window
+        std = math.sqrt(max(0.0, squares / plan.window - mean * mean))
+        decay = math.exp(-num / max(plan.n_episodes / 4, 1.0))
+        length = max(1, int(abs(reward)) if plan.ceiling > 0 else 200 + rng.randint(-5, 5))
+        moment += timedelta(seconds=interval * rng.uniform(0.5, 1.5))
+        yield (
+            exp_id,
+            num,
+            reward,
+            length,
+            mean,
+            std,
+            -0.5 - 2.5 * (1 - decay) + rng.gauss(0, 0.08),
+            0.4 + 5.0 * decay + abs(rng.gauss(0, 0.3)),
+            -0.01 - 0.25 * (1 - decay) + rng.gauss(0, 0.01),
+            moment.strftime(TIME_FORMAT),
+        )
+
+
+def execute(path: Path, sql: str, params: Sequence[Any] = ()) -> int | None:
+    """Run one statement as a separate writer (own connection, committed, closed)."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        return conn.execute(sql, params).lastrowid
+    finally:
+        conn.close()
+
+
+def add_episode(path: Path, experiment_id: int, **values: Any) -> int:
+    """Insert one episode row the way a writer would; `values` override plausible defaults."""
+    row: dict[str, Any] = {
+        "experiment_id": experiment_id,
+        "episode_num": 1,
+        "reward": 1.0,
+        "length": 10,
+        "reward_moving_avg": 1.0,
+        "reward_moving_std": 0.0,
+        "actor_loss": -0.5,
+        "critic_loss": 0.5,
+        "entropy_loss": -0.01,
+        "created_at": str(datetime.now()),
+    }
+    row.update(values)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        columns = {str(c[1]) for c in conn.execute("PRAGMA table_info(episode)").fetchall()}
+        row = {k: v for k, v in row.items() if k in columns or k in values}
+        sql = f"INSERT INTO episode ({', '.join(row)}) VALUES ({', '.join(':' + k for k in row)})"
+        rowid = conn.execute(sql, row).lastrowid
+    finally:
+        conn.close()
+    assert rowid is not None
+    return rowid
+
+
+def hostile_db(path: Path) -> Path:
+    """Everything SQLite lets a file hold that velora would never write.
+
+    Experiment 1: normal, 5 episodes. 2: markup and escape sequences in agent/env, a malformed
+    config, 7 episodes holding inf, -inf, text and blobs in number columns and non-timestamps.
+    3: a 10 MB config (n_episodes 77), 1 episode with an out-of-range timestamp. 4: a config
+    nested 5000 deep. 5: n_episodes "lots". 6: blob/int/real where text belongs. Plus one
+    episode of experiment 99, which has no experiment row.
+    """
+    build_velora_db(path, [RunSpec(planned=5)])
+    experiments = [
+        ("[/bold]\x1b[31mEvil\x1b[0m", "Cart\x1b]0;pwned\x07Pole\nv1", "{not json", "nonsense"),
+        ("Big", "Env", json.dumps({"train_params": {"n_episodes": 77}, "x": "y" * 10_000_000}), ""),
+        ("Deep", "Env", '{"train_params": {"n_episodes": ' + "[" * 5000 + "]" * 5000 + "}}", 1),
+        ("Text", "Env", '{"train_params": {"n_episodes": "lots"}}', "0001-01-01 00:00:00+01:00"),
+        (b"\x1b[1mblob", 42, 3.5, b"\xff\xfe"),
+    ]
+    for agent, env, config, created in experiments:
+        execute(
+            path,
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+            (agent, env, config, created),
+        )
+    add_episode(path, 2, episode_num=1, reward=5.0)
+    add_episode(path, 2, episode_num=2, reward=math.inf)
+    add_episode(path, 2, episode_num=3, reward="abc", created_at="not a timestamp")
+    add_episode(path, 2, episode_num="three", reward=-math.inf, created_at="yesterday")
+    add_episode(path, 2, episode_num=5, reward=7.5, actor_loss="NaN", created_at=12345)
+    add_episode(
+        path, 2, episode_num=6, reward=b"\x00\x01", critic_loss=math.inf, created_at=b"\xff"
+    )
+    add_episode(path, 2, episode_num=7, reward=6.0, length="long", entropy_loss="x")
+    add_episode(path, 99, episode_num=1, reward=3.0)  # its experiment row does not exist
+    add_episode(path, 3, episode_num=1, reward=2.0, created_at="0001-01-01 00:00:00+01:00")
+    return path
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def python_command(*args: str | Path) -> list[str]:
+    """`python -m velora_tui ARGS...` with the interpreter running the tests."""
+    return [sys.executable, "-m", "velora_tui", *(str(a) for a in args)]
+
+
+def child_env(*, plain: bool = True, bytecode_cache: Path | None = None) -> dict[str, str]:
+    """The environment for a child process: this checkout importable, no debug mode.
+
+    `plain`: output meant to be read by a test (unbuffered lines, no colours). Off for a process
+    timed as a user runs it (colours in a terminal cost time too).
+    `bytecode_cache`: where the child writes and reuses its bytecode, even where
+    PYTHONDONTWRITEBYTECODE is set (some sandboxes set it; every timed start would then
+    recompile velora_tui's sources, which a user's installed copy never does).
+    """
+    env = dict(os.environ)
+    env.pop("VELORA_TUI_DEBUG", None)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
+    )
+    if plain:
+        env["PYTHONUNBUFFERED"] = "1"
+        env["NO_COLOR"] = "1"
+    if bytecode_cache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(bytecode_cache)
+    return env
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 5.0) -> int | None:
+    """SIGTERM, then SIGKILL if it does not end within `grace` seconds; its pipes closed.
+
+    Returns its exit code (None only if even SIGKILL did not end it within `grace`).
+    """
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    return proc.returncode
+
+
+def _controlling_terminal() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class Terminal:
+    """A process on a pseudo-terminal; everything it writes is kept.
+
+    As over SSH: the process leads a session of its own with the terminal as its controlling
+    one (it gets SIGHUP if the terminal goes away). `env` defaults to `child_env(plain=False)`
+    with a colour terminal's TERM.
+    """
+
+    def __init__(
+        self,
+        command: Sequence[str],
+        size: tuple[int, int] = (120, 40),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.master, slave = pty.openpty()
+        columns, rows = size
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        base = child_env(plain=False) if env is None else dict(env)
+        self.proc = subprocess.Popen(
+            command,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=base | {"TERM": "xterm-256color", "COLORTERM": "truecolor"},
+            preexec_fn=_controlling_terminal,
+        )
+        os.close(slave)
+        self.output = bytearray()
+        self.lock = threading.Lock()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self.lock:
+                self.output += chunk
+
+    def mark(self) -> int:
+        with self.lock:
+            return len(self.output)
+
+    def wait_for(self, text: str, start: int, timeout: float) -> bool:
+        wanted = text.encode()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if self.output.find(wanted, max(0, start - len(wanted))) >= 0:
+                    return True
+            time.sleep(0.001)
+        return False
+
+    def key(self, keys: str, answer: str, timeout: float = 5.0) -> float:
+        """Seconds from writing `keys` to `answer` appearing in the output (inf if never)."""
+        start = self.mark()
+        sent = time.perf_counter()
+        os.write(self.master, keys.encode())
+        if self.wait_for(answer, start, timeout):
+            return time.perf_counter() - sent
+        return float("inf")
+
+    def close(self) -> int | None:
+        code = stop_process(self.proc)
+        os.close(self.master)
+        self.reader.join(timeout=2)
+        return code
+
+
+class Spawn(Protocol):
+    def __call__(
+        self,
+        args: Sequence[str | Path],
+        *,
+        stdout: int | IO[Any] | None = ...,
+        stderr: int | IO[Any] | None = ...,
+        cwd: Path | None = ...,
+    ) -> subprocess.Popen[bytes]: ...
+
+
+class Simulator(Protocol):
+    def __call__(
+        self,
+        db: Path,
+        *,
+        episodes: int = ...,
+        rate: float = ...,
+        experiments: int = ...,
+        extra: Sequence[str] = ...,
+    ) -> subprocess.Popen[bytes]: ...
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> None:
+    """Poll `condition` until it holds; AssertionError (a test failure) after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition}")
+        time.sleep(interval)
+
+
+# -- numbers -----------------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """The pct-th percentile (0-100), linearly interpolated (numpy's default). NaN if empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * pct / 100.0
+    low = math.floor(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used so far (Linux /proc), NaN if unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def read_commit_log(path: Path) -> dict[int, float]:
+    """episode id -> unix time of its commit, from a simulator commit log."""
+    commits: dict[int, float] = {}
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.split()
+            if len(parts) == 2:
+                commits[int(parts[0])] = float(parts[1])
+    return commits
+
+
+# -- the app -----------------------------------------------------------------------------------
+
+
+def paced_shows_waiting(app: App[Any]) -> bool:
+    """Some view of the current screen has a paced redraw due (see widgets/pacing.py)."""
+    from velora_tui.widgets.pacing import Paced  # Textual: only for the tests that need it
+
+    screen = app.screen
+    return any(
+        isinstance(value, Paced) and value.waiting
+        for node in (screen, *screen.walk_children())
+        for value in vars(node).values()
+    )

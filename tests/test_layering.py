@@ -1,0 +1,100 @@
+"""The data layer and the headless commands work without Textual.
+
+`velora_tui/data/` is the layer both the app and the command line stand on; `ls`, `tail`,
+`show`, `export` and `diff` are what runs over SSH and in scripts, where Textual's import would
+only add start-up time. So none of them may import it. Each check runs in a fresh interpreter
+(this one has imported Textual already, for other tests), importing one module after another
+and looking at `sys.modules` after each, so a failure names the import that brought it in.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support import PROJECT_ROOT, child_env
+
+DATA_MODULES = sorted(
+    f"velora_tui.data.{path.stem}"
+    for path in (PROJECT_ROOT / "velora_tui" / "data").glob("*.py")
+    if path.stem != "__init__"
+)
+
+# Imports the listed modules one by one; after each, no module of Textual may be loaded. Then,
+# as a check of the check, the app's module, which must bring Textual in.
+IMPORTS = """
+import importlib, sys
+
+def textual_loaded():
+    return sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
+
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+    loaded = textual_loaded()
+    if loaded:
+        sys.exit(f"importing {name} loaded {len(loaded)} Textual modules: {loaded[:3]}")
+import velora_tui.app
+if not textual_loaded():
+    sys.exit("the check is broken: velora_tui.app loaded no Textual module")
+"""
+
+# Runs headless commands in turn, each as `velora-tui ARGS` would (click's main, in this
+# process), then looks at what is loaded. Arguments: DB, then one command line per argument.
+COMMANDS = """
+import shlex, sys
+from velora_tui.cli import main
+
+db, *commands = sys.argv[1:]
+for command in commands:
+    args = [*shlex.split(command), db]
+    try:
+        main(args, prog_name="velora-tui")
+    except SystemExit as done:
+        if done.code not in (0, None):
+            sys.exit(f"velora-tui {command} exited {done.code}")
+    loaded = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
+    if loaded:
+        sys.exit(f"velora-tui {command} loaded {len(loaded)} Textual modules: {loaded[:3]}")
+"""
+
+
+def run_python(script: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script, *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+
+
+def test_the_data_layer_does_not_import_textual() -> None:
+    assert "velora_tui.data.database" in DATA_MODULES  # the glob found the layer
+    result = run_python(IMPORTS, "velora_tui.data", *DATA_MODULES)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_command_line_module_does_not_import_textual() -> None:
+    """What cli.py imports at module level, and what `tail -f` imports when it starts
+    following (its feed and the CPU placement)."""
+    result = run_python(IMPORTS, "velora_tui.cli", "velora_tui.data.feed", "velora_tui.placement")
+    assert result.returncode == 0, result.stderr
+
+
+def test_headless_commands_do_not_import_textual(sample_db: Path) -> None:
+    commands = [
+        "ls",
+        "ls --json",
+        "tail -n 5",
+        "tail -n 5 --json",
+        "show 1",
+        "show 1 --json",
+        "export 1 --format csv",
+        "export 1 --format jsonl",
+        "diff 1 3",
+        "diff 1 3 --json",
+    ]
+    result = run_python(COMMANDS, sample_db, *commands)
+    assert result.returncode == 0, result.stderr
+    assert "CartPole-v1" in result.stdout  # the commands did run and print
