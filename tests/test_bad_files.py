@@ -41,21 +41,16 @@ from tests.support import (
     build_velora_db,
     child_env,
     execute,
+    load_series,
     python_command,
 )
 from tests.test_cli import Lines, Result, check_output, strict_json
 from velora_tui.data.database import MetricsDatabase, ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.records import SourceState
-from velora_tui.data.series import Series, SeriesReader, at_most
 from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
-
-
-def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
-    """An experiment's series in one go: exact up to `2 * buckets` rows, else `buckets` points."""
-    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
 
 
 def bypasses_permissions() -> bool:

@@ -15,6 +15,7 @@ import os
 import queue
 import shutil
 import signal
+import sqlite3
 import subprocess
 import threading
 import time
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import pytest
+from click.testing import CliRunner
 
 from tests.support import (
     SAMPLE_DB,
@@ -40,6 +42,8 @@ from tests.support import (
     python_command,
 )
 from velora_tui import __version__
+from velora_tui.cli import main
+from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EPISODE_FIELDS
 
 TIMEOUT = 30.0
@@ -423,6 +427,35 @@ def test_export_to_unwritable_place(batch: Batch) -> None:
     assert len(result.err_lines) == 1
     assert result.err.startswith("velora-tui: cannot write")
     assert not (batch.exports / "no").exists()
+
+
+def test_export_stopped_by_a_lock_says_so(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that locks the file between two chunks of an export (a crashed or stuck
+    training process): one line naming the state and exit 1, not an internal error."""
+    path = make_db(tmp_path / "metrics.db", [12_000])
+    writer = sqlite3.connect(path, isolation_level=None)
+    chunks = MetricsDatabase.iter_episodes
+
+    def locked_after_first(self: MetricsDatabase, exp_id: int, chunk: int = 5_000) -> Any:
+        for number, rows in enumerate(chunks(self, exp_id, chunk)):
+            yield rows
+            if number == 0:
+                writer.execute("BEGIN EXCLUSIVE")
+
+    monkeypatch.setattr(MetricsDatabase, "iter_episodes", locked_after_first)
+    target = tmp_path / "out.csv"
+    try:
+        result = CliRunner().invoke(main, ["export", "1", str(path), "-o", str(target)])
+    finally:
+        writer.close()
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "export stopped" in result.output
+    assert "locked by a writer" in result.output
+    assert "internal error" not in result.output
+    assert len(target.read_text().splitlines()) == 1 + 5_000  # the header and the first chunk
 
 
 def parse_export(text: str, fmt: str) -> list[dict[str, Any]]:

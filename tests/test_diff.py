@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from tests.support import RunSpec, assert_unchanged, build_velora_db, execute, hostile_db
 from tests.test_cli import Result, run_cli, strict_json
 from velora_tui.data.config import flatten
-from velora_tui.data.diff import KINDS, DiffRow, diff_configs, format_value
+from velora_tui.data.diff import MARKERS, DiffRow, diff_configs, format_value
 
 LEFT = {
     "agent": "NeuroFlow",
@@ -137,7 +137,7 @@ def test_any_json_diffs(left: Any, right: Any) -> None:
     flat_right = flatten(right) if right != {} else {}
     assert set(keys) == set(flat_left) | set(flat_right)
     for row in rows:
-        assert row.kind in KINDS
+        assert row.kind in MARKERS
         assert (row.kind == "removed") == (row.key not in flat_right)
         assert (row.kind == "added") == (row.key not in flat_left)
         assert "\x1b" not in format_value(row.left)

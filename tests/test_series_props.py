@@ -12,11 +12,11 @@ from unittest.mock import patch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import velora_ddl
+from tests.support import load_series, velora_ddl
 from velora_tui.data import series as series_module
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.models import EPISODE_METRICS
-from velora_tui.data.series import Series, SeriesReader, at_most
+from velora_tui.data.series import Series, SeriesReader
 
 rewards = st.lists(
     st.one_of(
@@ -26,11 +26,6 @@ rewards = st.lists(
     min_size=1,
     max_size=600,
 )
-
-
-def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
-    """An experiment's series in one go: exact up to `2 * buckets` rows, else `buckets` points."""
-    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
 
 
 def write(folder: Path, values: list[float | str], other_every: int) -> Path:
@@ -105,7 +100,7 @@ def test_downsampling_keeps_extremes_order_and_budget(
     st.integers(min_value=1, max_value=100),
 )
 def test_thinning_keeps_extremes_and_budget(values: list[float], points: int) -> None:
-    from velora_tui.data.series import Band, Series, thin
+    from velora_tui.data.series import Band, thin
 
     series = Series(episode=[float(i) for i in range(len(values))], rows=len(values))
     series.steps = list(series.episode)

@@ -348,7 +348,7 @@ class MetricsDatabase:
                     summary.reward_moving_avg = last_row.reward_moving_avg
                     summary.last_activity = last_row.created_at
             update.experiments.add(exp_id)
-        self._scan = Scan(mark, pending) if pending else None
+        self._scan = Scan(mark, pending, scan.ROWS_PER_READ) if pending else None
         update.first_load = self._scan is not None
         self._episode_mark = mark
         self._loaded = True

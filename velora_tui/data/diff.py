@@ -18,7 +18,6 @@ SAME = "same"
 CHANGED = "changed"
 ADDED = "added"  # only in the right config
 REMOVED = "removed"  # only in the left config
-KINDS = (SAME, CHANGED, ADDED, REMOVED)
 MARKERS = {SAME: "", CHANGED: "~", ADDED: "+", REMOVED: "-"}
 
 

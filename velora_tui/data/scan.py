@@ -52,7 +52,7 @@ class Pending:
 class Scan:
     upto: int  # the first load's highest id: rows above it are read live
     queue: deque[Pending]
-    rows_per_read: int = ROWS_PER_READ
+    rows_per_read: int
 
     @property
     def done(self) -> bool:

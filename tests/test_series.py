@@ -1,0 +1,111 @@
+"""An experiment's chart series, downsampled in SQL, against real files.
+
+Every test that opens a file checks that its folder is byte-for-byte unchanged afterwards
+(the monitor never changes the file, never creates one).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.support import (
+    MakeDb,
+    assert_unchanged,
+    execute,
+    load_series,
+    opened,
+    query,
+)
+from velora_tui.data.models import EPISODE_METRICS
+
+TIMEOUT = 30.0
+
+
+def test_series_exact_when_small(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        series = load_series(db, 1)
+        assert series.exact
+        assert len(series) == series.rows == 120
+        assert series.episode == [float(n) for n in range(1, 121)]
+        rewards = [
+            r
+            for (r,) in query(
+                sample_db, "SELECT reward FROM episode WHERE experiment_id = 1 ORDER BY id"
+            )
+        ]
+        lengths = [
+            n
+            for (n,) in query(
+                sample_db, "SELECT length FROM episode WHERE experiment_id = 1 ORDER BY id"
+            )
+        ]
+        band = series.bands["reward"]
+        assert band.mean == band.low == band.high == rewards
+        assert series.steps[-1] == sum(lengths)
+        assert series.seconds[0] == 0.0
+        assert series.seconds == sorted(series.seconds)
+        assert set(series.bands) == set(EPISODE_METRICS)
+        assert len(load_series(db, 1, buckets=60)) == 120  # 2 * buckets rows: still exact
+        assert len(load_series(db, 99)) == 0
+        db.close()
+
+
+@pytest.mark.parametrize("buckets", [10, 59])
+def test_series_bucketed_keeps_extremes(sample_db: Path, buckets: int) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        series = load_series(db, 1, buckets=buckets)
+        assert not series.exact
+        assert 0 < len(series) <= buckets
+        assert series.rows == 120
+        [(low, high)] = query(
+            sample_db, "SELECT min(reward), max(reward) FROM episode WHERE experiment_id = 1"
+        )
+        band = series.bands["reward"]
+        assert min(band.low) == low
+        assert max(band.high) == high
+        assert all(
+            lo <= mean <= hi for lo, mean, hi in zip(band.low, band.mean, band.high, strict=True)
+        )
+        assert series.episode == sorted(series.episode)
+        db.close()
+
+
+def test_series_large_with_spikes_and_junk(tmp_path: Path, make_db: MakeDb) -> None:
+    path = make_db(tmp_path / "metrics.db", [3000, 10])
+    execute(path, "UPDATE episode SET reward = 1e6 WHERE id = 1234")
+    execute(path, "UPDATE episode SET reward = -1e6 WHERE id = 2345")
+    execute(path, "UPDATE episode SET reward = ? WHERE id = 77", (math.inf,))
+    execute(path, "UPDATE episode SET reward = 'junk', actor_loss = 'junk' WHERE id = 78")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        series = load_series(db, 1, buckets=50)
+        assert not series.exact
+        assert len(series) <= 50
+        assert series.rows == 3000
+        band = series.bands["reward"]
+        assert max(band.high) == 1e6
+        assert min(band.low) == -1e6
+        for metric in EPISODE_METRICS:
+            values = series.bands[metric]
+            assert not any(math.isinf(v) for v in values.mean + values.low + values.high)
+            assert values.has_data()
+        assert len(load_series(db, 2, buckets=50)) == 10  # the other run is small: exact
+        db.close()
+
+
+def test_series_of_unreadable_source_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    path.write_text("nope")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert len(load_series(db, 1)) == 0
+        db.close()
