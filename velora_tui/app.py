@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -126,10 +125,9 @@ class VeloraApp(App[None]):
                 loop.call_soon_threadsafe(self.exit)
 
     def on_mount(self) -> None:
+        # SIGTERM and SIGHUP are taken by runtime.guard_exit's thread (they are blocked in
+        # every other thread), which asks for the exit through exit_from_thread.
         self.event_loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                self.event_loop.add_signal_handler(signum, self.exit)
         self.initial_load()
 
     # -- data flow -------------------------------------------------------------------------
