@@ -822,3 +822,26 @@ async def test_hidden_tabs_are_read_when_first_shown(make_db: MakeDb, tmp_path: 
         assert [row.episode_num for row in tail.kept] == list(range(1, 22))
         await pilot.press("3")
         await until(lambda: bool(tree.root.children))
+
+
+async def test_header_shows_an_experiment_again_once_it_is_back(sample_db: Path) -> None:
+    """"No longer in the database" went around the title's cache of what it shows: when the
+    experiment came back with the same title, the cache said it was on screen and the warning
+    stayed."""
+    from velora_tui.widgets.experiment_header import ExperimentHeader
+
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        header = screen.query_one(ExperimentHeader)
+
+        def title() -> str:
+            return str(header.query_one("#exp-title", Static).render())
+
+        summary = app.monitor.summary(screen.key)
+        shown = title()
+        assert f"#{screen.key[1]}" in shown
+        header.show(None, NOW)
+        assert "no longer in the database" in title()
+        header.show(summary, NOW)
+        assert title() == shown

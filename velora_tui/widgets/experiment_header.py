@@ -35,10 +35,8 @@ class ExperimentHeader(Vertical):
         stats = self.query_one("#exp-stats", Line)
         bar = self.query_one("#exp-progress", ProgressBar)
         if summary is None:
-            title.update(
-                Text("experiment no longer in the database", style="bold red"), layout=False
-            )
-            stats.update("", layout=False)
+            title.show(Text("experiment no longer in the database", style="bold red"))
+            stats.show("")
             bar.display = False
             return
         status = summary.status(now)
