@@ -825,7 +825,7 @@ async def test_hidden_tabs_are_read_when_first_shown(make_db: MakeDb, tmp_path: 
 
 
 async def test_header_shows_an_experiment_again_once_it_is_back(sample_db: Path) -> None:
-    """"No longer in the database" went around the title's cache of what it shows: when the
+    """ "No longer in the database" went around the title's cache of what it shows: when the
     experiment came back with the same title, the cache said it was on screen and the warning
     stayed."""
     from velora_tui.widgets.experiment_header import ExperimentHeader
@@ -845,3 +845,98 @@ async def test_header_shows_an_experiment_again_once_it_is_back(sample_db: Path)
         assert "no longer in the database" in title()
         header.show(summary, NOW)
         assert title() == shown
+
+
+def raise_once(monkeypatch: pytest.MonkeyPatch, target: object, name: str) -> list[object]:
+    """Make `target.name` raise the first time it is called; the calls that failed."""
+    real = getattr(target, name)
+    failed: list[object] = []
+
+    def once(*args: object, **kwargs: object) -> object:
+        if not failed:
+            failed.append(args)
+            raise RuntimeError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, once)
+    return failed
+
+
+def notified(app: VeloraApp, text: str) -> bool:
+    return any(text in n.message and "disk on fire" in n.message for n in app._notifications)
+
+
+async def test_a_failed_chart_read_is_reported_and_the_next_rows_redraw(
+    make_db: MakeDb,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker that raises was silent, and the failed read left the charts' pacing waiting
+    for it forever: no chart was drawn again."""
+    from velora_tui.screens import experiment
+    from velora_tui.widgets.charts import MetricChart
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=20)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        failed = raise_once(monkeypatch, experiment, "thin")
+        screen = await open_experiment(app, pilot)
+        assert failed
+        assert notified(app, "read charts failed")
+        assert "read charts failed" in caplog.text
+        chart = screen.query_one("#chart-reward", MetricChart)
+        assert chart.series is None
+        add_episode(db, 1, episode_num=21)
+        await until(lambda: chart.series is not None and len(chart.series) == 21)
+
+
+async def test_a_failed_chart_build_is_reported(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Widgets' workers too: a chart whose picture cannot be built says so."""
+    from velora_tui.widgets.charts import MetricChart
+
+    failed = raise_once(monkeypatch, MetricChart, "paint")
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_experiment(app, pilot)
+        assert failed
+        assert notified(app, "build a chart failed")
+
+
+async def test_a_failed_sparkline_read_is_asked_again(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The experiments a failed sparkline read was for get their sparkline at the next chance
+    (they were dropped, and waited for new rows of their own)."""
+    from velora_tui.screens import experiments
+
+    failed = raise_once(monkeypatch, experiments, "at_most")
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        assert failed
+        assert notified(app, "read sparklines failed")
+        await pilot.press("down")  # a chance to read what is due, if it had not come yet
+        await settle(app)
+        assert set(table(app).sparks) == set(table(app).order)
+
+
+async def test_a_failed_tail_read_is_done_again_with_the_next_rows(
+    make_db: MakeDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from velora_tui.data.database import MetricsDatabase
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=20)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        failed = raise_once(monkeypatch, MetricsDatabase, "latest_episodes")
+        tail = await open_tail(app, pilot)
+        assert failed
+        assert notified(app, "read the episodes failed")
+        assert not tail.kept
+        add_episode(db, 1, episode_num=21)
+        await until(lambda: len(tail.kept) == 21)
