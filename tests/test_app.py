@@ -24,8 +24,8 @@ from tests.conftest import (
     add_episode,
     assert_unchanged,
     execute,
-    paced_shows_waiting,
 )
+from tests.ui_support import paced_show_due
 from velora_tui.app import Settings, VeloraApp, make_app
 from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
@@ -57,7 +57,7 @@ async def settle(app: VeloraApp, seconds: float = 0.05) -> None:
         await until(
             lambda: all(w.is_finished for w in app.workers if w.group != "watch"), timeout=20
         )
-        await until(lambda: not paced_shows_waiting(app))
+        await until(lambda: not paced_show_due(app))
         await asyncio.sleep(seconds)
 
 
@@ -134,7 +134,7 @@ async def test_open_tabs_and_back(sample_db: Path) -> None:
         await settle(app)
         assert tabs.active == "episodes"
         episodes = screen.query_one(EpisodeTable)
-        assert episodes.row_count == 40
+        assert len(episodes.kept) == 40
         assert episodes.cursor_row == 39  # following: the newest row is in view
         await pilot.press("3")
         await settle(app)
@@ -265,7 +265,7 @@ async def test_paused_tail_keeps_its_rows_while_old_ones_fall_off(sample_db: Pat
             if watched in {row.id for row in tail.kept}:
                 assert tail.kept[tail.cursor_row].id == watched
         await pilot.pause()
-        assert tail.row_count == MAX_ROWS
+        assert len(tail.kept) == MAX_ROWS
         assert tail.unseen == MAX_ROWS
         assert tail.cursor_row == 0  # its row fell off: the oldest kept
         await pilot.press("end")
@@ -381,12 +381,12 @@ async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
         await pilot.press("enter", "2")
         await settle(app)
         episodes = app.screen.query_one(EpisodeTable)
-        await until(lambda: episodes.row_count == 30)
+        await until(lambda: len(episodes.kept) == 30)
         await pilot.press("up", "up")
         assert not episodes.following
         for num in range(31, 36):
             add_episode(db, 1, episode_num=num)
-        await until(lambda: episodes.row_count == 35)
+        await until(lambda: len(episodes.kept) == 35)
         await until(lambda: episodes.unseen == 5)
         assert episodes.cursor_row == 27
         await pilot.pause()
@@ -396,7 +396,7 @@ async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
         assert episodes.following
         assert episodes.cursor_row == 34
         add_episode(db, 1, episode_num=36)
-        await until(lambda: episodes.row_count == 36)
+        await until(lambda: len(episodes.kept) == 36)
         await until(lambda: episodes.cursor_row == 35)
 
 
@@ -420,7 +420,7 @@ async def test_file_that_appears_later_and_live_episodes(
         await until(lambda: summary.episodes == 40)
         await pilot.press("enter", "2")
         episodes = app.screen.query_one(EpisodeTable)
-        await until(lambda: episodes.row_count == 40)
+        await until(lambda: len(episodes.kept) == 40)
         assert [row.id for row in episodes.kept] == sorted(row.id for row in episodes.kept)
 
 
@@ -443,7 +443,7 @@ async def test_hostile_strings_and_numbers(make_db: MakeDb, tmp_path: Path) -> N
         await pilot.press("enter", "2")
         await settle(app)
         tail = app.screen.query_one(EpisodeTable)
-        assert tail.row_count == 7
+        assert len(tail.kept) == 7
         drawn = "\n".join(tail_lines(tail))
         assert "\x1b" not in drawn
         for shown in (" 6 !", " inf ", " 7 !"):  # flagged episodes, the inf reward
@@ -771,7 +771,7 @@ async def test_rows_streaming_into_the_tail_do_not_lay_out_the_screen(
     app = live(db)
     async with app.run_test(size=SIZE) as pilot:
         tail = await open_tail(app, pilot)
-        await until(lambda: tail.row_count == 50)
+        await until(lambda: len(tail.kept) == 50)
         await pilot.pause()
         screen = app.screen
         layouts = 0
@@ -795,7 +795,7 @@ async def test_rows_streaming_into_the_tail_do_not_lay_out_the_screen(
         for num in range(51, 91):
             add_episode(db, 1, episode_num=num)
             await asyncio.sleep(0.01)
-        await until(lambda: tail.row_count == 90)
+        await until(lambda: len(tail.kept) == 90)
         await settle(app, 0.2)
         assert layout_requests == 0
         assert tail.following
@@ -816,9 +816,9 @@ async def test_hidden_tabs_are_read_when_first_shown(make_db: MakeDb, tmp_path: 
         tree = screen.query_one(ConfigPanel).query_one(Tree)
         assert not tree.root.children
         add_episode(db, 1, episode_num=21)
-        await until(lambda: tail.row_count == 1)  # delivered live, before the tail was read
+        await until(lambda: len(tail.kept) == 1)  # delivered live, before the tail was read
         await pilot.press("2")
-        await until(lambda: tail.row_count == 21)
+        await until(lambda: len(tail.kept) == 21)
         assert [row.episode_num for row in tail.kept] == list(range(1, 22))
         await pilot.press("3")
         await until(lambda: bool(tree.root.children))
