@@ -559,13 +559,14 @@ def read_commit_log(path: Path) -> dict[int, float]:
 # -- the app -----------------------------------------------------------------------------------
 
 
-def paced_shows_waiting(app: App[Any]) -> bool:
-    """Some view of the current screen has a paced redraw due (see widgets/pacing.py)."""
+def paced_show_due(app: App[Any]) -> bool:
+    """Some view of the current screen has a paced show waiting for the end of its interval
+    (see widgets/pacing.py): what is on screen is about to change."""
     from velora_tui.widgets.pacing import Paced  # Textual: only for the tests that need it
 
     screen = app.screen
     return any(
-        isinstance(value, Paced) and value.waiting
+        isinstance(value, Paced) and value.timer is not None
         for node in (screen, *screen.walk_children())
         for value in vars(node).values()
     )

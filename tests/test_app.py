@@ -24,7 +24,7 @@ from tests.support import (
     add_episode,
     assert_unchanged,
     execute,
-    paced_shows_waiting,
+    paced_show_due,
 )
 from velora_tui.app import Settings, VeloraApp, make_app
 from velora_tui.screens.experiment import ExperimentScreen
@@ -57,7 +57,7 @@ async def settle(app: VeloraApp, seconds: float = 0.05) -> None:
         await until(
             lambda: all(w.is_finished for w in app.workers if w.group != "watch"), timeout=20
         )
-        await until(lambda: not paced_shows_waiting(app))
+        await until(lambda: not paced_show_due(app))
         await asyncio.sleep(seconds)
 
 
@@ -134,7 +134,7 @@ async def test_open_tabs_and_back(sample_db: Path) -> None:
         await settle(app)
         assert tabs.active == "episodes"
         episodes = screen.query_one(EpisodeTable)
-        assert episodes.row_count == 40
+        assert len(episodes.kept) == 40
         assert episodes.cursor_row == 39  # following: the newest row is in view
         await pilot.press("3")
         await settle(app)
@@ -265,7 +265,7 @@ async def test_paused_tail_keeps_its_rows_while_old_ones_fall_off(sample_db: Pat
             if watched in {row.id for row in tail.kept}:
                 assert tail.kept[tail.cursor_row].id == watched
         await pilot.pause()
-        assert tail.row_count == MAX_ROWS
+        assert len(tail.kept) == MAX_ROWS
         assert tail.unseen == MAX_ROWS
         assert tail.cursor_row == 0  # its row fell off: the oldest kept
         await pilot.press("end")
@@ -381,12 +381,12 @@ async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
         await pilot.press("enter", "2")
         await settle(app)
         episodes = app.screen.query_one(EpisodeTable)
-        await until(lambda: episodes.row_count == 30)
+        await until(lambda: len(episodes.kept) == 30)
         await pilot.press("up", "up")
         assert not episodes.following
         for num in range(31, 36):
             add_episode(db, 1, episode_num=num)
-        await until(lambda: episodes.row_count == 35)
+        await until(lambda: len(episodes.kept) == 35)
         await until(lambda: episodes.unseen == 5)
         assert episodes.cursor_row == 27
         await pilot.pause()
@@ -396,7 +396,7 @@ async def test_follow_pause_and_resume(make_db: MakeDb, tmp_path: Path) -> None:
         assert episodes.following
         assert episodes.cursor_row == 34
         add_episode(db, 1, episode_num=36)
-        await until(lambda: episodes.row_count == 36)
+        await until(lambda: len(episodes.kept) == 36)
         await until(lambda: episodes.cursor_row == 35)
 
 
@@ -420,7 +420,7 @@ async def test_file_that_appears_later_and_live_episodes(
         await until(lambda: summary.episodes == 40)
         await pilot.press("enter", "2")
         episodes = app.screen.query_one(EpisodeTable)
-        await until(lambda: episodes.row_count == 40)
+        await until(lambda: len(episodes.kept) == 40)
         assert [row.id for row in episodes.kept] == sorted(row.id for row in episodes.kept)
 
 
@@ -443,7 +443,7 @@ async def test_hostile_strings_and_numbers(make_db: MakeDb, tmp_path: Path) -> N
         await pilot.press("enter", "2")
         await settle(app)
         tail = app.screen.query_one(EpisodeTable)
-        assert tail.row_count == 7
+        assert len(tail.kept) == 7
         drawn = "\n".join(tail_lines(tail))
         assert "\x1b" not in drawn
         for shown in (" 6 !", " inf ", " 7 !"):  # flagged episodes, the inf reward
@@ -771,7 +771,7 @@ async def test_rows_streaming_into_the_tail_do_not_lay_out_the_screen(
     app = live(db)
     async with app.run_test(size=SIZE) as pilot:
         tail = await open_tail(app, pilot)
-        await until(lambda: tail.row_count == 50)
+        await until(lambda: len(tail.kept) == 50)
         await pilot.pause()
         screen = app.screen
         layouts = 0
@@ -795,7 +795,7 @@ async def test_rows_streaming_into_the_tail_do_not_lay_out_the_screen(
         for num in range(51, 91):
             add_episode(db, 1, episode_num=num)
             await asyncio.sleep(0.01)
-        await until(lambda: tail.row_count == 90)
+        await until(lambda: len(tail.kept) == 90)
         await settle(app, 0.2)
         assert layout_requests == 0
         assert tail.following
@@ -816,9 +816,127 @@ async def test_hidden_tabs_are_read_when_first_shown(make_db: MakeDb, tmp_path: 
         tree = screen.query_one(ConfigPanel).query_one(Tree)
         assert not tree.root.children
         add_episode(db, 1, episode_num=21)
-        await until(lambda: tail.row_count == 1)  # delivered live, before the tail was read
+        await until(lambda: len(tail.kept) == 1)  # delivered live, before the tail was read
         await pilot.press("2")
-        await until(lambda: tail.row_count == 21)
+        await until(lambda: len(tail.kept) == 21)
         assert [row.episode_num for row in tail.kept] == list(range(1, 22))
         await pilot.press("3")
         await until(lambda: bool(tree.root.children))
+
+
+async def test_header_shows_an_experiment_again_once_it_is_back(sample_db: Path) -> None:
+    """ "No longer in the database" went around the title's cache of what it shows: when the
+    experiment came back with the same title, the cache said it was on screen and the warning
+    stayed."""
+    from velora_tui.widgets.experiment_header import ExperimentHeader
+
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        header = screen.query_one(ExperimentHeader)
+
+        def title() -> str:
+            return str(header.query_one("#exp-title", Static).render())
+
+        summary = app.monitor.summary(screen.key)
+        shown = title()
+        assert f"#{screen.key[1]}" in shown
+        header.show(None, NOW)
+        assert "no longer in the database" in title()
+        header.show(summary, NOW)
+        assert title() == shown
+
+
+def raise_once(monkeypatch: pytest.MonkeyPatch, target: object, name: str) -> list[object]:
+    """Make `target.name` raise the first time it is called; the calls that failed."""
+    real = getattr(target, name)
+    failed: list[object] = []
+
+    def once(*args: object, **kwargs: object) -> object:
+        if not failed:
+            failed.append(args)
+            raise RuntimeError("disk on fire")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(target, name, once)
+    return failed
+
+
+def notified(app: VeloraApp, text: str) -> bool:
+    return any(text in n.message and "disk on fire" in n.message for n in app._notifications)
+
+
+async def test_a_failed_chart_read_is_reported_and_the_next_rows_redraw(
+    make_db: MakeDb,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A worker that raises was silent, and the failed read left the charts' pacing waiting
+    for it forever: no chart was drawn again."""
+    from velora_tui.screens import experiment
+    from velora_tui.widgets.charts import MetricChart
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=20)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        failed = raise_once(monkeypatch, experiment, "thin")
+        screen = await open_experiment(app, pilot)
+        assert failed
+        assert notified(app, "read charts failed")
+        assert "read charts failed" in caplog.text
+        chart = screen.query_one("#chart-reward", MetricChart)
+        assert chart.series is None
+        add_episode(db, 1, episode_num=21)
+        await until(lambda: chart.series is not None and len(chart.series) == 21)
+
+
+async def test_a_failed_chart_build_is_reported(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Widgets' workers too: a chart whose picture cannot be built says so."""
+    from velora_tui.widgets.charts import MetricChart
+
+    failed = raise_once(monkeypatch, MetricChart, "paint")
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_experiment(app, pilot)
+        assert failed
+        assert notified(app, "build a chart failed")
+
+
+async def test_a_failed_sparkline_read_is_asked_again(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The experiments a failed sparkline read was for get their sparkline at the next chance
+    (they were dropped, and waited for new rows of their own)."""
+    from velora_tui.screens import experiments
+
+    failed = raise_once(monkeypatch, experiments, "at_most")
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        assert failed
+        assert notified(app, "read sparklines failed")
+        await pilot.press("down")  # a chance to read what is due, if it had not come yet
+        await settle(app)
+        assert set(table(app).sparks) == set(table(app).order)
+
+
+async def test_a_failed_tail_read_is_done_again_with_the_next_rows(
+    make_db: MakeDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from velora_tui.data.database import MetricsDatabase
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=20)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, 0.2)
+        failed = raise_once(monkeypatch, MetricsDatabase, "latest_episodes")
+        tail = await open_tail(app, pilot)
+        assert failed
+        assert notified(app, "read the episodes failed")
+        assert not tail.kept
+        add_episode(db, 1, episode_num=21)
+        await until(lambda: len(tail.kept) == 21)

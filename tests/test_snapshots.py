@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from tests.support import SAMPLE_DB, paced_shows_waiting
+from tests.support import SAMPLE_DB, paced_show_due
 from velora_tui.app import Settings, VeloraApp, make_app
 
 pytestmark = pytest.mark.ui
@@ -44,7 +44,7 @@ def keys_then_settle(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
 async def settle(pilot: Pilot[Any]) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
-        while paced_shows_waiting(pilot.app):
+        while paced_show_due(pilot.app):
             await pilot.pause(0.02)
         await pilot.pause()
 

@@ -5,19 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -32,26 +30,20 @@ from velora_tui.data.records import Key, Update
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
-from velora_tui.messages import DataChanged
+from velora_tui.messages import DataChanged, OpenExperiment
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
 from velora_tui.screens.help import HelpScreen
+from velora_tui.settings import Settings
+from velora_tui.workers import ReportsWorkerFailures
+
+__all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 
 # While commits stream in, the app reads them 10 times a second, as often as the tail shows
 # them (`tail -f` keeps 25): every read is drawn on the list, the header, the tail and the
 # charts, and at 25 a second the reads and their drawing were a fifth of the app's CPU.
 STREAM_READ_INTERVAL = 0.1
-
-
-@dataclass
-class Settings:
-    poll: bool = False
-    # Watch for changes. Off for deterministic snapshots (no watcher, no heartbeat).
-    live: bool = True
-    clock: Callable[[], datetime] = datetime.now
-    on_exit: Callable[[], None] | None = None
-    output_dir: Path = field(default_factory=Path.cwd)
 
 
 class ExperimentCommands(Provider):
@@ -76,7 +68,7 @@ class ExperimentCommands(Provider):
                 )
 
 
-class VeloraApp(App[None]):
+class VeloraApp(ReportsWorkerFailures, App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "velora-tui"
     SCREENS = {"help": HelpScreen}
@@ -109,6 +101,9 @@ class VeloraApp(App[None]):
     def now(self) -> datetime:
         return self.settings.clock()
 
+    def first_read_done(self) -> bool:
+        return self.first_read.done()
+
     def feed_description(self) -> str:
         if not self.settings.live:
             return "paused"
@@ -127,15 +122,14 @@ class VeloraApp(App[None]):
                 loop.call_soon_threadsafe(self.exit)
 
     def on_mount(self) -> None:
+        # SIGTERM and SIGHUP are taken by runtime.guard_exit's thread (they are blocked in
+        # every other thread), which asks for the exit through exit_from_thread.
         self.event_loop = asyncio.get_running_loop()
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            for signum in (signal.SIGTERM, signal.SIGHUP):
-                self.event_loop.add_signal_handler(signum, self.exit)
         self.initial_load()
 
     # -- data flow -------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="first read")
     def initial_load(self) -> None:
         updates = self.first_read.result()
         self.call_from_thread(self.publish, updates, True)
@@ -170,7 +164,7 @@ class VeloraApp(App[None]):
         self.watch_changes(self.feed)
         self.set_interval(1.0, self.heartbeat)
 
-    @work(exclusive=True, group="watch", exit_on_error=False, description="watch")
+    @work(exclusive=True, group="watch", exit_on_error=False, description="watching for changes")
     async def watch_changes(self, feed: ChangeFeed) -> None:
         async for updates in live_updates(self.monitor, feed):
             if updates:
@@ -206,19 +200,15 @@ class VeloraApp(App[None]):
             self.notify(alert.message, severity=alert.severity, timeout=12)  # type: ignore[arg-type]
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state is WorkerState.ERROR:
-            error = event.worker.error
-            self.notify(
-                clean_text(f"{event.worker.name} failed: {type(error).__name__}: {error}", 300),
-                severity="error",
-                timeout=10,
-            )
-            if event.worker.group == "watch" and self.feed is not None:
-                # The watcher died: keep the data coming by polling.
-                self.feed = ChangeFeed(
-                    self.monitor, poll=True, stream_interval=STREAM_READ_INTERVAL
-                )
-                self.watch_changes(self.feed)
+        """A failure is reported by ReportsWorkerFailures; here the data keeps coming."""
+        if event.state is not WorkerState.ERROR:
+            return
+        if event.worker.group == "watch" and self.feed is not None:
+            # The watcher died: keep the data coming by polling.
+            self.feed = ChangeFeed(self.monitor, poll=True, stream_interval=STREAM_READ_INTERVAL)
+            self.watch_changes(self.feed)
+        elif event.worker.group == "load" and self.settings.live and self.feed is None:
+            self.start_watching()  # the first read failed: changes are still read as they come
 
     async def on_unmount(self) -> None:
         if self.feed is not None:
@@ -233,11 +223,15 @@ class VeloraApp(App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen("help")
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="re-read")
     def action_reload(self) -> None:
         updates = self.monitor.reload()
         self.call_from_thread(self.publish, updates, True)
         self.call_from_thread(self.notify, "Re-read every database", timeout=2)
+
+    @on(OpenExperiment)
+    def experiment_asked_for(self, message: OpenExperiment) -> None:
+        self.open_experiment(message.key)
 
     def open_experiment(self, key: Key) -> None:
         while isinstance(self.screen, ExperimentScreen | HelpScreen):
@@ -262,7 +256,7 @@ class VeloraApp(App[None]):
             return
         self.export_csv(key)
 
-    @work(thread=True, exit_on_error=False, description="export")
+    @work(thread=True, exit_on_error=False, description="export to CSV")
     def export_csv(self, key: Key) -> None:
         db, exp_id = key
         database = self.monitor.databases[db]

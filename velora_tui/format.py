@@ -1,8 +1,14 @@
-"""Human forms of times and durations, shared by the command line and the app."""
+"""Human forms of times, durations and summaries, shared by the command line and the app."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+
+from velora_tui.data.records import ExperimentSummary
+from velora_tui.data.values import format_number
+
+# Shown for an aggregate the scan of a first load has not reached yet.
+PENDING = "…"
 
 
 def duration(delta: timedelta | None) -> str:
@@ -45,3 +51,14 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] | None = No
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(headers), *(line(row) for row in rows)])
+
+
+def episode_count(summary: ExperimentSummary) -> str:
+    """Episodes done, and planned: `~` marks an estimate from the episode numbers of the first
+    and last rows, until the scan has counted them."""
+    planned = f"/{summary.n_episodes}" if summary.n_episodes else ""
+    return f"{'' if summary.scanned else '~'}{summary.episodes}{planned}"
+
+
+def best_reward(summary: ExperimentSummary) -> str:
+    return format_number(summary.best_reward) if summary.scanned else PENDING

@@ -42,7 +42,7 @@ from velora_tui.data.records import (
 )
 from velora_tui.data.scan import Pending, Scan
 from velora_tui.data.schema import NotReady, Schema, SchemaError, check_header, detect_schema
-from velora_tui.data.values import as_int, clean_text, parse_timestamp
+from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
 
 NOT_CREATED = "not created yet; waiting for training to start"
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
@@ -496,6 +496,28 @@ class MetricsDatabase:
                 return []
             rows.reverse()
             return rows
+
+    def sample(self, exp_id: int, points: int, name: str = "reward_moving_avg") -> list[float]:
+        """A metric at up to `points` episodes evenly spread over the experiment (read so far),
+        oldest first: a sparkline's worth, in one seek per point, whatever the run's length."""
+        with self._lock:
+            summary = self.summaries.get(exp_id)
+            if self._schema is None or summary is None or summary.first_id is None:
+                return []
+            first, last = summary.first_id, min(summary.last_id or 0, self._episode_mark)
+            if last < first or points <= 0:
+                return []
+            statement = queries.sampled(self._schema, exp_id, first, last, points, name)
+            try:
+                found = self._fetch(statement)
+            except (sqlite3.Error, SQLAlchemyError) as exc:
+                self._fail(exc)
+                return []
+        values: dict[int, float] = {}
+        for episode_id, value in found:
+            if episode_id is not None and episode_id <= last:
+                values.setdefault(int(episode_id), as_float(value))
+        return list(values.values())
 
     def iter_episodes(self, exp_id: int, chunk: int = 5_000) -> Iterator[list[EpisodeRow]]:
         """All episodes of an experiment in id order, in short chunks (each its own read).

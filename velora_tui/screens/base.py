@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 from textual import on
 from textual.binding import ActiveBinding
@@ -10,23 +11,51 @@ from textual.events import ScreenResume
 from textual.keys import REPLACED_KEYS, key_to_character
 from textual.screen import ModalScreen, Screen
 
+from velora_tui.data.sources import Monitor
+from velora_tui.settings import Settings
 from velora_tui.widgets.status_bar import StatusBar
-
-if TYPE_CHECKING:
-    from velora_tui.app import VeloraApp
+from velora_tui.workers import ReportsWorkerFailures
 
 
-class VeloraScreen(Screen[None]):
+@runtime_checkable
+class Host(Protocol):
+    """What the screens need of the app, which implements it. Screens never import the app:
+    they ask through this, or post a message that bubbles up to it (`OpenExperiment`)."""
+
+    @property
+    def monitor(self) -> Monitor:
+        """Every source, its summaries and its readers."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def last_update(self) -> datetime | None:
+        """When the monitor last read something new."""
+
+    def now(self) -> datetime:
+        """The app's clock (fixed in snapshots)."""
+
+    def feed_description(self) -> str:
+        """How changes are noticed: watching, polling, paused."""
+
+    def first_read_done(self) -> bool:
+        """Whether the first read of every source is over (before it, summaries are half
+        read)."""
+
+
+class VeloraScreen(ReportsWorkerFailures, Screen[None]):
     """Screens get `DataChanged` only while on screen; one left behind (an experiment opened on
     top of the list) is marked stale and catches up when it shows again. Messages to a screen
     hidden behind another make Textual repaint the whole top screen on every one of them.
     """
 
     stale = False
+    _host: Host | None = None
 
     def show_status(self) -> None:
         """The status line at the bottom: sources, their states, the feed, the last update."""
-        app = self.velora
+        app = self.host
         self.query_one(StatusBar).show_sources(
             app.monitor.statuses(), app.feed_description(), app.last_update
         )
@@ -55,12 +84,14 @@ class VeloraScreen(Screen[None]):
         }
 
     @property
-    def velora(self) -> VeloraApp:
-        """The app, typed: its monitor, settings and clock."""
-        from velora_tui.app import VeloraApp
-
-        assert isinstance(self.app, VeloraApp)
-        return self.app
+    def host(self) -> Host:
+        """The app, seen through what screens need of it."""
+        host = self._host
+        if host is None:
+            app = self.app
+            assert isinstance(app, Host)
+            host = self._host = app
+        return host
 
     @property
     def is_showing(self) -> bool:

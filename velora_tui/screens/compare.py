@@ -7,13 +7,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Header, Static
+from textual.worker import Worker, get_current_worker
 from textual_plotext.plot import Plot
 
 from velora_tui.alerts import label
 from velora_tui.data.records import Key
-from velora_tui.data.series import Series, SeriesReaders, thin
+from velora_tui.data.series import Series, SeriesReader, SeriesReaders, thin
 from velora_tui.data.smoothing import smooth
-from velora_tui.messages import DataChanged
+from velora_tui.messages import CurvesRead, DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
     ChartOptions,
@@ -52,7 +53,8 @@ class CompareChart(ThreadedPlot):
     def state(self) -> tuple[list[Series], ChartOptions]:
         return self.curves, self.options
 
-    def plot(self, plt: Plot, width: int, state: tuple[list[Series], ChartOptions]) -> None:
+    @staticmethod
+    def paint(plt: Plot, width: int, state: tuple[list[Series], ChartOptions]) -> None:
         curves, options = state
         x_label = "episode"
         for index, series in enumerate(curves):
@@ -78,7 +80,7 @@ class CompareScreen(VeloraScreen):
         super().__init__()
         self.keys = keys
         self.options = ChartOptions()
-        self.redraws = Redraws(self, self.start_read)
+        self.redraws = Redraws(self, self._read_curves_due)
         self.readers = SeriesReaders(size=len(keys))
 
     def compose(self) -> ComposeResult:
@@ -91,39 +93,46 @@ class CompareScreen(VeloraScreen):
     def on_mount(self) -> None:
         legend = Text("comparing  ", style="bold", no_wrap=True, overflow="ellipsis")
         for index, key in enumerate(self.keys):
-            summary = self.velora.monitor.summary(key)
+            summary = self.host.monitor.summary(key)
             name = label(summary) if summary else f"#{key[1]}"
-            if len(self.velora.monitor.databases) > 1:
+            if len(self.host.monitor.databases) > 1:
                 name += f" ({key[0].parent.name})"
             red, green, blue = PALETTE[index % len(PALETTE)]
             legend.append("━━ ", style=f"rgb({red},{green},{blue})")
             legend.append(name + "   ")
         self.query_one("#legend", Static).update(legend)
-        self.reload()
+        self.load_curves()
 
-    def reload(self) -> None:
+    def load_curves(self) -> None:
+        """Ask for the curves again: paced, one read at a time (Redraws)."""
         self.redraws.request()
 
-    def start_read(self) -> None:
+    def _read_curves_due(self) -> None:
         width = self.query_one(CompareChart).size.width
-        self.read(max(60, min(2 * width, 600)) if width else 200)
+        databases = self.host.monitor.databases
+        readers = [
+            self.readers.get(database, exp_id) if (database := databases.get(db)) else None
+            for db, exp_id in self.keys
+        ]
+        self.read_curves(readers, max(60, min(2 * width, 600)) if width else 200)
 
-    @work(thread=True, group="compare", exit_on_error=False, description="read curves")
-    def read(self, buckets: int) -> None:
-        monitor = self.velora.monitor
-        curves = []
-        for key in self.keys:
-            database = monitor.databases.get(key[0])
-            reader = self.readers.get(database, key[1]) if database else None
-            curves.append(thin(reader.read(), buckets) if reader else Series())
-        self.app.call_from_thread(self.loaded, curves)
+    @work(thread=True, group="compare", exit_on_error=False, description="read the curves")
+    def read_curves(self, readers: list[SeriesReader | None], buckets: int) -> None:
+        curves = [thin(reader.read(), buckets) if reader else Series() for reader in readers]
+        if not get_current_worker().is_cancelled:
+            self.post_message(CurvesRead(curves))
 
-    def loaded(self, curves: list[Series]) -> None:
-        self.query_one(CompareChart).show(curves, self.options)
-        self.redraws.done()
+    @on(CurvesRead)
+    def show_curves(self, message: CurvesRead) -> None:
+        self.query_one(CompareChart).show(message.curves, self.options)
+
+    @on(Worker.StateChanged)
+    def read_ended(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "compare" and event.worker.is_finished:
+            self.redraws.done()
 
     def catch_up(self) -> None:
-        self.reload()
+        self.load_curves()
 
     @on(DataChanged)
     def data_changed(self, message: DataChanged) -> None:
@@ -131,7 +140,7 @@ class CompareScreen(VeloraScreen):
         if any(u.reset for u in message.updates):
             self.readers.clear()
         if touched & set(self.keys) or any(u.reset for u in message.updates):
-            self.reload()
+            self.load_curves()
         self.show_status()
 
     def action_back(self) -> None:

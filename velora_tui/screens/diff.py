@@ -7,12 +7,15 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
+from textual.worker import get_current_worker
 
 from velora_tui.alerts import label
 from velora_tui.data.config import ConfigView
+from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.diff import DiffRow, diff_configs, format_value
 from velora_tui.data.records import Key
 from velora_tui.data.values import clean_text
+from velora_tui.messages import DiffRead
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.key_footer import KeyFooter
 
@@ -51,7 +54,7 @@ class DiffScreen(VeloraScreen):
         self.notes: list[str] = []
 
     def name_of(self, key: Key) -> str:
-        summary = self.velora.monitor.summary(key)
+        summary = self.host.monitor.summary(key)
         return label(summary) if summary else f"#{key[1]}"
 
     def compose(self) -> ComposeResult:
@@ -63,7 +66,7 @@ class DiffScreen(VeloraScreen):
         yield KeyFooter()
 
     def on_mount(self) -> None:
-        self.load()
+        self.load_diff()
 
     def on_resize(self) -> None:
         if self.rows:
@@ -79,21 +82,32 @@ class DiffScreen(VeloraScreen):
         key = max(3, min(longest, room * 2 // 5))
         return key, max(4, (room - key) // 2)
 
-    @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
-    def load(self) -> None:
+    def load_diff(self) -> None:
+        databases = self.host.monitor.databases
+        sides = [
+            (self.name_of(key), databases.get(key[0]), key[1]) for key in (self.left, self.right)
+        ]
+        self.read_diff(sides)
+
+    @work(
+        thread=True, exclusive=True, group="diff", exit_on_error=False, description="read configs"
+    )
+    def read_diff(self, sides: list[tuple[str, MetricsDatabase | None, int]]) -> None:
+        """`sides`: each experiment's name, database and id."""
         views = []
         notes = []
-        for key in (self.left, self.right):
-            database = self.velora.monitor.databases.get(key[0])
-            view = database.config(key[1]) if database else ConfigView("", error="no database")
+        for name, database, exp_id in sides:
+            view = database.config(exp_id) if database else ConfigView("", error="no database")
             if view.error:
-                notes.append(f"{self.name_of(key)}: {view.error}; compared as empty")
+                notes.append(f"{name}: {view.error}; compared as empty")
             views.append(view.data if view.ok else {})
         rows = diff_configs(views[0], views[1])
-        self.app.call_from_thread(self.loaded, rows, notes)
+        if not get_current_worker().is_cancelled:
+            self.post_message(DiffRead(rows, notes))
 
-    def loaded(self, rows: list[DiffRow], notes: list[str]) -> None:
-        self.rows, self.notes = rows, notes
+    @on(DiffRead)
+    def show_diff(self, message: DiffRead) -> None:
+        self.rows, self.notes = message.rows, message.notes
         self.render_rows()
 
     def render_rows(self) -> None:

@@ -9,21 +9,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.strip import Strip
 from textual.widgets import Header, TabbedContent, TabPane
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from velora_tui.data.config import ConfigView
+from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EpisodeRow, Key
-from velora_tui.data.series import Series, SeriesReaders, thin
-from velora_tui.messages import DataChanged
+from velora_tui.data.series import Series, SeriesReader, SeriesReaders, thin
+from velora_tui.messages import ConfigRead, DataChanged, EpisodesRead, SeriesRead
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.widgets.charts import (
-    PANELS,
-    REWARD,
-    ChartOptions,
-    MetricChart,
-    Redraws,
-)
+from velora_tui.widgets.charts import PANELS, REWARD, ChartOptions, MetricChart, Redraws, of_rows
 from velora_tui.widgets.config_panel import ConfigPanel
 from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
@@ -56,7 +51,7 @@ class ExperimentScreen(VeloraScreen):
     def __init__(self, key: Key) -> None:
         super().__init__()
         self.key = key
-        self.charts = Redraws(self, self.read_charts)
+        self.charts = Redraws(self, self._read_series_due)
         self.header = Paced(self, HEADER_INTERVAL, self._show_header)
         self.chart_options = ChartOptions()
         self.focus_on_show: Callable[[], object] | None = None
@@ -65,6 +60,7 @@ class ExperimentScreen(VeloraScreen):
         # Panes read when first shown: opening an experiment builds only what it shows (the
         # open is a burst of CPU a training process on the same cores feels).
         self.unread: set[str] = {"episodes", "config"}
+        self.read_again = False  # a pane's read failed: try again with the next rows
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -85,7 +81,7 @@ class ExperimentScreen(VeloraScreen):
 
     def on_mount(self) -> None:
         self.show_header()
-        self.load_charts()
+        self.load_series()
 
     def read_pane(self, pane: str) -> None:
         """Load a pane's data if it has not been read since it was last reset."""
@@ -96,54 +92,92 @@ class ExperimentScreen(VeloraScreen):
             elif pane == "config":
                 self.load_config()
 
-    # -- loading ---------------------------------------------------------------------------
+    # -- loading: load_x asks, the thread worker read_x reads, @on(XRead) shows ------------
 
-    @work(thread=True, exclusive=True, group="episodes", exit_on_error=False)
+    def database(self) -> MetricsDatabase | None:
+        return self.host.monitor.databases.get(self.key[0])
+
     def load_episodes(self) -> None:
-        database = self.velora.monitor.databases.get(self.key[0])
-        rows = database.latest_episodes(self.key[1], MAX_ROWS) if database else []
-        self.app.call_from_thread(self.show_episodes, rows, True)
+        self.read_episodes(self.database(), self.key[1])
 
-    @work(thread=True, exclusive=True, group="config", exit_on_error=False)
+    @work(
+        thread=True,
+        exclusive=True,
+        group="episodes",
+        exit_on_error=False,
+        description="read the episodes",
+    )
+    def read_episodes(self, database: MetricsDatabase | None, exp_id: int) -> None:
+        rows = database.latest_episodes(exp_id, MAX_ROWS) if database else []
+        if not get_current_worker().is_cancelled:
+            self.post_message(EpisodesRead(rows))
+
+    @on(EpisodesRead)
+    def show_episode_snapshot(self, message: EpisodesRead) -> None:
+        self.show_episodes(message.rows, replace=True)
+
     def load_config(self) -> None:
-        database = self.velora.monitor.databases.get(self.key[0])
-        view = database.config(self.key[1]) if database else ConfigView("", error="no database")
-        self.app.call_from_thread(self.query_one(ConfigPanel).show, view)
+        self.read_config(self.database(), self.key[1])
 
-    def load_charts(self) -> None:
-        """Reload the series, at most one read at a time: a batch of rows means one redraw."""
+    @work(
+        thread=True, exclusive=True, group="config", exit_on_error=False, description="read config"
+    )
+    def read_config(self, database: MetricsDatabase | None, exp_id: int) -> None:
+        view = database.config(exp_id) if database else ConfigView("", error="no database")
+        if not get_current_worker().is_cancelled:
+            self.post_message(ConfigRead(view))
+
+    @on(ConfigRead)
+    def show_config(self, message: ConfigRead) -> None:
+        self.query_one(ConfigPanel).show(message.view)
+
+    def load_series(self) -> None:
+        """Ask for the charts' rows: at most one read at a time, a batch of rows one redraw."""
         if self.query_one(TabbedContent).active != "charts":
             self.charts.dirty = True  # read when the tab shows
             return
         self.charts.request()
 
-    def read_charts(self) -> None:
+    def _read_series_due(self) -> None:
+        """What the read needs, taken here on the UI thread (Redraws calls it when due)."""
         width = self.query_one("#chart-reward", MetricChart).size.width
         builds = [build for chart in self.query(MetricChart) if (build := chart.next_build())]
-        self.read_series(2 * width if width else 200, builds, self.chart_options)
+        database = self.database()
+        reader = self.readers.get(database, self.key[1]) if database else None
+        self.read_series(reader, 2 * width if width else 200, builds)
 
-    @work(thread=True, group="series", exit_on_error=False, description="read charts")
-    def read_series(self, points: int, builds: list[Build], options: ChartOptions) -> None:
+    @work(
+        thread=True, exclusive=True, group="series", exit_on_error=False, description="read charts"
+    )
+    def read_series(self, reader: SeriesReader | None, points: int, builds: list[Build]) -> None:
         """Only the rows not read before, thinned to the charts' width, and every chart's
         picture of them: all in this one thread, off the UI thread, shown at once."""
-        database = self.velora.monitor.databases.get(self.key[0])
-        series = (
-            thin(self.readers.get(database, self.key[1]).read(), points) if database else Series()
-        )
-        of_these_rows = [replace(build, state=(series, options)) for build in builds]
-        pictures = [(build, build.picture()) for build in of_these_rows]
-        self.app.call_from_thread(self.show_series, series, pictures)
+        series = thin(reader.read(), points) if reader else Series()
+        pictures = [(build, build.picture()) for build in (of_rows(b, series) for b in builds)]
+        if not get_current_worker().is_cancelled:
+            self.post_message(SeriesRead(series, pictures))
 
-    def show_series(self, series: Series, pictures: list[tuple[Build, list[Strip]]]) -> None:
-        built = {build.chart for build, _ in pictures}
+    @on(SeriesRead)
+    def show_series(self, message: SeriesRead) -> None:
+        built = {build.chart for build, _ in message.pictures}
         for chart in self.query(MetricChart):
-            chart.series = series
+            chart.series = message.series
             if chart not in built:
                 chart.draw()  # it had no size when the read began
-        for build, picture in pictures:
+        for build, picture in message.pictures:
             if not build.show(picture):
                 build.chart.draw()  # redrawn meanwhile (resized, new options): again, of these rows
-        self.charts.done()
+
+    @on(Worker.StateChanged)
+    def read_ended(self, event: Worker.StateChanged) -> None:
+        """Whichever way a read ends, the next one can start: a failed one (reported by
+        ReportsWorkerFailures) leaves nothing stuck."""
+        worker = event.worker
+        if worker.group == "series" and worker.is_finished:
+            self.charts.done()
+        elif event.state is WorkerState.ERROR and worker.group in ("episodes", "config"):
+            self.unread.add(worker.group)  # read again when next shown, or with the next rows
+            self.read_again = True
 
     def show_episodes(self, rows: list[EpisodeRow], replace: bool = False) -> None:
         table = self.query_one(EpisodeTable)
@@ -159,7 +193,7 @@ class ExperimentScreen(VeloraScreen):
         self.show_status()
 
     def _show_header(self) -> None:
-        app = self.velora
+        app = self.host
         self.query_one(ExperimentHeader).show(app.monitor.summary(self.key), app.now())
 
     # -- live ------------------------------------------------------------------------------
@@ -167,7 +201,7 @@ class ExperimentScreen(VeloraScreen):
     def catch_up(self) -> None:
         if "episodes" not in self.unread:
             self.load_episodes()
-        self.load_charts()
+        self.load_series()
         self.show_header()
 
     @on(DataChanged)
@@ -179,12 +213,15 @@ class ExperimentScreen(VeloraScreen):
             self.query_one(EpisodeTable).reset()  # the old file's rows
             self.unread = {"episodes", "config"}
             self.read_pane(self.query_one(TabbedContent).active)
-            self.load_charts()
+            self.load_series()
         else:
             rows = [r for u in mine for r in u.episodes if r.experiment_id == exp_id]
             if rows:
                 self.show_episodes(rows)
-                self.load_charts()
+                self.load_series()
+                if self.read_again:
+                    self.read_again = False
+                    self.read_pane(self.query_one(TabbedContent).active)
         self.show_header()
 
     @on(EpisodeTable.FollowChanged)
@@ -201,7 +238,7 @@ class ExperimentScreen(VeloraScreen):
         focus, self.focus_on_show = self.focus_on_show, None
         self.tab_switching = False
         if event.pane.id == "charts" and self.charts.dirty:
-            self.load_charts()
+            self.load_series()
         elif event.pane.id is not None:
             self.read_pane(event.pane.id)
         if focus is not None:

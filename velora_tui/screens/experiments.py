@@ -14,15 +14,17 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Sparkline, Static
+from textual.worker import Worker, WorkerState, get_current_worker
 
 from velora_tui.data.config import flatten
+from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
-from velora_tui.data.series import SeriesReaders, at_most
+from velora_tui.data.series import SeriesReader, SeriesReaders, at_most
 from velora_tui.data.sources import sort_summaries
-from velora_tui.data.values import clean_text, format_number
+from velora_tui.data.values import clean_text
 from velora_tui.filtering import FilterError, parse_query
-from velora_tui.format import ago
-from velora_tui.messages import DataChanged
+from velora_tui.format import ago, best_reward, episode_count
+from velora_tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import ExperimentTable
 from velora_tui.widgets.key_footer import KeyFooter
@@ -63,6 +65,10 @@ class ExperimentsScreen(VeloraScreen):
         self.query_text = ""
         self.filter_query = parse_query("")
         self.configs: dict[Key, Mapping[str, Any] | None] = {}
+        # The keys each read under way was asked for: asked once at a time; a failed read's
+        # keys are asked for again (sparklines at the next chance, configs at the next redraw).
+        self.configs_reading: dict[Worker[None], set[Key]] = {}
+        self.sparks_reading: dict[Worker[None], set[Key]] = {}
         self.spark_due: set[Key] = set()
         self.spark_readers = SeriesReaders(2 * SPARK_POINTS, size=4 * SPARK_WINDOW)
         self.beats = 0
@@ -101,9 +107,9 @@ class ExperimentsScreen(VeloraScreen):
         changed = {(u.db, exp) for u in message.updates for exp in u.experiments}
         if any(u.reset for u in message.updates):
             self.spark_readers.clear()
-            self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
+            self.spark_due |= {s.key for s in self.host.monitor.summaries()}
         self.spark_due |= changed
-        if self.spark_due and (message.heartbeat or not self.velora.settings.live):
+        if self.spark_due and (message.heartbeat or not self.host.settings.live):
             self.call_after_refresh(self.load_sparks)
         if message.heartbeat:
             self.beats += 1
@@ -111,10 +117,10 @@ class ExperimentsScreen(VeloraScreen):
                 self.show_later(None)
                 return
             # Only times that can change within a minute need redrawing every second.
-            recent = self.velora.now() - timedelta(minutes=2)
+            recent = self.host.now() - timedelta(minutes=2)
             changed |= {
                 s.key
-                for s in self.velora.monitor.summaries()
+                for s in self.host.monitor.summaries()
                 if s.last_activity is None or s.last_activity > recent
             }
         self.show_later(changed)
@@ -135,47 +141,52 @@ class ExperimentsScreen(VeloraScreen):
         self.refresh_view(pending)
 
     def catch_up(self) -> None:
-        self.spark_due |= {s.key for s in self.velora.monitor.summaries()}
+        self.spark_due |= {s.key for s in self.host.monitor.summaries()}
         self.refresh_view()
         self.load_sparks()
 
     def shown_summaries(self) -> list[ExperimentSummary]:
-        now = self.velora.now()
-        summaries = self.velora.monitor.summaries()
+        now = self.host.now()
+        summaries = self.host.monitor.summaries()
         query = self.filter_query
         if query.is_empty:
             return sort_summaries(summaries, now)
         if query.needs_config:
-            missing = [s.key for s in summaries if s.key not in self.configs]
+            asked = set().union(*self.configs_reading.values())
+            missing = [s.key for s in summaries if s.key not in self.configs and s.key not in asked]
             if missing:
                 self.load_configs(missing)
         configs = self.configs if query.needs_config else {}
         kept = [s for s in summaries if query.matches(s, now, configs.get(s.key))]
         return sort_summaries(kept, now)
 
-    @work(thread=True, group="configs", exit_on_error=False, description="read configs")
     def load_configs(self, keys: list[Key]) -> None:
-        for key in keys:
-            self.configs[key] = None  # asked for: don't ask again while this runs
-        loaded: dict[Key, Mapping[str, Any] | None] = {}
-        for db, exp_id in keys:
-            database = self.velora.monitor.databases.get(db)
-            view = database.config(exp_id) if database else None
-            ok = view is not None and view.ok and isinstance(view.data, dict | list)
-            loaded[(db, exp_id)] = flatten(view.data) if ok and view else None
-        self.app.call_from_thread(self.configs_loaded, loaded)
+        databases = self.host.monitor.databases
+        worker = self.read_configs([(key, databases.get(key[0])) for key in keys])
+        self.configs_reading[worker] = set(keys)
 
-    def configs_loaded(self, loaded: dict[Key, Mapping[str, Any] | None]) -> None:
-        self.configs.update(loaded)
+    @work(thread=True, group="configs", exit_on_error=False, description="read configs")
+    def read_configs(self, asked: list[tuple[Key, MetricsDatabase | None]]) -> None:
+        configs: dict[Key, Mapping[str, Any] | None] = {}
+        for key, database in asked:
+            view = database.config(key[1]) if database else None
+            ok = view is not None and view.ok and isinstance(view.data, dict | list)
+            configs[key] = flatten(view.data) if ok and view else None
+        if not get_current_worker().is_cancelled:
+            self.post_message(ConfigsRead(configs))
+
+    @on(ConfigsRead)
+    def show_configs(self, message: ConfigsRead) -> None:
+        self.configs.update(message.configs)
         self.refresh_view()
 
     def refresh_view(self, changed: set[Key] | None = None) -> None:
         if changed is None:
             self.pending = set()  # every row is drawn now
-        app = self.velora
+        app = self.host
         table = self.query_one(ExperimentTable)
         table.show_db = len(app.monitor.databases) > 1
-        loaded = app.first_read.done()  # before that, summaries are half read
+        loaded = app.first_read_done()  # before that, summaries are half read
         matching = self.shown_summaries() if loaded else []
         summaries = matching[:MAX_ROWS]
         table.show(summaries, app.now(), None if changed is None else changed.__contains__)
@@ -195,10 +206,10 @@ class ExperimentsScreen(VeloraScreen):
         self.show_preview()
 
     def empty_message(self) -> Text:
-        if self.query_text and self.velora.monitor.summaries():
+        if self.query_text and self.host.monitor.summaries():
             return Text(f"No experiment matches “{clean_text(self.query_text)}” (Esc clears)")
         lines = Text()
-        for status in self.velora.monitor.statuses():
+        for status in self.host.monitor.statuses():
             path = clean_text(str(status.path), 300)
             if status.state is SourceState.WAITING:
                 lines.append("Waiting for ", style="bold yellow")
@@ -218,7 +229,7 @@ class ExperimentsScreen(VeloraScreen):
 
     def show_preview(self) -> None:
         key = self.query_one(ExperimentTable).selected_key
-        summary = self.velora.monitor.summary(key) if key else None
+        summary = self.host.monitor.summary(key) if key else None
         title = self.query_one("#preview-title", Line)
         spark = self.query_one("#preview-spark", Sparkline)
         if summary is None:
@@ -230,9 +241,9 @@ class ExperimentsScreen(VeloraScreen):
         line.append(clean_text(summary.agent), style="bold")
         line.append(" · ")
         line.append(clean_text(summary.env))
-        line.append(f"  reward over {summary.episodes} episodes", style="dim")
-        line.append(f"  best {format_number(summary.best_reward)}")
-        line.append(f"  last episode {ago(summary.last_activity, self.velora.now())}", style="dim")
+        line.append(f"  reward over {episode_count(summary)} episodes", style="dim")
+        line.append(f"  best {best_reward(summary)}")
+        line.append(f"  last episode {ago(summary.last_activity, self.host.now())}", style="dim")
         title.show(line)
         values = self.query_one(ExperimentTable).sparks.get(summary.key, ())
         data = [v for v in values if math.isfinite(v)]  # Sparkline fails on NaN
@@ -249,27 +260,41 @@ class ExperimentsScreen(VeloraScreen):
 
     def load_sparks(self) -> None:
         due = self.spark_due & self.spark_window()
-        if due:
-            self.spark_due -= due
-            self.read_sparks(due)
+        if not due:
+            return
+        self.spark_due -= due
+        databases = self.host.monitor.databases
+        readers = {
+            key: self.spark_readers.get(database, key[1])
+            for key in due
+            if (database := databases.get(key[0])) is not None
+        }
+        self.sparks_reading[self.read_sparks(readers)] = due
 
     @work(thread=True, group="sparks", exit_on_error=False, description="read sparklines")
-    def read_sparks(self, due: set[Key]) -> None:
-        monitor = self.velora.monitor
-        results: dict[Key, list[float]] = {}
-        for db_path, exp_id in due:
-            database = monitor.databases.get(db_path)
-            if database is None:
-                continue
-            series = self.spark_readers.get(database, exp_id).read()
-            band = at_most(series, SPARK_POINTS).bands["reward"]
-            results[(db_path, exp_id)] = band.mean
-        self.app.call_from_thread(self.apply_sparks, results)
+    def read_sparks(self, readers: dict[Key, SeriesReader]) -> None:
+        sparks = {
+            key: at_most(reader.read(), SPARK_POINTS).bands["reward"].mean
+            for key, reader in readers.items()
+        }
+        if not get_current_worker().is_cancelled:
+            self.post_message(SparksRead(sparks))
 
-    def apply_sparks(self, results: dict[Key, list[float]]) -> None:
-        table = self.query_one(ExperimentTable)
-        table.sparks.update(results)
-        self.show_later(set(results))
+    @on(SparksRead)
+    def show_sparks(self, message: SparksRead) -> None:
+        self.query_one(ExperimentTable).sparks.update(message.sparks)
+        self.show_later(set(message.sparks))
+
+    @on(Worker.StateChanged)
+    def read_ended(self, event: Worker.StateChanged) -> None:
+        """A read that ended without its message (failed: reported by ReportsWorkerFailures;
+        or cancelled) hands its keys back, so they are asked for again."""
+        if not event.worker.is_finished:
+            return
+        self.configs_reading.pop(event.worker, None)
+        sparks = self.sparks_reading.pop(event.worker, None)
+        if sparks and event.state is not WorkerState.SUCCESS:
+            self.spark_due |= sparks
 
     # -- actions ---------------------------------------------------------------------------
 
@@ -286,7 +311,7 @@ class ExperimentsScreen(VeloraScreen):
     def action_open(self) -> None:
         key = self.query_one(ExperimentTable).selected_key
         if key is not None:
-            self.velora.open_experiment(key)
+            self.post_message(OpenExperiment(key))
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)

@@ -13,7 +13,7 @@ from textual_plotext.plot import Plot
 from velora_tui.data.series import Series, thin
 from velora_tui.data.smoothing import smooth
 from velora_tui.widgets.pacing import Paced
-from velora_tui.widgets.plot import ThreadedPlot
+from velora_tui.widgets.plot import Build, ThreadedPlot
 
 FAINT = (110, 110, 130)
 RAW = (80, 90, 120)
@@ -89,6 +89,21 @@ def for_log_scale(values: Sequence[float]) -> tuple[list[float], str]:
     return kept, f"{hidden} <= 0 hidden" if hidden else ""
 
 
+@dataclass(frozen=True, slots=True)
+class MetricState:
+    """What a MetricChart's picture is of."""
+
+    spec: ChartSpec
+    series: Series | None
+    options: ChartOptions
+
+
+def of_rows(build: Build, series: Series) -> Build:
+    """A MetricChart's build, of `series` instead (touches no widget: for a reading thread)."""
+    state: MetricState = build.state
+    return replace(build, state=replace(state, series=series))
+
+
 class MetricChart(ThreadedPlot):
     """One metric, smoothed over its faint raw curve; the reward also gets its moving average
     and a +-std band. When downsampled, each bucket's min and max are drawn faintly too."""
@@ -106,31 +121,32 @@ class MetricChart(ThreadedPlot):
             self.options = options
         self.draw()
 
-    def state(self) -> tuple[Series | None, ChartOptions]:
-        return self.series, self.options
+    def state(self) -> MetricState:
+        return MetricState(self.spec, self.series, self.options)
 
-    def plot(self, plt: Plot, width: int, state: tuple[Series | None, ChartOptions]) -> None:
-        series, options = state
+    @staticmethod
+    def paint(plt: Plot, width: int, state: MetricState) -> None:
+        spec, series, options = state.spec, state.series, state.options
         if series is not None:
-            series = thin(series, 2 * width, self.spec.plotted)
-        band = series.bands[self.spec.metric] if series is not None else None
+            series = thin(series, 2 * width, spec.plotted)
+        band = series.bands[spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
             note = "no data" if series is not None and len(series) else "waiting for episodes"
-            plt.title(f"{self.spec.title}: {note}")
+            plt.title(f"{spec.title}: {note}")
             return
         xs, x_label = options.x_values(series)
-        if self.spec.metric == "reward":
+        if spec.metric == "reward":
             plt.xlabel(x_label)
         notes = []
         log_note = ""
         mean, low, high = band.mean, band.low, band.high
-        if self.spec.loss and options.log_losses:
+        if spec.loss and options.log_losses:
             mean, log_note = for_log_scale(mean)
             low, _ = for_log_scale(low)
             high, _ = for_log_scale(high)
             plt.yscale("log")
             notes.append("log")
-        short = " (log)" if self.spec.loss and options.log_losses else ""
+        short = " (log)" if spec.loss and options.log_losses else ""
         # Dense noisy series as points: plotext joins a line's points with braille dots, ~45 ms a
         # series for a noisy reward at 120x24, against ~5 ms for the same points unjoined. At
         # two points a column, the points read as a line anyway.
@@ -145,11 +161,11 @@ class MetricChart(ThreadedPlot):
             notes.append(f"smoothing {options.smoothing:g}")
         x, y = finite_points(xs, mean)
         if not x:
-            plt.title(f"{self.spec.title}: nothing to plot ({', '.join(notes)})")
+            plt.title(f"{spec.title}: nothing to plot ({', '.join(notes)})")
             return
-        plt.plot(x, y, marker="braille", color=self.spec.color)
-        title = self.spec.title + short
-        if self.spec.metric == "reward":
+        plt.plot(x, y, marker="braille", color=spec.color)
+        title = spec.title + short
+        if spec.metric == "reward":
             avg = series.bands["reward_moving_avg"].mean
             std = series.bands["reward_moving_std"].mean
             for sign in (1, -1):
@@ -160,16 +176,17 @@ class MetricChart(ThreadedPlot):
             if options.smoothing:
                 title += f" · smoothing {options.smoothing:g}"
         elif log_note == "negated":
-            title = f"-{self.spec.title} (log)"  # all values negative: plotted negated
+            title = f"-{spec.title} (log)"  # all values negative: plotted negated
         elif log_note:
-            title = f"{self.spec.title} (log, {log_note})"
+            title = f"{spec.title} (log, {log_note})"
         plt.title(title)
 
 
 class Redraws:
     """Paces a chart screen's reads: at most one in flight, and at most one redraw every
     CHART_INTERVAL, so a batch of rows means one redraw and a fast writer a few a second.
-    `request()` when the data changed, `done()` when the new read is drawn."""
+    `request()` when the data changed; `done()` when the read has ended, whichever way (on
+    its worker's end: a read that fails must not stop every later one)."""
 
     def __init__(self, node: MessagePump, start: Callable[[], None]) -> None:
         self.start = start

@@ -158,10 +158,6 @@ class EpisodeTable(ScrollView, can_focus=True):
         self._styles = LineStyles(Style(), Style(), Style(), Style())
         self.repaint = Paced(self, REPAINT_INTERVAL, self._show_rows)
 
-    @property
-    def row_count(self) -> int:
-        return len(self.kept)
-
     # -- rows ------------------------------------------------------------------------------
 
     def add_episodes(self, rows: Iterable[EpisodeRow]) -> None:

@@ -10,8 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar
 
 from velora_tui.data.records import ExperimentSummary
-from velora_tui.data.values import clean_text, format_number
-from velora_tui.format import ago, duration
+from velora_tui.data.values import clean_text
+from velora_tui.format import ago, best_reward, duration, episode_count
 from velora_tui.render import STATUS_GLYPHS
 from velora_tui.widgets.line import Line
 
@@ -35,10 +35,8 @@ class ExperimentHeader(Vertical):
         stats = self.query_one("#exp-stats", Line)
         bar = self.query_one("#exp-progress", ProgressBar)
         if summary is None:
-            title.update(
-                Text("experiment no longer in the database", style="bold red"), layout=False
-            )
-            stats.update("", layout=False)
+            title.show(Text("experiment no longer in the database", style="bold red"))
+            stats.show("")
             bar.display = False
             return
         status = summary.status(now)
@@ -55,15 +53,14 @@ class ExperimentHeader(Vertical):
             bar.display = summary.n_episodes is not None
         if summary.n_episodes:
             bar.update(total=summary.n_episodes, progress=min(summary.episodes, summary.n_episodes))
-        parts = [f"{summary.episodes}" + (f"/{summary.n_episodes}" if summary.n_episodes else "")]
-        parts[0] += " episodes"
+        parts = [f"{episode_count(summary)} episodes"]
         rate = summary.episodes_per_minute()
         if status.value == "running" and rate is not None:
             parts.append(f"{rate:,.1f} ep/min")
             eta = summary.eta()
             if eta is not None:
                 parts.append(f"ETA {duration(eta)}")
-        parts.append(f"best {format_number(summary.best_reward)}")
+        parts.append(f"best {best_reward(summary)}")
         parts.append(f"last episode {ago(summary.last_activity, now)}")
         if summary.nonfinite:
             parts.append(f"{summary.nonfinite} with inf/NaN")

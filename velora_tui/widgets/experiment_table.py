@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from velora_tui.data.records import ExperimentSummary, Key
-from velora_tui.format import ago
+from velora_tui.format import PENDING, ago, episode_count
 from velora_tui.render import number_cell, spark, status_cell, text_cell
 
 COLUMNS = (
@@ -85,9 +85,9 @@ class ExperimentTable(DataTable[Text]):
 
     def cells(self, s: ExperimentSummary, now: datetime) -> list[Text]:
         """Every column's cell, shown or not."""
-        planned = f"/{s.n_episodes}" if s.n_episodes else ""
         ident = f"{s.db.parent.name}/{s.id}" if self.show_db else str(s.id)
-        episodes = Text(f"{s.episodes}{planned}", justify="right")
+        episodes = Text(episode_count(s), justify="right", style="" if s.scanned else "dim")
+        best = number_cell(s.best_reward) if s.scanned else Text(PENDING, justify="right")
         if s.nonfinite:
             episodes.append(" !", style="bold red")
         status = status_cell(s.status(now))
@@ -100,7 +100,7 @@ class ExperimentTable(DataTable[Text]):
             text_cell(s.env, 28),
             episodes,
             number_cell(s.last_reward),
-            number_cell(s.best_reward),
+            best,
             number_cell(s.reward_moving_avg),
             Text(spark(self.sparks.get(s.key, ()), SPARK_WIDTH), style="cyan"),
             Text(ago(s.last_activity, now), style="dim"),

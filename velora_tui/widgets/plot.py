@@ -14,7 +14,7 @@ plot itself.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,13 +22,22 @@ from plotext import _utility as plotext_utility
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.strip import Strip
+from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
-# plotext keeps module-level state: one build at a time.
+from velora_tui.messages import PictureBuilt
+from velora_tui.workers import ReportsWorkerFailures
+
+# plotext keeps module-level state: one build at a time, all on one figure (cleared for each).
 _BUILDING = threading.Lock()
+_FIGURE = Plot()
+
+# Describes a plot on a cleared figure, of `state`, `width` cells wide: a function of its
+# arguments alone, as it runs in a build thread.
+Paint = Callable[[Plot, int, Any], None]
 
 PictureKey = tuple[int, int, str]  # width, height, plotext theme
 ColorKey = tuple[Hashable, Hashable, Hashable]  # plotext's foreground, style, background
@@ -78,21 +87,23 @@ def matrix_lines(matrix: Any, width: int, height: int) -> list[Strip]:
 
 @dataclass(frozen=True, slots=True)
 class Build:
-    """One picture to build: for which chart, at which size and theme, of what `state`. Taken
-    on the UI thread; built in any thread (`picture`); shown on the UI thread (`show`)."""
+    """One picture to build: for which chart, at which size and theme, painted how, of what
+    `state`. Taken on the UI thread; built in any thread (`picture`, which touches no widget);
+    shown on the UI thread (`show`)."""
 
     chart: ThreadedPlot
     generation: int
     key: PictureKey
+    paint: Paint
     state: Any
 
     def picture(self) -> list[Strip]:
         width, height, theme = self.key
         with _BUILDING:
-            plt = self.chart.plt
+            plt = _FIGURE
             plt.clear_data()
             plt.clear_figure()
-            self.chart.plot(plt, width, self.state)
+            self.paint(plt, width, self.state)
             plt.plotsize(width, height)
             plt._set_size(width, height)  # as PlotextPlot.render does: resizing needs both
             plt.theme(theme)
@@ -105,7 +116,7 @@ class Build:
         return self.chart.show_picture(self.generation, self.key, picture)
 
 
-class ThreadedPlot(PlotextPlot):
+class ThreadedPlot(ReportsWorkerFailures, PlotextPlot):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._picture: list[Strip] = []
@@ -117,8 +128,9 @@ class ThreadedPlot(PlotextPlot):
         """What `plot` needs, taken on the UI thread (the build must not read the widget)."""
         raise NotImplementedError
 
-    def plot(self, plt: Plot, width: int, state: Any) -> None:
-        """Describe the plot on `plt` (called in the build thread)."""
+    @staticmethod
+    def paint(plt: Plot, width: int, state: Any) -> None:
+        """Describe the plot of `state` on `plt` (called in a build thread: see Paint)."""
         raise NotImplementedError
 
     def next_build(self) -> Build | None:
@@ -130,17 +142,23 @@ class ThreadedPlot(PlotextPlot):
         self._generation += 1
         key = (width, height, self._get_plotext_theme_name(self.app.theme))
         self._wanted = key
-        return Build(self, self._generation, key, self.state())
+        return Build(self, self._generation, key, self.paint, self.state())
 
     def draw(self) -> None:
+        """Build a picture of the chart's state in a thread; the one shown stays until then."""
         build = self.next_build()
         if build is not None:
-            self._build(build)
+            self.build_picture(build)
 
     @work(thread=True, exit_on_error=False, group="plot", description="build a chart")
-    def _build(self, build: Build) -> None:
+    def build_picture(self, build: Build) -> None:
         picture = build.picture()
-        self.app.call_from_thread(build.show, picture)
+        if not get_current_worker().is_cancelled:
+            self.post_message(PictureBuilt(build, picture))
+
+    @on(PictureBuilt)
+    def picture_built(self, message: PictureBuilt) -> None:
+        message.build.show(message.picture)
 
     def show_picture(self, generation: int, key: PictureKey, picture: list[Strip]) -> bool:
         """Put a built picture on screen, unless a newer build was started since (False)."""
