@@ -9,6 +9,7 @@ repository root with the project's virtualenv, e.g. `.venv/bin/python bench/ls_s
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import resource
@@ -51,9 +52,20 @@ def ratio(a: float, b: float) -> float:
 # -- a big database ------------------------------------------------------------------------
 
 
-def big_database(experiments: int = 100, episodes: int = 10_000, *, quiet: bool = False) -> Path:
-    """A velora 0.2.0 metrics.db with `experiments` x `episodes` rows, built once and cached."""
-    path = OUT / f"metrics-v{DATA_VERSION}-{experiments}x{episodes}.db"
+def big_database(
+    experiments: int = 100,
+    episodes: int = 10_000,
+    *,
+    groups: Sequence[int] | None = None,
+    quiet: bool = False,
+) -> Path:
+    """A velora 0.2.0 metrics.db with `experiments` x `episodes` rows, built once and cached
+    under bench/out/. `groups`: runs written at the same time (tests.support.build_big_velora_db);
+    default all one after another."""
+    layout = (
+        "" if groups is None else "-" + hashlib.sha1(repr(list(groups)).encode()).hexdigest()[:8]
+    )
+    path = OUT / f"metrics-v{DATA_VERSION}-{experiments}x{episodes}{layout}.db"
     if path.exists():
         return path
     OUT.mkdir(parents=True, exist_ok=True)
@@ -63,7 +75,7 @@ def big_database(experiments: int = 100, episodes: int = 10_000, *, quiet: bool 
     tmp = Path(tmp_name)
     try:
         tmp.unlink()
-        build_big_velora_db(tmp, experiments, episodes)
+        build_big_velora_db(tmp, experiments, episodes, groups=groups)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -224,22 +236,44 @@ def best_and_median(samples: Sequence[float]) -> tuple[float, float]:
     return (min(samples) if samples else math.nan), median(samples)
 
 
+# Runs a command and reports its wall time and peak RSS. A child's ru_maxrss counts what its
+# parent held when it was forked (the kernel keeps the old memory's high-water mark across
+# exec): started from the benchmark's own process it would be at least that process's RSS.
+# So the command is started from this small interpreter instead, which times it as well.
+LAUNCHER = """
+import os, sys, time
+started = time.perf_counter()
+devnull = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]
+pid = os.posix_spawnp(sys.argv[1], sys.argv[1:], os.environ, file_actions=devnull)
+_, status, usage = os.wait4(pid, 0)
+elapsed = time.perf_counter() - started
+print(os.waitstatus_to_exitcode(status), elapsed, usage.ru_maxrss)
+"""
+
+
+def run_command(command: Sequence[str]) -> tuple[float, float]:
+    """Run a command once (stdout discarded): its wall time in seconds and its peak RSS in MiB.
+    Raises if it fails."""
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", LAUNCHER, *command],
+        capture_output=True,
+        env=timed_env(),
+    )
+    try:
+        code, elapsed, peak_kib = result.stdout.split()
+    except ValueError:
+        code, elapsed, peak_kib = b"-1", b"nan", b"nan"
+    if result.returncode != 0 or int(code) != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} exited {int(code)}: {result.stderr.decode()[-500:]}"
+        )
+    return float(elapsed), float(peak_kib) / 1024
+
+
 def time_command(command: Sequence[str], runs: int, *, warmup: int = 1) -> list[float]:
     """Wall time of a command (stdout discarded), `runs` times after `warmup` untimed runs."""
-    samples: list[float] = []
-    for index in range(warmup + runs):
-        started = time.perf_counter()
-        result = subprocess.run(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=timed_env()
-        )
-        elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise RuntimeError(
-                f"{' '.join(command)} exited {result.returncode}: {result.stderr.decode()[-500:]}"
-            )
-        if index >= warmup:
-            samples.append(elapsed)
-    return samples
+    samples = [run_command(command)[0] for _ in range(warmup + runs)]
+    return samples[warmup:]
 
 
 def _busy_seconds() -> float:

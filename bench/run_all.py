@@ -32,6 +32,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("ls_speed", {"runs": 3}),
     ("app", {}),  # the app's own benchmark (bench/app.py), when it is there
     ("app_keys", {}),
+    ("startup", {"rounds": 1}),
 ]
 
 

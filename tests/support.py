@@ -15,9 +15,11 @@ measure their own process's memory and start-up.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import fcntl
 import hashlib
+import heapq
 import json
 import math
 import os
@@ -211,37 +213,71 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a naive datetime i
 EpisodeRow = tuple[int, int, float, int, float, float, float, float, float, str]
 
 
-def build_big_velora_db(path: Path, experiments: int, episodes: int, seed: int = 7) -> None:
-    """A velora 0.2.0 file of `experiments` x `episodes` rows, built fast (one transaction,
-    executemany, no journal: it is a build, not a live file), runs one after another."""
+def build_big_velora_db(
+    path: Path,
+    experiments: int,
+    episodes: int,
+    *,
+    groups: Sequence[int] | None = None,
+    seed: int = 7,
+) -> None:
+    """A velora 0.2.0 file of `experiments` x `episodes` rows (episode_num 1..episodes in each),
+    built fast: one transaction, executemany, no journal (a build, not a live file).
+
+    `groups`: sizes of consecutive groups of runs that trained at the same time, their rows
+    interleaved by time as parallel runs commit them (the sizes must add up to `experiments`);
+    groups follow one another. Default: every run alone, one after another.
+    """
+    sizes = [1] * experiments if groups is None else list(groups)
+    if sum(sizes) != experiments or min(sizes, default=1) < 1:
+        raise ValueError(f"groups {sizes} do not split {experiments} experiments")
     rng = random.Random(seed)
+    # 0.3-3 s per episode; most runs stopped before their planned total, every fifth finished.
+    intervals = [rng.uniform(0.3, 3.0) for _ in range(experiments)]
+    plans = []
+    for index in range(experiments):
+        agent, env, ceiling = RUNS[index % len(RUNS)]
+        planned = episodes if index % 5 == 0 else episodes + rng.randint(1, 4) * 2_500
+        plans.append(RunPlan(agent, env, planned, episodes, ceiling, seed * 1000 + index))
+    # Within a group each run starts 2 s after the one before; its first episode 2 s after its
+    # start. Groups are 2 minutes apart; the last one ended a minute ago.
+    spans: list[float] = []
+    first = 0
+    for size in sizes:
+        members = range(first, first + size)
+        spans.append(max(2.0 * j + 2.0 + intervals[i] * episodes for j, i in enumerate(members)))
+        first += size
+    clock = datetime.now() - timedelta(seconds=sum(spans) + 118.0 * len(sizes) + 60.0)
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=OFF")
         conn.execute("PRAGMA synchronous=OFF")
         conn.execute("BEGIN")
         _create_tables(conn, "0.2.0")
-        # Runs one after another, the last one ending a minute ago; 0.3-3 s per episode.
-        intervals = [rng.uniform(0.3, 3.0) for _ in range(experiments)]
-        total = sum(i * episodes + 120.0 for i in intervals)
-        clock = datetime.now() - timedelta(seconds=total + 60.0)
-        for index, interval in enumerate(intervals):
-            agent, env, ceiling = RUNS[index % len(RUNS)]
-            # Most runs stopped before their planned total; every fifth finished.
-            planned = episodes if index % 5 == 0 else episodes + rng.randint(1, 4) * 2_500
-            plan = RunPlan(agent, env, planned, episodes, ceiling, seed * 1000 + index)
-            exp_id = _insert_experiment(conn, plan, clock.strftime(TIME_FORMAT))
-            clock += timedelta(seconds=2.0)
+        first = 0
+        for size, span in zip(sizes, spans, strict=True):
+            streams = []
+            for j, index in enumerate(range(first, first + size)):
+                created = clock + timedelta(seconds=2.0 * j)
+                exp_id = _insert_experiment(conn, plans[index], created.strftime(TIME_FORMAT))
+                start = created + timedelta(seconds=2.0)
+                streams.append(fast_episodes(plans[index], exp_id, start, intervals[index]))
+            rows = streams[0] if size == 1 else heapq.merge(*streams, key=_episode_time)
             conn.executemany(
                 "INSERT INTO episode (experiment_id, episode_num, reward, length,"
                 " reward_moving_avg, reward_moving_std, actor_loss, critic_loss, entropy_loss,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                fast_episodes(plan, exp_id, clock, interval),
+                rows,
             )
-            clock += timedelta(seconds=interval * episodes + 118.0)
+            clock += timedelta(seconds=span + 118.0)
+            first += size
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def _episode_time(row: EpisodeRow) -> str:
+    return row[9]  # TIME_FORMAT text sorts as the times do
 
 
 def fast_episodes(
@@ -416,7 +452,7 @@ def _controlling_terminal() -> None:
 
 
 class Terminal:
-    """A process on a pseudo-terminal; everything it writes is kept.
+    """A process on a pseudo-terminal; everything it writes is kept, with when it arrived.
 
     As over SSH: the process leads a session of its own with the terminal as its controlling
     one (it gets SIGHUP if the terminal goes away). `env` defaults to `child_env(plain=False)`
@@ -433,6 +469,7 @@ class Terminal:
         columns, rows = size
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
         base = child_env(plain=False) if env is None else dict(env)
+        self.started = time.perf_counter()  # just before the process is created
         self.proc = subprocess.Popen(
             command,
             stdin=slave,
@@ -443,6 +480,8 @@ class Terminal:
         )
         os.close(slave)
         self.output = bytearray()
+        # (perf_counter() at a chunk's arrival, length of the output with it), in order.
+        self.arrivals: list[tuple[float, int]] = []
         self.lock = threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -455,20 +494,37 @@ class Terminal:
                 return
             if not chunk:
                 return
+            now = time.perf_counter()
             with self.lock:
                 self.output += chunk
+                self.arrivals.append((now, len(self.output)))
 
     def mark(self) -> int:
         with self.lock:
             return len(self.output)
 
-    def wait_for(self, text: str, start: int, timeout: float) -> bool:
+    def find(self, text: str, start: int = 0) -> int:
+        """Offset of `text` in the output, searched from about `start` (-1: not there yet)."""
         wanted = text.encode()
+        with self.lock:
+            return self.output.find(wanted, max(0, start - len(wanted)))
+
+    def arrived(self, offset: int) -> float:
+        """perf_counter() when the output's byte at `offset` arrived (NaN: not yet)."""
+        with self.lock:
+            index = bisect.bisect_right(self.arrivals, offset, key=lambda arrival: arrival[1])
+            return self.arrivals[index][0] if index < len(self.arrivals) else math.nan
+
+    def shown_at(self, text: str, start: int = 0) -> float:
+        """perf_counter() when `text` had wholly arrived (NaN: not yet)."""
+        offset = self.find(text, start)
+        return math.nan if offset < 0 else self.arrived(offset + len(text.encode()) - 1)
+
+    def wait_for(self, text: str, start: int, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with self.lock:
-                if self.output.find(wanted, max(0, start - len(wanted))) >= 0:
-                    return True
+            if self.find(text, start) >= 0:
+                return True
             time.sleep(0.001)
         return False
 
