@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 OLD := .venv-oldest
 OLD_STAMP := $(OLD)/.installed
 
-.PHONY: demo test lint test-newest test-oldest soak bench snapshots clean
+.PHONY: demo test lint test-newest test-oldest soak bench snapshots sql clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ snapshots: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The first load's statements, compiled ahead of time (velora_tui/data/queries.py says why).
+sql: $(STAMP)
+	$(BIN)/python -c "from velora_tui.data.queries import write_first_load_sql as w; w()"
+	$(BIN)/ruff format -q velora_tui/data/first_load_sql.py
 
 clean:
 	rm -rf $(VENV) $(OLD) .mypy_cache .pytest_cache .ruff_cache

@@ -98,3 +98,34 @@ def test_headless_commands_do_not_import_textual(sample_db: Path) -> None:
     result = run_python(COMMANDS, sample_db, *commands)
     assert result.returncode == 0, result.stderr
     assert "CartPole-v1" in result.stdout  # the commands did run and print
+
+
+# The app's module, then a first load (what the first screen shows), then a scan step: only the
+# scan may bring SQLAlchemy in.
+FIRST_SCREEN = """
+import sys
+import velora_tui.app
+from velora_tui.data.sources import Monitor
+
+def loaded(*names):
+    return sorted(m for m in sys.modules if m.split(".")[0] in names)
+
+if loaded("sqlalchemy", "sqlmodel", "pydantic", "plotext", "textual_plotext"):
+    sys.exit(f"importing velora_tui.app loaded {loaded('sqlalchemy', 'sqlmodel', 'plotext')[:3]}")
+monitor = Monitor(sys.argv[1:])
+monitor.refresh()
+if not monitor.summaries():
+    sys.exit("the check is broken: the first load found no experiment")
+if loaded("sqlalchemy", "sqlmodel", "pydantic"):
+    sys.exit(f"a first load loaded {loaded('sqlalchemy', 'sqlmodel', 'pydantic')[:3]}")
+next(monitor.scan())
+if not loaded("sqlmodel"):
+    sys.exit("the check is broken: the scan ran without SQLModel's statements")
+"""
+
+
+def test_the_first_screen_needs_no_sqlalchemy(sample_db: Path) -> None:
+    """SQLAlchemy and SQLModel cost more to import than all of Textual: the app's module and a
+    first load do without them (data/first_load_sql.py); they come in with the scan."""
+    result = run_python(FIRST_SCREEN, sample_db)
+    assert result.returncode == 0, result.stderr

@@ -93,8 +93,8 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     step = scan.Scan.step
 
     def counting(self: scan.Scan, fetch: Any, schema: Any) -> Any:
-        def counted(statement: Any) -> Any:
-            rows = fetch(statement)
+        def counted(statement: Any, **params: Any) -> Any:
+            rows = fetch(statement, **params)
             covered.append(sum(int(row[-3] or 0) for row in rows))
             return rows
 

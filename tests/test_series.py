@@ -19,7 +19,7 @@ from tests.support import (
     opened,
     query,
 )
-from velora_tui.data.models import EPISODE_METRICS
+from velora_tui.data.records import EPISODE_METRICS
 
 TIMEOUT = 30.0
 

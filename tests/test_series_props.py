@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from tests.support import load_series, velora_ddl
 from velora_tui.data import series as series_module
 from velora_tui.data.database import MetricsDatabase
-from velora_tui.data.models import EPISODE_METRICS
+from velora_tui.data.records import EPISODE_METRICS
 from velora_tui.data.series import Series, SeriesReader
 
 rewards = st.lists(

@@ -32,7 +32,6 @@ from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
 from velora_tui.messages import DataChanged, OpenExperiment
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
 from velora_tui.screens.help import HelpScreen
 from velora_tui.settings import Settings
@@ -234,6 +233,9 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.open_experiment(message.key)
 
     def open_experiment(self, key: Key) -> None:
+        # Imported when first needed: its charts (plotext) are not part of the first screen.
+        from velora_tui.screens.experiment import ExperimentScreen
+
         while isinstance(self.screen, ExperimentScreen | HelpScreen):
             self.pop_screen()
         main = self.screen
@@ -242,6 +244,8 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.push_screen(ExperimentScreen(key))
 
     def current_experiment(self) -> Key | None:
+        from velora_tui.screens.experiment import ExperimentScreen
+
         screen = self.screen
         if isinstance(screen, ExperimentScreen):
             return screen.key

@@ -53,11 +53,11 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] | None = No
     return "\n".join([line(headers), *(line(row) for row in rows)])
 
 
-def episode_count(summary: ExperimentSummary) -> str:
-    """Episodes done, and planned: `~` marks an estimate from the episode numbers of the first
+def episode_count(summary: ExperimentSummary, planned: bool = True) -> str:
+    """Episodes done (and planned): `~` marks an estimate from the episode numbers of the first
     and last rows, until the scan has counted them."""
-    planned = f"/{summary.n_episodes}" if summary.n_episodes else ""
-    return f"{'' if summary.scanned else '~'}{summary.episodes}{planned}"
+    plan = f"/{summary.n_episodes}" if summary.n_episodes and planned else ""
+    return f"{'' if summary.scanned else '~'}{summary.episodes}{plan}"
 
 
 def best_reward(summary: ExperimentSummary) -> str:

@@ -8,11 +8,28 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from velora_tui.data.writer_lock import wait_for_commit
 
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A statement compiled to SQLite's SQL (queries.py): its text, with named parameters, and
+    the values of the constant ones (the statement's literals); the others are given per run."""
+
+    sql: str
+    constants: Mapping[str, Any]
+
+    def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        return {**self.constants, **given}
+
+
+# Runs a prepared statement with its named parameters and returns every row.
+Fetch = Callable[..., Sequence[Any]]
 # `PRAGMA data_version` as a SELECT, so that it too is read without holding the lock.
 DATA_VERSION = "SELECT data_version FROM pragma_data_version"
 

@@ -19,21 +19,17 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
-from sqlmodel import create_engine
-
-from velora_tui.data import queries, scan
+from velora_tui.data import first_load_sql, scan
 from velora_tui.data.config import ConfigView, parse_config, planned_from_text
 from velora_tui.data.connection import (
     DATA_VERSION,
+    Prepared,
     ReadOnlyConnection,
     change_counter,
     connect_readonly,
 )
-from velora_tui.data.queries import episode_row
 from velora_tui.data.records import (
+    EPISODE_FIELDS,
     EpisodeRow,
     ExperimentSummary,
     SourceState,
@@ -87,7 +83,7 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
         return SourceStatus(path, SourceState.UNREADABLE, str(exc))
     if isinstance(exc, NotReady):
         return SourceStatus(path, SourceState.WAITING, str(exc))
-    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    original = exc
     if isinstance(original, PermissionError):
         return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
     text = str(original).lower()
@@ -124,7 +120,6 @@ class MetricsDatabase:
         self.summaries: dict[int, ExperimentSummary] = {}
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._engine: Engine | None = None
         self._schema: Schema | None = None
         self._identity: tuple[int, int] | None = None
         # The file, opened beside the connection (and closed only after it: closing any file
@@ -149,13 +144,11 @@ class MetricsDatabase:
 
     def close(self) -> None:
         with self._lock:
-            if self._engine is not None:
-                self._engine.dispose()
             if self._conn is not None:
                 self._conn.close()
             if self._header is not None:
                 os.close(self._header)
-            self._conn = self._engine = self._schema = None
+            self._conn = self._schema = None
             self._header = self._seen = None
             self._confirmed = -math.inf
 
@@ -195,7 +188,6 @@ class MetricsDatabase:
         if isinstance(conn, ReadOnlyConnection) and change_counter(fd) is not None:
             conn.commit_probe = fd  # rollback-journal mode: a read can make a COMMIT wait
         self._conn, self._header = conn, fd
-        self._engine = create_engine("sqlite://", creator=lambda: conn, poolclass=StaticPool)
 
     # -- refreshing ------------------------------------------------------------------------
 
@@ -234,7 +226,7 @@ class MetricsDatabase:
             before = self.status
             try:
                 self._refresh(update)
-            except (sqlite3.Error, SQLAlchemyError, SchemaError, NotReady, OSError) as exc:
+            except (sqlite3.Error, SchemaError, NotReady, OSError) as exc:
                 self._fail(exc)
             update.status_changed = self.status != before
             return update
@@ -299,16 +291,15 @@ class MetricsDatabase:
         assert counter is not None
         return ("counter", counter)
 
-    def _fetch(self, statement: Any) -> Sequence[Any]:
-        """All rows of a SQLModel statement (Core execution: an ORM Session per statement cost
-        ~4x more, on every refresh)."""
-        assert self._engine is not None
-        with self._engine.connect() as conn:
-            rows: Sequence[Any] = conn.execute(statement).all()
-            return rows
+    def _fetch(self, statement: Prepared, **params: Any) -> Sequence[Any]:
+        """Every row of one statement (queries.py), read in one step (connection.py)."""
+        assert self._conn is not None
+        cursor = self._conn.execute(statement.sql, statement.parameters(params))
+        rows: Sequence[Any] = cursor.fetchall()
+        return rows
 
     def _max_episode_id(self) -> int:
-        value = self._fetch(queries.max_episode_id())[0][0]
+        value = self._fetch(first_load_sql.MAX_EPISODE_ID)[0][0]
         return int(value or 0)
 
     def _initial_load(self, update: Update) -> None:
@@ -320,18 +311,26 @@ class MetricsDatabase:
         # and added up exactly by the scan; rows above it are read as new ones.
         mark = self._max_episode_id()
         self._load_experiments(update)
-        edges = [
-            (key, exp_id, first, last)
-            for key, first, last in self._fetch(queries.experiment_edges(mark))
-            if (exp_id := as_int(key)) is not None and first is not None
+        schema = self._schema
+        assert schema is not None
+        edges = first_load_sql.EXPERIMENT_EDGES
+        if not schema.has_entropy:
+            edges = first_load_sql.EXPERIMENT_EDGES_0_1_1
+        width = len(EPISODE_FIELDS)
+        found = [
+            (
+                key,
+                exp_id,
+                EpisodeRow.from_stored(row[1 : 1 + width]),
+                EpisodeRow.from_stored(row[1 + width :]),
+            )
+            for row in self._fetch(edges, upto=mark)
+            if (exp_id := as_int(key := row[0])) is not None
         ]
-        edge_ids = [int(i) for _, _, first, last in edges for i in (first, last)]
-        rows = {row.id: row for row in self._episodes_by_id(edge_ids)}
         pending: deque[Pending] = deque()
-        for key, exp_id, first, last in edges:
-            first, last = int(first), int(last)
+        for key, exp_id, first_row, last_row in found:
+            first, last = first_row.id, last_row.id
             summary = self._summary_for(exp_id, update)
-            first_row, last_row = rows.get(first), rows.get(last)
             estimate = estimate_episodes(first_row, last_row, last - first + 1)
             pending.append(Pending(key, exp_id, first, last, estimate=estimate))
             self._unscanned[exp_id] = self._unscanned.get(exp_id, 0) + 1
@@ -339,14 +338,13 @@ class MetricsDatabase:
             summary.episodes += estimate
             if summary.first_id is None or first < summary.first_id:
                 summary.first_id = first
-                summary.first_activity = first_row.created_at if first_row else None
+                summary.first_activity = first_row.created_at
             if summary.last_id is None or last > summary.last_id:
                 summary.last_id = last
-                if last_row is not None:
-                    summary.last_episode_num = last_row.episode_num
-                    summary.last_reward = last_row.reward
-                    summary.reward_moving_avg = last_row.reward_moving_avg
-                    summary.last_activity = last_row.created_at
+                summary.last_episode_num = last_row.episode_num
+                summary.last_reward = last_row.reward
+                summary.reward_moving_avg = last_row.reward_moving_avg
+                summary.last_activity = last_row.created_at
             update.experiments.add(exp_id)
         self._scan = Scan(mark, pending, scan.ROWS_PER_READ) if pending else None
         update.first_load = self._scan is not None
@@ -378,9 +376,8 @@ class MetricsDatabase:
 
     def _load_experiments(self, update: Update) -> None:
         self._experiments_read = time.monotonic()
-        for exp_id, agent, env, config, created in self._fetch(
-            queries.experiments_after(self._experiment_mark)
-        ):
+        experiments = self._fetch(first_load_sql.EXPERIMENTS_AFTER, after=self._experiment_mark)
+        for exp_id, agent, env, config, created in experiments:
             summary = self.summaries.get(exp_id)
             if summary is None:
                 summary = self.summaries[exp_id] = ExperimentSummary(
@@ -420,7 +417,7 @@ class MetricsDatabase:
                 return None
             try:
                 finished = pending.step(self._fetch, self._schema)
-            except (sqlite3.Error, SQLAlchemyError) as exc:
+            except sqlite3.Error as exc:
                 self._fail(exc)
                 return None
             if pending.done:
@@ -438,7 +435,7 @@ class MetricsDatabase:
             while (item := pending.take(exp_id)) is not None:
                 try:
                     scan.add_up(item, self._fetch, self._schema, pending.rows_per_read)
-                except (sqlite3.Error, SQLAlchemyError) as exc:
+                except sqlite3.Error as exc:
                     pending.queue.appendleft(item)
                     self._fail(exc)
                     raise ReadFailed(self.status) from None
@@ -468,19 +465,12 @@ class MetricsDatabase:
 
     # -- episode rows ----------------------------------------------------------------------
 
-    def _episodes_by_id(self, ids: list[int]) -> list[EpisodeRow]:
-        schema = self._schema
-        assert schema is not None
-        rows: list[EpisodeRow] = []
-        for start in range(0, len(ids), 500):
-            statement = queries.episodes_by_id(schema, ids[start : start + 500])
-            rows.extend(episode_row(values) for values in self._fetch(statement))
-        return rows
-
     def _new_episodes(self, after: int, limit: int) -> list[EpisodeRow]:
+        from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
+
         assert self._schema is not None
-        statement = queries.episodes_after(self._schema, after, limit)
-        return [episode_row(values) for values in self._fetch(statement)]
+        statement = queries.episodes_after(self._schema, one_experiment=False)
+        return [EpisodeRow.from_stored(v) for v in self._fetch(statement, after=after, limit=limit)]
 
     def latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         """The newest `limit` episodes (of one experiment, or of all) read so far, oldest
@@ -488,10 +478,13 @@ class MetricsDatabase:
         with self._lock:
             if self._schema is None or limit <= 0:
                 return []
-            statement = queries.latest_episodes(self._schema, exp_id, self._episode_mark, limit)
+            from velora_tui.data import queries
+
+            statement = queries.latest_episodes(self._schema, one_experiment=exp_id is not None)
             try:
-                rows = [episode_row(values) for values in self._fetch(statement)]
-            except (sqlite3.Error, SQLAlchemyError) as exc:
+                found = self._fetch(statement, upto=self._episode_mark, limit=limit, exp_id=exp_id)
+                rows = [EpisodeRow.from_stored(values) for values in found]
+            except sqlite3.Error as exc:
                 self._fail(exc)
                 return []
             rows.reverse()
@@ -507,10 +500,12 @@ class MetricsDatabase:
             first, last = summary.first_id, min(summary.last_id or 0, self._episode_mark)
             if last < first or points <= 0:
                 return []
-            statement = queries.sampled(self._schema, exp_id, first, last, points, name)
+            from velora_tui.data import queries
+
+            statement = queries.sampled(self._schema, name)
             try:
-                found = self._fetch(statement)
-            except (sqlite3.Error, SQLAlchemyError) as exc:
+                found = self._fetch(statement, exp_id=exp_id, first=first, last=last, points=points)
+            except sqlite3.Error as exc:
                 self._fail(exc)
                 return []
         values: dict[int, float] = {}
@@ -527,10 +522,13 @@ class MetricsDatabase:
             with self._lock:
                 if self._schema is None:
                     raise ReadFailed(self.status)
-                statement = queries.episodes_after(self._schema, after, chunk, exp_id)
+                from velora_tui.data import queries
+
+                statement = queries.episodes_after(self._schema, one_experiment=True)
                 try:
-                    rows = [episode_row(values) for values in self._fetch(statement)]
-                except (sqlite3.Error, SQLAlchemyError) as exc:
+                    found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
+                    rows = [EpisodeRow.from_stored(values) for values in found]
+                except sqlite3.Error as exc:
                     self._fail(exc)
                     raise ReadFailed(self.status) from None
             if not rows:
@@ -542,9 +540,11 @@ class MetricsDatabase:
         with self._lock:
             if self._schema is None:
                 return ConfigView(text="", error=self.status.describe())
+            from velora_tui.data import queries
+
             try:
-                found = self._fetch(queries.config_of(exp_id))
-            except (sqlite3.Error, SQLAlchemyError) as exc:
+                found = self._fetch(queries.config_of(), exp_id=exp_id)
+            except sqlite3.Error as exc:
                 self._fail(exc)
                 return ConfigView(text="", error=self.status.describe())
         if not found:
@@ -559,6 +559,6 @@ class MetricsDatabase:
                 return None
             try:
                 return query(self._fetch, self._schema)
-            except (sqlite3.Error, SQLAlchemyError) as exc:
+            except sqlite3.Error as exc:
                 self._fail(exc)
                 return None

@@ -39,19 +39,3 @@ class Episode(SQLModel, table=True):
     # Absent from velora 0.1.1 files.
     entropy_loss: float | None = None
     created_at: datetime = Field(sa_type=DateTime(timezone=False))
-
-
-EPISODE_METRICS = (
-    "reward",
-    "length",
-    "reward_moving_avg",
-    "reward_moving_std",
-    "actor_loss",
-    "critic_loss",
-    "entropy_loss",
-)
-REQUIRED_COLUMNS = {
-    "experiment": {"id", "agent", "env", "config", "created_at"},
-    "episode": {"id", "experiment_id", "episode_num", *EPISODE_METRICS, "created_at"}
-    - {"entropy_loss"},
-}

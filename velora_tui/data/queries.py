@@ -1,32 +1,66 @@
-"""Every SQL statement the reader runs, built with SQLModel from velora's models, and the
-conversion of their rows into plain values.
+"""Every SQL statement the reader runs, built with SQLModel from velora's models and compiled
+once to SQLite's SQL, with named parameters (`:after`, `:limit`...) given at each run.
 
 Each statement is short: bounded by ids, on the `experiment_id` index (which carries the rowid,
 so results come in id order without a sort), and never a scan of the whole table in one go.
-Values are read as stored (SQLite keeps whatever it was given: text in a number column, inf,
-NULL) and cleaned by `values.py`.
+Values come back as stored (SQLite keeps whatever it was given: text in a number column, inf,
+NULL) and are cleaned by `values.py` and `records.py`.
+
+This module imports SQLAlchemy, which costs more than all of Textual to import: the statements
+of a first load are compiled ahead of time into `first_load_sql.py` (regenerate it with
+`make sql`; a test checks it is current), so the first screen is read without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, func, literal, or_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+)
+from sqlalchemy import type_coerce as as_stored
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
+from sqlmodel.sql.expression import Select
 
-from velora_tui.data.models import EPISODE_METRICS, Episode, Experiment
-from velora_tui.data.records import EpisodeRow
+from velora_tui.data.connection import Prepared
+from velora_tui.data.models import Episode, Experiment
+from velora_tui.data.records import EPISODE_METRICS
 from velora_tui.data.schema import Schema
-from velora_tui.data.values import as_float, as_int, parse_timestamp
 
 MAX_FLOAT = 1.7976931348623157e308
+_DIALECT = sqlite.dialect(paramstyle="named")
 
 
-def select_columns(*columns: Any) -> Any:
+def compiled(statement: Any) -> Prepared:
+    """A statement's SQL for SQLite, with named parameters, and its literals' values."""
+    result = statement.compile(dialect=_DIALECT)
+    constants = {
+        result.bind_names[bind]: bind.value for bind in result.binds.values() if not bind.required
+    }
+    return Prepared(str(result), constants)
+
+
+def number(name: str) -> Any:
+    """A named integer parameter (an id, a count, a limit)."""
+    return bindparam(name, type_=Integer)
+
+
+def select_columns(*columns: Any) -> Select[Any]:
     """SQLModel's `select` over any number of columns (its typed overloads stop at four)."""
-    return select(*columns)
+    return select(*columns)  # type: ignore[no-any-return]
 
 
 def finite(column: Any) -> ColumnElement[bool]:
@@ -38,152 +72,140 @@ def finite_or_null(column: Any) -> Any:
     return case((finite(column), column), else_=None)
 
 
-def metric_column(schema: Schema, name: str) -> Any:
+def metric_column(schema: Schema, name: str, entity: Any = Episode) -> Any:
     """A metric's column, or NULL where this schema lacks it (entropy_loss before 0.2.0)."""
     if name == "entropy_loss" and not schema.has_entropy:
-        return literal(None)
-    return getattr(Episode, name)
+        return null()
+    return getattr(entity, name)
 
 
 # -- experiments -------------------------------------------------------------------------------
 
 
-def experiments_after(mark: int) -> Any:
-    """Experiment rows with an id above `mark`, every value as stored (text where it is text)."""
-    return (
+@cache
+def experiments_after() -> Prepared:
+    """Experiment rows with an id above `:after`, every value as stored."""
+    return compiled(
         select_columns(
             Experiment.id,
-            type_coerce(Experiment.agent, String),
-            type_coerce(Experiment.env, String),
-            type_coerce(Experiment.config, String),
-            type_coerce(Experiment.created_at, String),
+            as_stored(Experiment.agent, String),
+            as_stored(Experiment.env, String),
+            as_stored(Experiment.config, String),
+            as_stored(Experiment.created_at, String),
         )
-        .where(col(Experiment.id) > mark)
+        .where(col(Experiment.id) > number("after"))
         .order_by(col(Experiment.id))
     )
 
 
-def config_of(exp_id: int) -> Any:
-    return select(type_coerce(Experiment.config, String)).where(Experiment.id == exp_id)
+@cache
+def config_of() -> Prepared:
+    """The config of experiment `:exp_id`, as stored."""
+    return compiled(
+        select(as_stored(Experiment.config, String)).where(Experiment.id == bindparam("exp_id"))
+    )
 
 
-def experiment_edges(mark: int) -> Any:
-    """Each experiment id found among the episodes, with its first and last episode id up to
-    `mark`: a skip scan of the experiment_id index, two seeks per experiment, whatever the number
-    of episodes (the first screen needs no more than this)."""
-    episode_experiment = col(Episode.experiment_id)
-    lowest = select(func.min(episode_experiment)).scalar_subquery()
+@cache
+def experiment_edges(schema: Schema) -> Prepared:
+    """Each experiment id found among the episodes up to id `:upto`, with its first and last
+    episode rows (`episode_columns` twice): a skip scan of the experiment_id index, two seeks
+    per experiment, whatever the number of episodes. All a first screen needs."""
+    experiment = col(Episode.experiment_id)
+    lowest = select(func.min(experiment)).scalar_subquery()
     ids = select(lowest.label("x")).cte("experiment_ids", recursive=True)
-    following = select(func.min(episode_experiment)).where(episode_experiment > ids.c.x)
-    ids = ids.union_all(select(following.scalar_subquery()).where(ids.c.x.is_not(None)))
+    following = select(func.min(experiment)).where(experiment > ids.c.x).scalar_subquery()
+    ids = ids.union_all(select(following).where(ids.c.x.is_not(None)))
 
     def edge(which: Any) -> Any:
-        within = and_(episode_experiment == ids.c.x, col(Episode.id) <= mark)
+        within = and_(experiment == ids.c.x, col(Episode.id) <= number("upto"))
         return select(which(Episode.id)).where(within).scalar_subquery()
 
-    return select_columns(ids.c.x, edge(func.min), edge(func.max)).where(ids.c.x.is_not(None))
+    edges = (
+        select_columns(
+            ids.c.x.label("x"), edge(func.min).label("first_id"), edge(func.max).label("last_id")
+        )
+        .where(ids.c.x.is_not(None))
+        .cte("edges")
+    )
+    first, last = aliased(Episode, name="first"), aliased(Episode, name="last")
+    return compiled(
+        select_columns(edges.c.x, *episode_columns(schema, first), *episode_columns(schema, last))
+        .join_from(edges, first, col(first.id) == edges.c.first_id)
+        .join(last, col(last.id) == edges.c.last_id)
+        .order_by(edges.c.x)
+    )
 
 
 # -- episodes ----------------------------------------------------------------------------------
 
 
-def episode_columns(schema: Schema) -> list[Any]:
+def episode_columns(schema: Schema, entity: Any = Episode) -> list[Any]:
+    """An episode's columns in EpisodeRow's order (EpisodeRow.from_stored reads them)."""
     return [
-        Episode.id,
-        Episode.experiment_id,
-        Episode.episode_num,
-        *(metric_column(schema, name) for name in EPISODE_METRICS),
-        type_coerce(Episode.created_at, String),
+        entity.id,
+        entity.experiment_id,
+        entity.episode_num,
+        *(metric_column(schema, name, entity) for name in EPISODE_METRICS),
+        as_stored(entity.created_at, String),
     ]
 
 
-def episode_row(values: Sequence[Any]) -> EpisodeRow:
-    """A row of `episode_columns`, cleaned: numbers that are not numbers become NaN."""
-    metrics = dict(zip(EPISODE_METRICS, values[3:-1], strict=True))
-    entropy = metrics["entropy_loss"]
-    return EpisodeRow(
-        id=int(values[0]),
-        experiment_id=as_int(values[1]) or 0,
-        episode_num=as_int(values[2]),
-        reward=as_float(metrics["reward"]),
-        length=as_int(metrics["length"]),
-        reward_moving_avg=as_float(metrics["reward_moving_avg"]),
-        reward_moving_std=as_float(metrics["reward_moving_std"]),
-        actor_loss=as_float(metrics["actor_loss"]),
-        critic_loss=as_float(metrics["critic_loss"]),
-        entropy_loss=None if entropy is None else as_float(entropy),
-        created_at=parse_timestamp(values[-1]),
-    )
+@cache
+def max_episode_id() -> Prepared:
+    return compiled(select(func.max(Episode.id)))
 
 
-def max_episode_id() -> Any:
-    return select(func.max(Episode.id))
+@cache
+def episodes_after(schema: Schema, one_experiment: bool) -> Prepared:
+    """Up to `:limit` episodes with an id above `:after` (of experiment `:exp_id`, or of all),
+    oldest first: the live reads, and exports in chunks."""
+    statement = select_columns(*episode_columns(schema)).where(col(Episode.id) > number("after"))
+    if one_experiment:
+        statement = statement.where(Episode.experiment_id == bindparam("exp_id"))
+    return compiled(statement.order_by(col(Episode.id)).limit(number("limit")))
 
 
-def episodes_by_id(schema: Schema, ids: Sequence[int]) -> Any:
-    return select_columns(*episode_columns(schema)).where(col(Episode.id).in_(ids))
+@cache
+def latest_episodes(schema: Schema, one_experiment: bool) -> Prepared:
+    """The newest `:limit` episodes up to id `:upto` (of experiment `:exp_id`, or of all),
+    newest first: read from the end, so the cost does not grow with the file."""
+    statement = select_columns(*episode_columns(schema)).where(col(Episode.id) <= number("upto"))
+    if one_experiment:
+        statement = statement.where(Episode.experiment_id == bindparam("exp_id"))
+    return compiled(statement.order_by(col(Episode.id).desc()).limit(number("limit")))
 
 
-def episodes_after(schema: Schema, after: int, limit: int, exp_id: int | None = None) -> Any:
-    """Up to `limit` episodes with an id above `after` (of one experiment, or of all), oldest
-    first: the live reads, and exports in chunks."""
-    statement = select_columns(*episode_columns(schema)).where(col(Episode.id) > after)
-    if exp_id is not None:
-        statement = statement.where(Episode.experiment_id == exp_id)
-    return statement.order_by(col(Episode.id)).limit(limit)
-
-
-def latest_episodes(schema: Schema, exp_id: int | None, upto: int, limit: int) -> Any:
-    """The newest `limit` episodes up to id `upto`, newest first (read from the end: the cost
-    does not grow with the file)."""
-    statement = select_columns(*episode_columns(schema)).where(col(Episode.id) <= upto)
-    if exp_id is not None:
-        statement = statement.where(Episode.experiment_id == exp_id)
-    return statement.order_by(col(Episode.id).desc()).limit(limit)
-
-
-def sampled(schema: Schema, exp_id: int, first: int, last: int, points: int, name: str) -> Any:
-    """(id, value) of the first episode of an experiment at or after each of `points` ids evenly
-    spread from `first` to `last`: one index seek each, so a sparkline of a run of millions of
-    episodes costs what one of a hundred does."""
+@cache
+def sampled(schema: Schema, name: str) -> Prepared:
+    """(id, value of metric `name`) of the first episode of experiment `:exp_id` at or after
+    each of `:points` ids evenly spread from `:first` to `:last`: one index seek each, so a
+    sparkline of a run of millions of episodes costs what one of a hundred does."""
     steps = select(literal(0).label("i")).cte("sample_steps", recursive=True)
-    steps = steps.union_all(select(steps.c.i + 1).where(steps.c.i < points - 1))
-    position = first + steps.c.i * (last - first) // max(points - 1, 1)
+    steps = steps.union_all(select(steps.c.i + 1).where(steps.c.i < number("points") - 1))
+    span = number("last") - number("first")
+    position = number("first") + steps.c.i * span // func.max(number("points") - 1, 1)
 
     def at_position(column: Any) -> Any:
         return (
             select(column)
-            .where(Episode.experiment_id == exp_id, col(Episode.id) >= position)
+            .where(Episode.experiment_id == bindparam("exp_id"), col(Episode.id) >= position)
             .order_by(col(Episode.id))
             .limit(1)
             .scalar_subquery()
         )
 
     value = at_position(metric_column(schema, name))
-    return select_columns(at_position(Episode.id), value).select_from(steps).order_by(steps.c.i)
+    return compiled(
+        select_columns(at_position(Episode.id), value).select_from(steps).order_by(steps.c.i)
+    )
 
 
 # -- aggregates --------------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class Aggregate:
-    """What a scan of an experiment's rows adds up: rows, best finite reward, and rows with
-    inf/NaN/text in a reward or loss. Two aggregates of disjoint rows merge exactly."""
-
-    count: int = 0
-    best: float | None = None
-    nonfinite: int = 0
-
-    def merge(self, count: Any, best: Any, nonfinite: Any) -> None:
-        self.count += int(count or 0)
-        value = None if best is None else as_float(best)
-        if value is not None and (self.best is None or value > self.best):
-            self.best = value
-        self.nonfinite += int(nonfinite or 0)
-
-
 def _aggregate_columns(schema: Schema) -> list[Any]:
+    """Rows, best finite reward, and rows with inf/NaN/text in a reward or loss."""
     bad = [~finite(Episode.reward), ~finite(Episode.actor_loss), ~finite(Episode.critic_loss)]
     if schema.has_entropy:
         entropy = col(Episode.entropy_loss)
@@ -195,53 +217,95 @@ def _aggregate_columns(schema: Schema) -> list[Any]:
     ]
 
 
-def aggregate_experiments(schema: Schema, low: Any, high: Any, upto: int) -> Any:
-    """(experiment id, count, best, non-finite) of every experiment id from `low` to `high`,
-    rows up to id `upto`. `id + 0` keeps SQLite on the experiment_id index (not a rowid scan)."""
-    return (
+@cache
+def aggregate_experiments(schema: Schema) -> Prepared:
+    """(experiment id, rows, best, non-finite) of every experiment id from `:low` to `:high`,
+    rows up to id `:upto`. `id + 0` keeps SQLite on the experiment_id index (not a rowid
+    scan)."""
+    return compiled(
         select_columns(Episode.experiment_id, *_aggregate_columns(schema))
         .where(
-            col(Episode.experiment_id).between(low, high),
-            col(Episode.id) + 0 <= upto,
+            col(Episode.experiment_id).between(bindparam("low"), bindparam("high")),
+            col(Episode.id) + 0 <= number("upto"),
         )
-        .group_by(Episode.experiment_id)
+        .group_by(col(Episode.experiment_id))
     )
 
 
-def aggregate_range(schema: Schema, exp_id: Any, low: int, high: int) -> Any:
-    """(count, best, non-finite) of one experiment's rows with ids from `low` to `high`."""
-    return select_columns(*_aggregate_columns(schema)).where(
-        Episode.experiment_id == exp_id,
-        col(Episode.id) >= low,
-        col(Episode.id) <= high,
+@cache
+def aggregate_range(schema: Schema) -> Prepared:
+    """(rows, best, non-finite) of experiment `:exp_id`'s rows with ids `:low` to `:high`."""
+    return compiled(
+        select_columns(*_aggregate_columns(schema)).where(
+            Episode.experiment_id == bindparam("exp_id"),
+            col(Episode.id) >= number("low"),
+            col(Episode.id) <= number("high"),
+        )
     )
 
 
 # -- series ------------------------------------------------------------------------------------
 
 
-def series_buckets(schema: Schema, exp_id: int, base: int, width: int, low: int, high: int) -> Any:
-    """One experiment's rows with ids in (low, high], grouped into buckets of `width` ids from
-    `base`: per bucket its number, lowest episode number, rows, latest time, and for every metric
-    the total, count, min and max of its finite values."""
+@cache
+def series_buckets(schema: Schema) -> Prepared:
+    """Experiment `:exp_id`'s rows with ids in (`:low`, `:high`], grouped into buckets of
+    `:width` ids from `:base`: per bucket its number, lowest episode number, rows, latest time,
+    and for every metric the total, count, min and max of its finite values."""
     values = [finite_or_null(metric_column(schema, name)) for name in EPISODE_METRICS]
-    bucket = ((col(Episode.id) - base) // width).label("bucket")
-    return (
+    bucket = ((col(Episode.id) - number("base")) // number("width")).label("bucket")
+    return compiled(
         select_columns(
             bucket,
             func.min(Episode.episode_num),
             func.count(),
-            type_coerce(func.max(Episode.created_at), String),
+            as_stored(func.max(Episode.created_at), String),
             *[func.total(v) for v in values],
             *[func.count(v) for v in values],
             *[func.min(v) for v in values],
             *[func.max(v) for v in values],
         )
         .where(
-            Episode.experiment_id == exp_id,
-            col(Episode.id) > low,
-            col(Episode.id) <= high,
+            Episode.experiment_id == bindparam("exp_id"),
+            col(Episode.id) > number("low"),
+            col(Episode.id) <= number("high"),
         )
         .group_by(bucket)
         .order_by(bucket)
     )
+
+
+# -- the first load, compiled ahead of time ----------------------------------------------------
+
+
+def first_load_sql() -> str:
+    """The source of first_load_sql.py."""
+    constants = {
+        "MAX_EPISODE_ID": max_episode_id(),
+        "EXPERIMENTS_AFTER": experiments_after(),
+        "EXPERIMENT_EDGES": experiment_edges(Schema(has_entropy=True)),
+        "EXPERIMENT_EDGES_0_1_1": experiment_edges(Schema(has_entropy=False)),
+    }
+    lines = [
+        "# ruff: noqa: E501",
+        '"""Generated by `make sql` from velora_tui/data/queries.py: do not edit.',
+        "",
+        "The statements of a first load, compiled ahead of time so that the first screen is read",
+        "without importing SQLAlchemy (queries.py says why).",
+        '"""',
+        "",
+    ]
+    lines += ["from velora_tui.data.connection import Prepared", ""]
+    for name, prepared in constants.items():
+        pieces = "\n".join(f"        {line!r}" for line in prepared.sql.splitlines(keepends=True))
+        lines += [
+            f"{name} = Prepared(\n    (\n{pieces}\n    ),\n    {prepared.constants!r},\n)",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def write_first_load_sql() -> Path:
+    target = Path(__file__).with_name("first_load_sql.py")
+    target.write_text(first_load_sql(), encoding="utf-8")
+    return target

@@ -6,11 +6,14 @@ import itertools
 import math
 import statistics
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
+
+from velora_tui.data.values import as_float, as_int, parse_timestamp
 
 Key = tuple[Path, int]  # (database path, experiment id): an experiment across sources
 
@@ -59,6 +62,25 @@ class EpisodeRow:
         entropy_bad = self.entropy_loss is not None and not math.isfinite(self.entropy_loss)
         return entropy_bad or not all(math.isfinite(v) for v in values)
 
+    @classmethod
+    def from_stored(cls, values: Sequence[Any]) -> EpisodeRow:
+        """A row read as stored, in EPISODE_FIELDS order: numbers that are not numbers become
+        NaN, times that are not times None (entropy_loss stays None where the schema has none)."""
+        entropy = values[9]
+        return cls(
+            id=int(values[0]),
+            experiment_id=as_int(values[1]) or 0,
+            episode_num=as_int(values[2]),
+            reward=as_float(values[3]),
+            length=as_int(values[4]),
+            reward_moving_avg=as_float(values[5]),
+            reward_moving_std=as_float(values[6]),
+            actor_loss=as_float(values[7]),
+            critic_loss=as_float(values[8]),
+            entropy_loss=None if entropy is None else as_float(entropy),
+            created_at=parse_timestamp(values[10]),
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -76,6 +98,9 @@ class EpisodeRow:
 
 
 EPISODE_FIELDS = tuple(EpisodeRow.__slots__)
+# The metrics of an episode, in velora's column order (the columns between its episode number
+# and its time): the one list of their names.
+EPISODE_METRICS = EPISODE_FIELDS[3:-1]
 
 # A run counts as stalled after this long without an episode, or 20x its usual interval.
 STALL_FLOOR = timedelta(seconds=60)

@@ -12,13 +12,12 @@ range, each range sized from the density of its rows seen so far.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from velora_tui.data import queries
-from velora_tui.data.queries import Aggregate
+from velora_tui.data.connection import Fetch
 from velora_tui.data.schema import Schema
+from velora_tui.data.values import as_float
 
 ROWS_PER_READ = 20_000
 # Experiments added up by one statement at most (each a row of its result).
@@ -26,7 +25,22 @@ GROUP_LIMIT = 500
 # A range read may grow to this many times the last one: rows may be denser further on.
 GROWTH = 8
 
-Fetch = Callable[[Any], Sequence[Any]]
+
+@dataclass(slots=True)
+class Aggregate:
+    """What a scan of an experiment's rows adds up: rows, best finite reward, and rows with
+    inf/NaN/text in a reward or loss. Two aggregates of disjoint rows merge exactly."""
+
+    count: int = 0
+    best: float | None = None
+    nonfinite: int = 0
+
+    def merge(self, count: Any, best: Any, nonfinite: Any) -> None:
+        self.count += int(count or 0)
+        value = None if best is None else as_float(best)
+        if value is not None and (self.best is None or value > self.best):
+            self.best = value
+        self.nonfinite += int(nonfinite or 0)
 
 
 @dataclass(slots=True)
@@ -73,9 +87,13 @@ class Scan:
                 break
             group.append(item)
             rows += item.span
+        from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
+
         found = {}
-        statement = queries.aggregate_experiments(schema, group[0].key, group[-1].key, self.upto)
-        for key, count, best, nonfinite in fetch(statement):
+        statement = queries.aggregate_experiments(schema)
+        for key, count, best, nonfinite in fetch(
+            statement, low=group[0].key, high=group[-1].key, upto=self.upto
+        ):
             found[key] = (count, best, nonfinite)
         for item in group:
             if item.key in found:
@@ -87,7 +105,10 @@ class Scan:
         low = max(head.first, head.next_id)
         ids = max(1, int(self.rows_per_read / max(head.density, 1e-9)))
         high = min(head.last, low + ids - 1)
-        (count, best, nonfinite), *_ = fetch(queries.aggregate_range(schema, head.key, low, high))
+        from velora_tui.data import queries
+
+        statement = queries.aggregate_range(schema)
+        (count, best, nonfinite), *_ = fetch(statement, exp_id=head.key, low=low, high=high)
         head.total.merge(count, best, nonfinite)
         read = high - low + 1
         head.density = max(int(count or 0) / read, self.rows_per_read / (GROWTH * read))

@@ -7,10 +7,15 @@ import os
 import sqlite3
 from dataclasses import dataclass
 
-from velora_tui.data.models import REQUIRED_COLUMNS
+from velora_tui.data.records import EPISODE_FIELDS
 from velora_tui.data.values import clean_text
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# The columns a file must have to be read as velora's (models.py declares the same tables).
+REQUIRED_COLUMNS = {
+    "experiment": {"id", "agent", "env", "config", "created_at"},
+    "episode": set(EPISODE_FIELDS) - {"entropy_loss"},  # 0.1.1 has none
+}
 
 
 class SchemaError(Exception):

@@ -16,9 +16,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from velora_tui.data import queries
+from velora_tui.data.connection import Fetch
 from velora_tui.data.database import MetricsDatabase
-from velora_tui.data.models import EPISODE_METRICS
+from velora_tui.data.records import EPISODE_METRICS
 from velora_tui.data.schema import Schema
 from velora_tui.data.values import as_float, parse_timestamp
 
@@ -47,8 +47,6 @@ class Series:
     def __len__(self) -> int:
         return len(self.episode)
 
-
-Fetch = Callable[[Any], Sequence[Any]]
 
 LENGTH = EPISODE_METRICS.index("length")
 # Ids per read: each statement aggregates at most this many rows, so a writer waiting to commit
@@ -143,7 +141,16 @@ class SeriesReader:
         base, width, exp_id = self.base, self.width, self.exp_id
 
         def query(fetch: Fetch, schema: Schema) -> Sequence[Any]:
-            return fetch(queries.series_buckets(schema, exp_id, base, width, low, high))
+            from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
+
+            return fetch(
+                queries.series_buckets(schema),
+                exp_id=exp_id,
+                base=base,
+                width=width,
+                low=low,
+                high=high,
+            )
 
         return query
 

@@ -241,7 +241,7 @@ class ExperimentsScreen(VeloraScreen):
         line.append(clean_text(summary.agent), style="bold")
         line.append(" · ")
         line.append(clean_text(summary.env))
-        line.append(f"  reward over {episode_count(summary)} episodes", style="dim")
+        line.append(f"  reward over {episode_count(summary, planned=False)} episodes", style="dim")
         line.append(f"  best {best_reward(summary)}")
         line.append(f"  last episode {ago(summary.last_activity, self.host.now())}", style="dim")
         title.show(line)

@@ -1,0 +1,61 @@
+"""The statements of queries.py: built with SQLModel, compiled once, and the first load's
+compiled ahead of time."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from velora_tui.data import first_load_sql, queries
+from velora_tui.data.models import Episode, Experiment
+from velora_tui.data.schema import REQUIRED_COLUMNS, Schema
+
+
+def test_first_load_sql_is_current() -> None:
+    """first_load_sql.py is what `make sql` writes from queries.py today."""
+    expected = {
+        "MAX_EPISODE_ID": queries.max_episode_id(),
+        "EXPERIMENTS_AFTER": queries.experiments_after(),
+        "EXPERIMENT_EDGES": queries.experiment_edges(Schema(has_entropy=True)),
+        "EXPERIMENT_EDGES_0_1_1": queries.experiment_edges(Schema(has_entropy=False)),
+    }
+    for name, prepared in expected.items():
+        assert getattr(first_load_sql, name) == prepared, f"run `make sql`: {name} is stale"
+
+
+def test_required_columns_are_the_models_columns() -> None:
+    """schema.py names the columns it checks without importing the models: they must agree."""
+    assert set(Experiment.__table__.columns.keys()) == REQUIRED_COLUMNS["experiment"]  # type: ignore[attr-defined]
+    episode = set(Episode.__table__.columns.keys())  # type: ignore[attr-defined]
+    assert episode - {"entropy_loss"} == REQUIRED_COLUMNS["episode"]
+
+
+def test_every_statement_compiles_for_sqlite() -> None:
+    """SQLite itself accepts each statement's SQL (prepared against velora's schema)."""
+    conn = sqlite3.connect(":memory:")
+    conn.executescript(
+        "CREATE TABLE experiment (id INTEGER PRIMARY KEY, agent, env, config, created_at);"
+        "CREATE TABLE episode (id INTEGER PRIMARY KEY, experiment_id, episode_num, reward,"
+        " length, reward_moving_avg, reward_moving_std, actor_loss, critic_loss, entropy_loss,"
+        " created_at);"
+    )
+    for schema in (Schema(has_entropy=True), Schema(has_entropy=False)):
+        statements = [
+            queries.max_episode_id(),
+            queries.experiments_after(),
+            queries.config_of(),
+            queries.experiment_edges(schema),
+            queries.episodes_after(schema, one_experiment=True),
+            queries.episodes_after(schema, one_experiment=False),
+            queries.latest_episodes(schema, one_experiment=True),
+            queries.latest_episodes(schema, one_experiment=False),
+            queries.sampled(schema, "reward_moving_avg"),
+            queries.aggregate_experiments(schema),
+            queries.aggregate_range(schema),
+            queries.series_buckets(schema),
+        ]
+        params = dict.fromkeys(
+            ["after", "upto", "limit", "exp_id", "first", "last", "points", "low", "high"], 1
+        ) | {"base": 1, "width": 1}
+        for prepared in statements:
+            conn.execute(prepared.sql, prepared.parameters(params)).fetchall()
+    conn.close()
