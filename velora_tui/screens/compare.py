@@ -20,6 +20,7 @@ from velora_tui.widgets.charts import (
     ChartOptions,
     Redraws,
     finite_points,
+    set_x_ticks,
 )
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.plot import ThreadedPlot
@@ -57,12 +58,15 @@ class CompareChart(ThreadedPlot):
     def paint(plt: Plot, width: int, state: tuple[list[Series], ChartOptions]) -> None:
         curves, options = state
         x_label = "episode"
+        every_x: list[float] = []
         for index, series in enumerate(curves):
             xs, x_label = options.x_values(series)
+            every_x += xs
             ys = smooth(series.bands["reward"].mean, options.smoothing)
             x, y = finite_points(xs, ys)
             if x:
                 plt.plot(x, y, marker="braille", color=PALETTE[index % len(PALETTE)])
+        set_x_ticks(plt, options, every_x)
         plt.xlabel(x_label)
         smoothing = options.smoothing
         plt.title("reward" + (f" · smoothing {smoothing:g}" if smoothing else ""))

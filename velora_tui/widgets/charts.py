@@ -18,6 +18,9 @@ from velora_tui.widgets.plot import Build, ThreadedPlot
 FAINT = (110, 110, 130)
 RAW = (80, 90, 120)
 X_AXES = ("episode", "steps", "time")
+INTEGER_X_AXES = frozenset({"episode", "steps"})  # counts: ticks at whole numbers
+X_TICKS = 5  # at most, as plotext's own x axis has
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999)
 CHART_INTERVAL = 1.0  # seconds between redraws while rows keep arriving
 
@@ -79,6 +82,34 @@ def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def integer_ticks(low: float, high: float, most: int = X_TICKS) -> list[int]:
+    """Round whole numbers between `low` and `high` for an axis of counts, at most `most`
+    (plotext spaces its own ticks evenly between the ends: 30.8, 60.5 on an episode axis)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []
+    first, last = math.ceil(low), math.floor(high)
+    if last <= first:
+        return [first] if last == first else []
+    magnitude = 10 ** max(0, math.floor(math.log10((last - first) / most)))
+    while True:
+        for nice in NICE_STEPS:
+            step = nice * magnitude
+            if step.is_integer():
+                ticks = range(-(-first // int(step)) * int(step), last + 1, int(step))
+                if len(ticks) <= most:
+                    return list(ticks)
+        magnitude *= 10
+
+
+def set_x_ticks(plt: Plot, options: ChartOptions, xs: Sequence[float]) -> None:
+    """Whole-number ticks on the episode and steps axes (plotext's own are spread evenly)."""
+    finite = [x for x in xs if math.isfinite(x)]
+    if options.x_axis in INTEGER_X_AXES and finite:
+        ticks = integer_ticks(min(finite), max(finite))
+        if ticks:
+            plt.xticks([float(tick) for tick in ticks], [str(tick) for tick in ticks])
+
+
 def for_log_scale(values: Sequence[float]) -> tuple[list[float], str]:
     """Values a log axis can show, and what was done to them (said on the chart)."""
     finite = [v for v in values if math.isfinite(v)]
@@ -135,6 +166,7 @@ class MetricChart(ThreadedPlot):
             plt.title(f"{spec.title}: {note}")
             return
         xs, x_label = options.x_values(series)
+        set_x_ticks(plt, options, xs)
         if spec.metric == "reward":
             plt.xlabel(x_label)
         notes = []
