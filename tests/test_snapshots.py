@@ -56,6 +56,7 @@ SCREENS: Iterable[tuple[str, tuple[str, ...]]] = (
     ("episodes", ("enter", "2")),
     ("config", ("enter", "3")),
     ("help", ("question_mark",)),
+    ("help-end", ("question_mark", "end")),  # the filter's syntax
 )
 
 

@@ -72,9 +72,19 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
     TITLE = "velora-tui"
     SCREENS = {"help": HelpScreen}
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        Binding("r", "reload", "Re-read", show=False),
+        Binding("q", "quit", "Quit", tooltip="quit"),
+        Binding("question_mark", "help", "Help", tooltip="this help: every key"),
+        Binding("r", "reload", "Re-read", show=False, tooltip="re-read every database anew"),
+        # Textual's own, with what our palette holds (the footer shows it apart, as `palette`).
+        Binding(
+            App.COMMAND_PALETTE_BINDING,
+            "command_palette",
+            "palette",
+            show=False,
+            priority=True,
+            tooltip="command palette: open any experiment, export it to CSV, save an SVG"
+            " screenshot, change the theme",
+        ),
     ]
     COMMANDS = App.COMMANDS | {ExperimentCommands}
 

@@ -17,6 +17,8 @@ from velora_tui.data.smoothing import smooth
 from velora_tui.messages import CurvesRead, DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
+    SMOOTHING_HELP,
+    X_AXIS_HELP,
     ChartOptions,
     Redraws,
     finite_points,
@@ -74,10 +76,19 @@ class CompareChart(ThreadedPlot):
 
 class CompareScreen(VeloraScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-"),
-        Binding("minus", "smoothing(-1)", "Less smoothing", show=False),
-        Binding("x", "x_axis", "X axis"),
+        Binding("escape", "back", "Back", tooltip="back to the list"),
+        Binding(
+            "plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-", tooltip=SMOOTHING_HELP
+        ),
+        Binding(
+            "minus",
+            "smoothing(-1)",
+            "Less smoothing",
+            show=False,
+            key_display="+/-",
+            tooltip=SMOOTHING_HELP,
+        ),
+        Binding("x", "x_axis", "X axis", tooltip=X_AXIS_HELP),
     ]
 
     def __init__(self, keys: list[Key]) -> None:

@@ -22,6 +22,9 @@ INTEGER_X_AXES = frozenset({"episode", "steps"})  # counts: ticks at whole numbe
 X_TICKS = 5  # at most, as plotext's own x axis has
 NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999)
+# What the charts' keys do, in the footer's tooltips and in the help (the same on every screen).
+SMOOTHING_HELP = "charts: more / less smoothing (debiased moving average, 0 to 0.999)"
+X_AXIS_HELP = "charts: x axis: episode, environment steps, time since the start"
 CHART_INTERVAL = 1.0  # seconds between redraws while rows keep arriving
 
 

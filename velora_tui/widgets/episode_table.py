@@ -34,6 +34,9 @@ from velora_tui.render import number_part
 from velora_tui.widgets.pacing import Paced
 
 MAX_ROWS = 1_000
+FOLLOW_HELP = "follow new episodes"
+UP_HELP = "episodes: move up (stops following)"
+DOWN_HELP = "episodes: move down"
 REPAINT_INTERVAL = 0.1
 HEADER_HEIGHT = 1
 PADDING = 1  # blank cells each side of a column
@@ -129,12 +132,12 @@ class EpisodeTable(ScrollView, can_focus=True):
     """
     BINDINGS = [
         # `f` is the screen's: one key in the footer, in the same place whichever view has focus.
-        Binding("end", "follow", "Follow", show=False),
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
+        Binding("end", "follow", "Follow", show=False, tooltip=FOLLOW_HELP),
+        Binding("up,k", "cursor_up", "Up", show=False, tooltip=UP_HELP),
+        Binding("down,j", "cursor_down", "Down", show=False, tooltip=DOWN_HELP),
+        Binding("pageup", "page_up", "Page up", show=False, tooltip=UP_HELP),
+        Binding("pagedown", "page_down", "Page down", show=False, tooltip=DOWN_HELP),
+        Binding("home", "first", "First", show=False, tooltip=UP_HELP),
     ]
 
     following: reactive[bool] = reactive(True)
