@@ -68,7 +68,7 @@ class CompareChart(ThreadedPlot):
             x, y = finite_points(xs, ys)
             if x:
                 plt.plot(x, y, marker="braille", color=PALETTE[index % len(PALETTE)])
-        set_x_ticks(plt, options, every_x)
+        set_x_ticks(plt, options, every_x, width)
         plt.xlabel(x_label)
         smoothing = options.smoothing
         plt.title("reward" + (f" · smoothing {smoothing:g}" if smoothing else ""))
