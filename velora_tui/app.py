@@ -29,6 +29,7 @@ from velora_tui.data.records import Key, Update
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
+from velora_tui.format import shown_path
 from velora_tui.messages import DataChanged, OpenExperiment
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.screens.experiment import ExperimentScreen
@@ -63,7 +64,7 @@ class ExperimentCommands(Provider):
                     score,
                     matcher.highlight(label),
                     partial(app.open_experiment, summary.key),
-                    help=clean_text(str(summary.db), 200),
+                    help=clean_text(shown_path(summary.db), 200),
                 )
 
 
@@ -96,7 +97,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.last_update: datetime | None = None
         self.alerts = AlertTracker()
         self.event_loop: asyncio.AbstractEventLoop | None = None  # once mounted
-        self.sub_title = clean_text(", ".join(str(s) for s in monitor.specs), 200)
+        self.sub_title = clean_text(", ".join(shown_path(s) for s in monitor.specs), 200)
         # The first read starts now, while Textual starts up, and is shown once both are done.
         self.first_read: Future[list[Update]] = Future()
         threading.Thread(target=self._read_first, name="first-read", daemon=True).start()

@@ -116,6 +116,7 @@ class CompareScreen(VeloraScreen):
             legend.append("━━ ", style=f"rgb({red},{green},{blue})")
             legend.append(name + "   ")
         self.query_one("#legend", Static).update(legend)
+        self.show_status()
         self.load_curves()
 
     def load_curves(self) -> None:
