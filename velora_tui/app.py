@@ -40,9 +40,9 @@ from velora_tui.workers import ReportsWorkerFailures
 
 __all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 
-# While commits stream in, the app reads them 10 times a second, as often as the tail shows
-# them (`tail -f` keeps 25): every read is drawn on the list, the header, the tail and the
-# charts, and at 25 a second the reads and their drawing were a fifth of the app's CPU.
+# While commits stream in, the app reads them as often as the tail shows them (`tail -f` reads
+# more often): every read is drawn on the list, the header, the tail and the charts, so more
+# reads would cost CPU and show nothing more.
 STREAM_READ_INTERVAL = 0.1
 
 

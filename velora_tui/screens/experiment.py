@@ -301,8 +301,8 @@ class ExperimentScreen(VeloraScreen):
         # A focused widget left in the hidden pane would make TabbedContent switch back.
         self.set_focus(None)
         tabs.active = tab
-        # Lay out with the new pane at the next frame. Left to the panes, the layout came two
-        # frames (30-50 ms) later, after a frame that repainted the old pane.
+        # Lay out with the new pane at the next frame. Left to the panes, the layout comes two
+        # frames later, after a frame that repaints the old pane.
         self.refresh(layout=True)
 
     def action_tab(self, tab: str) -> None:

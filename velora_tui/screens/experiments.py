@@ -138,8 +138,7 @@ class ExperimentsScreen(VeloraScreen):
     def show_later(self, changed: set[Key] | None) -> None:
         """Redraw these experiments' rows (None: the whole list) for new data: at once after a
         quiet spell, else with the next redraw. A DataTable repaints all its lines on any change:
-        25 changes a second from a fast writer cost 10% of a core, 4 redraws a second the same
-        to the eye."""
+        a redraw for each of a fast writer's changes costs CPU, a few a second look the same."""
         if changed is None:
             self.pending = None
         elif self.pending is not None:

@@ -200,9 +200,9 @@ class MetricChart(ThreadedPlot):
             plt.yscale("log")
             notes.append("log")
         short = " (log)" if spec.loss and options.log_losses else ""
-        # Dense noisy series as points: plotext joins a line's points with braille dots, ~45 ms a
-        # series for a noisy reward at 120x24, against ~5 ms for the same points unjoined. At
-        # two points a column, the points read as a line anyway.
+        # Dense noisy series as points: plotext joins a line's points with braille dots, many
+        # times the work of the same points unjoined for a noisy series. At two points a column,
+        # the points read as a line anyway.
         faint = plt.plot if len(series) <= width else plt.scatter
         if not series.exact:
             edge_x, low_y = finite_points(xs, low)

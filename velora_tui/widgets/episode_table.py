@@ -7,7 +7,7 @@ newest MAX_ROWS rows are kept, so memory stays bounded however long training run
 A ScrollView on Textual's line API rather than a DataTable: adding rows is an append to a deque,
 and a paint draws only the rows on screen, each row's cells formatted once. DataTable formats and
 re-renders every visible cell after each added row, and re-lays out the screen as its height
-grows; at 2,000 episodes/s that took most of the UI thread and keys waited 200-400 ms.
+grows: under a fast writer that takes most of the UI thread, and keys wait.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ FLAG: Part = (" !", "bold red")
 
 def cells(row: EpisodeRow) -> tuple[Cell, ...]:
     """A row's cells as (text, style) parts. Plain tuples of strings, which the garbage
-    collector stops looking at, where nine Text objects were ~30 objects it kept scanning."""
+    collector stops looking at, where nine Text objects are dozens of objects it keeps scanning."""
     episode: Part = ("-" if row.episode_num is None else str(row.episode_num), "")
     return (
         (episode, FLAG) if row.has_nonfinite else (episode,),
@@ -206,7 +206,7 @@ class EpisodeTable(ScrollView, can_focus=True):
         size = Size(self.line_length, len(self.kept) + HEADER_HEIGHT)
         if size == self.virtual_size:
             return
-        # Not `self.virtual_size = size`: that lays out the whole screen (3-8 ms, 10 times a
+        # Not `self.virtual_size = size`: that lays out the whole screen (up to 10 times a
         # second while rows stream in), and the tail's own size never depends on its rows.
         # Only its scrollbars do; a scrollbar that appears or goes still asks for a layout.
         self.set_reactive(EpisodeTable.virtual_size, size)
@@ -217,7 +217,7 @@ class EpisodeTable(ScrollView, can_focus=True):
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._measure_rows_in_view()
-        # Worked out once a paint (~50 us each), not once a line.
+        # Worked out once a paint, not once a line (each is a lookup through the CSS).
         base = self.rich_style
         self._styles = LineStyles(
             base,

@@ -1,6 +1,6 @@
-"""Leading-and-trailing pacing for views that new rows would otherwise redraw 20-40 times a
-second: the first request shows at once, requests within `interval` of the last show are
-folded into one show at its end."""
+"""Leading-and-trailing pacing for views that new rows would otherwise redraw as often as
+batches of rows arrive: the first request shows at once, requests within `interval` of the last
+show are folded into one show at its end."""
 
 from __future__ import annotations
 
