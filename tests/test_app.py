@@ -239,12 +239,26 @@ async def test_filter_narrows_and_clears(sample_db: Path) -> None:
 
 
 async def test_help_screen_lists_keys(sample_db: Path) -> None:
+    """Help is built from the bindings: every key of every screen, and the filter's syntax."""
+    from velora_tui.filtering import FIELDS, STATUSES
+    from velora_tui.screens.help import FILTER_SYNTAX, sections
+
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app)
         await pilot.press("question_mark")
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
+        keys = {title: " ".join(k for k, _ in rows).split() for title, rows in sections(app)}
+        assert {"q", "?", "r", "^p"} <= set(keys["Anywhere"])
+        assert {"⏎", "/", "space", "c", "d", "esc", "j", "k"} <= set(keys["Experiment list"])
+        assert {"1", "2", "3", "tab", "+/-", "x", "l", "f", "end", "/", "esc"} <= set(
+            keys["Experiment"]
+        )
+        assert {"esc", "+/-", "x"} <= set(keys["Compare"])
+        assert {"esc", "a", "j", "k"} <= set(keys["Config diff"])
+        syntax = " ".join(" ".join(row) for row in FILTER_SYNTAX)
+        assert all(field in syntax for field in (*FIELDS, *STATUSES, "cfg."))
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ExperimentsScreen)

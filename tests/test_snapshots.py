@@ -1,7 +1,8 @@
-"""Snapshots of the main screens on the sample database, at 80x24 and 120x40.
+"""Snapshots of every screen on the sample database, at 80x24 and 120x40.
 
-Deterministic: a fixed clock, no watcher or heartbeat, and the sample copied to a fixed path
-(paths are shown on screen). Update with `make snapshots` after an intended change.
+Deterministic: a fixed clock, no watcher or heartbeat, and the sample copied into the test's
+own folder, which is made the working directory: paths on screen are shown relative to it
+(`metrics.db`). Update with `make snapshots` after an intended change.
 """
 
 from __future__ import annotations
@@ -20,15 +21,14 @@ from velora_tui.app import Settings, VeloraApp, make_app
 
 pytestmark = pytest.mark.ui
 
-FIXED = Path("/tmp/velora-tui-snapshot/metrics.db")
 NOW = datetime(2026, 11, 23, 19, 45, 0)
 SnapCompare = Callable[..., bool]
 
 
-def sample_app() -> VeloraApp:
-    FIXED.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(SAMPLE_DB, FIXED)
-    return make_app([FIXED], Settings(live=False, clock=lambda: NOW))
+def sample_app(folder: Path) -> VeloraApp:
+    """The app on a copy of the sample in `folder`, the working directory."""
+    shutil.copyfile(SAMPLE_DB, folder / "metrics.db")
+    return make_app([folder / "metrics.db"], Settings(live=False, clock=lambda: NOW))
 
 
 def keys_then_settle(*keys: str) -> Callable[[Pilot[Any]], Awaitable[None]]:
@@ -55,10 +55,22 @@ SCREENS: Iterable[tuple[str, tuple[str, ...]]] = (
     ("episodes", ("enter", "2")),
     ("config", ("enter", "3")),
     ("help", ("question_mark",)),
+    ("help-end", ("question_mark", "end")),  # the filter's syntax
+    ("compare", ("space", "space", "c")),
+    ("diff", ("space", "space", "d")),
 )
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
 @pytest.mark.parametrize(("name", "keys"), SCREENS, ids=[name for name, _ in SCREENS])
-def test_screen(snap_compare: SnapCompare, name: str, keys: tuple[str, ...], size: Any) -> None:
-    assert snap_compare(sample_app(), terminal_size=size, run_before=keys_then_settle(*keys))
+def test_screen(
+    snap_compare: SnapCompare,
+    name: str,
+    keys: tuple[str, ...],
+    size: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = sample_app(tmp_path)
+    assert snap_compare(app, terminal_size=size, run_before=keys_then_settle(*keys))

@@ -30,18 +30,18 @@ from velora_tui.data.records import Key, Update
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
+from velora_tui.format import shown_path
 from velora_tui.messages import DataChanged, OpenExperiment
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.screens.experiments import ExperimentsScreen
-from velora_tui.screens.help import HelpScreen
 from velora_tui.settings import Settings
 from velora_tui.workers import ReportsWorkerFailures
 
 __all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 
-# While commits stream in, the app reads them 10 times a second, as often as the tail shows
-# them (`tail -f` keeps 25): every read is drawn on the list, the header, the tail and the
-# charts, and at 25 a second the reads and their drawing were a fifth of the app's CPU.
+# While commits stream in, the app reads them as often as the tail shows them (`tail -f` reads
+# more often): every read is drawn on the list, the header, the tail and the charts, so more
+# reads would cost CPU and show nothing more.
 STREAM_READ_INTERVAL = 0.1
 
 
@@ -63,18 +63,27 @@ class ExperimentCommands(Provider):
                     score,
                     matcher.highlight(label),
                     partial(app.open_experiment, summary.key),
-                    help=clean_text(str(summary.db), 200),
+                    help=clean_text(shown_path(summary.db), 200),
                 )
 
 
 class VeloraApp(ReportsWorkerFailures, App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "velora-tui"
-    SCREENS = {"help": HelpScreen}
     BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("question_mark", "help", "Help"),
-        Binding("r", "reload", "Re-read", show=False),
+        Binding("q", "quit", "Quit", tooltip="quit"),
+        Binding("question_mark", "help", "Help", tooltip="this help: every key"),
+        Binding("r", "reload", "Re-read", show=False, tooltip="re-read every database anew"),
+        # Textual's own, with what our palette holds (the footer shows it apart, as `palette`).
+        Binding(
+            App.COMMAND_PALETTE_BINDING,
+            "command_palette",
+            "palette",
+            show=False,
+            priority=True,
+            tooltip="command palette: open any experiment, export it to CSV, save an SVG"
+            " screenshot, change the theme",
+        ),
     ]
     COMMANDS = App.COMMANDS | {ExperimentCommands}
 
@@ -86,7 +95,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.last_update: datetime | None = None
         self.alerts = AlertTracker()
         self.event_loop: asyncio.AbstractEventLoop | None = None  # once mounted
-        self.sub_title = clean_text(", ".join(str(s) for s in monitor.specs), 200)
+        self.sub_title = clean_text(", ".join(shown_path(s) for s in monitor.specs), 200)
         # The first read starts now, while Textual starts up, and is shown once both are done.
         self.first_read: Future[list[Update]] = Future()
         threading.Thread(target=self._read_first, name="first-read", daemon=True).start()
@@ -219,8 +228,10 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
     # -- actions ---------------------------------------------------------------------------
 
     def action_help(self) -> None:
+        from velora_tui.screens.help import HelpScreen  # it imports every screen
+
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen("help")
+            self.push_screen(HelpScreen())
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="re-read")
     def action_reload(self) -> None:
@@ -235,6 +246,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
     def open_experiment(self, key: Key) -> None:
         # Imported when first needed: its charts (plotext) are not part of the first screen.
         from velora_tui.screens.experiment import ExperimentScreen
+        from velora_tui.screens.help import HelpScreen
 
         while isinstance(self.screen, ExperimentScreen | HelpScreen):
             self.pop_screen()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.values import format_number
@@ -34,6 +35,15 @@ def ago(moment: datetime | None, now: datetime) -> str:
 
 def clock(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def shown_path(path: Path) -> str:
+    """A path as short as it can be said here: relative to the working directory when it is
+    below it (`metrics.db`, `runs/a/metrics.db`), else whole."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except (ValueError, OSError):  # elsewhere, or the working directory is gone
+        return str(path)
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:

@@ -18,15 +18,14 @@ from collections.abc import Callable
 
 from velora_tui import placement
 
-# Threads hand the GIL over at most this often. Beside a writer committing ~285 times a second
-# the writer's p99 was 3-4x its own at 1 ms, 2.3-2.5x at 0.2 ms, when reads still held SQLite's
-# lock while waiting for the GIL; with reads copied out in one step (data/database.py), 0.2 ms
-# still gave a lower p99 than 5 ms (4.4 against 5.1 ms, 6 interleaved runs each). Keys are
-# answered as fast (p95 61-87 ms under 2,000 episodes/s).
+# Threads hand the GIL over at most this often (Python's default: 5 ms). Short turns let a read
+# thread that holds SQLite's read lock finish sooner, so a writer's commit waits less for it
+# (its p99 beside a fast writer was lower than with the default), and keys are answered as fast.
 SWITCH_INTERVAL = 0.0002
 # Python collects its youngest generation every 700 new container objects by default. Drawing
-# the tail and the charts makes ~30,000 a second at 2,000 episodes/s, so collections ran ~50
-# times a second and every few seconds a full one held the UI thread for 100-165 ms.
+# the tail and the charts under a fast writer makes such objects by the ten thousand a second,
+# so collections ran dozens of times a second and every few seconds a full one held the UI
+# thread long enough for keys to wait.
 YOUNG_THRESHOLD = 20_000
 OLDER_THRESHOLDS = (20, 20)
 # SIGTERM and SIGHUP end the app. They are taken by a thread of their own, which also looks at
@@ -44,7 +43,7 @@ def favour_the_ui_thread() -> None:
 
 
 def calm_the_collector() -> None:
-    """Take what the imports made (~80,000 objects that live as long as the process) out of
+    """Take what the imports made (objects that live as long as the process) out of
     the collector's sight, and collect young objects in larger, rarer batches."""
     gc.collect()
     gc.freeze()
@@ -72,7 +71,7 @@ def guard_exit(
     wrapper or a shell that does not pass it on, the app never gets one. Its next write fails,
     Textual's output thread ends on that error, and the next frames wait for room in that
     thread's queue forever: the event loop, and the signal handlers it would run, with it
-    (seen: a demo left at 28% of a core, its simulator still writing). So the signals are
+    (a demo left busy on a core, its simulator still writing). So the signals are
     blocked in every thread (call this before starting any) and waited for in one of its own,
     which also notices the hang-up itself. It calls `request_exit`, gives the app EXIT_GRACE
     seconds, then calls `before_hard_exit` and ends the process (the app writes nothing: no

@@ -72,7 +72,7 @@ class VeloraScreen(ReportsWorkerFailures, Screen[None]):
     @property
     def active_bindings(self) -> dict[str, ActiveBinding]:
         """The keys the footer and help show: without those the focused widget types instead
-        (Textual leaves in the ones it renames, so `+/-` was offered in the config search)."""
+        (Textual leaves in the ones it renames, and would offer `+/-` in the config search)."""
         bindings = super().active_bindings
         focused = self.focused
         if focused is None:

@@ -17,9 +17,12 @@ from velora_tui.data.smoothing import smooth
 from velora_tui.messages import CurvesRead, DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
+    SMOOTHING_HELP,
+    X_AXIS_HELP,
     ChartOptions,
     Redraws,
     finite_points,
+    set_x_ticks,
 )
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.plot import ThreadedPlot
@@ -57,12 +60,15 @@ class CompareChart(ThreadedPlot):
     def paint(plt: Plot, width: int, state: tuple[list[Series], ChartOptions]) -> None:
         curves, options = state
         x_label = "episode"
+        every_x: list[float] = []
         for index, series in enumerate(curves):
             xs, x_label = options.x_values(series)
+            every_x += xs
             ys = smooth(series.bands["reward"].mean, options.smoothing)
             x, y = finite_points(xs, ys)
             if x:
                 plt.plot(x, y, marker="braille", color=PALETTE[index % len(PALETTE)])
+        set_x_ticks(plt, options, every_x, width)
         plt.xlabel(x_label)
         smoothing = options.smoothing
         plt.title("reward" + (f" · smoothing {smoothing:g}" if smoothing else ""))
@@ -70,10 +76,19 @@ class CompareChart(ThreadedPlot):
 
 class CompareScreen(VeloraScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-"),
-        Binding("minus", "smoothing(-1)", "Less smoothing", show=False),
-        Binding("x", "x_axis", "X axis"),
+        Binding("escape", "back", "Back", tooltip="back to the list"),
+        Binding(
+            "plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-", tooltip=SMOOTHING_HELP
+        ),
+        Binding(
+            "minus",
+            "smoothing(-1)",
+            "Less smoothing",
+            show=False,
+            key_display="+/-",
+            tooltip=SMOOTHING_HELP,
+        ),
+        Binding("x", "x_axis", "X axis", tooltip=X_AXIS_HELP),
     ]
 
     def __init__(self, keys: list[Key]) -> None:
@@ -101,6 +116,7 @@ class CompareScreen(VeloraScreen):
             legend.append("━━ ", style=f"rgb({red},{green},{blue})")
             legend.append(name + "   ")
         self.query_one("#legend", Static).update(legend)
+        self.show_status()
         self.load_curves()
 
     def load_curves(self) -> None:

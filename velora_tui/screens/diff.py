@@ -39,10 +39,12 @@ def cell(text: str, style: str = "") -> Text:
 
 class DiffScreen(VeloraScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("a", "toggle_all", "All keys / differences"),
-        Binding("j", "down", "Down", show=False),
-        Binding("k", "up", "Up", show=False),
+        Binding("escape", "back", "Back", tooltip="back to the list"),
+        Binding(
+            "a", "toggle_all", "All keys / differences", tooltip="all keys / only the differences"
+        ),
+        Binding("j", "down", "Down", show=False, tooltip="move in the table (also ↑ ↓)"),
+        Binding("k", "up", "Up", show=False, tooltip="move in the table (also ↑ ↓)"),
     ]
 
     def __init__(self, left: Key, right: Key) -> None:

@@ -18,9 +18,18 @@ from velora_tui.data.records import EpisodeRow, Key
 from velora_tui.data.series import Series, SeriesReader, SeriesReaders, thin
 from velora_tui.messages import ConfigRead, DataChanged, EpisodesRead, SeriesRead
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.widgets.charts import PANELS, REWARD, ChartOptions, MetricChart, Redraws, of_rows
+from velora_tui.widgets.charts import (
+    PANELS,
+    REWARD,
+    SMOOTHING_HELP,
+    X_AXIS_HELP,
+    ChartOptions,
+    MetricChart,
+    Redraws,
+    of_rows,
+)
 from velora_tui.widgets.config_panel import ConfigPanel
-from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
+from velora_tui.widgets.episode_table import FOLLOW_HELP, MAX_ROWS, EpisodeTable
 from velora_tui.widgets.experiment_header import ExperimentHeader
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
@@ -30,22 +39,47 @@ from velora_tui.widgets.status_bar import StatusBar
 
 HEADER_INTERVAL = 0.25
 TABS = ("charts", "episodes", "config")
+TABS_HELP = "tabs: Charts, Episodes, Config"
+BACK_HELP = "back to the list"
 
 
 class ExperimentScreen(VeloraScreen):
     BINDINGS = [
-        Binding("escape", "back", "Back"),
-        Binding("1", "tab('charts')", "Charts", show=False),
-        Binding("2", "tab('episodes')", "Episodes", show=False),
-        Binding("3", "tab('config')", "Config", show=False),
-        Binding("tab", "next_tab(1)", "Next tab", show=False, priority=True),
-        Binding("shift+tab", "next_tab(-1)", "Previous tab", show=False, priority=True),
-        Binding("f", "follow", "Follow"),
-        Binding("plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-"),
-        Binding("minus", "smoothing(-1)", "Less smoothing", show=False),
-        Binding("x", "x_axis", "X axis"),
-        Binding("l", "log_scale", "Log"),
-        Binding("slash", "search_config", "Search config", show=False),
+        Binding("escape", "back", "Back", tooltip=BACK_HELP),
+        Binding("1", "tab('charts')", "Charts", show=False, tooltip=TABS_HELP),
+        Binding("2", "tab('episodes')", "Episodes", show=False, tooltip=TABS_HELP),
+        Binding("3", "tab('config')", "Config", show=False, tooltip=TABS_HELP),
+        Binding("tab", "next_tab(1)", "Next tab", show=False, priority=True, tooltip=TABS_HELP),
+        Binding(
+            "shift+tab",
+            "next_tab(-1)",
+            "Previous tab",
+            show=False,
+            priority=True,
+            tooltip="the tab before",
+        ),
+        Binding("f", "follow", "Follow", tooltip=FOLLOW_HELP),
+        # One pair of keys: `+/-` for both, in the footer and in the help.
+        Binding(
+            "plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-", tooltip=SMOOTHING_HELP
+        ),
+        Binding(
+            "minus",
+            "smoothing(-1)",
+            "Less smoothing",
+            show=False,
+            key_display="+/-",
+            tooltip=SMOOTHING_HELP,
+        ),
+        Binding("x", "x_axis", "X axis", tooltip=X_AXIS_HELP),
+        Binding("l", "log_scale", "Log", tooltip="charts: log scale for the losses"),
+        Binding(
+            "slash",
+            "search_config",
+            "Search config",
+            show=False,
+            tooltip="search the config (Enter: next match, Esc: back to the tree)",
+        ),
     ]
 
     def __init__(self, key: Key) -> None:
@@ -267,8 +301,8 @@ class ExperimentScreen(VeloraScreen):
         # A focused widget left in the hidden pane would make TabbedContent switch back.
         self.set_focus(None)
         tabs.active = tab
-        # Lay out with the new pane at the next frame. Left to the panes, the layout came two
-        # frames (30-50 ms) later, after a frame that repainted the old pane.
+        # Lay out with the new pane at the next frame. Left to the panes, the layout comes two
+        # frames later, after a frame that repaints the old pane.
         self.refresh(layout=True)
 
     def action_tab(self, tab: str) -> None:

@@ -26,7 +26,7 @@ from velora_tui.filtering import FilterError, parse_query
 from velora_tui.format import ago, best_reward, episode_count
 from velora_tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead
 from velora_tui.screens.base import VeloraScreen
-from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.widgets.experiment_table import OPEN_HELP, ExperimentTable
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.pacing import Paced
@@ -52,12 +52,22 @@ class FilterBox(Input):
 
 class ExperimentsScreen(VeloraScreen):
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
-        Binding("enter", "open", "Open", show=True),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
-        Binding("space", "mark", "Mark"),
-        Binding("c", "compare", "Compare"),
-        Binding("d", "diff", "Diff configs"),
+        Binding("slash", "filter", "Filter", tooltip="filter the list (Enter: done, Esc: clear)"),
+        Binding("enter", "open", "Open", show=True, tooltip=OPEN_HELP),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
+        Binding("space", "mark", "Mark", tooltip="mark / unmark an experiment"),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            tooltip="compare the marked experiments: reward curves overlaid, across databases",
+        ),
+        Binding(
+            "d",
+            "diff",
+            "Diff configs",
+            tooltip="diff the configs of two marked experiments (a: all keys / differences)",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -128,8 +138,7 @@ class ExperimentsScreen(VeloraScreen):
     def show_later(self, changed: set[Key] | None) -> None:
         """Redraw these experiments' rows (None: the whole list) for new data: at once after a
         quiet spell, else with the next redraw. A DataTable repaints all its lines on any change:
-        25 changes a second from a fast writer cost 10% of a core, 4 redraws a second the same
-        to the eye."""
+        a redraw for each of a fast writer's changes costs CPU, a few a second look the same."""
         if changed is None:
             self.pending = None
         elif self.pending is not None:

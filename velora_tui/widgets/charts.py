@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from textual.message_pump import MessagePump
 from textual_plotext.plot import Plot
@@ -18,7 +19,15 @@ from velora_tui.widgets.plot import Build, ThreadedPlot
 FAINT = (110, 110, 130)
 RAW = (80, 90, 120)
 X_AXES = ("episode", "steps", "time")
+INTEGER_X_AXES = frozenset({"episode", "steps"})  # counts: ticks at whole numbers
+X_TICKS = 5  # at most, as plotext's own x axis has
+Y_LABELS = 8  # columns left of the plot for the y axis and its labels, usually
+TICK_GAP = 2  # columns between two x ticks beyond a label's width (plotext keeps 1 free)
+NICE_STEPS = (1.0, 2.0, 2.5, 5.0)
 SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999)
+# What the charts' keys do, in the footer's tooltips and in the help (the same on every screen).
+SMOOTHING_HELP = "charts: more / less smoothing (debiased moving average, 0 to 0.999)"
+X_AXIS_HELP = "charts: x axis: episode, environment steps, time since the start"
 CHART_INTERVAL = 1.0  # seconds between redraws while rows keep arriving
 
 
@@ -79,6 +88,49 @@ def finite_points(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def integer_ticks(low: float, high: float, most: int = X_TICKS) -> list[int]:
+    """Round whole numbers between `low` and `high` for an axis of counts, at most `most`
+    (plotext spaces its own ticks evenly between the ends: 30.8, 60.5 on an episode axis)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return []
+    first, last = math.ceil(low), math.floor(high)
+    if last <= first:
+        return [first] if last == first else []
+    magnitude = 10 ** max(0, math.floor(math.log10((last - first) / most)))
+    while True:
+        for nice in NICE_STEPS:
+            step = nice * magnitude
+            if step.is_integer():
+                ticks = range(-(-first // int(step)) * int(step), last + 1, int(step))
+                if len(ticks) <= most:
+                    return list(ticks)
+        magnitude *= 10
+
+
+def set_x_ticks(plt: Plot, options: ChartOptions, xs: Sequence[float], width: int) -> None:
+    """Whole-number ticks on the episode and steps axes (plotext's own are spread evenly),
+    about as far apart as their labels need (plotext drops a label that would touch one drawn
+    before it)."""
+    finite = [x for x in xs if math.isfinite(x)]
+    if options.x_axis not in INTEGER_X_AXES or not finite:
+        return
+    low, high = min(finite), max(finite)
+    room = max(1, width - Y_LABELS)  # the plot's own columns, at least
+    for most in range(X_TICKS, 0, -1):
+        ticks = integer_ticks(low, high, most)
+        label = max((len(str(tick)) for tick in ticks), default=0)
+        step = ticks[1] - ticks[0] if len(ticks) > 1 else 0
+        if len(ticks) < 2 or room * step / max(high - low, 1) >= label + TICK_GAP:
+            break
+    if ticks:
+        values, labels = [float(tick) for tick in ticks], [str(tick) for tick in ticks]
+        plt.xticks(values, labels)
+        # plotext stores them through a set: put them back in order, so that when two labels
+        # would touch, the one on the left is drawn every time.
+        figure: Any = plt
+        figure.monitor.xticks[0], figure.monitor.xlabels[0] = values, labels
+
+
 def for_log_scale(values: Sequence[float]) -> tuple[list[float], str]:
     """Values a log axis can show, and what was done to them (said on the chart)."""
     finite = [v for v in values if math.isfinite(v)]
@@ -135,6 +187,7 @@ class MetricChart(ThreadedPlot):
             plt.title(f"{spec.title}: {note}")
             return
         xs, x_label = options.x_values(series)
+        set_x_ticks(plt, options, xs, width)
         if spec.metric == "reward":
             plt.xlabel(x_label)
         notes = []
@@ -147,9 +200,9 @@ class MetricChart(ThreadedPlot):
             plt.yscale("log")
             notes.append("log")
         short = " (log)" if spec.loss and options.log_losses else ""
-        # Dense noisy series as points: plotext joins a line's points with braille dots, ~45 ms a
-        # series for a noisy reward at 120x24, against ~5 ms for the same points unjoined. At
-        # two points a column, the points read as a line anyway.
+        # Dense noisy series as points: plotext joins a line's points with braille dots, many
+        # times the work of the same points unjoined for a noisy series. At two points a column,
+        # the points read as a line anyway.
         faint = plt.plot if len(series) <= width else plt.scatter
         if not series.exact:
             edge_x, low_y = finite_points(xs, low)

@@ -7,7 +7,7 @@ newest MAX_ROWS rows are kept, so memory stays bounded however long training run
 A ScrollView on Textual's line API rather than a DataTable: adding rows is an append to a deque,
 and a paint draws only the rows on screen, each row's cells formatted once. DataTable formats and
 re-renders every visible cell after each added row, and re-lays out the screen as its height
-grows; at 2,000 episodes/s that took most of the UI thread and keys waited 200-400 ms.
+grows: under a fast writer that takes most of the UI thread, and keys wait.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ from velora_tui.render import number_part
 from velora_tui.widgets.pacing import Paced
 
 MAX_ROWS = 1_000
+FOLLOW_HELP = "follow new episodes"
+UP_HELP = "episodes: move up (stops following)"
+DOWN_HELP = "episodes: move down"
 REPAINT_INTERVAL = 0.1
 HEADER_HEIGHT = 1
 PADDING = 1  # blank cells each side of a column
@@ -60,7 +63,7 @@ FLAG: Part = (" !", "bold red")
 
 def cells(row: EpisodeRow) -> tuple[Cell, ...]:
     """A row's cells as (text, style) parts. Plain tuples of strings, which the garbage
-    collector stops looking at, where nine Text objects were ~30 objects it kept scanning."""
+    collector stops looking at, where nine Text objects are dozens of objects it keeps scanning."""
     episode: Part = ("-" if row.episode_num is None else str(row.episode_num), "")
     return (
         (episode, FLAG) if row.has_nonfinite else (episode,),
@@ -129,12 +132,12 @@ class EpisodeTable(ScrollView, can_focus=True):
     """
     BINDINGS = [
         # `f` is the screen's: one key in the footer, in the same place whichever view has focus.
-        Binding("end", "follow", "Follow", show=False),
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home", "first", "First", show=False),
+        Binding("end", "follow", "Follow", show=False, tooltip=FOLLOW_HELP),
+        Binding("up,k", "cursor_up", "Up", show=False, tooltip=UP_HELP),
+        Binding("down,j", "cursor_down", "Down", show=False, tooltip=DOWN_HELP),
+        Binding("pageup", "page_up", "Page up", show=False, tooltip=UP_HELP),
+        Binding("pagedown", "page_down", "Page down", show=False, tooltip=DOWN_HELP),
+        Binding("home", "first", "First", show=False, tooltip=UP_HELP),
     ]
 
     following: reactive[bool] = reactive(True)
@@ -203,7 +206,7 @@ class EpisodeTable(ScrollView, can_focus=True):
         size = Size(self.line_length, len(self.kept) + HEADER_HEIGHT)
         if size == self.virtual_size:
             return
-        # Not `self.virtual_size = size`: that lays out the whole screen (3-8 ms, 10 times a
+        # Not `self.virtual_size = size`: that lays out the whole screen (up to 10 times a
         # second while rows stream in), and the tail's own size never depends on its rows.
         # Only its scrollbars do; a scrollbar that appears or goes still asks for a layout.
         self.set_reactive(EpisodeTable.virtual_size, size)
@@ -214,7 +217,7 @@ class EpisodeTable(ScrollView, can_focus=True):
 
     def render_lines(self, crop: Region) -> list[Strip]:
         self._measure_rows_in_view()
-        # Worked out once a paint (~50 us each), not once a line.
+        # Worked out once a paint, not once a line (each is a lookup through the CSS).
         base = self.rich_style
         self._styles = LineStyles(
             base,

@@ -11,7 +11,7 @@ from textual.widgets import ProgressBar
 
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.values import clean_text
-from velora_tui.format import ago, best_reward, duration, episode_count
+from velora_tui.format import ago, best_reward, duration, episode_count, shown_path
 from velora_tui.render import STATUS_GLYPHS
 from velora_tui.widgets.line import Line
 
@@ -47,7 +47,7 @@ class ExperimentHeader(Vertical):
         line.append(clean_text(summary.agent), style="bold")
         line.append(" · ")
         line.append(clean_text(summary.env))
-        line.append(f"   {clean_text(str(summary.db), 120)}", style="dim")
+        line.append(f"   {clean_text(shown_path(summary.db), 120)}", style="dim")
         title.show(line)
         if bar.display != (summary.n_episodes is not None):
             bar.display = summary.n_episodes is not None

@@ -26,6 +26,7 @@ COLUMNS = (
     ("spark", "Reward"),
     ("active", "Active"),
 )
+OPEN_HELP = "open the highlighted experiment"
 SPARK_WIDTH = 14
 # What to leave out when the terminal is too narrow for every column (80 columns: the preview
 # under the list still shows the selected run's best reward and its reward sparkline).
@@ -38,9 +39,9 @@ def row_key(key: Key) -> str:
 
 class ExperimentTable(DataTable[Text]):
     BINDINGS = [
-        Binding("enter", "select_cursor", "Open"),
-        Binding("j", "cursor_down", "Down", show=False),
-        Binding("k", "cursor_up", "Up", show=False),
+        Binding("enter", "select_cursor", "Open", tooltip=OPEN_HELP),
+        Binding("up,k", "cursor_up", "Up", show=False, tooltip="move in the list"),
+        Binding("down,j", "cursor_down", "Down", show=False, tooltip="move in the list"),
     ]
 
     def __init__(self, *, id: str | None = None) -> None:

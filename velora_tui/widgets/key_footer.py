@@ -11,10 +11,10 @@ ShownKeys = tuple[tuple[Binding, bool, str], ...]
 
 
 class KeyFooter(Footer):
-    """Footer rebuilds all its keys (~15 widgets: 12-20 ms, several times that while a fast
-    writer runs) whenever the bindings may have changed, which one tab switch announces 3-4
-    times (focus leaves, focus arrives, ...). Here the announcements before a rebuild make one
-    rebuild, and none at all when the keys to show are the keys shown."""
+    """Footer rebuilds all its keys (a widget each, composed anew) whenever the bindings may
+    have changed, which one tab switch announces several times (focus leaves, focus arrives,
+    ...). Here the announcements before a rebuild make one rebuild, and none at all when the
+    keys to show are the keys shown."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -1,6 +1,6 @@
-"""Leading-and-trailing pacing for views that new rows would otherwise redraw 20-40 times a
-second: the first request shows at once, requests within `interval` of the last show are
-folded into one show at its end."""
+"""Leading-and-trailing pacing for views that new rows would otherwise redraw as often as
+batches of rows arrive: the first request shows at once, requests within `interval` of the last
+show are folded into one show at its end."""
 
 from __future__ import annotations
 
@@ -18,11 +18,6 @@ class Paced:
         self.show = show
         self.timer: Timer | None = None
         self.shown = 0.0
-
-    @property
-    def waiting(self) -> bool:
-        """A show is due (folded requests wait for the end of the interval)."""
-        return self.timer is not None
 
     def request(self) -> None:
         if self.timer is not None:

@@ -1,13 +1,12 @@
 """A textual-plotext chart whose plot is built in a worker thread.
 
-Building a plot is pure Python: 5-40 ms for a 120x24 chart. Built in `render()`, as
-PlotextPlot does, five charts redrawn while a fast writer runs kept keys waiting for
-hundreds of milliseconds. Here `draw()` starts a build in a thread and the last finished picture
-stays on screen until the new one is ready. The picture is even cut into screen lines there, so
-showing it costs the UI thread nothing.
+Building a plot is slow pure Python. Built in `render()`, as PlotextPlot does, five charts
+redrawn while a fast writer runs keep keys waiting. Here `draw()` starts a build in a thread and
+the last finished picture stays on screen until the new one is ready. The picture is even cut
+into screen lines there, so showing it costs the UI thread nothing.
 
 The lines are made straight from plotext's character matrix: the ANSI text plotext would write
-from it, and rich's parsing of that text back into styled segments, cost as much again as the
+from it, and rich's parsing of that text back into styled segments, are work on the scale of the
 plot itself.
 """
 

@@ -9,6 +9,7 @@ from rich.text import Text
 
 from velora_tui.data.records import SourceState, SourceStatus
 from velora_tui.data.values import clean_text
+from velora_tui.format import shown_path
 from velora_tui.widgets.line import Line
 
 STATE_STYLES = {
@@ -26,7 +27,7 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
         for index, status in enumerate(statuses):
             if index:
                 line.append(" · ")
-            line.append(clean_text(str(status.path), 80))
+            line.append(clean_text(shown_path(status.path), 80))
             line.append(f" {status.state}", style=STATE_STYLES[status.state])
             if status.state is not SourceState.OK and status.message:
                 line.append(f" ({clean_text(status.message, 120)})", style="dim")
@@ -40,7 +41,7 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
         if trouble:
             first = trouble[0]
             line.append(" · ")
-            line.append(clean_text(f"{first.path}: {first.message}", 120), style="dim")
+            line.append(clean_text(f"{shown_path(first.path)}: {first.message}", 120), style="dim")
     line.append(" · updated ")
     line.append(updated.strftime("%H:%M:%S") if updated else "-")
     return line
