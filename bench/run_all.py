@@ -33,6 +33,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("app", {}),  # the app's own benchmark (bench/app.py), when it is there
     ("app_keys", {}),
     ("startup", {"rounds": 1}),
+    ("new_experiment", {"tries": 5}),
 ]
 
 
