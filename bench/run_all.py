@@ -43,8 +43,9 @@ def table(metrics: list[Metric]) -> str:
     return "\n".join(lines)
 
 
-def run_step(name: str, quick: bool) -> list[Metric]:
-    """One benchmark in a child process; its output goes straight to ours."""
+def run_step(name: str, quick: bool) -> tuple[list[Metric], bool]:
+    """One benchmark in a child process (its output goes straight to ours): its metrics, and
+    whether it ran to its end."""
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=OUT, prefix=f"{name}-", suffix=".json") as handle:
         command = [sys.executable, __file__, "--step", name, "--metrics-out", handle.name]
@@ -53,8 +54,10 @@ def run_step(name: str, quick: bool) -> list[Metric]:
         result = subprocess.run(command)
         text = Path(handle.name).read_text()
     if result.returncode != 0 or not text:
-        return [Metric(f"{name} benchmark", "-", f"failed (exit {result.returncode})", False)]
-    return [Metric(**item) for item in json.loads(text)]
+        return [
+            Metric(f"{name} benchmark", "-", f"failed (exit {result.returncode})", False)
+        ], False
+    return [Metric(**item) for item in json.loads(text)], True
 
 
 def step_main(name: str, quick: bool, metrics_out: Path) -> None:
@@ -70,11 +73,15 @@ def main(quick: bool = False) -> None:
     big_database()  # built (once) before anything is timed
     metrics: list[Metric] = []
     durations: list[tuple[str, float]] = []
+    failed: list[str] = []
     for name, _ in STEPS:
         if not (Path(__file__).parent / f"{name}.py").exists():
             continue
         step_started = time.perf_counter()
-        metrics += run_step(name, quick)
+        step_metrics, ok = run_step(name, quick)
+        metrics += step_metrics
+        if not ok:
+            failed.append(name)
         durations.append((name, time.perf_counter() - step_started))
 
     print("\n== summary ==")
@@ -87,6 +94,10 @@ def main(quick: bool = False) -> None:
     print(table(metrics))
     took = ", ".join(f"{name} {seconds:.0f} s" for name, seconds in durations)
     print(f"\n(took {time.perf_counter() - started:.0f} s: {took})", file=sys.stderr)
+    if failed:
+        # A benchmark that fails found a bug (bench/app.py: an episode that never reached the
+        # screen) or broke: make bench must not look like a success.
+        sys.exit(f"failed: {', '.join(failed)} (see above)")
 
 
 if __name__ == "__main__":
