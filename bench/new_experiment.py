@@ -260,7 +260,8 @@ class TracedList(ExperimentsScreen):
     def show_later(self, changed: Any) -> None:
         pace = self.list_pace
         TRACE.mark(
-            "request", (pace.waiting, max(0.0, pace.shown + pace.interval - time.monotonic()))
+            "request",
+            (pace.timer is not None, max(0.0, pace.shown + pace.interval - time.monotonic())),
         )
         super().show_later(changed)
 
