@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.text import Text
@@ -925,9 +926,9 @@ async def test_a_failed_sparkline_read_is_asked_again(
 ) -> None:
     """The experiments a failed sparkline read was for get their sparkline at the next chance
     (they were dropped, and waited for new rows of their own)."""
-    from velora_tui.screens import experiments
+    from velora_tui.data.database import MetricsDatabase
 
-    failed = raise_once(monkeypatch, experiments, "at_most")
+    failed = raise_once(monkeypatch, MetricsDatabase, "sample")
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app)
@@ -954,3 +955,74 @@ async def test_a_failed_tail_read_is_done_again_with_the_next_rows(
         assert not tail.kept
         add_episode(db, 1, episode_num=21)
         await until(lambda: len(tail.kept) == 21)
+
+
+async def test_a_new_experiment_is_listed_without_waiting_for_the_paced_redraw(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The list folds a stream's changes into a few redraws a second; a new experiment (a
+    training process that just started) is drawn at once all the same. With the pacing made
+    30 s long, a new row still shows within a few seconds."""
+    from velora_tui.screens import experiments
+
+    monkeypatch.setattr(experiments, "LIST_INTERVAL", 30.0)
+    path = make_db(tmp_path / "metrics.db", [5])
+    app = live(path)
+    async with app.run_test(size=SIZE):
+        await until(lambda: len(table(app).order) == 1)
+        add_episode(path, 1, episode_num=6)  # a change to a listed run: a paced redraw
+        await until(lambda: app.screen.list_pace.timer is not None)  # type: ignore[attr-defined]
+        exp_id = execute(
+            path,
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+            ("NewAgent", "NewEnv-v0", "{}", str(datetime.now())),
+        )
+        assert exp_id is not None
+        add_episode(path, exp_id, episode_num=1)
+        await until(lambda: "NewEnv-v0" in cell_texts(app), timeout=5)
+
+
+async def test_sparklines_are_sampled_over_the_whole_run(sample_db: Path) -> None:
+    """A sparkline is the moving-average reward at episodes spread over the run, first and
+    last included (read with a seek each, whatever the run's length)."""
+    app = still(sample_db)
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        sparks = table(app).sparks
+        key = (sample_db, 1)
+        values = list(sparks[key])
+        assert len(values) == 60
+        database = app.monitor.databases[sample_db]
+        rows = database.latest_episodes(1, 120)
+        assert values[0] == rows[0].reward_moving_avg
+        assert values[-1] == rows[-1].reward_moving_avg
+
+
+async def test_a_long_run_is_charted_from_a_sample_first(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Charts of a run too long to read at once are drawn from sampled episodes first (their
+    titles say so), then from every row."""
+    from velora_tui.screens import experiment
+    from velora_tui.widgets.charts import MetricChart
+
+    monkeypatch.setattr(experiment, "PREVIEW_ABOVE", 50)
+    shown: list[tuple[bool, int]] = []
+    post = experiment.ExperimentScreen.post_series
+
+    def recording(self: experiment.ExperimentScreen, series: Any, builds: Any) -> None:
+        shown.append((series.complete, series.rows))
+        post(self, series, builds)
+
+    monkeypatch.setattr(experiment.ExperimentScreen, "post_series", recording)
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        table(app).select_key((sample_db, 1))  # 120 episodes: above the threshold
+        await pilot.press("enter")
+        await settle(app)
+        assert shown[0][0] is False  # the sampled first look
+        assert shown[-1] == (True, 120)  # then every row
+        chart = app.screen.query_one("#chart-reward", MetricChart)
+        assert chart.series is not None
+        assert chart.series.complete

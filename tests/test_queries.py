@@ -48,7 +48,7 @@ def test_every_statement_compiles_for_sqlite() -> None:
             queries.episodes_after(schema, one_experiment=False),
             queries.latest_episodes(schema, one_experiment=True),
             queries.latest_episodes(schema, one_experiment=False),
-            queries.sampled(schema, "reward_moving_avg"),
+            queries.sampled(schema),
             queries.aggregate_experiments(schema),
             queries.aggregate_range(schema),
             queries.series_buckets(schema),

@@ -6,6 +6,7 @@ Every test that opens a file checks that its folder is byte-for-byte unchanged a
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -19,7 +20,9 @@ from tests.support import (
     opened,
     query,
 )
+from velora_tui.data import series as series_module
 from velora_tui.data.records import EPISODE_METRICS
+from velora_tui.data.series import SeriesReader, sampled_series
 
 TIMEOUT = 30.0
 
@@ -108,4 +111,53 @@ def test_series_of_unreadable_source_is_empty(tmp_path: Path) -> None:
         db = opened(path)
         db.refresh()
         assert len(load_series(db, 1)) == 0
+        db.close()
+
+
+def test_a_read_with_a_budget_ends_as_one_read(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read a part at a time (as the charts read a long run), the series comes out the same
+    as read at once, and says when it is complete."""
+    monkeypatch.setattr(series_module, "CHUNK_IDS", 25)
+    path = make_db(tmp_path / "metrics.db", [300, 40])
+    db = opened(path)
+    try:
+        db.refresh()
+        parts = SeriesReader(db, 1, max_points=64)
+        read = parts.read(budget=0.0)
+        assert not read.complete
+        assert 0 < read.rows < 300
+        count = 1
+        while not read.complete:
+            read = parts.read(budget=0.0)
+            count += 1
+        assert count == 12  # 300 rows, 25 ids a read
+        whole = SeriesReader(db, 1, max_points=64).read()
+        assert whole.complete
+        assert (read.episode, read.rows, read.bands) == (whole.episode, whole.rows, whole.bands)
+    finally:
+        db.close()
+
+
+def test_sample_spreads_over_the_run(tmp_path: Path, make_db: MakeDb) -> None:
+    path = make_db(tmp_path / "metrics.db", [200, 30])
+    db = opened(path)
+    try:
+        db.refresh()
+        rows = db.sample(1, 10)
+        summary = db.summaries[1]
+        assert len(rows) == 10
+        assert rows[0].id == summary.first_id
+        assert rows[-1].id == summary.last_id
+        assert all(a.id < b.id for a, b in itertools.pairwise(rows))
+        assert {row.experiment_id for row in rows} == {1}
+        every = db.sample(2, 100)  # fewer rows than points: each row once
+        assert [row.episode_num for row in every] == list(range(1, 31))
+        preview = sampled_series(rows)
+        assert not preview.complete
+        assert preview.episode == [float(row.episode_num or 0) for row in rows]
+        assert preview.steps[-1] > sum(row.length or 0 for row in rows)  # scaled to the run
+        assert db.sample(99, 10) == []
+    finally:
         db.close()

@@ -38,7 +38,7 @@ from velora_tui.data.records import (
 )
 from velora_tui.data.scan import Pending, Scan
 from velora_tui.data.schema import NotReady, Schema, SchemaError, check_header, detect_schema
-from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
+from velora_tui.data.values import as_int, clean_text, parse_timestamp
 
 NOT_CREATED = "not created yet; waiting for training to start"
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
@@ -490,9 +490,9 @@ class MetricsDatabase:
             rows.reverse()
             return rows
 
-    def sample(self, exp_id: int, points: int, name: str = "reward_moving_avg") -> list[float]:
-        """A metric at up to `points` episodes evenly spread over the experiment (read so far),
-        oldest first: a sparkline's worth, in one seek per point, whatever the run's length."""
+    def sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
+        """Up to `points` episodes evenly spread over the experiment (as read so far), oldest
+        first: a sparkline's worth, or a first look at a long run, one seek per point."""
         with self._lock:
             summary = self.summaries.get(exp_id)
             if self._schema is None or summary is None or summary.first_id is None:
@@ -502,17 +502,13 @@ class MetricsDatabase:
                 return []
             from velora_tui.data import queries
 
-            statement = queries.sampled(self._schema, name)
+            statement = queries.sampled(self._schema)
             try:
                 found = self._fetch(statement, exp_id=exp_id, first=first, last=last, points=points)
             except sqlite3.Error as exc:
                 self._fail(exc)
                 return []
-        values: dict[int, float] = {}
-        for episode_id, value in found:
-            if episode_id is not None and episode_id <= last:
-                values.setdefault(int(episode_id), as_float(value))
-        return list(values.values())
+        return [EpisodeRow.from_stored(values) for values in found]
 
     def iter_episodes(self, exp_id: int, chunk: int = 5_000) -> Iterator[list[EpisodeRow]]:
         """All episodes of an experiment in id order, in short chunks (each its own read).

@@ -177,27 +177,27 @@ def latest_episodes(schema: Schema, one_experiment: bool) -> Prepared:
 
 
 @cache
-def sampled(schema: Schema, name: str) -> Prepared:
-    """(id, value of metric `name`) of the first episode of experiment `:exp_id` at or after
-    each of `:points` ids evenly spread from `:first` to `:last`: one index seek each, so a
-    sparkline of a run of millions of episodes costs what one of a hundred does."""
+def sampled(schema: Schema) -> Prepared:
+    """The episodes of experiment `:exp_id` found first at or after each of `:points` ids
+    evenly spread from `:first` to `:last` (`episode_columns`, oldest first, each once): one
+    index seek each, so a sparkline or a first look at a run of millions of episodes costs what
+    one of a hundred does."""
     steps = select(literal(0).label("i")).cte("sample_steps", recursive=True)
     steps = steps.union_all(select(steps.c.i + 1).where(steps.c.i < number("points") - 1))
     span = number("last") - number("first")
     position = number("first") + steps.c.i * span // func.max(number("points") - 1, 1)
-
-    def at_position(column: Any) -> Any:
-        return (
-            select(column)
-            .where(Episode.experiment_id == bindparam("exp_id"), col(Episode.id) >= position)
-            .order_by(col(Episode.id))
-            .limit(1)
-            .scalar_subquery()
-        )
-
-    value = at_position(metric_column(schema, name))
+    pick = (
+        select(Episode.id)
+        .where(Episode.experiment_id == bindparam("exp_id"), col(Episode.id) >= position)
+        .order_by(col(Episode.id))
+        .limit(1)
+        .scalar_subquery()
+    )
+    picks = select(pick.label("pick")).select_from(steps).cte("sample_picks")
     return compiled(
-        select_columns(at_position(Episode.id), value).select_from(steps).order_by(steps.c.i)
+        select_columns(*episode_columns(schema))
+        .where(col(Episode.id).in_(select(picks.c.pick)), col(Episode.id) <= number("last"))
+        .order_by(col(Episode.id))
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 
 from velora_tui.data.connection import Fetch
 from velora_tui.data.database import MetricsDatabase
-from velora_tui.data.records import EPISODE_METRICS
+from velora_tui.data.records import EPISODE_METRICS, EpisodeRow
 from velora_tui.data.schema import Schema
 from velora_tui.data.values import as_float, parse_timestamp
 
@@ -42,6 +43,8 @@ class Series:
     seconds: list[float] = field(default_factory=list)
     rows: int = 0
     exact: bool = True
+    # False while a read with a time budget has rows of the experiment left to read.
+    complete: bool = True
     bands: dict[str, Band] = field(default_factory=lambda: {m: Band() for m in EPISODE_METRICS})
 
     def __len__(self) -> int:
@@ -113,7 +116,19 @@ class SeriesReader:
         self.keys: list[int] = []
         self.buckets: list[_Bucket] = []
 
-    def read(self) -> Series:
+    def unread(self) -> int:
+        """About how many of the experiment's rows this reader has yet to read."""
+        summary = self.database.summaries.get(self.exp_id)
+        if summary is None or summary.first_id is None:
+            return 0
+        if summary.first_id != self.base:
+            return summary.episodes
+        return max(0, (summary.last_id or 0) - self.mark)
+
+    def read(self, budget: float | None = None) -> Series:
+        """The series of every row read so far, reading what is new first: all of it, or with
+        a `budget` (seconds) as much as fits (`complete` says whether that was all)."""
+        deadline = None if budget is None else time.monotonic() + budget
         with self._lock:
             summary = self.database.summaries.get(self.exp_id)
             first, last = (summary.first_id, summary.last_id) if summary else (None, None)
@@ -131,10 +146,15 @@ class SeriesReader:
                 high = min(last, self.mark + CHUNK_IDS)
                 found = self.database.run_locked(self._query(self.mark, high))
                 if found is None:  # the file failed; its state says why
+                    last = self.mark  # nothing more to read now: complete as far as it goes
                     break
                 self._add(found)
                 self.mark = high
-            return self._series()
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+            series = self._series()
+            series.complete = self.mark >= last
+            return series
 
     def _query(self, low: int, high: int) -> Callable[[Fetch, Schema], Sequence[Any]]:
         assert self.base is not None
@@ -253,13 +273,42 @@ def _finite_or_zero(value: object) -> float:
     return number if math.isfinite(number) else 0.0
 
 
+def sampled_series(rows: Sequence[EpisodeRow]) -> Series:
+    """A first look at a long run from episodes spread over it (MetricsDatabase.sample), until
+    its rows are read: each episode a point; environment steps estimated from each one's length
+    times the episodes since the one before. Not `complete`: the charts say it is a preview."""
+    series = Series(rows=len(rows), complete=False)
+    steps = 0.0
+    start = next((row.created_at for row in rows if row.created_at is not None), None)
+    previous: int | None = None
+    for index, row in enumerate(rows):
+        number = row.episode_num
+        series.episode.append(float(number) if number is not None else float(index + 1))
+        since = number - previous if number is not None and previous is not None else 1
+        steps += (row.length or 0) * max(since, 1)
+        previous = number if number is not None else previous
+        series.steps.append(steps)
+        stamp = row.created_at
+        seconds = (stamp - start).total_seconds() if stamp is not None and start else math.nan
+        series.seconds.append(seconds)
+        for metric in EPISODE_METRICS:
+            value = getattr(row, metric)
+            number_value = math.nan if value is None else float(value)
+            point = number_value if math.isfinite(number_value) else math.nan
+            band = series.bands[metric]
+            band.mean.append(point)
+            band.low.append(point)
+            band.high.append(point)
+    return series
+
+
 def thin(series: Series, points: int, metrics: Collection[str] = EPISODE_METRICS) -> Series:
     """The series merged down to at most `points` points, keeping each group's min and max
     (of `metrics` only: the others come back empty)."""
     if len(series) <= points or points <= 0:
         return series
     size = -(-len(series) // points)  # ceiling division
-    out = Series(rows=series.rows, exact=False)
+    out = Series(rows=series.rows, exact=False, complete=series.complete)
 
     def groups(values: list[float]) -> list[list[float]]:
         return [values[i : i + size] for i in range(0, len(values), size)]

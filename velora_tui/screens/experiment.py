@@ -15,7 +15,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from velora_tui.data.config import ConfigView
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EpisodeRow, Key
-from velora_tui.data.series import Series, SeriesReader, SeriesReaders, thin
+from velora_tui.data.series import Series, SeriesReader, SeriesReaders, sampled_series, thin
 from velora_tui.messages import ConfigRead, DataChanged, EpisodesRead, SeriesRead
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
@@ -38,6 +38,9 @@ from velora_tui.widgets.plot import Build
 from velora_tui.widgets.status_bar import StatusBar
 
 HEADER_INTERVAL = 0.25
+# Charts of a run with more rows to read than this are first drawn from episodes sampled over it
+# (a seek each): reading every row of a run of millions takes seconds.
+PREVIEW_ABOVE = 100_000
 TABS = ("charts", "episodes", "config")
 TABS_HELP = "tabs: Charts, Episodes, Config"
 BACK_HELP = "back to the list"
@@ -185,8 +188,21 @@ class ExperimentScreen(VeloraScreen):
     )
     def read_series(self, reader: SeriesReader | None, points: int, builds: list[Build]) -> None:
         """Only the rows not read before, thinned to the charts' width, and every chart's
-        picture of them: all in this one thread, off the UI thread, shown at once."""
-        series = thin(reader.read(), points) if reader else Series()
+        picture of them: all in this one thread, off the UI thread. A run too long to read at
+        once is first shown from episodes sampled over it, then from all its rows."""
+        worker = get_current_worker()
+        if reader is not None and reader.unread() > PREVIEW_ABOVE:
+            self.post_series(sampled_series(reader.database.sample(reader.exp_id, points)), builds)
+        while True:
+            # In parts, so that a screen closed meanwhile stops the read.
+            read = reader.read(budget=0.5) if reader else Series()
+            if worker.is_cancelled:
+                return
+            if read.complete:
+                break
+        self.post_series(thin(read, points), builds)
+
+    def post_series(self, series: Series, builds: list[Build]) -> None:
         pictures = [(build, build.picture()) for build in (of_rows(b, series) for b in builds)]
         if not get_current_worker().is_cancelled:
             self.post_message(SeriesRead(series, pictures))

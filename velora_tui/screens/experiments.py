@@ -19,7 +19,6 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from velora_tui.data.config import flatten
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
-from velora_tui.data.series import SeriesReader, SeriesReaders, at_most
 from velora_tui.data.sources import sort_summaries
 from velora_tui.data.values import clean_text
 from velora_tui.filtering import FilterError, parse_query
@@ -80,7 +79,8 @@ class ExperimentsScreen(VeloraScreen):
         self.configs_reading: dict[Worker[None], set[Key]] = {}
         self.sparks_reading: dict[Worker[None], set[Key]] = {}
         self.spark_due: set[Key] = set()
-        self.spark_readers = SeriesReaders(2 * SPARK_POINTS, size=4 * SPARK_WINDOW)
+        # Every experiment drawn so far (shown or filtered out): one not among them is new.
+        self.listed: set[Key] = set()
         self.beats = 0
         self.filter_timer: Timer | None = None
         # Experiments changed since the list was last drawn (None: all of them).
@@ -116,9 +116,14 @@ class ExperimentsScreen(VeloraScreen):
     def data_changed(self, message: DataChanged) -> None:
         changed = {(u.db, exp) for u in message.updates for exp in u.experiments}
         if any(u.reset for u in message.updates):
-            self.spark_readers.clear()
             self.spark_due |= {s.key for s in self.host.monitor.summaries()}
         self.spark_due |= changed
+        if changed - self.listed:
+            # A new experiment (a training process just started) is shown at once, not with
+            # the next paced redraw: it is what the user is waiting for.
+            self.listed |= changed
+            self.show_now(changed)
+            return
         if self.spark_due and (message.heartbeat or not self.host.settings.live):
             self.call_after_refresh(self.load_sparks)
         if message.heartbeat:
@@ -133,6 +138,10 @@ class ExperimentsScreen(VeloraScreen):
                 for s in self.host.monitor.summaries()
                 if s.last_activity is None or s.last_activity > recent
             }
+            if self.list_pace.timer is None:
+                # Outside the pacing: the clock's redraw must not hold back the next episode.
+                self.show_now(changed)
+                return
         self.show_later(changed)
 
     def show_later(self, changed: set[Key] | None) -> None:
@@ -144,6 +153,15 @@ class ExperimentsScreen(VeloraScreen):
         elif self.pending is not None:
             self.pending |= changed
         self.list_pace.request()
+
+    def show_now(self, changed: set[Key] | None) -> None:
+        """Redraw these experiments' rows now, with whatever a paced redraw was waiting for."""
+        self.list_pace.cancel()
+        if changed is None:
+            self.pending = None
+        elif self.pending is not None:
+            self.pending |= changed
+        self._show_pending()
 
     def _show_pending(self) -> None:
         pending, self.pending = self.pending, set()
@@ -196,6 +214,8 @@ class ExperimentsScreen(VeloraScreen):
         table = self.query_one(ExperimentTable)
         table.show_db = len(app.monitor.databases) > 1
         loaded = app.first_read_done()  # before that, summaries are half read
+        if loaded and changed is None:
+            self.listed = {s.key for s in app.monitor.summaries()}
         matching = self.shown_summaries() if loaded else []
         summaries = matching[:MAX_ROWS]
         table.show(summaries, app.now(), None if changed is None else changed.__contains__)
@@ -250,7 +270,8 @@ class ExperimentsScreen(VeloraScreen):
         line.append(clean_text(summary.agent), style="bold")
         line.append(" · ")
         line.append(clean_text(summary.env))
-        line.append(f"  reward over {episode_count(summary, planned=False)} episodes", style="dim")
+        count = episode_count(summary, planned=False)
+        line.append(f"  reward (moving avg) over {count} episodes", style="dim")
         line.append(f"  best {best_reward(summary)}")
         line.append(f"  last episode {ago(summary.last_activity, self.host.now())}", style="dim")
         title.show(line)
@@ -273,18 +294,16 @@ class ExperimentsScreen(VeloraScreen):
             return
         self.spark_due -= due
         databases = self.host.monitor.databases
-        readers = {
-            key: self.spark_readers.get(database, key[1])
-            for key in due
-            if (database := databases.get(key[0])) is not None
-        }
-        self.sparks_reading[self.read_sparks(readers)] = due
+        asked = {key: database for key in due if (database := databases.get(key[0])) is not None}
+        self.sparks_reading[self.read_sparks(asked)] = due
 
     @work(thread=True, group="sparks", exit_on_error=False, description="read sparklines")
-    def read_sparks(self, readers: dict[Key, SeriesReader]) -> None:
+    def read_sparks(self, asked: dict[Key, MetricsDatabase]) -> None:
+        """The moving-average reward at SPARK_POINTS episodes spread over each run: a seek
+        each, so the sparklines of runs of millions of episodes cost what short ones do."""
         sparks = {
-            key: at_most(reader.read(), SPARK_POINTS).bands["reward"].mean
-            for key, reader in readers.items()
+            key: [row.reward_moving_avg for row in database.sample(key[1], SPARK_POINTS)]
+            for key, database in asked.items()
         }
         if not get_current_worker().is_cancelled:
             self.post_message(SparksRead(sparks))

@@ -184,6 +184,8 @@ class MetricChart(ThreadedPlot):
         band = series.bands[spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
             note = "no data" if series is not None and len(series) else "waiting for episodes"
+            if series is not None and not series.complete:
+                note = "reading…"
             plt.title(f"{spec.title}: {note}")
             return
         xs, x_label = options.x_values(series)
@@ -232,6 +234,8 @@ class MetricChart(ThreadedPlot):
             title = f"-{spec.title} (log)"  # all values negative: plotted negated
         elif log_note:
             title = f"{spec.title} (log, {log_note})"
+        if not series.complete:
+            title += f" · {series.rows} sampled episodes, reading all…"
         plt.title(title)
 
 
