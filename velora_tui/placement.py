@@ -1,11 +1,9 @@
 """Which CPUs a watching process runs on: not those that complete the machine's disk I/O.
 
 A training process that commits waits for the disk at every commit (fsync), and is woken on
-the CPU whose interrupt completed its write. A monitor thread running there holds it back: on
-a 2-core machine with one disk queue, a writer committing ~285 times a second waited 1.5-4 ms
-in the run queue behind the app's threads while the other core sat idle, and its p99 commit
-latency was 1.5-2.1x its own (2.06x with the app pinned to that core); with the app kept off
-it, 0.94-1.24x (A/B runs of 5-10 rounds, docs/reliability.md).
+the CPU whose interrupt completed its write. A monitor thread running there holds it back: the
+writer waits in the run queue behind the monitor's threads while another core sits idle, and
+its slowest commits get slower (docs/performance.md has the measurements).
 
 Linux counts, per CPU, the block I/O completions it handled (the BLOCK line of /proc/softirqs).
 Where a few CPUs handle nearly all of them, the monitor's threads are kept to the others. Where

@@ -3,9 +3,9 @@ its lock bytes without taking any lock.
 
 A writer holds RESERVED from its first change until its COMMIT, when it takes PENDING and then
 EXCLUSIVE. A reader that takes its SHARED lock in that window makes the COMMIT wait: SQLite's
-busy handler sleeps 1 ms, then 2, 5... (velora's writer, ~285 commits/s: 1-4 such sleeps per
-1,000 commits with `tail -f` or the app attached, each putting a commit among the slowest 1%).
-So a read that finds a writer in that window waits for its commit first, for a few ms at most.
+busy handler sleeps 1 ms, then 2, 5..., and such a commit is among the writer's slowest. So a
+read that finds a writer in that window waits for its commit first, for a few ms at most
+(docs/performance.md has the measurements).
 
 `F_GETLK` asks the kernel which lock would conflict: it takes none, and reports only other
 processes' locks. Linux only (the layout of `struct flock` differs elsewhere); elsewhere and in
@@ -24,8 +24,8 @@ PENDING_BYTE = 0x40000000
 # Linux's struct flock on 64-bit systems: l_type, l_whence, l_start, l_len, l_pid (padded).
 FLOCK = struct.Struct("hhqqi4x")
 SUPPORTED = sys.platform == "linux" and struct.calcsize("P") == 8
-# How long a read waits at most for a commit in progress, and how often it looks meanwhile. A
-# commit of velora's takes ~1 ms on a disk, ~0.5 ms on tmpfs.
+# How long a read waits at most for a commit in progress (a few of velora's commits), and how
+# often it looks meanwhile.
 WAIT_LIMIT = 0.005
 WAIT_STEP = 0.0002
 
