@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -1026,3 +1027,33 @@ async def test_a_long_run_is_charted_from_a_sample_first(
         chart = app.screen.query_one("#chart-reward", MetricChart)
         assert chart.series is not None
         assert chart.series.complete
+
+
+async def test_the_list_marks_what_the_scan_has_not_added_up(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the scan has added a first load up, the list shows the episode count estimated
+    from the episode numbers (`~`) and no best reward (`…`); then the exact values."""
+    from velora_tui.data.database import MetricsDatabase
+
+    release = threading.Event()
+    real = MetricsDatabase.scan_step
+
+    def held(self: MetricsDatabase) -> set[int] | None:
+        return real(self) if release.is_set() else None
+
+    monkeypatch.setattr(MetricsDatabase, "scan_step", held)
+    app = still(sample_db)
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        texts = cell_texts(app)
+        assert "~120/120" in texts
+        assert "…" in texts
+        assert "51.00" not in texts
+        release.set()
+        app.add_up()  # what a change of the file would start again
+        await settle(app)
+        texts = cell_texts(app)
+        assert "120/120" in texts
+        assert "…" not in texts
+        assert "51.00" in texts

@@ -45,6 +45,7 @@ from velora_tui import __version__
 from velora_tui.cli import main
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EPISODE_FIELDS
+from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
 LS_FIELDS = {
@@ -456,6 +457,54 @@ def test_export_stopped_by_a_lock_says_so(
     assert "locked by a writer" in result.output
     assert "internal error" not in result.output
     assert len(target.read_text().splitlines()) == 1 + 5_000  # the header and the first chunk
+
+
+def locked_after_first_load(monkeypatch: pytest.MonkeyPatch, path: Path) -> sqlite3.Connection:
+    """A writer that takes an exclusive lock on `path` right after the command's first load
+    (a training process stuck in a transaction while the command adds up the rows)."""
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0)
+    refresh = Monitor.refresh
+
+    def then_locked(self: Monitor, paths: Any = None) -> Any:
+        updates = refresh(self, paths)
+        if not writer.in_transaction:
+            writer.execute("BEGIN EXCLUSIVE")
+        return updates
+
+    monkeypatch.setattr(Monitor, "refresh", then_locked)
+    return writer
+
+
+def test_ls_names_a_source_it_could_not_add_up(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ls` prints exact numbers or nothing of a source: the locked one is named on stderr, the
+    other listed."""
+    good = make_db(tmp_path / "good" / "metrics.db", [20])
+    stuck = make_db(tmp_path / "stuck" / "metrics.db", [30, 30])
+    writer = locked_after_first_load(monkeypatch, stuck)
+    try:
+        result = CliRunner().invoke(main, ["ls", "--json", str(good), str(stuck)])
+    finally:
+        writer.close()
+    assert result.exit_code == 0
+    listed = json.loads(result.stdout)
+    assert [(item["db"], item["episodes"]) for item in listed] == [(str(good), 20)]
+    assert f"velora-tui: {stuck}: locked" in result.stderr
+
+
+def test_show_stopped_by_a_lock_says_so(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = make_db(tmp_path / "metrics.db", [25])
+    writer = locked_after_first_load(monkeypatch, path)
+    try:
+        result = CliRunner().invoke(main, ["show", "1", str(path)])
+    finally:
+        writer.close()
+    assert result.exit_code == 1
+    assert "locked by a writer" in result.output
+    assert "internal error" not in result.output
 
 
 def parse_export(text: str, fmt: str) -> list[dict[str, Any]]:
