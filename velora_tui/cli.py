@@ -17,7 +17,7 @@ import click
 
 from velora_tui import __version__
 from velora_tui.data.database import ReadFailed
-from velora_tui.data.records import EpisodeRow, ExperimentSummary, SourceState
+from velora_tui.data.records import EPISODE_COLUMNS, EpisodeRow, ExperimentSummary, SourceState
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text, format_number
 from velora_tui.export import FORMATS, write_episodes
@@ -348,13 +348,7 @@ class EpisodePrinter:
     COLUMNS = [
         "EXP",
         "EPISODE",
-        "REWARD",
-        "LENGTH",
-        "AVG",
-        "STD",
-        "ACTOR",
-        "CRITIC",
-        "ENTROPY",
+        *(column.label.split()[0].upper() for column in EPISODE_COLUMNS),
         "TIME",
         "RUN",
     ]
@@ -378,13 +372,7 @@ class EpisodePrinter:
             cells = [
                 str(row.experiment_id),
                 "-" if row.episode_num is None else str(row.episode_num),
-                format_number(row.reward),
-                "-" if row.length is None else str(row.length),
-                format_number(row.reward_moving_avg),
-                format_number(row.reward_moving_std),
-                format_number(row.actor_loss, 3),
-                format_number(row.critic_loss, 3),
-                format_number(row.entropy_loss, 3),
+                *(format_number(getattr(row, c.name), c.digits) for c in EPISODE_COLUMNS),
                 clock(row.created_at),
                 f"{agent}/{env}" + (f" ({db})" if self.several else ""),
             ]

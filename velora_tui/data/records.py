@@ -98,9 +98,30 @@ class EpisodeRow:
 
 
 EPISODE_FIELDS = tuple(EpisodeRow.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricColumn:
+    """How an episode's metric is shown wherever episodes are listed (the app's tail, `tail`)."""
+
+    name: str  # the EpisodeRow field (and velora's column)
+    label: str
+    digits: int  # decimals of a float
+
+
 # The metrics of an episode, in velora's column order (the columns between its episode number
-# and its time): the one list of their names.
-EPISODE_METRICS = EPISODE_FIELDS[3:-1]
+# and its time): the one list of them.
+EPISODE_COLUMNS = (
+    MetricColumn("reward", "Reward", 2),
+    MetricColumn("length", "Length", 0),
+    MetricColumn("reward_moving_avg", "Avg", 2),
+    MetricColumn("reward_moving_std", "Std", 2),
+    MetricColumn("actor_loss", "Actor loss", 4),
+    MetricColumn("critic_loss", "Critic loss", 4),
+    MetricColumn("entropy_loss", "Entropy loss", 4),
+)
+EPISODE_METRICS = tuple(column.name for column in EPISODE_COLUMNS)
+assert EPISODE_FIELDS[3:-1] == EPISODE_METRICS, "EpisodeRow.from_stored reads them in this order"
 
 # A run counts as stalled after this long without an episode, or 20x its usual interval.
 STALL_FLOOR = timedelta(seconds=60)

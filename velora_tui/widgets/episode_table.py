@@ -28,7 +28,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from velora_tui.data.records import EpisodeRow
+from velora_tui.data.records import EPISODE_COLUMNS, EpisodeRow
 from velora_tui.format import clock
 from velora_tui.render import number_part
 from velora_tui.widgets.pacing import Paced
@@ -42,13 +42,7 @@ HEADER_HEIGHT = 1
 PADDING = 1  # blank cells each side of a column
 COLUMNS = (  # (label, holds numbers: aligned right)
     ("Episode", False),
-    ("Reward", True),
-    ("Length", True),
-    ("Avg", True),
-    ("Std", True),
-    ("Actor loss", True),
-    ("Critic loss", True),
-    ("Entropy loss", True),
+    *((column.label, True) for column in EPISODE_COLUMNS),
     ("Time", False),
 )
 # Room for the usual values from the start ("-1234.56", a full timestamp), so columns rarely
@@ -67,13 +61,7 @@ def cells(row: EpisodeRow) -> tuple[Cell, ...]:
     episode: Part = ("-" if row.episode_num is None else str(row.episode_num), "")
     return (
         (episode, FLAG) if row.has_nonfinite else (episode,),
-        (number_part(row.reward),),
-        (("-" if row.length is None else str(row.length), ""),),
-        (number_part(row.reward_moving_avg),),
-        (number_part(row.reward_moving_std),),
-        (number_part(row.actor_loss, 4),),
-        (number_part(row.critic_loss, 4),),
-        (number_part(row.entropy_loss, 4),),
+        *((number_part(getattr(row, column.name), column.digits),) for column in EPISODE_COLUMNS),
         ((clock(row.created_at), "dim"),),
     )
 
