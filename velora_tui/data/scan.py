@@ -19,7 +19,10 @@ from velora_tui.data.connection import Fetch
 from velora_tui.data.schema import Schema
 from velora_tui.data.values import as_float
 
-ROWS_PER_READ = 20_000
+# Rows a read adds up at most: a read this short holds SQLite's read lock about as long as the
+# writer's own commit takes, so a commit that meets it waits in its busy handler's first, shortest
+# sleeps (docs/performance.md).
+ROWS_PER_READ = 5_000
 # Experiments added up by one statement at most (each a row of its result).
 GROUP_LIMIT = 500
 # A range read may grow to this many times the last one: rows may be denser further on.

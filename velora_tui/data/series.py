@@ -54,7 +54,7 @@ class Series:
 LENGTH = EPISODE_METRICS.index("length")
 # Ids per read: each statement aggregates at most this many rows, so a writer waiting to commit
 # never waits long; the read lock is let go between statements.
-CHUNK_IDS = 5_000
+CHUNK_IDS = 1_000
 MAX_POINTS = 2_000
 
 
