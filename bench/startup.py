@@ -49,7 +49,9 @@ GROUPS = (1, 1, 1, 1, 1, 5) * 10
 ENVS = tuple(sorted({env for _, env, _ in RUNS}))
 SIZE = (120, 40)
 TIMEOUT = 120.0  # for one start; today's 5M start takes seconds
-SETTLE = 2.0  # after the first rows, before reading the peak RSS (the scan that adds up the first load)
+SETTLE = (
+    2.0  # after the first rows, before reading the peak RSS (the scan that adds up the first load)
+)
 
 GOAL_SIZE = 1.2  # first rows and tail -n 1: 5M within this of 1M
 GOAL_FLOOR = 1.5  # first rows within this of the bare Textual app

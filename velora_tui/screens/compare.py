@@ -17,8 +17,7 @@ from velora_tui.data.smoothing import smooth
 from velora_tui.messages import CurvesRead, DataChanged
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
-    SMOOTHING_HELP,
-    X_AXIS_HELP,
+    CHART_BINDINGS,
     ChartOptions,
     Redraws,
     finite_points,
@@ -77,18 +76,7 @@ class CompareChart(ThreadedPlot):
 class CompareScreen(VeloraScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the list"),
-        Binding(
-            "plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-", tooltip=SMOOTHING_HELP
-        ),
-        Binding(
-            "minus",
-            "smoothing(-1)",
-            "Less smoothing",
-            show=False,
-            key_display="+/-",
-            tooltip=SMOOTHING_HELP,
-        ),
-        Binding("x", "x_axis", "X axis", tooltip=X_AXIS_HELP),
+        *CHART_BINDINGS,
     ]
 
     def __init__(self, keys: list[Key]) -> None:

@@ -19,10 +19,9 @@ from velora_tui.data.series import Series, SeriesReader, SeriesReaders, sampled_
 from velora_tui.messages import ConfigRead, DataChanged, EpisodesRead, SeriesRead
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.charts import (
+    CHART_BINDINGS,
     PANELS,
     REWARD,
-    SMOOTHING_HELP,
-    X_AXIS_HELP,
     ChartOptions,
     MetricChart,
     Redraws,
@@ -62,19 +61,7 @@ class ExperimentScreen(VeloraScreen):
             tooltip="the tab before",
         ),
         Binding("f", "follow", "Follow", tooltip=FOLLOW_HELP),
-        # One pair of keys: `+/-` for both, in the footer and in the help.
-        Binding(
-            "plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-", tooltip=SMOOTHING_HELP
-        ),
-        Binding(
-            "minus",
-            "smoothing(-1)",
-            "Less smoothing",
-            show=False,
-            key_display="+/-",
-            tooltip=SMOOTHING_HELP,
-        ),
-        Binding("x", "x_axis", "X axis", tooltip=X_AXIS_HELP),
+        *CHART_BINDINGS,
         Binding("l", "log_scale", "Log", tooltip="charts: log scale for the losses"),
         Binding(
             "slash",

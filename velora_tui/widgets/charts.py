@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from textual.binding import Binding
 from textual.message_pump import MessagePump
 from textual_plotext.plot import Plot
 
@@ -28,6 +29,22 @@ SMOOTHING_STEPS = (0.0, 0.3, 0.6, 0.8, 0.9, 0.95, 0.99, 0.999)
 # What the charts' keys do, in the footer's tooltips and in the help (the same on every screen).
 SMOOTHING_HELP = "charts: more / less smoothing (debiased moving average, 0 to 0.999)"
 X_AXIS_HELP = "charts: x axis: episode, environment steps, time since the start"
+# The keys of every screen with charts (their actions: smoothing(step), x_axis).
+CHART_BINDINGS = [
+    # One pair of keys: `+/-` for both, in the footer and in the help.
+    Binding(
+        "plus,equals_sign", "smoothing(1)", "Smooth±", key_display="+/-", tooltip=SMOOTHING_HELP
+    ),
+    Binding(
+        "minus",
+        "smoothing(-1)",
+        "Less smoothing",
+        show=False,
+        key_display="+/-",
+        tooltip=SMOOTHING_HELP,
+    ),
+    Binding("x", "x_axis", "X axis", tooltip=X_AXIS_HELP),
+]
 CHART_INTERVAL = 1.0  # seconds between redraws while rows keep arriving
 
 
