@@ -45,7 +45,7 @@ from bench.common import (
 )
 from tests.support import RunSpec, Terminal, build_velora_db, python_command, stop_process
 from velora_tui.app import Settings, VeloraApp
-from velora_tui.data.database import EXPERIMENTS_INTERVAL, MetricsDatabase
+from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.feed import IDLE_STEP_MS
 from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor
@@ -438,10 +438,10 @@ def print_stages(title: str, results: list[Try]) -> None:
 
 def main(tries: int = 7) -> list[Metric]:
     print_header(
-        f"a new experiment reaching the list, 120x40 ({load_note()}); data layer: experiments"
-        f" read at most every {EXPERIMENTS_INTERVAL:g} s unless an unknown one's episode"
-        f" arrives; watcher idle step {IDLE_STEP_MS} ms; list redrawn at most every"
-        f" {LIST_INTERVAL * 1e3:.0f} ms"
+        f"a new experiment reaching the list, 120x40 ({load_note()}); data layer: a new"
+        f" experiment row seen by the next read of new episodes; watcher idle step"
+        f" {IDLE_STEP_MS} ms; list redrawn at most every {LIST_INTERVAL * 1e3:.0f} ms, a new"
+        " experiment at once"
     )
     metrics = []
     for busy, label in ((False, "quiet file"), (True, f"beside a run at {STREAM_RATE:g}/s")):

@@ -611,11 +611,10 @@ def test_wal_mode_is_followed_through_data_version(sample_db: Path) -> None:
         writer.close()
 
 
-def test_a_new_experiment_without_episodes_appears_during_a_stream(
-    sample_db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """While episodes of known experiments stream in, new experiment rows are looked for at
-    most every EXPERIMENTS_INTERVAL; one whose episodes arrive is read at once."""
+def test_a_new_experiment_without_episodes_appears_during_a_stream(sample_db: Path) -> None:
+    """While episodes of known experiments stream in, a new experiment row is seen by the next
+    read of new episodes (it reads the newest experiment id too), before any episode of its
+    own; one whose first episode comes with it is read with it."""
     db = opened(sample_db)
     try:
         db.refresh()
@@ -625,14 +624,11 @@ def test_a_new_experiment_without_episodes_appears_during_a_stream(
         insert = "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)"
         execute(sample_db, insert, new_run)
         add_episode(sample_db, 1, episode_num=122)
-        monkeypatch.setattr(database, "EXPERIMENTS_INTERVAL", 3600.0)
-        db.refresh()
-        assert 4 not in db.summaries  # not looked for yet
-        monkeypatch.setattr(database, "EXPERIMENTS_INTERVAL", 0.0)
-        add_episode(sample_db, 1, episode_num=123)
-        assert 4 in db.refresh().experiments
+        update = db.refresh()
+        assert [row.episode_num for row in update.episodes] == [122]
+        assert 4 in update.experiments
         assert db.summaries[4].env == "Pendulum-v1"
-        monkeypatch.setattr(database, "EXPERIMENTS_INTERVAL", 3600.0)
+        assert db.summaries[4].episodes == 0
         execute(sample_db, insert, new_run)
         add_episode(sample_db, 5, episode_num=1)  # its first episode: read with it
         update = db.refresh()

@@ -44,8 +44,8 @@ def test_every_statement_compiles_for_sqlite() -> None:
             queries.experiments_after(),
             queries.config_of(),
             queries.experiment_edges(schema),
-            queries.episodes_after(schema, one_experiment=True),
-            queries.episodes_after(schema, one_experiment=False),
+            queries.experiment_episodes(schema),
+            queries.new_episodes(schema),
             queries.latest_episodes(schema, one_experiment=True),
             queries.latest_episodes(schema, one_experiment=False),
             queries.sampled(schema),
@@ -54,7 +54,8 @@ def test_every_statement_compiles_for_sqlite() -> None:
             queries.series_buckets(schema),
         ]
         params = dict.fromkeys(
-            ["after", "upto", "limit", "exp_id", "first", "last", "points", "low", "high"], 1
+            ["after", "upto", "limit", "exp_id", "first", "last", "points", "low", "high", "count"],
+            1,
         ) | {"base": 1, "width": 1}
         for prepared in statements:
             conn.execute(prepared.sql, prepared.parameters(params)).fetchall()

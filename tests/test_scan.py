@@ -263,3 +263,34 @@ def test_monitor_scan_reports_experiments_as_they_are_exact(
         assert monitor.scan_all() == []
     finally:
         monitor.close()
+
+
+def test_a_first_load_reads_in_pages(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Experiments and their first and last rows are read a few per statement (so no read of a
+    file of thousands of experiments is long), with the same result as in one statement."""
+    path = make_db(tmp_path / "metrics.db", [5, 0, 7, 3, 9, 4, 6])
+    add_episode(path, 99, episode_num=1)  # episodes of an experiment without a row
+    whole = opened(path)
+    whole.refresh()
+    monkeypatch.setattr(database, "EDGES_PER_READ", 2)
+    monkeypatch.setattr(database, "EXPERIMENTS_PER_READ", 3)
+    paged = opened(path)
+    try:
+        paged.refresh()
+        assert set(paged.summaries) == {1, 2, 3, 4, 5, 6, 7, 99}
+        assert paged.summaries[2].episodes == 0
+        for exp_id, summary in whole.summaries.items():
+            other = paged.summaries[exp_id]
+            assert (other.agent, other.episodes, other.first_id, other.last_id) == (
+                summary.agent,
+                summary.episodes,
+                summary.first_id,
+                summary.last_id,
+            )
+        add_up(paged)
+        assert exact(paged) == truth(path)
+    finally:
+        whole.close()
+        paged.close()

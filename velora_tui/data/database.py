@@ -46,9 +46,10 @@ BATCH = 20_000
 # Between two reads of `data_version` (which take the read lock, and so find a writer holding
 # it), changes are seen in the header's file change counter, read without any lock.
 CONFIRM_INTERVAL = 1.0
-# New experiment rows are looked for with every read that finds an episode of an experiment not
-# seen yet, or no episode at all, and otherwise at most this often (seconds).
-EXPERIMENTS_INTERVAL = 1.0
+# Experiment rows, and experiment ids with their first and last episodes, read per statement on
+# a first load: each such read stays short however many experiments a file holds.
+EXPERIMENTS_PER_READ = 1_000
+EDGES_PER_READ = 250
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
 _GONE = (-1, -1)
 
@@ -130,7 +131,6 @@ class MetricsDatabase:
         # `data_version` (WAL mode); when `data_version` was last read; when experiments were.
         self._seen: tuple[str, int] | None = None
         self._confirmed = -math.inf
-        self._experiments_read = -math.inf
         self._episode_mark = 0
         self._experiment_mark = 0
         self._loaded = False
@@ -311,22 +311,7 @@ class MetricsDatabase:
         # and added up exactly by the scan; rows above it are read as new ones.
         mark = self._max_episode_id()
         self._load_experiments(update)
-        schema = self._schema
-        assert schema is not None
-        edges = first_load_sql.EXPERIMENT_EDGES
-        if not schema.has_entropy:
-            edges = first_load_sql.EXPERIMENT_EDGES_0_1_1
-        width = len(EPISODE_FIELDS)
-        found = [
-            (
-                key,
-                exp_id,
-                EpisodeRow.from_stored(row[1 : 1 + width]),
-                EpisodeRow.from_stored(row[1 + width :]),
-            )
-            for row in self._fetch(edges, upto=mark)
-            if (exp_id := as_int(key := row[0])) is not None
-        ]
+        found = self._experiment_edges(mark)
         pending: deque[Pending] = deque()
         for key, exp_id, first_row, last_row in found:
             first, last = first_row.id, last_row.id
@@ -351,8 +336,37 @@ class MetricsDatabase:
         self._episode_mark = mark
         self._loaded = True
 
+    def _experiment_edges(self, upto: int) -> list[tuple[Any, int, EpisodeRow, EpisodeRow]]:
+        """(experiment id as stored, as an int, first row, last row) of every experiment with
+        episodes up to id `upto`, EDGES_PER_READ experiments a read."""
+        schema = self._schema
+        assert schema is not None
+        edges = first_load_sql.EXPERIMENT_EDGES
+        if not schema.has_entropy:
+            edges = first_load_sql.EXPERIMENT_EDGES_0_1_1
+        width = len(EPISODE_FIELDS)
+        found = []
+        after: Any = -math.inf  # below every id SQLite can hold (NULL aside)
+        while True:
+            page = self._fetch(edges, upto=upto, after=after, count=EDGES_PER_READ)
+            for row in page:
+                first, last = row[1 : 1 + width], row[1 + width :]
+                exp_id = as_int(row[0])
+                if exp_id is not None and first[0] is not None and last[0] is not None:
+                    found.append(
+                        (
+                            row[0],
+                            exp_id,
+                            EpisodeRow.from_stored(first),
+                            EpisodeRow.from_stored(last),
+                        )
+                    )
+            if len(page) < EDGES_PER_READ:
+                return found
+            after = page[-1][0]
+
     def _incremental(self, update: Update) -> None:
-        rows = self._new_episodes(self._episode_mark, BATCH)
+        rows, newest_experiment = self._new_episodes(self._episode_mark, BATCH)
         if not rows and self._max_episode_id() < self._episode_mark:
             # Rows vanished: the file was rewritten in place. Start over from scratch.
             update.reset = True
@@ -362,7 +376,7 @@ class MetricsDatabase:
         # Experiments after episodes: every episode's experiment row committed before it.
         if (
             not rows
-            or time.monotonic() - self._experiments_read >= EXPERIMENTS_INTERVAL
+            or newest_experiment > self._experiment_mark
             or any(row.experiment_id not in self.summaries for row in rows)
         ):
             self._load_experiments(update)
@@ -375,8 +389,18 @@ class MetricsDatabase:
         update.more = len(rows) == BATCH
 
     def _load_experiments(self, update: Update) -> None:
-        self._experiments_read = time.monotonic()
-        experiments = self._fetch(first_load_sql.EXPERIMENTS_AFTER, after=self._experiment_mark)
+        """Experiment rows not read yet, EXPERIMENTS_PER_READ a read."""
+        while True:
+            page = self._fetch(
+                first_load_sql.EXPERIMENTS_AFTER,
+                after=self._experiment_mark,
+                limit=EXPERIMENTS_PER_READ,
+            )
+            self._add_experiments(page, update)
+            if len(page) < EXPERIMENTS_PER_READ:
+                return
+
+    def _add_experiments(self, experiments: Sequence[Any], update: Update) -> None:
         for exp_id, agent, env, config, created in experiments:
             summary = self.summaries.get(exp_id)
             if summary is None:
@@ -465,12 +489,14 @@ class MetricsDatabase:
 
     # -- episode rows ----------------------------------------------------------------------
 
-    def _new_episodes(self, after: int, limit: int) -> list[EpisodeRow]:
+    def _new_episodes(self, after: int, limit: int) -> tuple[list[EpisodeRow], int]:
+        """Episodes above id `after`, and the newest experiment id (0 when no row came)."""
         from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
 
         assert self._schema is not None
-        statement = queries.episodes_after(self._schema, one_experiment=False)
-        return [EpisodeRow.from_stored(v) for v in self._fetch(statement, after=after, limit=limit)]
+        found = self._fetch(queries.new_episodes(self._schema), after=after, limit=limit)
+        newest = as_int(found[-1][-1]) if found else None
+        return [EpisodeRow.from_stored(values) for values in found], newest or 0
 
     def latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         """The newest `limit` episodes (of one experiment, or of all) read so far, oldest
@@ -520,7 +546,7 @@ class MetricsDatabase:
                     raise ReadFailed(self.status)
                 from velora_tui.data import queries
 
-                statement = queries.episodes_after(self._schema, one_experiment=True)
+                statement = queries.experiment_episodes(self._schema)
                 try:
                     found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
                     rows = [EpisodeRow.from_stored(values) for values in found]

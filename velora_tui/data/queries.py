@@ -84,7 +84,7 @@ def metric_column(schema: Schema, name: str, entity: Any = Episode) -> Any:
 
 @cache
 def experiments_after() -> Prepared:
-    """Experiment rows with an id above `:after`, every value as stored."""
+    """Up to `:limit` experiment rows with an id above `:after`, every value as stored."""
     return compiled(
         select_columns(
             Experiment.id,
@@ -95,6 +95,7 @@ def experiments_after() -> Prepared:
         )
         .where(col(Experiment.id) > number("after"))
         .order_by(col(Experiment.id))
+        .limit(number("limit"))
     )
 
 
@@ -108,14 +109,23 @@ def config_of() -> Prepared:
 
 @cache
 def experiment_edges(schema: Schema) -> Prepared:
-    """Each experiment id found among the episodes up to id `:upto`, with its first and last
-    episode rows (`episode_columns` twice): a skip scan of the experiment_id index, two seeks
-    per experiment, whatever the number of episodes. All a first screen needs."""
+    """Up to `:count` experiment ids found among the episodes, the lowest above `:after` first,
+    each with its first and last episode rows up to id `:upto` (`episode_columns` twice; NULL
+    where it has none up to there): a skip scan of the experiment_id index, two seeks per
+    experiment, whatever the number of episodes. All a first screen needs."""
     experiment = col(Episode.experiment_id)
-    lowest = select(func.min(experiment)).scalar_subquery()
-    ids = select(lowest.label("x")).cte("experiment_ids", recursive=True)
-    following = select(func.min(experiment)).where(experiment > ids.c.x).scalar_subquery()
-    ids = ids.union_all(select(following).where(ids.c.x.is_not(None)))
+
+    def lowest_above(value: Any) -> Any:
+        return select(func.min(experiment)).where(experiment > value).scalar_subquery()
+
+    ids = select(lowest_above(bindparam("after")).label("x"), literal(1).label("n")).cte(
+        "experiment_ids", recursive=True
+    )
+    ids = ids.union_all(
+        select(lowest_above(ids.c.x), ids.c.n + 1).where(
+            ids.c.x.is_not(None), ids.c.n < number("count")
+        )
+    )
 
     def edge(which: Any) -> Any:
         within = and_(experiment == ids.c.x, col(Episode.id) <= number("upto"))
@@ -131,8 +141,8 @@ def experiment_edges(schema: Schema) -> Prepared:
     first, last = aliased(Episode, name="first"), aliased(Episode, name="last")
     return compiled(
         select_columns(edges.c.x, *episode_columns(schema, first), *episode_columns(schema, last))
-        .join_from(edges, first, col(first.id) == edges.c.first_id)
-        .join(last, col(last.id) == edges.c.last_id)
+        .join_from(edges, first, col(first.id) == edges.c.first_id, isouter=True)
+        .join(last, col(last.id) == edges.c.last_id, isouter=True)
         .order_by(edges.c.x)
     )
 
@@ -157,13 +167,29 @@ def max_episode_id() -> Prepared:
 
 
 @cache
-def episodes_after(schema: Schema, one_experiment: bool) -> Prepared:
-    """Up to `:limit` episodes with an id above `:after` (of experiment `:exp_id`, or of all),
-    oldest first: the live reads, and exports in chunks."""
-    statement = select_columns(*episode_columns(schema)).where(col(Episode.id) > number("after"))
-    if one_experiment:
-        statement = statement.where(Episode.experiment_id == bindparam("exp_id"))
-    return compiled(statement.order_by(col(Episode.id)).limit(number("limit")))
+def experiment_episodes(schema: Schema) -> Prepared:
+    """Up to `:limit` episodes of experiment `:exp_id` with an id above `:after`, oldest first:
+    an export, in chunks."""
+    return compiled(
+        select_columns(*episode_columns(schema))
+        .where(col(Episode.id) > number("after"), Episode.experiment_id == bindparam("exp_id"))
+        .order_by(col(Episode.id))
+        .limit(number("limit"))
+    )
+
+
+@cache
+def new_episodes(schema: Schema) -> Prepared:
+    """Up to `:limit` episodes with an id above `:after`, oldest first, each with the newest
+    experiment id after its columns: the live read, which so sees a new experiment row as soon
+    as it is committed, in the same read."""
+    newest = select(func.max(Experiment.id)).scalar_subquery().label("newest_experiment")
+    return compiled(
+        select_columns(*episode_columns(schema), newest)
+        .where(col(Episode.id) > number("after"))
+        .order_by(col(Episode.id))
+        .limit(number("limit"))
+    )
 
 
 @cache
