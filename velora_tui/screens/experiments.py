@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
@@ -138,7 +139,8 @@ class ExperimentsScreen(VeloraScreen):
                 for s in self.host.monitor.summaries()
                 if s.last_activity is None or s.last_activity > recent
             }
-            if self.list_pace.timer is None:
+            pace = self.list_pace
+            if pace.timer is None and time.monotonic() - pace.shown >= pace.interval:
                 # Outside the pacing: the clock's redraw must not hold back the next episode.
                 self.show_now(changed)
                 return
