@@ -24,9 +24,21 @@ from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
 
 DEFAULT_SOURCE = "metrics.db"
-# readable=False: a source that cannot be read is reported by the data layer (one stderr line),
-# and never stops the other sources from being shown.
-SOURCES = click.argument("sources", nargs=-1, type=click.Path(path_type=Path, readable=False))
+
+
+class SourcePath(click.Path):
+    """A source's path as given: never looked at here (click's Path stats it, which blocks
+    for as long as a dead network file system does). A source that cannot be read is reported
+    by the data layer (one stderr line), and never stops the other sources from being shown."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value if isinstance(value, Path) else Path(value)
+
+
+SOURCES = click.argument("sources", nargs=-1, type=SourcePath())
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 

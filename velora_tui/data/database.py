@@ -26,8 +26,8 @@ from velora_tui.data.connection import (
     Prepared,
     ReadOnlyConnection,
     change_counter,
-    connect_readonly,
 )
+from velora_tui.data.files import FileSystem, NotRegular, is_link_loop, not_regular, system
 from velora_tui.data.records import (
     EPISODE_FIELDS,
     EpisodeRow,
@@ -41,6 +41,7 @@ from velora_tui.data.schema import NotReady, Schema, SchemaError, check_header, 
 from velora_tui.data.values import as_float, as_int, clean_text, parse_timestamp
 
 NOT_CREATED = "not created yet; waiting for training to start"
+LINK_LOOP = "symbolic link loop: the link leads back to itself"
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
 BATCH = 20_000
 # Between two reads of `data_version` (which take the read lock, and so find a writer holding
@@ -79,13 +80,15 @@ def estimate_episodes(first: EpisodeRow | None, last: EpisodeRow | None, span: i
 
 def classify(exc: BaseException, path: Path) -> SourceStatus:
     """The state a database error puts a source in, with a message a user can act on."""
-    if isinstance(exc, SchemaError):
+    if isinstance(exc, SchemaError | NotRegular):
         return SourceStatus(path, SourceState.UNREADABLE, str(exc))
     if isinstance(exc, NotReady):
         return SourceStatus(path, SourceState.WAITING, str(exc))
     original = exc
     if isinstance(original, PermissionError):
         return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
+    if isinstance(original, OSError) and is_link_loop(original):
+        return SourceStatus(path, SourceState.UNREADABLE, LINK_LOOP)
     text = str(original).lower()
     if "locked" in text or "busy" in text:
         return SourceStatus(path, SourceState.LOCKED, "locked by a writer; retrying")
@@ -97,9 +100,7 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
             "to recover it",
         )
     if "unable to open" in text:
-        if path.exists() and not os.access(path, os.R_OK):
-            return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
-        return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+        return _unopenable(path)
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return SourceStatus(path, SourceState.UNREADABLE, f"damaged database: {original}")
     if "no such table" in text or "no such column" in text:
@@ -107,15 +108,39 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
     return SourceStatus(path, SourceState.UNREADABLE, clean_text(str(original)))
 
 
+def _unopenable(path: Path) -> SourceStatus:
+    """Why SQLite could not open a file (it says only "unable to open")."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+    except OSError as exc:
+        return classify(exc, path)
+    problem = not_regular(st.st_mode)
+    if problem is not None:
+        return classify(problem, path)
+    if not os.access(path, os.R_OK):
+        return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
+    return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+
+
 class MetricsDatabase:
     """A live, read-only view of one metrics.db file. Thread-safe; never raises on data."""
 
-    def __init__(self, path: Path, busy_timeout: float = 1.0, replay: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout: float = 1.0,
+        replay: bool = False,
+        *,
+        files: FileSystem | None = None,
+    ) -> None:
         self.path = path
         # When set, a first load (a file that appears, or replaces another) hands out every
         # existing row as new, instead of only summarising them: what `tail -f` needs.
         self.replay = replay
         self.busy_timeout = busy_timeout
+        self.files = files if files is not None else system()
         self.status = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
         self.summaries: dict[int, ExperimentSummary] = {}
         self._lock = threading.RLock()
@@ -147,7 +172,7 @@ class MetricsDatabase:
             if self._conn is not None:
                 self._conn.close()
             if self._header is not None:
-                os.close(self._header)
+                self.files.close(self._header)
             self._conn = self._schema = None
             self._header = self._seen = None
             self._confirmed = -math.inf
@@ -172,20 +197,21 @@ class MetricsDatabase:
             self._failed_stat = None
 
     def _open(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        files = self.files
+        fd = files.open(self.path)
         try:
-            check_header(fd)
-            conn = connect_readonly(self.path, self.busy_timeout)
+            check_header(fd, files.read)
+            conn = files.connect(self.path, self.busy_timeout)
         except BaseException:
-            os.close(fd)
+            files.close(fd)
             raise
         try:
             self._schema = detect_schema(conn)
         except BaseException:
             conn.close()
-            os.close(fd)
+            files.close(fd)
             raise
-        if isinstance(conn, ReadOnlyConnection) and change_counter(fd) is not None:
+        if isinstance(conn, ReadOnlyConnection) and change_counter(fd, files.read) is not None:
             conn.commit_probe = fd  # rollback-journal mode: a read can make a COMMIT wait
         self._conn, self._header = conn, fd
 
@@ -194,7 +220,7 @@ class MetricsDatabase:
     def may_have_changed(self) -> bool:
         """Cheap and non-blocking (for polling): could a refresh find anything new?"""
         try:
-            signature: tuple[int, ...] | None = _signature(self.path.stat())
+            signature: tuple[int, ...] | None = _signature(self.files.stat(self.path))
         except OSError:
             signature = None
         if signature != self._seen_stat or self.status.state is SourceState.LOCKED:
@@ -203,8 +229,9 @@ class MetricsDatabase:
         if conn is None or not self._lock.acquire(blocking=False):
             return conn is not None  # busy reading: let the refresh decide
         try:
-            if self._header is not None and self._seen is not None and self._seen[0] == "counter":
-                return change_counter(self._header) != self._seen[1]
+            header, seen = self._header, self._seen
+            if header is not None and seen is not None and seen[0] == "counter":
+                return change_counter(header, self.files.read) != seen[1]
             # Never wait out the busy timeout here (the caller's event loop would freeze while
             # a writer holds its lock): locked means "maybe", and the refresh, in a thread, waits.
             conn.execute("PRAGMA busy_timeout = 0")
@@ -226,7 +253,7 @@ class MetricsDatabase:
             before = self.status
             try:
                 self._refresh(update)
-            except (sqlite3.Error, SchemaError, NotReady, OSError) as exc:
+            except (sqlite3.Error, SchemaError, NotReady, OSError, NotRegular) as exc:
                 self._fail(exc)
             update.status_changed = self.status != before
             return update
@@ -236,7 +263,7 @@ class MetricsDatabase:
         if self.status.state is not SourceState.LOCKED:
             self.close()
             try:
-                st = self.path.stat()
+                st = self.files.stat(self.path)
             except OSError:
                 self._failed_stat = None
             else:
@@ -245,7 +272,7 @@ class MetricsDatabase:
     def _refresh(self, update: Update) -> None:
         self._seen_stat = None
         try:
-            st = self.path.stat()
+            st = self.files.stat(self.path)
         except FileNotFoundError:
             self.close()
             # Whatever appears here next is a new file: forget this one's rows then (reset).
@@ -256,6 +283,13 @@ class MetricsDatabase:
         signature = self._seen_stat = _signature(st)
         if self._conn is None and self._failed_stat == signature:
             return  # Same bytes that failed last time: nothing new to learn.
+        problem = not_regular(st.st_mode)
+        if problem is not None:
+            # Never opened (a FIFO's open waits for a writer). What was read from the file it
+            # replaced stays listed; a regular file that takes its place is read as a new one.
+            self.close()
+            self._identity = _GONE if self._loaded or self.summaries else None
+            raise problem
         identity = (st.st_dev, st.st_ino)
         if self._identity is not None and identity != self._identity:
             update.reset = bool(self.summaries)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.files import FileSystem, system
 from velora_tui.data.records import (
     ExperimentSummary,
     RunStatus,
@@ -32,13 +34,35 @@ def database_for(path: Path) -> Path:
     return path
 
 
-def find_databases(root: Path) -> list[Path]:
+def find_databases(root: Path, files: FileSystem | None = None) -> list[Path]:
+    """Every metrics.db below `root` as os.walk would find them (top down, sorted, hidden and
+    tool directories left out, symbolic links not followed), but each of any kind: what it is,
+    a FIFO or a directory, is for its own stat to say. Nothing beyond a directory listing is
+    asked: a symbolic link's target is never looked up here."""
+    files = files if files is not None else system()
     found: list[Path] = []
-    for current, dirs, files in os.walk(root, onerror=lambda _: None):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        if DB_NAME in files:
-            found.append(Path(current) / DB_NAME)
+    stack = [root]
+    while stack:
+        directory = stack.pop()
+        try:
+            entries = files.listdir(directory)
+        except OSError:
+            continue
+        below = []
+        for name, is_dir in sorted(entries):
+            if name == DB_NAME:
+                found.append(directory / name)
+            elif is_dir and name not in _SKIP_DIRS and not name.startswith("."):
+                below.append(directory / name)
+        stack.extend(reversed(below))
     return found
+
+
+def _is_directory(files: FileSystem, path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(files.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +74,21 @@ class WatchRoot:
 class Monitor:
     """Every source the user named, each with its own reader: one never stops another."""
 
-    def __init__(self, sources: Sequence[Path | str], busy_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Path | str],
+        busy_timeout: float = 1.0,
+        *,
+        files: FileSystem | None = None,
+    ) -> None:
         self.busy_timeout = busy_timeout
+        self.files = files if files is not None else system()
         self.replay = False
         self.specs = [Path(os.path.abspath(os.path.expanduser(str(s)))) for s in sources]
-        self.directories = [s for s in self.specs if s.is_dir()]
+        # A directory named metrics.db is a database source, which says what it is.
+        self.directories = [
+            s for s in self.specs if s.name != DB_NAME and _is_directory(self.files, s)
+        ]
         self.databases: dict[Path, MetricsDatabase] = {}
         for spec in self.specs:
             if spec not in self.directories:
@@ -64,7 +98,9 @@ class Monitor:
     def _add(self, path: Path) -> bool:
         if path in self.databases:
             return False
-        self.databases[path] = MetricsDatabase(path, self.busy_timeout, self.replay)
+        self.databases[path] = MetricsDatabase(
+            path, self.busy_timeout, self.replay, files=self.files
+        )
         return True
 
     def start_replaying(self) -> None:
@@ -75,7 +111,12 @@ class Monitor:
 
     def discover(self) -> list[Path]:
         """Look for metrics.db files that appeared below the directory sources."""
-        return [db for root in self.directories for db in find_databases(root) if self._add(db)]
+        return [
+            db
+            for root in self.directories
+            for db in find_databases(root, self.files)
+            if self._add(db)
+        ]
 
     def owns(self, path: Path) -> Path | None:
         """The database a changed path belongs to, adding it when it is new in a directory."""
