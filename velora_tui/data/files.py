@@ -1,7 +1,9 @@
 """The file system calls the data layer makes on a source, in one place.
 
 Each may block in the kernel for as long as the file system does not answer (a dead NFS or
-Lustre server). Tests can pass a double to the Monitor (or set `SYSTEM` in a child process).
+Lustre server): they are only ever made in a source's lane (lanes.py). The tests put a double
+in their place that blocks until released, as a dead server would (tests/hanging_fs.py), and
+pass it to the Monitor (or set `SYSTEM` in a child process).
 
 Only a regular file is ever opened as a database. The kind of a path is asked of `stat` first;
 a FIFO's `open` waits for a writer (forever), a terminal's may make it the process's
@@ -15,9 +17,13 @@ import fcntl
 import os
 import sqlite3
 import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from velora_tui.data.connection import connect_readonly
+
+T = TypeVar("T")
 
 _KINDS = (
     (stat.S_ISFIFO, "a named pipe (FIFO)"),
@@ -85,6 +91,11 @@ class FileSystem:
         link is not followed (its target may be on a file system that does not answer)."""
         with os.scandir(path) as entries:
             return [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in entries]
+
+    def watch(self, paths: Sequence[Path], make: Callable[[], T]) -> T:
+        """Make a file watcher of `paths` (adding a watch looks each path up, and a recursive
+        one walks the tree below it)."""
+        return make()
 
 
 SYSTEM = FileSystem()
