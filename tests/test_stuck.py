@@ -10,19 +10,28 @@ so that the tests run fast; the bounds they check are generous multiples of it.
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from tests.hanging_fs import Gate, HangingFiles, pass_gate
+from tests.hanging_fs import HUNG_CLI, Gate, HangingFiles, pass_gate
 from tests.support import (
+    SAMPLE_EPISODES,
     MakeDb,
+    Spawn,
+    Terminal,
     add_episode,
+    child_env,
     copy_sample,
     wait_for,
 )
+from tests.test_cli import Lines, Result, check_output, strict_json
 from velora_tui.data.database import ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.lanes import Lane, NotResponding, Pool
@@ -283,3 +292,185 @@ async def test_the_live_feed_goes_on_while_one_source_hangs(
         feed.stop()
         monitor.close(0)
         await asyncio.wait_for(task, BOUND)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+
+def hung_command(
+    gate: Gate, below: Path, *args: str | Path, deadline: float = DEADLINE
+) -> list[str]:
+    """`velora-tui ARGS` whose sources below `below` wait at the gate."""
+    settings = [str(gate.path), str(below), str(deadline)]
+    return [sys.executable, "-c", HUNG_CLI, *settings, *map(str, args)]
+
+
+def run_hung(gate: Gate, below: Path, *args: str | Path) -> tuple[Result, float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        hung_command(gate, below, *args),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=TIMEOUT,
+        env=child_env(),
+    )
+    took = time.monotonic() - started
+    result = Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+    check_output(result.out, result.err)
+    return result, took
+
+
+def test_headless_commands_name_the_stuck_source_and_end(
+    tmp_path: Path, gate: Gate, make_db: MakeDb
+) -> None:
+    """Several sources: what the others hold, the stuck one named on stderr (exit 0); the stuck
+    one alone: a clear message and exit 1, after a bounded time, never a hang (the process
+    ends with a thread still blocked in the kernel)."""
+    good = copy_sample(tmp_path / "good")
+    stuck = make_db(tmp_path / "dead" / "metrics.db", [3])
+    below = stuck.parent
+    said = f"velora-tui: {stuck}: not responding: its file system has not answered"
+    commands: dict[str, list[str | Path]] = {
+        "ls-json": ["ls", good, stuck, "--json"],
+        "ls-alone": ["ls", stuck],
+        "tail": ["tail", "-n", "2", good, stuck],
+        "show-alone": ["show", "1", stuck],
+        "show-elsewhere": ["show", "9", good, stuck],
+        "export-alone": ["export", "1", stuck],
+    }
+    with ThreadPoolExecutor(len(commands)) as pool:
+        ran = pool.map(lambda args: run_hung(gate, below, *args), commands.values())
+        results = dict(zip(commands, ran, strict=True))
+    for name, (result, took) in results.items():
+        assert took < BOUND, name
+        assert said in result.err, name
+    listed = results["ls-json"][0]
+    assert listed.code == 0
+    assert len(strict_json(listed.out)) == len(SAMPLE_EPISODES)
+    assert results["tail"][0].code == 0
+    assert len(results["tail"][0].lines) == 3  # a header and two episodes of the good one
+    for name in ("ls-alone", "show-alone", "export-alone", "show-elsewhere"):
+        assert results[name][0].code == 1, name
+        assert results[name][0].out == ""
+    elsewhere = results["show-elsewhere"][0].err
+    assert (
+        f"no experiment with id 9 in the sources that answered (not responding: {stuck})"
+        in elsewhere
+    )
+
+
+def test_tail_follow_reads_on_and_picks_the_stuck_source_up(
+    tmp_path: Path, gate: Gate, make_db: MakeDb, spawn: Spawn
+) -> None:
+    good = copy_sample(tmp_path / "good")
+    stuck = make_db(tmp_path / "dead" / "metrics.db", [3])
+    tail = spawn(
+        hung_command(gate, stuck.parent, "tail", "-f", "-n", "0", "--json", good, stuck),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert tail.stdout is not None
+    assert tail.stderr is not None
+    out, err = Lines(tail.stdout), Lines(tail.stderr)
+    [said] = err.take(1)
+    assert said.startswith(f"velora-tui: {stuck}: not responding")
+    new = add_episode(good, 3, episode_num=61)
+    assert [strict_json(line)["id"] for line in out.take(1)] == [new]
+    gate.release()
+    assert err.take(2)[-1] == f"velora-tui: {stuck}: ok"
+    # Unread when `tail -f` started, it counts as a file that appeared: every row is printed.
+    lines = out.take(4)
+    assert [(strict_json(line)["db"], strict_json(line)["id"]) for line in lines[1:]] == [
+        (str(stuck), n) for n in (1, 2, 3)
+    ]
+    gate.hang()  # it stops answering again: SIGTERM still ends it at once
+    time.sleep(2 * DEADLINE)
+    started = time.monotonic()
+    tail.send_signal(signal.SIGTERM)
+    code = tail.wait(TIMEOUT)
+    errors = err.rest()
+    assert code == 0, errors
+    assert time.monotonic() - started < BOUND
+    check_output("\n".join(out.rest()), "\n".join(errors))
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+
+@pytest.mark.ui
+async def test_the_app_answers_keys_while_a_source_hangs_and_quits(
+    tmp_path: Path, gate: Gate, make_db: MakeDb
+) -> None:
+    from tests.test_app import SIZE, settle, table, until
+    from velora_tui.app import Settings, VeloraApp
+    from velora_tui.screens.help import HelpScreen
+
+    good = copy_sample(tmp_path / "good")
+    stuck = make_db(tmp_path / "dead" / "metrics.db", [3])
+    monitor = Monitor([good, stuck], files=HangingFiles(gate.path, stuck.parent), deadline=DEADLINE)
+    app = VeloraApp(monitor, Settings())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app)
+        assert table(app).row_count == 3
+        await until(lambda: "not responding" in str(app.screen.query_one("#status").render()))
+        for _ in range(3):  # keys are answered at once, whatever the stuck source does
+            took = time.monotonic()
+            await pilot.press("question_mark")
+            await until(lambda: isinstance(app.screen, HelpScreen), timeout=DEADLINE)
+            await pilot.press("escape")
+            await until(lambda: not isinstance(app.screen, HelpScreen), timeout=DEADLINE)
+            assert time.monotonic() - took < DEADLINE
+        await pilot.press("r")  # re-read everything: the stuck one is skipped
+        await pilot.resize_terminal(100, 30)
+        add_episode(good, 3, episode_num=61)
+        await until(lambda: getattr(monitor.summary((good, 3)), "episodes", 0) == 61)
+        gate.release()
+        await until(lambda: table(app).row_count == 4, timeout=BOUND)
+        assert "not responding" not in str(app.screen.query_one("#status").render())
+        gate.hang()
+        await until(lambda: monitor.databases[stuck].lane.stuck, timeout=BOUND)
+        took = time.monotonic()
+        await pilot.press("q")
+    assert time.monotonic() - took < DEADLINE  # quitting waits for no read
+    assert not app.is_running
+
+
+@pytest.mark.ui
+def test_the_app_process_ends_on_q_with_a_thread_blocked_in_the_kernel(
+    tmp_path: Path, gate: Gate, make_db: MakeDb
+) -> None:
+    """The real app on a terminal, one source hung for good: the other is shown, keys are
+    answered, `q` ends the process (Textual's exit waits for its workers; the blocked lane's
+    thread is a daemon)."""
+    good = copy_sample(tmp_path / "good")
+    stuck = make_db(tmp_path / "dead" / "metrics.db", [3])
+    terminal = Terminal(hung_command(gate, stuck.parent, good, stuck), size=(250, 40))
+    try:
+        assert terminal.wait_for("InvertedPendulum", 0, TIMEOUT)
+        assert terminal.wait_for("not responding", 0, TIMEOUT)
+        assert terminal.key("?", "command palette", timeout=BOUND) < BOUND
+        assert terminal.key("\x1b", "InvertedPendulum", timeout=BOUND) < BOUND
+        started = time.monotonic()
+        terminal.key("q", "\x1b[?1049l", timeout=BOUND)  # the alternate screen left
+        assert terminal.proc.wait(BOUND) == 0
+        assert time.monotonic() - started < BOUND
+    finally:
+        terminal.close()
+
+
+@pytest.mark.ui
+def test_the_app_ends_cleanly_on_sigterm_while_its_first_read_waits(
+    tmp_path: Path, gate: Gate, make_db: MakeDb
+) -> None:
+    """SIGTERM while the first read waits for a source that does not answer (a long deadline
+    here): a clean exit, not death by the signal in a thread that was not set up for it."""
+    good = copy_sample(tmp_path / "good")
+    stuck = make_db(tmp_path / "dead" / "metrics.db", [3])
+    command = hung_command(gate, stuck.parent, good, stuck, deadline=BOUND)
+    terminal = Terminal(command, size=(250, 40))
+    try:
+        assert terminal.wait_for("Reading", 0, TIMEOUT)
+        terminal.proc.send_signal(signal.SIGTERM)
+        assert terminal.proc.wait(BOUND) == 0
+    finally:
+        terminal.close()
