@@ -14,9 +14,9 @@ Only they may block on a source. Threads that something else joins or waits for 
 deadline (Textual's workers, asyncio's default executor, which the interpreter waits for at
 exit) only ever wait for a lane's future, with a deadline.
 
-A few workers, not a thread per source: with a hundred sources, a thread each made a first
-load 2-3x slower (every SQLite call that gave up the GIL waited to get it back) and each
-heartbeat's look at every file several times dearer.
+A few workers, not a thread per source: with many sources, a thread each made a first load
+slower (every SQLite call that gave up the GIL waited to get it back among them all) and each
+heartbeat's look at every file dearer (a thread woken per file).
 """
 
 from __future__ import annotations
