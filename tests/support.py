@@ -28,6 +28,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import stat
 import struct
 import subprocess
 import sys
@@ -82,8 +83,14 @@ def dir_snapshot(path: Path) -> Snapshot:
             snapshot[(base / name).relative_to(path).as_posix()] = ("<dir>", st.st_mtime_ns, 0)
         for name in sorted(files):
             file = base / name
-            st = file.stat()
-            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            try:
+                st = file.stat()
+            except OSError:  # a symbolic link loop, or a link to nothing
+                st = file.lstat()
+            if stat.S_ISREG(st.st_mode):
+                digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            else:  # a FIFO, a socket, a device: never read (a FIFO's open waits for a writer)
+                digest = f"<{stat.filemode(st.st_mode)}>"
             snapshot[file.relative_to(path).as_posix()] = (digest, st.st_mtime_ns, st.st_size)
     return snapshot
 

@@ -26,7 +26,8 @@ from tests.support import (
     state,
 )
 from velora_tui.data import database, scan
-from velora_tui.data.connection import connect_readonly
+from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.files import FileSystem
 from velora_tui.data.records import SourceState
 from velora_tui.data.sources import Monitor
 
@@ -111,23 +112,22 @@ def test_first_load_cost_does_not_grow_with_episodes(tmp_path: Path, make_db: Ma
     def steps(path: Path) -> tuple[int, int]:
         counted = [0]
 
-        def connect(target: Path, busy_timeout: float = 1.0) -> sqlite3.Connection:
-            conn = connect_readonly(target, busy_timeout)
+        class Counting(FileSystem):
+            def connect(self, target: Path, busy_timeout: float) -> sqlite3.Connection:
+                conn = super().connect(target, busy_timeout)
 
-            def tick() -> int:
-                counted[0] += 1
-                return 0
+                def tick() -> int:
+                    counted[0] += 1
+                    return 0
 
-            conn.set_progress_handler(tick, 100)
-            return conn
+                conn.set_progress_handler(tick, 100)
+                return conn
 
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(database, "connect_readonly", connect)
-            db = opened(path)
-            db.refresh()
-            first_load = counted[0]
-            add_up(db)
-            db.close()
+        db = MetricsDatabase(path, files=Counting())
+        db.refresh()
+        first_load = counted[0]
+        add_up(db)
+        db.close()
         return first_load, counted[0] - first_load
 
     small = steps(make_db(tmp_path / "small" / "metrics.db", [10] * 20))

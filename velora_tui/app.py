@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -43,6 +44,10 @@ __all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 # more often): every read is drawn on the list, the header, the tail and the charts, so more
 # reads would cost CPU and show nothing more.
 STREAM_READ_INTERVAL = 0.1
+# How long the app waits, before it starts, for its sources to say whether they are files or
+# directories (and for the directories' walks): what has not answered by then is waited for by
+# the first read, in a thread, while the screen shows.
+STARTUP_PATIENCE = 0.5
 
 
 class ExperimentCommands(Provider):
@@ -101,7 +106,13 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         threading.Thread(target=self._read_first, name="first-read", daemon=True).start()
 
     def _read_first(self) -> None:
+        # Started before runtime.guard_exit blocks SIGTERM and SIGHUP everywhere else: such a
+        # signal must not end the process here (by its default action) while a source that
+        # does not answer keeps this read waiting.
+        signal.pthread_sigmask(signal.SIG_BLOCK, runtime.EXIT_SIGNALS)
         try:
+            if self.monitor.unsettled:
+                self.monitor.discover()
             self.first_read.set_result(self.monitor.refresh())
         except BaseException as exc:  # shown by the worker that waits for it
             self.first_read.set_exception(exc)
@@ -325,7 +336,7 @@ REPLACED_COMMANDS = frozenset({"Screenshot", "Keys"})
 
 
 def make_app(sources: Sequence[Path | str], settings: Settings | None = None) -> VeloraApp:
-    return VeloraApp(Monitor(sources), settings)
+    return VeloraApp(Monitor(sources, patience=STARTUP_PATIENCE), settings)
 
 
 def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:

@@ -24,9 +24,21 @@ from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
 
 DEFAULT_SOURCE = "metrics.db"
-# readable=False: a source that cannot be read is reported by the data layer (one stderr line),
-# and never stops the other sources from being shown.
-SOURCES = click.argument("sources", nargs=-1, type=click.Path(path_type=Path, readable=False))
+
+
+class SourcePath(click.Path):
+    """A source's path as given: never looked at here (click's Path stats it, which blocks
+    for as long as a dead network file system does). A source that cannot be read is reported
+    by the data layer (one stderr line), and never stops the other sources from being shown."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value if isinstance(value, Path) else Path(value)
+
+
+SOURCES = click.argument("sources", nargs=-1, type=SourcePath())
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
@@ -84,6 +96,13 @@ def require_data(monitor: Monitor) -> None:
 def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
     matches = monitor.find(exp_id)
     if not matches:
+        silent = [s.path for s in monitor.statuses() if s.state is SourceState.NOT_RESPONDING]
+        if silent:
+            names = ", ".join(str(path) for path in silent)
+            raise Failure(
+                f"no experiment with id {exp_id} in the sources that answered"
+                f" (not responding: {names})"
+            )
         raise Failure(f"no experiment with id {exp_id}")
     if len(matches) > 1:
         places = ", ".join(str(m.db) for m in matches)
@@ -316,8 +335,19 @@ def _follow(monitor: Monitor, printer: EpisodePrinter, wanted: set[int], poll: b
     async def run() -> None:
         feed = ChangeFeed(monitor, poll=poll)
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            feed.stop()
+            monitor.close(0)  # whatever waits for a source that does not respond stops waiting
+
         for signum in (signal.SIGTERM, signal.SIGHUP):
-            loop.add_signal_handler(signum, feed.stop)
+            loop.add_signal_handler(signum, stop)
+        try:
+            await show(feed)
+        finally:
+            monitor.close(0)  # also on Ctrl-C: asyncio.run then waits for its threads
+
+    async def show(feed: ChangeFeed) -> None:
         states = {s.path: s for s in monitor.statuses()}
         mode = feed.mode
         async for updates in live_updates(monitor, feed):

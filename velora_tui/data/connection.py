@@ -167,7 +167,7 @@ def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connectio
     return conn
 
 
-def change_counter(fd: int) -> int | None:
+def change_counter(fd: int, pread: Callable[[int, int, int], bytes] = os.pread) -> int | None:
     """The file change counter of a database in a rollback-journal mode (velora's), read from
     its header without a lock; None in WAL mode, where it is not kept, or if unreadable.
 
@@ -176,7 +176,7 @@ def change_counter(fd: int) -> int | None:
     writer's lock like any other, and sees the commit.
     """
     try:
-        header = os.pread(fd, 28, 0)
+        header = pread(fd, 28, 0)
     except OSError:
         return None
     if len(header) < 28 or header[18] == 2 or header[19] == 2:

@@ -2,32 +2,38 @@
 answer on-demand reads (latest episodes, an export, a config, chart series).
 
 All access to one file goes through one connection (connection.py), guarded by a lock, so
-`PRAGMA data_version` means something. A first load reads only each experiment's first and last
+`PRAGMA data_version` means something; and every call that touches the file runs in the file's
+lane (lanes.py), so that a file system that stops answering makes this source "not responding"
+instead of stopping its callers. A first load reads only each experiment's first and last
 rows; the aggregates that need every row are added up afterwards in short reads (scan.py), and
 only rows above a high-water mark are read after that. The reading rules: docs/reading-rules.md.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, wait
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from velora_tui.data import first_load_sql, scan
+from velora_tui.data import first_load_sql, lanes, scan
 from velora_tui.data.config import ConfigView, parse_config, planned_from_text
 from velora_tui.data.connection import (
     DATA_VERSION,
     Prepared,
     ReadOnlyConnection,
     change_counter,
-    connect_readonly,
 )
+from velora_tui.data.files import FileSystem, NotRegular, is_link_loop, not_regular, system
+from velora_tui.data.lanes import SETTLE, Lane, NotResponding
 from velora_tui.data.records import (
     EPISODE_FIELDS,
     EpisodeRow,
@@ -41,6 +47,8 @@ from velora_tui.data.schema import NotReady, Schema, SchemaError, check_header, 
 from velora_tui.data.values import as_int, clean_text, parse_timestamp
 
 NOT_CREATED = "not created yet; waiting for training to start"
+LINK_LOOP = "symbolic link loop: the link leads back to itself"
+T = TypeVar("T")
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
 BATCH = 20_000
 # Between two reads of `data_version` (which take the read lock, and so find a writer holding
@@ -78,15 +86,25 @@ def estimate_episodes(first: EpisodeRow | None, last: EpisodeRow | None, span: i
     return floor
 
 
+def not_responding(path: Path, seconds: float) -> SourceStatus:
+    return SourceStatus(
+        path,
+        SourceState.NOT_RESPONDING,
+        f"its file system has not answered for {seconds:g} s; read again as soon as it does",
+    )
+
+
 def classify(exc: BaseException, path: Path) -> SourceStatus:
     """The state a database error puts a source in, with a message a user can act on."""
-    if isinstance(exc, SchemaError):
+    if isinstance(exc, SchemaError | NotRegular):
         return SourceStatus(path, SourceState.UNREADABLE, str(exc))
     if isinstance(exc, NotReady):
         return SourceStatus(path, SourceState.WAITING, str(exc))
     original = exc
     if isinstance(original, PermissionError):
         return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
+    if isinstance(original, OSError) and is_link_loop(original):
+        return SourceStatus(path, SourceState.UNREADABLE, LINK_LOOP)
     text = str(original).lower()
     if "locked" in text or "busy" in text:
         return SourceStatus(path, SourceState.LOCKED, "locked by a writer; retrying")
@@ -98,9 +116,7 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
             "to recover it",
         )
     if "unable to open" in text:
-        if path.exists() and not os.access(path, os.R_OK):
-            return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
-        return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+        return _unopenable(path)
     if "not a database" in text or "malformed" in text or "corrupt" in text:
         return SourceStatus(path, SourceState.UNREADABLE, f"damaged database: {original}")
     if "no such table" in text or "no such column" in text:
@@ -108,16 +124,55 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
     return SourceStatus(path, SourceState.UNREADABLE, clean_text(str(original)))
 
 
-class MetricsDatabase:
-    """A live, read-only view of one metrics.db file. Thread-safe; never raises on data."""
+def _unopenable(path: Path) -> SourceStatus:
+    """Why SQLite could not open a file (it says only "unable to open"); called in the file's
+    lane, like every other call on it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+    except OSError as exc:
+        return classify(exc, path)
+    problem = not_regular(st.st_mode)
+    if problem is not None:
+        return classify(problem, path)
+    if not os.access(path, os.R_OK):
+        return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
+    return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
 
-    def __init__(self, path: Path, busy_timeout: float = 1.0, replay: bool = False) -> None:
+
+class MetricsDatabase:
+    """A live, read-only view of one metrics.db file. Thread-safe; never raises on data.
+
+    Every call on the file runs in its lane (lanes.py) and is waited for at most the lane's
+    deadline: a file whose file system does not answer is "not responding" (`status`), and its
+    reads give up with that state instead of blocking their callers. A refresh that does not
+    come back in time is kept, and its rows handed out by the first refresh after it returns.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        busy_timeout: float = 1.0,
+        replay: bool = False,
+        *,
+        files: FileSystem | None = None,
+        lane: Lane | None = None,
+    ) -> None:
         self.path = path
         # When set, a first load (a file that appears, or replaces another) hands out every
         # existing row as new, instead of only summarising them: what `tail -f` needs.
         self.replay = replay
         self.busy_timeout = busy_timeout
-        self.status = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+        self.files = files if files is not None else system()
+        self.lane = lane if lane is not None else Lane(f"velora-tui {path}", lanes.DEADLINE)
+        self._status = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+        # The status last handed out with an update (to flag its changes, not responding
+        # included), and the calls of each kind ("refresh", "scan") that did not come back in
+        # time: their results go with the next call of the kind once they do.
+        self._reported = self._status
+        self._late: dict[str, Future[Any]] = {}
+        self._late_lock = threading.Lock()
         self.summaries: dict[int, ExperimentSummary] = {}
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
@@ -140,20 +195,53 @@ class MetricsDatabase:
         self._unscanned: dict[int, int] = {}
         self._seen_stat: tuple[int, ...] | None = None
 
+    @property
+    def status(self) -> SourceStatus:
+        """The source's state: "not responding" while a call on it has been running longer
+        than the deadline, else what its last read found."""
+        if self.lane.stuck:
+            return not_responding(self.path, self.lane.deadline)
+        return self._status
+
+    def _run(self, call: Callable[[], T]) -> T:
+        """`call` in this file's lane, waited for at most the deadline (NotResponding)."""
+        return self.lane.run(call)
+
+    def _silent(self) -> SourceStatus:
+        """The state a call that did not come back in time reports."""
+        return not_responding(self.path, self.lane.deadline)
+
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
+        """Close the file (the next refresh opens it again). A file that does not respond is
+        left to its call, which ends on its own."""
+        try:
+            self._run(self._close)
+        except NotResponding:
+            self.lane.abandon()
+
+    def shutdown(self) -> Future[None] | None:
+        """Close the file without waiting for it (None when it does not respond: then
+        nothing waits for it any more, and its thread never holds the process)."""
+        try:
+            return self.lane.submit(self._close)
+        except NotResponding:
+            self.lane.abandon()
+            return None
+
+    def _close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
             if self._header is not None:
-                os.close(self._header)
+                self.files.close(self._header)
             self._conn = self._schema = None
             self._header = self._seen = None
             self._confirmed = -math.inf
 
     def _reset(self) -> None:
-        self.close()
+        self._close()
         self._forget()
 
     def _forget(self) -> None:
@@ -165,46 +253,57 @@ class MetricsDatabase:
         self._unscanned = {}
 
     def reload(self) -> None:
-        """Forget what was read; the next refresh reads the file from scratch."""
+        """Forget what was read; the next refresh reads the file from scratch (nothing, when
+        the file does not respond: its state says so)."""
+        with self._late_lock:
+            self._late.clear()  # what a late call read is forgotten too
+        with contextlib.suppress(NotResponding):
+            self._run(self._reload)
+
+    def _reload(self) -> None:
         with self._lock:
             self._reset()
             self._identity = None
             self._failed_stat = None
 
     def _open(self) -> None:
-        fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        files = self.files
+        fd = files.open(self.path)
         try:
-            check_header(fd)
-            conn = connect_readonly(self.path, self.busy_timeout)
+            check_header(fd, files.read)
+            conn = files.connect(self.path, self.busy_timeout)
         except BaseException:
-            os.close(fd)
+            files.close(fd)
             raise
         try:
             self._schema = detect_schema(conn)
         except BaseException:
             conn.close()
-            os.close(fd)
+            files.close(fd)
             raise
-        if isinstance(conn, ReadOnlyConnection) and change_counter(fd) is not None:
+        if isinstance(conn, ReadOnlyConnection) and change_counter(fd, files.read) is not None:
             conn.commit_probe = fd  # rollback-journal mode: a read can make a COMMIT wait
         self._conn, self._header = conn, fd
 
     # -- refreshing ------------------------------------------------------------------------
 
     def may_have_changed(self) -> bool:
-        """Cheap and non-blocking (for polling): could a refresh find anything new?"""
+        """Cheap and non-blocking on the database (for polling): could a refresh find
+        anything new? Its stat and header read block as long as the file system does: call it
+        in the lane (Monitor.start_checks)."""
         try:
-            signature: tuple[int, ...] | None = _signature(self.path.stat())
+            signature: tuple[int, ...] | None = _signature(self.files.stat(self.path))
         except OSError:
             signature = None
-        if signature != self._seen_stat or self.status.state is SourceState.LOCKED:
+        if signature != self._seen_stat or self._status.state is SourceState.LOCKED:
             return True
         conn = self._conn
         if conn is None or not self._lock.acquire(blocking=False):
             return conn is not None  # busy reading: let the refresh decide
         try:
-            if self._header is not None and self._seen is not None and self._seen[0] == "counter":
-                return change_counter(self._header) != self._seen[1]
+            header, seen = self._header, self._seen
+            if header is not None and seen is not None and seen[0] == "counter":
+                return change_counter(header, self.files.read) != seen[1]
             # Never wait out the busy timeout here (the caller's event loop would freeze while
             # a writer holds its lock): locked means "maybe", and the refresh, in a thread, waits.
             conn.execute("PRAGMA busy_timeout = 0")
@@ -220,23 +319,72 @@ class MetricsDatabase:
 
     def refresh(self) -> Update:
         """Read what changed since the last call. Cheap when nothing did (a stat and the header's
-        change counter; `data_version` once a second)."""
+        change counter; `data_version` once a second). Waits at most the lane's deadline."""
+        started = self.start_refresh()
+        if started is not None:
+            wait([started], timeout=self.lane.deadline + SETTLE)
+        return self.finish_refresh(started)
+
+    def start_refresh(self) -> Future[Update] | None:
+        """Start a refresh in the lane without waiting for it (Monitor starts every source's,
+        then waits for them together); finish it with `finish_refresh`. A refresh that came
+        back late is handed back instead, done; None while one is still out."""
+        return self._start("refresh", self._refresh_now)
+
+    def finish_refresh(self, started: Future[Update] | None) -> Update:
+        """The update of a started refresh if it is done (else it is kept for later), its
+        `status_changed` set when the state shown changed since the last update."""
+        update = self._collect("refresh", started)
+        if update is None:
+            update = Update(self.path)
+        shown = self.status
+        with self._late_lock:
+            if shown != self._reported:
+                update.status_changed = True
+                self._reported = shown
+        return update
+
+    def _start(self, kind: str, call: Callable[[], T]) -> Future[T] | None:
+        with self._late_lock:
+            late = self._late.get(kind)
+            if late is not None:
+                if not late.done():
+                    return None
+                del self._late[kind]
+                return late
+        try:
+            return self.lane.submit(call)
+        except NotResponding:
+            return None
+
+    def _collect(self, kind: str, started: Future[T] | None) -> T | None:
+        if started is None:
+            return None
+        if not started.done():
+            with self._late_lock:
+                self._late[kind] = started
+            return None
+        if started.cancelled() or isinstance(started.exception(), NotResponding):
+            return None  # given up on (abandoned): nothing to hand out
+        return started.result()
+
+    def _refresh_now(self) -> Update:
         with self._lock:
             update = Update(self.path)
-            before = self.status
+            before = self._status
             try:
                 self._refresh(update)
-            except (sqlite3.Error, SchemaError, NotReady, OSError) as exc:
+            except (sqlite3.Error, SchemaError, NotReady, OSError, NotRegular) as exc:
                 self._fail(exc)
-            update.status_changed = self.status != before
+            update.status_changed = self._status != before
             return update
 
     def _fail(self, exc: BaseException) -> None:
-        self.status = classify(exc, self.path)
-        if self.status.state is not SourceState.LOCKED:
-            self.close()
+        self._status = classify(exc, self.path)
+        if self._status.state is not SourceState.LOCKED:
+            self._close()
             try:
-                st = self.path.stat()
+                st = self.files.stat(self.path)
             except OSError:
                 self._failed_stat = None
             else:
@@ -245,17 +393,24 @@ class MetricsDatabase:
     def _refresh(self, update: Update) -> None:
         self._seen_stat = None
         try:
-            st = self.path.stat()
+            st = self.files.stat(self.path)
         except FileNotFoundError:
-            self.close()
+            self._close()
             # Whatever appears here next is a new file: forget this one's rows then (reset).
             self._identity = _GONE if self._loaded or self.summaries else None
             message = "removed; waiting for a new one" if self.summaries else NOT_CREATED
-            self.status = SourceStatus(self.path, SourceState.WAITING, message)
+            self._status = SourceStatus(self.path, SourceState.WAITING, message)
             return
         signature = self._seen_stat = _signature(st)
         if self._conn is None and self._failed_stat == signature:
             return  # Same bytes that failed last time: nothing new to learn.
+        problem = not_regular(st.st_mode)
+        if problem is not None:
+            # Never opened (a FIFO's open waits for a writer). What was read from the file it
+            # replaced stays listed; a regular file that takes its place is read as a new one.
+            self._close()
+            self._identity = _GONE if self._loaded or self.summaries else None
+            raise problem
         identity = (st.st_dev, st.st_ino)
         if self._identity is not None and identity != self._identity:
             update.reset = bool(self.summaries)
@@ -267,7 +422,7 @@ class MetricsDatabase:
         assert conn is not None
         assert header is not None
         seen = self._version(conn, header)
-        if self._loaded and seen == self._seen and self.status.state is SourceState.OK:
+        if self._loaded and seen == self._seen and self._status.state is SourceState.OK:
             return
         if not self._loaded:
             self._initial_load(update)
@@ -275,7 +430,7 @@ class MetricsDatabase:
             self._incremental(update)
         self._seen = seen
         self._failed_stat = None
-        self.status = SourceStatus(self.path, SourceState.OK)
+        self._status = SourceStatus(self.path, SourceState.OK)
 
     def _version(self, conn: sqlite3.Connection, header: int) -> tuple[str, int]:
         """The file's version: its change counter, read without a lock, and at least every
@@ -435,6 +590,22 @@ class MetricsDatabase:
         """One short read of the scan. Returns the experiments whose summaries it made exact,
         or None when there is nothing to add up, or nothing can be read now (the source's
         state says why; the scan goes on from where it was once the file reads again)."""
+        try:
+            return self._run(self._scan_step)
+        except NotResponding:
+            return None
+
+    def start_scan(self) -> Future[set[int] | None] | None:
+        """Start a scan step without waiting for it, as `start_refresh` does a refresh."""
+        if self._scan is None and "scan" not in self._late:
+            return None
+        return self._start("scan", self._scan_step)
+
+    def finish_scan(self, started: Future[set[int] | None] | None) -> set[int] | None:
+        """A started scan step's result if it is done (else it is kept for later)."""
+        return self._collect("scan", started)
+
+    def _scan_step(self) -> set[int] | None:
         with self._lock:
             pending = self._scan
             if pending is None or self._conn is None or self._schema is None:
@@ -450,19 +621,25 @@ class MetricsDatabase:
 
     def add_up(self, exp_id: int) -> None:
         """Make one experiment's summary exact now (its part of the scan, in short reads)."""
+        try:
+            self._run(lambda: self._add_up(exp_id))
+        except NotResponding:
+            raise ReadFailed(self._silent()) from None
+
+    def _add_up(self, exp_id: int) -> None:
         with self._lock:
             pending = self._scan
             if pending is None:
                 return
             if self._conn is None or self._schema is None:
-                raise ReadFailed(self.status)
+                raise ReadFailed(self._status)
             while (item := pending.take(exp_id)) is not None:
                 try:
                     scan.add_up(item, self._fetch, self._schema, pending.rows_per_read)
                 except sqlite3.Error as exc:
                     pending.queue.appendleft(item)
                     self._fail(exc)
-                    raise ReadFailed(self.status) from None
+                    raise ReadFailed(self._status) from None
                 self._finish([item])
             if pending.done:
                 self._scan = None
@@ -501,6 +678,12 @@ class MetricsDatabase:
     def latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         """The newest `limit` episodes (of one experiment, or of all) read so far, oldest
         first; none when the file cannot be read now (its state says why)."""
+        try:
+            return self._run(lambda: self._latest_episodes(exp_id, limit))
+        except NotResponding:
+            return []
+
+    def _latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         with self._lock:
             if self._schema is None or limit <= 0:
                 return []
@@ -519,6 +702,12 @@ class MetricsDatabase:
     def sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
         """Up to `points` episodes evenly spread over the experiment (as read so far), oldest
         first: a sparkline's worth, or a first look at a long run, one seek per point."""
+        try:
+            return self._run(lambda: self._sample(exp_id, points))
+        except NotResponding:
+            return []
+
+    def _sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
         with self._lock:
             summary = self.summaries.get(exp_id)
             if self._schema is None or summary is None or summary.first_id is None:
@@ -541,41 +730,59 @@ class MetricsDatabase:
         Raises ReadFailed when the file cannot be read (before or between chunks)."""
         after = 0
         while True:
-            with self._lock:
-                if self._schema is None:
-                    raise ReadFailed(self.status)
-                from velora_tui.data import queries
-
-                statement = queries.experiment_episodes(self._schema)
-                try:
-                    found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
-                    rows = [EpisodeRow.from_stored(values) for values in found]
-                except sqlite3.Error as exc:
-                    self._fail(exc)
-                    raise ReadFailed(self.status) from None
+            try:
+                rows = self._run(partial(self._episodes_after, exp_id, after, chunk))
+            except NotResponding:
+                raise ReadFailed(self._silent()) from None
             if not rows:
                 return
             yield rows
             after = rows[-1].id
 
-    def config(self, exp_id: int) -> ConfigView:
+    def _episodes_after(self, exp_id: int, after: int, chunk: int) -> list[EpisodeRow]:
         with self._lock:
             if self._schema is None:
-                return ConfigView(text="", error=self.status.describe())
+                raise ReadFailed(self._status)
+            from velora_tui.data import queries
+
+            statement = queries.experiment_episodes(self._schema)
+            try:
+                found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
+                return [EpisodeRow.from_stored(values) for values in found]
+            except sqlite3.Error as exc:
+                self._fail(exc)
+                raise ReadFailed(self._status) from None
+
+    def config(self, exp_id: int) -> ConfigView:
+        try:
+            return self._run(lambda: self._config(exp_id))
+        except NotResponding:
+            return ConfigView(text="", error=self._silent().describe())
+
+    def _config(self, exp_id: int) -> ConfigView:
+        with self._lock:
+            if self._schema is None:
+                return ConfigView(text="", error=self._status.describe())
             from velora_tui.data import queries
 
             try:
                 found = self._fetch(queries.config_of(), exp_id=exp_id)
             except sqlite3.Error as exc:
                 self._fail(exc)
-                return ConfigView(text="", error=self.status.describe())
+                return ConfigView(text="", error=self._status.describe())
         if not found:
             return ConfigView(text="", error=f"experiment {exp_id} has no row in {self.path}")
         return parse_config(found[0][0])
 
     def run_locked(self, query: Any) -> Any:
         """Run `query(fetch, schema)` under this file's lock (for the series module); None when
-        the file cannot be read now."""
+        the file cannot be read now (or does not answer in time)."""
+        try:
+            return self._run(lambda: self._run_locked(query))
+        except NotResponding:
+            return None
+
+    def _run_locked(self, query: Any) -> Any:
         with self._lock:
             if self._schema is None:
                 return None

@@ -6,21 +6,30 @@ change with `PRAGMA data_version` (MetricsDatabase.refresh). Where inotify sees 
 some container mounts) or cannot be used (watch limit reached), it polls every 40 ms instead:
 by request (`--poll`), on a watcher error, or when heartbeats keep finding changes that no file
 event announced.
+
+Nothing here waits on a source on the event loop: polls and the roots' stats run in the
+sources' lanes (lanes.py) and are awaited with the deadline; a file watcher is made in a lane of
+its own (adding a watch looks the path up, and a recursive one walks the tree below it, which
+blocks on a dead mount). A source that does not answer is left out until it does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
+from velora_tui.data.lanes import SETTLE, Lane
 from velora_tui.data.records import Update
-from velora_tui.data.sources import Monitor, WatchRoot
+from velora_tui.data.sources import Monitor, WatchRoot, finish_root_inodes
 
 HEARTBEAT = 1.0
 POLL_INTERVAL = 0.04
@@ -127,7 +136,7 @@ class ChangeFeed:
             beat = now - last_beat >= self.heartbeat
             if beat:
                 last_beat = now
-            changed = self._changed()
+            changed = await self._changed()
             self._announced |= changed
             if changed:
                 last_change = now
@@ -136,35 +145,57 @@ class ChangeFeed:
             if changed or beat:
                 yield Changes(changed, beat)
 
-    def _changed(self) -> frozenset[Path]:
+    async def _changed(self) -> frozenset[Path]:
+        """The databases that may have changed, each asked in its lane (Monitor.start_checks),
+        waited for at most the deadline."""
+        checks = self.monitor.start_checks()
+        await settled(self.monitor, [c for c in checks.values() if isinstance(c, Future)])
         return frozenset(
             path
-            for path, database in list(self.monitor.databases.items())
-            if database.may_have_changed()
+            for path, check in checks.items()
+            if check is True or (isinstance(check, Future) and _answered_yes(check))
+        )
+
+    async def _signature(self, roots: list[WatchRoot]) -> tuple[tuple[str, bool, int], ...]:
+        """Which roots exist, and as which inode (a removed and re-made directory counts as
+        new), asked in their lanes, awaited here."""
+        asked = self.monitor.start_root_inodes(roots)
+        await settled(self.monitor, [future for future in asked if future is not None])
+        inodes = finish_root_inodes(asked)
+        return tuple(
+            (str(root.path), root.recursive, inode)
+            for root, inode in zip(roots, inodes, strict=True)
         )
 
     async def _watch(self) -> AsyncIterator[Changes]:
         """Watch the current roots; return (to be restarted) when the roots change."""
         roots = self.monitor.watch_roots()
-        signature = _signature(roots)
+        signature = await self._signature(roots)
         queue: asyncio.Queue[set[tuple[int, str]] | BaseException] = asyncio.Queue()
         stop = asyncio.Event()
+        # A root that is not a directory now, or did not answer, is not watched (the heartbeat
+        # reads its databases, and a change of its inode restarts the watch).
         groups = [
-            [r.path for r in roots if r.recursive == recursive and r.path.is_dir()]
+            [
+                root.path
+                for root, (_, _, inode) in zip(roots, signature, strict=True)
+                if root.recursive == recursive and inode >= 0
+            ]
             for recursive in (True, False)
         ]
+        watched = [pair for pair in zip(groups, (True, False), strict=True) if pair[0]]
+        ready = [asyncio.Event() for _ in watched]
         tasks = [
-            asyncio.create_task(_pump(paths, recursive, queue, stop))
-            for paths, recursive in zip(groups, (True, False), strict=True)
-            if paths
+            asyncio.create_task(_pump(self.monitor, paths, recursive, queue, stop, made))
+            for (paths, recursive), made in zip(watched, ready, strict=True)
         ]
         last_beat, last_read = time.monotonic(), 0.0
         in_stream = 0  # reads in a row, each within STREAM_GAP of the one before
         try:
             # What changed while nothing watched (after polling through a stream), checked once
-            # the watchers exist (the tasks make them at their first step).
-            await asyncio.sleep(0)
-            missed = self._changed()
+            # the watchers exist (or failed to be made: then the queue says so).
+            await asyncio.gather(*(made.wait() for made in ready))
+            missed = await self._changed()
             if missed:
                 self._announced |= missed
                 last_read = time.monotonic()
@@ -204,7 +235,7 @@ class ChangeFeed:
                 if in_stream >= STREAM_READS:
                     self.streaming = True
                     return
-                if beat and _signature(self.monitor.watch_roots()) != signature:
+                if beat and await self._signature(self.monitor.watch_roots()) != signature:
                     return
         finally:
             stop.set()
@@ -213,14 +244,54 @@ class ChangeFeed:
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def settled(monitor: Monitor, calls: Sequence[Future[Any]]) -> None:
+    """Until the lanes' calls are done, at most the deadline (and a little), without blocking
+    the event loop; a call that is not done by then is left to its lane."""
+    pending = [asyncio.wrap_future(call) for call in calls if not call.done()]
+    if not pending:
+        return
+    _, late = await asyncio.wait(pending, timeout=monitor.deadline + SETTLE)
+    for waiting in late:
+        waiting.cancel()  # its answer, when it comes, is for no one
+    for waiting in pending:
+        if waiting.done() and not waiting.cancelled():
+            waiting.exception()  # looked at: asyncio logs exceptions never looked at
+
+
+def _answered_yes(check: Future[bool]) -> bool:
+    return check.done() and not check.cancelled() and check.exception() is None and check.result()
+
+
+async def _make_watcher(monitor: Monitor, paths: list[Path], recursive: bool) -> RustNotify:
+    """The watcher of `paths`, made in a lane of its own and waited for at most the deadline
+    (OSError then: the feed falls back to polling, and says why)."""
+    lane = Lane("velora-tui file watcher", monitor.deadline)
+
+    def make() -> RustNotify:
+        return RustNotify([str(p) for p in paths], False, False, 0, recursive, False)
+
+    made = asyncio.wrap_future(lane.submit(partial(monitor.files.watch, paths, make)))
+    try:
+        return await asyncio.wait_for(made, monitor.deadline)
+    except TimeoutError:
+        lane.abandon()
+        raise OSError(f"no answer within {monitor.deadline:g} s while setting it up") from None
+
+
 async def _pump(
+    monitor: Monitor,
     paths: list[Path],
     recursive: bool,
     queue: asyncio.Queue[set[tuple[int, str]] | BaseException],
     stop: asyncio.Event,
+    ready: asyncio.Event,
 ) -> None:
     try:
-        with RustNotify([str(p) for p in paths], False, False, 0, recursive, False) as notify:
+        try:
+            watcher = await _make_watcher(monitor, paths, recursive)
+        finally:
+            ready.set()
+        with watcher as notify:
             last_change = time.monotonic()
             while not stop.is_set():
                 busy = time.monotonic() - last_change < BUSY_FOR
@@ -236,31 +307,27 @@ async def _pump(
         queue.put_nowait(exc)
 
 
-def _signature(roots: list[WatchRoot]) -> tuple[tuple[str, bool, int], ...]:
-    """Which roots exist, and as which inode: a removed and re-made directory counts as new."""
-    signature = []
-    for root in roots:
-        try:
-            inode = root.path.stat().st_ino if root.path.is_dir() else -1
-        except OSError:
-            inode = -1
-        signature.append((str(root.path), root.recursive, inode))
-    return tuple(signature)
+async def refreshed(monitor: Monitor, targets: list[Path] | None) -> list[Update]:
+    """Monitor.refresh, awaited: each database read in its lane, none on the event loop."""
+    started = monitor.start_refresh(targets)
+    await settled(monitor, [future for _, future in started if future is not None])
+    return monitor.finish_refresh(started)
 
 
 async def live_updates(monitor: Monitor, feed: ChangeFeed) -> AsyncIterator[list[Update]]:
-    """Confirmed changes, read in a worker thread: a list of non-empty updates per change."""
+    """Confirmed changes, read in the sources' lanes: a list of non-empty updates per change."""
     async for changes in feed:
         if changes.heartbeat:
-            await asyncio.to_thread(monitor.discover)
+            if monitor.directories or monitor.unsettled:
+                await asyncio.to_thread(monitor.discover)
             targets: list[Path] | None = None
         else:
             targets = sorted(changes.paths)
-        updates = await asyncio.to_thread(monitor.refresh, targets)
+        updates = await refreshed(monitor, targets)
         feed.note(changes, updates)
         pending = [u.db for u in updates if u.more]
         while pending:
-            more = await asyncio.to_thread(monitor.refresh, pending)
+            more = await refreshed(monitor, pending)
             updates.extend(more)
             pending = [u.db for u in more if u.more]
         if updates or changes.heartbeat:

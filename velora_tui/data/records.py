@@ -23,6 +23,8 @@ class SourceState(StrEnum):
     OK = "ok"
     LOCKED = "locked"
     UNREADABLE = "unreadable"
+    # Its file system calls have not come back within the deadline (data/lanes.py).
+    NOT_RESPONDING = "not responding"
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from velora_tui.data.records import EPISODE_FIELDS
@@ -31,10 +32,10 @@ class Schema:
     has_entropy: bool
 
 
-def check_header(fd: int) -> None:
+def check_header(fd: int, pread: Callable[[int, int, int], bytes] = os.pread) -> None:
     """Raise unless the open file starts like a SQLite database (velora creates the file
     empty, before its tables)."""
-    header = os.pread(fd, len(SQLITE_HEADER), 0)
+    header = pread(fd, len(SQLITE_HEADER), 0)
     if len(header) == 0:
         raise NotReady("file is empty; waiting for training to create the tables")
     if header != SQLITE_HEADER:

@@ -1,14 +1,29 @@
-"""Several sources at once: metrics.db files, and directories holding any number of them."""
+"""Several sources at once: metrics.db files, and directories holding any number of them.
+
+One source never stops another: every call on a source (its stat, the walk of a directory, a
+database's reads) runs in that source's lane (lanes.py), the Monitor starts them all and waits
+for them together, at most a deadline. A source whose call has not come back is "not
+responding" and skipped until it does; then what it read is handed out as usual.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
+from typing import Any
 
+from velora_tui.data import lanes
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.files import FileSystem, system
+from velora_tui.data.lanes import SETTLE, Lane, NotResponding
 from velora_tui.data.records import (
     ExperimentSummary,
     RunStatus,
@@ -21,6 +36,8 @@ DB_NAME = "metrics.db"
 _EPOCH = datetime(1970, 1, 1)
 _SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", ".git", ".venv", "venv"}
 _SIDE_FILES = ("-journal", "-wal", "-shm")
+# A root that could not be looked at in time: not watched until it answers (feed.py).
+UNKNOWN_INODE = -2
 
 
 def database_for(path: Path) -> Path:
@@ -32,13 +49,84 @@ def database_for(path: Path) -> Path:
     return path
 
 
-def find_databases(root: Path) -> list[Path]:
-    found: list[Path] = []
-    for current, dirs, files in os.walk(root, onerror=lambda _: None):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIP_DIRS and not d.startswith("."))
-        if DB_NAME in files:
-            found.append(Path(current) / DB_NAME)
-    return found
+@dataclass(eq=False)
+class Walk:
+    """One walk of a directory tree for metrics.db files, in a lane; read while it runs."""
+
+    root: Path
+    skip: frozenset[Path] = frozenset()  # directories whose listing has not come back
+    found: list[Path] = field(default_factory=list)
+    current: Path | None = None  # the directory being listed now, since `since` (monotonic)
+    since: float = 0.0
+    stop: bool = False  # given up on: stop after the listing under way
+    ended: threading.Event = field(default_factory=threading.Event)
+    future: Future[None] | None = None
+
+    def stuck(self, now: float, deadline: float) -> bool:
+        return self.current is not None and now - self.since >= deadline
+
+
+def walk_tree(walk: Walk, files: FileSystem) -> None:
+    """Every metrics.db below `walk.root` in `walk.found`, as os.walk would find them (top
+    down, sorted, hidden and tool directories left out, symbolic links not followed), but
+    each of any kind: what it is, a FIFO or a directory, is for its own stat to say. Nothing
+    beyond a directory listing is asked: a symbolic link's target is never looked up here."""
+    stack = [walk.root]
+    try:
+        while stack and not walk.stop:
+            directory = stack.pop()
+            walk.since = time.monotonic()  # before `current`: never a new one with an old time
+            walk.current = directory
+            try:
+                entries = files.listdir(directory)
+            except OSError:
+                continue
+            if walk.stop:
+                return
+            below = []
+            for name, is_dir in sorted(entries):
+                if name == DB_NAME:
+                    walk.found.append(directory / name)
+                elif is_dir and name not in _SKIP_DIRS and not name.startswith("."):
+                    below.append(directory / name)
+            stack.extend(path for path in reversed(below) if path not in walk.skip)
+    finally:
+        walk.current = None
+        walk.ended.set()
+
+
+def find_databases(root: Path, files: FileSystem | None = None) -> list[Path]:
+    """Every metrics.db below `root`, in this thread (no deadline: see Monitor.discover)."""
+    walk = Walk(root)
+    walk_tree(walk, files if files is not None else system())
+    return walk.found
+
+
+def _is_directory(files: FileSystem, path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(files.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _inode(files: FileSystem, path: Path) -> int:
+    """A directory's inode (-1: not there, or not a directory)."""
+    try:
+        st = files.stat(path)
+    except OSError:
+        return -1
+    return st.st_ino if stat.S_ISDIR(st.st_mode) else -1
+
+
+def finish_root_inodes(asked: Sequence[Future[int] | None]) -> list[int]:
+    return [
+        future.result() if future is not None and future.done() else UNKNOWN_INODE
+        for future in asked
+    ]
+
+
+# A database and its refresh under way (None: it was not started, see start_refresh).
+Started = tuple[MetricsDatabase, "Future[Update] | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,22 +138,74 @@ class WatchRoot:
 class Monitor:
     """Every source the user named, each with its own reader: one never stops another."""
 
-    def __init__(self, sources: Sequence[Path | str], busy_timeout: float = 1.0) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Path | str],
+        busy_timeout: float = 1.0,
+        *,
+        files: FileSystem | None = None,
+        deadline: float | None = None,
+        patience: float | None = None,
+    ) -> None:
+        """`patience`: how long to wait here for each source's kind (file or directory) and the
+        walks of the directories (default: up to the deadline). What has not answered by then
+        is known by the first `discover` that sees it answer; until then a source is taken for
+        a database (its state says "not responding" once the deadline has passed)."""
         self.busy_timeout = busy_timeout
+        self.files = files if files is not None else system()
+        self.deadline = deadline if deadline is not None else lanes.DEADLINE
         self.replay = False
+        self.closed = False
         self.specs = [Path(os.path.abspath(os.path.expanduser(str(s)))) for s in sources]
-        self.directories = [s for s in self.specs if s.is_dir()]
+        self.directories: list[Path] = []
         self.databases: dict[Path, MetricsDatabase] = {}
-        for spec in self.specs:
-            if spec not in self.directories:
-                self._add(spec)
-        self.discover()
+        # Lanes of the directories: (what for, path) -> lane.
+        self._lanes: dict[tuple[str, Path], Lane] = {}
+        self._walks: dict[Path, Walk] = {}
+        # Directories whose listing has not come back (with the walk that waits for it):
+        # walks leave them out until it does.
+        self._stuck: dict[Path, Walk] = {}
+        # Sources whose stat has not come back: read as databases until it says otherwise.
+        self._undecided: dict[Path, Future[bool]] = {}
+        own = {spec: self._new_lane(spec) for spec in dict.fromkeys(self.specs)}
+        kinds = {
+            spec: lane.submit(partial(_is_directory, self.files, spec))
+            for spec, lane in own.items()
+        }
+        self._wait(kinds.values(), patience)
+        for spec, kind in kinds.items():
+            if kind.done() and kind.result() and spec.name != DB_NAME:
+                self.directories.append(spec)
+                self._lanes[("walk", spec)] = own[spec]
+                continue
+            if not kind.done():
+                self._undecided[spec] = kind
+            self._add(spec, own[spec])
+        self.discover(patience)
 
-    def _add(self, path: Path) -> bool:
+    def _new_lane(self, path: Path) -> Lane:
+        return Lane(f"velora-tui {path}", self.deadline)
+
+    def _lane(self, purpose: str, path: Path) -> Lane:
+        lane = self._lanes.get((purpose, path))
+        if lane is None:
+            lane = self._lanes[(purpose, path)] = self._new_lane(path)
+        return lane
+
+    def _add(self, path: Path, lane: Lane | None = None) -> bool:
         if path in self.databases:
             return False
-        self.databases[path] = MetricsDatabase(path, self.busy_timeout, self.replay)
+        lane = lane or self._new_lane(path)
+        self.databases[path] = MetricsDatabase(
+            path, self.busy_timeout, self.replay, files=self.files, lane=lane
+        )
         return True
+
+    def _wait(self, futures: Iterable[Future[Any]], timeout: float | None = None) -> None:
+        """Until every call is done, or `timeout` (the deadline) has passed."""
+        pending = [future for future in futures if not future.done()]
+        if pending:
+            wait(pending, timeout=self.deadline + SETTLE if timeout is None else timeout)
 
     def start_replaying(self) -> None:
         """From now on, files that appear or are replaced hand out all their rows as new."""
@@ -73,9 +213,84 @@ class Monitor:
         for database in self.databases.values():
             database.replay = True
 
-    def discover(self) -> list[Path]:
-        """Look for metrics.db files that appeared below the directory sources."""
-        return [db for root in self.directories for db in find_databases(root) if self._add(db)]
+    # -- discovery -------------------------------------------------------------------------
+
+    def discover(self, wait_for: float | None = None) -> list[Path]:
+        """Look for metrics.db files that appeared below the directory sources. A directory
+        whose listing does not come back within the deadline is left out until it does, and the
+        rest of its tree walked without it; a walk that takes longer than `wait_for` (twice
+        the deadline) goes on, and what it finds is added by the next call."""
+        if self.closed:
+            return []
+        end = time.monotonic() + (2 * self.deadline if wait_for is None else wait_for)
+        self._decide(end)
+        walks = [self._walk(root) for root in self.directories]
+        while True:
+            now = time.monotonic()
+            for index, walk in enumerate(walks):
+                if not walk.ended.is_set() and walk.stuck(now, self.deadline):
+                    walks[index] = self._walk_around(walk)
+                    end = max(end, now + self.deadline)  # for the rest of its tree
+            running = [walk for walk in walks if not walk.ended.is_set()]
+            if not running or now >= end:
+                break
+            # Wake when a walk ends, or when the listing under way would count as stuck.
+            wake = min([end, *(walk.since + self.deadline for walk in running if walk.current)])
+            futures = [walk.future for walk in running if walk.future is not None]
+            wait(futures, timeout=max(0.01, wake - now), return_when=FIRST_COMPLETED)
+        return [path for walk in walks for path in list(walk.found) if self._add(path)]
+
+    @property
+    def unsettled(self) -> bool:
+        """Some source's kind, or some walk of a directory, was not known when last asked."""
+        return bool(self._undecided) or any(
+            not walk.ended.is_set() for walk in list(self._walks.values())
+        )
+
+    def _walk(self, root: Path) -> Walk:
+        """The walk of `root` under way, or a new one."""
+        walk = self._walks.get(root)
+        if walk is not None and not walk.ended.is_set():
+            return walk
+        for directory, waiting in list(self._stuck.items()):
+            if waiting.ended.is_set():
+                del self._stuck[directory]  # it answered: walked again
+        skip = frozenset(d for d in self._stuck if d == root or root in d.parents)
+        walk = self._walks[root] = Walk(root, skip)
+        try:
+            walk.future = self._lane("walk", root).submit(partial(walk_tree, walk, self.files))
+        except NotResponding:
+            walk.ended.set()
+        return walk
+
+    def _walk_around(self, walk: Walk) -> Walk:
+        """A walk stuck listing a directory: leave that directory to it, and walk the rest of
+        the tree anew in a fresh lane."""
+        if walk.current is not None:
+            self._stuck[walk.current] = walk
+        walk.stop = True
+        del self._walks[walk.root]
+        self._lanes.pop(("walk", walk.root)).abandon()
+        return self._walk(walk.root)
+
+    def _decide(self, end: float) -> None:
+        """A source whose stat had not come back in time was taken for a database; once it
+        answers, a directory becomes a directory source. Waits for those stats until `end`,
+        unless they count as stuck."""
+        asked = [
+            kind
+            for spec, kind in self._undecided.items()
+            if spec in self.databases and not self.databases[spec].lane.stuck
+        ]
+        self._wait(asked, max(0.0, end - time.monotonic()))
+        for spec, kind in list(self._undecided.items()):
+            if not kind.done():
+                continue
+            del self._undecided[spec]
+            if kind.exception() is None and kind.result() and spec.name != DB_NAME:
+                database = self.databases.pop(spec)
+                self._lanes[("walk", spec)] = database.lane
+                self.directories.append(spec)
 
     def owns(self, path: Path) -> Path | None:
         """The database a changed path belongs to, adding it when it is new in a directory."""
@@ -94,18 +309,73 @@ class Monitor:
                 roots.add(WatchRoot(db.parent, False))
         return sorted(roots, key=lambda r: (str(r.path), r.recursive))
 
+    def root_inodes(self, roots: Sequence[WatchRoot]) -> list[int]:
+        """Each root's inode (-1: not a directory now; UNKNOWN_INODE: its stat has not come
+        back within the deadline), each asked in the root's lane."""
+        asked = self.start_root_inodes(roots)
+        self._wait(future for future in asked if future is not None)
+        return finish_root_inodes(asked)
+
+    def start_root_inodes(self, roots: Sequence[WatchRoot]) -> list[Future[int] | None]:
+        """`root_inodes` without waiting (for the change feed, which awaits them)."""
+        asked: list[Future[int] | None] = []
+        for root in roots:
+            try:
+                lane = self._lane("root", root.path)
+                asked.append(lane.submit(partial(_inode, self.files, root.path)))
+            except NotResponding:
+                asked.append(None)
+        return asked
+
+    # -- reading ---------------------------------------------------------------------------
+
     def refresh(self, paths: Iterable[Path] | None = None) -> list[Update]:
-        """Refresh the given databases (all when None); only non-empty updates come back."""
+        """Refresh the given databases (all when None), each in its own lane, waiting at most
+        the deadline for them together; only non-empty updates come back. A database whose
+        refresh is still out is skipped (its state says "not responding" once it has been out
+        for the deadline) until it comes back: its update comes with the next call then."""
+        started = self.start_refresh(paths)
+        self._wait(future for _, future in started if future is not None)
+        return self.finish_refresh(started)
+
+    def start_refresh(self, paths: Iterable[Path] | None = None) -> list[Started]:
+        """The first half of `refresh`: every refresh started, none waited for (the change
+        feed awaits them on its event loop, which never blocks)."""
+        if self.closed:
+            return []
         targets = list(self.databases) if paths is None else list(paths)
+        return [
+            (database, database.start_refresh())
+            for path in targets
+            if (database := self.databases.get(path)) is not None
+        ]
+
+    def finish_refresh(self, started: list[Started]) -> list[Update]:
+        """The second half of `refresh`: the updates of the refreshes that are done."""
         updates = []
-        for path in targets:
-            database = self.databases.get(path)
-            if database is None:
-                continue
-            update = database.refresh()
+        for database, future in started:
+            update = database.finish_refresh(future)
             if update:
                 updates.append(update)
         return updates
+
+    def start_checks(self) -> dict[Path, Future[bool] | bool]:
+        """Whether each database may have changed (for polling), asked in its lane; a source
+        that does not respond is left out (the heartbeat's refresh looks at it), one that is
+        busy counts as changed (the refresh decides)."""
+        checks: dict[Path, Future[bool] | bool] = {}
+        for path, database in list(self.databases.items()):
+            lane = database.lane
+            if lane.stuck:
+                continue
+            if not lane.idle:
+                checks[path] = True
+                continue
+            try:
+                checks[path] = lane.submit(database.may_have_changed)
+            except NotResponding:
+                continue
+        return checks
 
     def reload(self) -> list[Update]:
         """Forget everything read so far and read every database again."""
@@ -121,14 +391,19 @@ class Monitor:
         return any(database.scanning for database in self.databases.values())
 
     def scan(self) -> Iterator[list[Update]]:
-        """Add up the first loads' rows, one short read of each database in turn; after each
-        round, the experiments whose summaries became exact. Ends when nothing is left that
-        can be read now."""
-        while True:
+        """Add up the first loads' rows, one short read of each database at a time (each in
+        its lane, waited for together); after each round, the experiments whose summaries
+        became exact. Ends when nothing is left that can be read now."""
+        while not self.closed:
+            started = [
+                (path, database, database.start_scan())
+                for path, database in list(self.databases.items())
+            ]
+            self._wait(future for _, _, future in started if future is not None)
             updates = []
             progressed = False
-            for path, database in list(self.databases.items()):
-                exact = database.scan_step()
+            for path, database, future in started:
+                exact = database.finish_scan(future)
                 if exact is None:
                     continue
                 progressed = True
@@ -144,16 +419,29 @@ class Monitor:
             pass
         return [path for path, database in self.databases.items() if database.scanning]
 
+    # -- what the user sees ----------------------------------------------------------------
+
     def statuses(self) -> list[SourceStatus]:
+        stuck = [
+            SourceStatus(
+                directory,
+                SourceState.NOT_RESPONDING,
+                f"listing this directory has not come back for {self.deadline:g} s; the rest"
+                " is read, and it is looked at again as soon as it answers",
+            )
+            for directory, walk in list(self._stuck.items())
+            if not walk.ended.is_set()
+        ]
+        stuck_paths = {status.path for status in stuck}
         waiting = [
             SourceStatus(d, SourceState.WAITING, "no metrics.db found below it yet")
             for d in self.directories
-            if not any(d in db.parents for db in self.databases)
+            if d not in stuck_paths and not any(d in db.parents for db in self.databases)
         ]
-        return [db.status for db in self.databases.values()] + waiting
+        return [db.status for db in list(self.databases.values())] + stuck + waiting
 
     def summaries(self) -> list[ExperimentSummary]:
-        return [s for db in self.databases.values() for s in db.summaries.values()]
+        return [s for db in list(self.databases.values()) for s in db.summaries.values()]
 
     def summary(self, key: tuple[Path, int]) -> ExperimentSummary | None:
         database = self.databases.get(key[0])
@@ -162,9 +450,21 @@ class Monitor:
     def find(self, exp_id: int) -> list[ExperimentSummary]:
         return [db.summaries[exp_id] for db in self.databases.values() if exp_id in db.summaries]
 
-    def close(self) -> None:
-        for database in self.databases.values():
-            database.close()
+    def close(self, wait_for: float = 1.0) -> None:
+        """Close every file, waiting at most `wait_for` seconds, and never for a source that
+        does not respond: whatever still waits for one is told so, and its thread (a daemon)
+        never holds the process."""
+        self.closed = True
+        closing = [
+            future
+            for database in list(self.databases.values())
+            if (future := database.shutdown()) is not None
+        ]
+        for lane in list(self._lanes.values()):
+            lane.abandon()
+        self._wait(closing, wait_for)
+        for database in list(self.databases.values()):
+            database.lane.abandon()
 
 
 def sort_summaries(

@@ -250,8 +250,8 @@ class ExperimentsScreen(VeloraScreen):
                 lines.append("No experiments yet in ", style="bold")
                 lines.append(f"{path}\n  velora has created the database; training has not ")
                 lines.append("started an experiment\n")
-            elif status.state is SourceState.LOCKED:
-                lines.append("Locked: ", style="bold magenta")
+            elif status.state in (SourceState.LOCKED, SourceState.NOT_RESPONDING):
+                lines.append(f"{status.state.capitalize()}: ", style="bold magenta")
                 lines.append(f"{path}\n  {clean_text(status.message, 300)}\n")
             else:
                 lines.append("Cannot read ", style="bold red")

@@ -17,6 +17,7 @@ STATE_STYLES = {
     SourceState.WAITING: "yellow",
     SourceState.LOCKED: "magenta",
     SourceState.UNREADABLE: "bold red",
+    SourceState.NOT_RESPONDING: "bold dark_orange",
 }
 
 
