@@ -1037,12 +1037,12 @@ async def test_the_list_marks_what_the_scan_has_not_added_up(
     from velora_tui.data.database import MetricsDatabase
 
     release = threading.Event()
-    real = MetricsDatabase.scan_step
+    real = MetricsDatabase._scan_step  # what every scan step runs, in the source's lane
 
     def held(self: MetricsDatabase) -> set[int] | None:
         return real(self) if release.is_set() else None
 
-    monkeypatch.setattr(MetricsDatabase, "scan_step", held)
+    monkeypatch.setattr(MetricsDatabase, "_scan_step", held)
     app = still(sample_db)
     async with app.run_test(size=SIZE):
         await settle(app)
