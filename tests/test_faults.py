@@ -697,8 +697,11 @@ def writer_run(
         # A writer committing every few ms can keep a reader out for its whole busy timeout
         # (SQLite's rollback-journal locking; seen on a disk with slow fsyncs): it may then say
         # "locked" for a moment. Nothing else may appear.
+        # And velora creates the file before its tables: a reader that looks in between says so.
         transient = {
             f"velora-tui: {path}: locked: locked by a writer; retrying",
+            f"velora-tui: {path}: waiting: file is empty; waiting for training to create"
+            " the tables",
             f"velora-tui: {path}: ok",
         }
         assert err[0] == (
