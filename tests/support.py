@@ -45,7 +45,7 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from velora_tui.data.connection import change_counter, connect_readonly
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import ExperimentSummary, SourceState
-from velora_tui.data.series import Series, SeriesReader, at_most
+from velora_tui.data.series import Series, SeriesReader, thin
 from velora_tui.simulate import RUNS, RunPlan, episodes, make_config
 
 if TYPE_CHECKING:
@@ -640,7 +640,8 @@ def paced_show_due(app: App[Any]) -> bool:
 
 def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> Series:
     """An experiment's series in one go: exact up to `2 * buckets` rows, else `buckets` points."""
-    return at_most(SeriesReader(database, exp_id, 2 * buckets).read(), buckets)
+    series = SeriesReader(database, exp_id, 2 * buckets).read()
+    return series if series.exact else thin(series, buckets)
 
 
 def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

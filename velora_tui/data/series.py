@@ -257,12 +257,6 @@ class SeriesReaders:
             self._readers.clear()
 
 
-def at_most(series: Series, points: int) -> Series:
-    """An exact series as it is (a reader of `2 * points` keeps it exact up to that many rows),
-    any other thinned to `points`."""
-    return series if series.exact else thin(series, points)
-
-
 def _finite(value: object) -> float:
     number = as_float(value)
     return number if math.isfinite(number) else math.nan
