@@ -34,27 +34,23 @@ from velora_tui.data.sources import Monitor, WatchRoot, finish_root_inodes
 HEARTBEAT = 1.0
 POLL_INTERVAL = 0.04
 POLL_FILES = 10
-# watchfiles looks at its events every `step` ms (each look wakes a thread: ~60 us of CPU here)
-# and answers 1-2 steps after the first event, or after DEBOUNCE_MS in a busy stream. While
-# files change it looks every 10 ms; after BUSY_FOR seconds without a change, every 25 ms.
+# Why these values, and what they were measured to cost: docs/reading-rules.md, "Noticing
+# changes". watchfiles' watcher is looked at every `step` ms (each look wakes a thread): often
+# while files change, less often once they have been quiet for BUSY_FOR seconds.
 BUSY_STEP_MS = 10
 IDLE_STEP_MS = 25
 BUSY_FOR = 2.0
 DEBOUNCE_MS = 50
-# While commits pour in, the watcher hands over a batch every 10-20 ms, and each read takes a
-# shared lock that the writer's next commit may have to wait for: reading every batch made the
-# writer's p99 commit latency 1.5x its own. Reads are at least READ_GAP apart, as polls are: a
-# commit after a quiet spell is read at once, a stream of them 25 times a second.
+# Each read takes a shared lock the writer's next commit may have to wait for, so a stream of
+# commits is read at most once per READ_GAP (a commit after a quiet spell is read at once).
 READ_GAP = POLL_INTERVAL
-# A stream of commits wakes the watcher's thread for every one of them (~10 inotify events a
-# commit: thousands of wake-ups a second at a few hundred commits/s, CPU the writer then lacks).
-# After STREAM_READS reads each within STREAM_GAP of the last, the feed stops watching and
-# polls instead, and watches again once BUSY_FOR seconds pass without a change.
+# A stream of commits wakes the watcher's thread for every one of its file events, CPU the
+# writer then lacks: after STREAM_READS reads each within STREAM_GAP of the last, the feed polls
+# instead, and watches again once BUSY_FOR seconds pass without a change.
 STREAM_READS = 10
 STREAM_GAP = 2 * READ_GAP
-# A reader that shows new rows only so often (the app, 10 times a second) reads a fast stream at
-# that pace: while each read finds at least STREAM_ROWS rows (~100 commits/s and more), polls are
-# `stream_interval` apart. Slower writers are read as soon as before, each commit in ~40 ms.
+# A reader that shows new rows only so often (the app) reads a fast stream at that pace: while
+# each read finds at least STREAM_ROWS rows, polls are `stream_interval` apart.
 STREAM_ROWS = 4
 
 
