@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 from tests.support import (
@@ -112,8 +113,10 @@ def test_alerts_now_as_lines_and_json(make_db: MakeDb, tmp_path: Path) -> None:
     with assert_unchanged(db.parent):
         text = run_cli("alerts", db)
         as_json = run_cli("alerts", db, "--json")
-    assert text.code == 0 and as_json.code == 0
-    assert text.err == "" and as_json.err == ""
+    assert text.code == 0
+    assert as_json.code == 0
+    assert text.err == ""
+    assert as_json.err == ""
     # date, time, kind, then the message: by the list's order (running, then most recent)
     assert [line.split()[2:4] for line in text.lines] == [
         ["nonfinite", "#3"],
@@ -121,14 +124,20 @@ def test_alerts_now_as_lines_and_json(make_db: MakeDb, tmp_path: Path) -> None:
         ["finished", "#1"],
     ]
     objects = [strict_json(line) for line in as_json.lines]
-    assert {(o["id"], o["kind"]) for o in objects} == {(1, "finished"), (2, "stalled"), (3, "nonfinite")}
+    assert {(o["id"], o["kind"]) for o in objects} == {
+        (1, "finished"),
+        (2, "stalled"),
+        (3, "nonfinite"),
+    }
     for data in objects:
         assert set(data) == JSON_FIELDS
         assert data["db"] == str(db)
         assert data["message"] in "".join(text.lines)
     evil = next(o for o in objects if o["id"] == 2)
-    assert evil["agent"].startswith("Evil $(touch") and "\x1b" not in evil["agent"]
-    assert evil["severity"] == "warning" and evil["status"] == "stalled"
+    assert evil["agent"].startswith("Evil $(touch")
+    assert "\x1b" not in evil["agent"]
+    assert evil["severity"] == "warning"
+    assert evil["status"] == "stalled"
     assert next(o for o in objects if o["id"] == 3)["nonfinite_episodes"] == 1
     check_output(text.out, as_json.out)
     no_bait_ran(tmp_path / "run")
@@ -170,7 +179,8 @@ def test_a_command_that_is_not_there_or_cannot_be_split(make_db: MakeDb, tmp_pat
     assert (missing.code, missing.out) == (1, "")
     assert missing.err_lines == ["velora-tui: --exec: command not found: no-such-command-here"]
     unsplit = run_cli("alerts", db, "--exec", "echo 'unclosed")
-    assert unsplit.code == 1 and unsplit.err.startswith("velora-tui: --exec: cannot split")
+    assert unsplit.code == 1
+    assert unsplit.err.startswith("velora-tui: --exec: cannot split")
 
 
 def test_follow_reports_only_what_happens_and_a_stall_by_the_clock(
@@ -193,7 +203,8 @@ def test_follow_reports_only_what_happens_and_a_stall_by_the_clock(
     proc = spawn(
         python_command("alerts", "-f", "--json", db), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     time.sleep(1.5)  # the first look
     add_episode(db, 4, episode_num=2, reward=math.inf)
@@ -227,7 +238,8 @@ def test_follow_with_a_writer_and_a_command_that_hangs(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
     out, err = Lines(proc.stdout), Lines(proc.stderr)
     [waiting] = err.take(1)
     assert "waiting" in waiting
@@ -236,9 +248,11 @@ def test_follow_with_a_writer_and_a_command_that_hangs(
     printed = time.monotonic()
     assert writer.wait(TIMEOUT) == 0
     assert ["finished" in line for line in lines] == [True, True]
-    assert "#1 NeuroFlow" in lines[0] and "#2 NeuroFlowCT" in lines[1]
+    assert "#1 NeuroFlow" in lines[0]
+    assert "#2 NeuroFlowCT" in lines[1]
     # The second alert was printed while the first one's command still ran: not killed yet.
     assert not any("killed" in line for line in err.lines)
+
     # Other stderr lines may come first: the file's states while velora creates it.
     def kills() -> list[str]:
         return [line for line in err.lines if "--exec" in line]
@@ -251,21 +265,21 @@ def test_follow_with_a_writer_and_a_command_that_hangs(
     children = [int(pid) for pid in (hooks / "children.txt").read_text().split()]
     assert len(children) == 2
     for pid in children:  # the whole group: the script's own child too
-        wait_for(lambda pid=pid: not alive(pid), timeout=5, what=f"child {pid} to be killed")
+        wait_for(partial(gone, pid), timeout=5, what=f"child {pid} to be killed")
     with assert_unchanged(folder):
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(TIMEOUT) == 0
     assert len(out.rest()) == 2
 
 
-def alive(pid: int) -> bool:
+def gone(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
+        return True
     # A zombie (killed, not yet reaped by its parent's parent) counts as gone.
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, IndexError):
-        return False
-    return state != "Z"
+        return True
+    return state == "Z"

@@ -50,7 +50,8 @@ def test_a_hostile_message_makes_one_well_formed_sequence(value: object) -> None
     assert [number for number, _ in found] == ["777", "9"]
     assert OSC.sub("", both) == ""  # nothing outside the two sequences
     _, payload = found[0]
-    assert payload.count(";") == 2 and payload.startswith("notify;")
+    assert payload.count(";") == 2
+    assert payload.startswith("notify;")
     assert not re.match(r"\d+;", found[1][1])
 
 
@@ -87,7 +88,8 @@ def test_many_alerts_at_once_make_one_notification() -> None:
     out = TerminalNotifier("osc777", {}).escape(alerts)
     assert out == "\x1b]777;notify;velora-tui: 7 alerts;#1 finished (and 6 more)\x07\x07"
     two = TerminalNotifier("osc9", {}).escape(alerts[:2])
-    assert two.count("\x1b]9;") == 2 and two.endswith("\x07\x07")
+    assert two.count("\x1b]9;") == 2
+    assert two.endswith("\x07\x07")
 
 
 # -- in the app ---------------------------------------------------------------------------------
@@ -128,8 +130,11 @@ async def test_the_app_writes_the_notification_through_its_driver(
     assert [number for number, _ in found] == ["777", "9"]
     title, body = found[0][1].split(";")[1:]
     assert title == "velora-tui: stalled"
-    assert body.startswith("#1 Evil, ") and "stalled: no episode for 2 min" in body
-    assert "pwned" not in title and "\x9d" not in out and "\x1b[2J" not in out
+    assert body.startswith("#1 Evil, ")
+    assert "stalled: no episode for 2 min" in body
+    assert "pwned" not in title
+    assert "\x9d" not in out
+    assert "\x1b[2J" not in out
     assert OSC.sub("", out) == "\x07"  # and the bell, once
 
 
