@@ -125,7 +125,13 @@ async def test_the_app_writes_the_notification_through_its_driver(
         app.publish([], heartbeat=True)
         app.publish([], heartbeat=True)
         await pilot.pause()
-    out = "".join(written)
+        out = "".join(written)
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "Test desktop notification" in titles
+        app.action_test_notification()
+        test = "".join(written)[len(out) :]
+        assert test.startswith("\x1b]777;notify;velora-tui;desktop notifications work")
+        assert test.endswith("\x07\x07")
     found = OSC.findall(out)
     assert [number for number, _ in found] == ["777", "9"]
     title, body = found[0][1].split(";")[1:]

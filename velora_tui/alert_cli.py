@@ -60,6 +60,7 @@ def parse_command(text: str) -> list[str]:
         raise Failure(f"--exec: cannot split {text!r}: {exc}") from None
     if not argv:
         raise Failure("--exec: no command given")
+    argv[0] = os.path.expanduser(argv[0])  # `--exec '~/bin/hook'`: as a shell would have it
     if shutil.which(argv[0]) is None:
         raise Failure(f"--exec: command not found: {argv[0]}")
     return argv

@@ -333,6 +333,17 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
             "Re-read everything", "Read every database again from scratch", self.action_reload
         )
         yield SystemCommand("Help: keys", "Show every key", self.action_help)
+        if self.notifier is not None:
+            yield SystemCommand(
+                "Test desktop notification",
+                "Send one through the terminal, as --notify does for each alert",
+                self.action_test_notification,
+            )
+
+    def action_test_notification(self) -> None:
+        if self.notifier is not None:
+            self.tell_terminal(self.notifier.test())
+            self.notify(f"Sent a test notification to the terminal ({self.notifier.method})")
 
 
 REPLACED_COMMANDS = frozenset({"Screenshot", "Keys"})

@@ -83,6 +83,11 @@ class TerminalNotifier:
         self.method = choose(env) if method == AUTO else method
         self.tmux = bool(env.get("TMUX"))
 
+    def test(self) -> str:
+        """A notification that says what alerts will look like (the command palette's)."""
+        body = "desktop notifications work: each alert comes like this one"
+        return sequence("velora-tui", body, self.method, self.tmux) + BEL
+
     def escape(self, alerts: Sequence[Alert]) -> str:
         """The notifications of these alerts and one bell (nothing for no alert)."""
         if not alerts:
