@@ -25,7 +25,7 @@ from tests.support import (
     python_command,
     wait_for,
 )
-from tests.test_cli import TIMEOUT, Lines, check_output, run_cli, strict_json
+from tests.test_cli import TIMEOUT, Lines, check_output, closed_pipe_run, run_cli, strict_json
 
 # Names that would run commands if they ever reached a shell.
 SHELL_BAIT = ["$(touch {d}/pwned1)", "; touch {d}/pwned2 #", "`touch {d}/pwned3`", "|touch {d}/p4"]
@@ -171,6 +171,15 @@ def test_a_failing_command_is_one_stderr_line_and_the_stream_goes_on(
     name = Path(sys.executable).name
     assert result.err_lines == [f"velora-tui: --exec: {name} exited with status 3"] * 3
     assert len((tmp_path / "got.jsonl").read_text().splitlines()) == 3
+
+
+def test_alerts_into_a_closed_pipe(make_db: MakeDb, tmp_path: Path, spawn: Spawn) -> None:
+    db = hostile_sweep(make_db, tmp_path / "run")
+    with assert_unchanged(db.parent):
+        result = closed_pipe_run(spawn, "alerts", db, "--exec", recorder(tmp_path))
+    assert result.code == 1
+    assert result.err == ""
+    assert not (tmp_path / "got.jsonl").exists()  # nothing printed, nothing handed over
 
 
 def test_a_command_that_is_not_there_or_cannot_be_split(make_db: MakeDb, tmp_path: Path) -> None:
