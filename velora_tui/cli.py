@@ -77,7 +77,7 @@ def main() -> None:
     """Live monitor for Velora training runs (metrics.db).
 
     With no command, opens the monitor on SOURCE... (metrics.db files or directories holding
-    them; default ./metrics.db).
+    them; default ./metrics.db); its options (--poll, --notify): velora-tui open --help.
     """
 
 
