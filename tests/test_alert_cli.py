@@ -22,6 +22,7 @@ from tests.support import (
     Spawn,
     add_episode,
     assert_unchanged,
+    child_env,
     python_command,
     wait_for,
 )
@@ -292,3 +293,38 @@ def gone(pid: int) -> bool:
     except (OSError, IndexError):
         return True
     return state == "Z"
+
+
+PILE_UP = """
+import sys, time
+from velora_tui.alert_cli import CommandRunner
+
+runner = CommandRunner([sys.executable, "-c", "import time; time.sleep(60)"], 30, capacity=1)
+runner.submit("{}\\n", "first", wait=False)
+while runner.current is None:
+    time.sleep(0.01)
+started = runner.current
+runner.submit("{}\\n", "second", wait=False)  # waits in the queue
+runner.submit("{}\\n", "third", wait=False)  # finds it full
+runner.close(finish=False)
+print(started.wait(5))
+"""
+
+
+def test_alerts_that_pile_up_behind_a_slow_command(tmp_path: Path) -> None:
+    """One runs, one waits, the next is not handed over (said on stderr); on exit what waits is
+    dropped (said) and what runs is killed."""
+    result = subprocess.run(
+        [sys.executable, "-c", PILE_UP],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=child_env(),
+    )
+    name = Path(sys.executable).name
+    assert result.stderr.splitlines() == [
+        f"velora-tui: --exec: 1 alerts are already waiting for {name}; not run for: third",
+        f"velora-tui: --exec: stopped before running {name} for 1 alerts",
+        f"velora-tui: --exec: {name} killed: stopping",
+    ]
+    assert result.stdout.strip() == str(-signal.SIGKILL)

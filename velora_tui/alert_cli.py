@@ -77,6 +77,7 @@ class CommandRunner:
         self.queue: queue.Queue[str | None] = queue.Queue(capacity)
         self.lock = threading.Lock()
         self.current: subprocess.Popen[bytes] | None = None
+        self.stopping = False  # set under the lock: no command starts after it
         self.thread = threading.Thread(target=self._work, name="velora-tui --exec", daemon=True)
         self.thread.start()
 
@@ -103,6 +104,7 @@ class CommandRunner:
             if dropped:
                 say(f"--exec: stopped before running {self.name} for {dropped} alerts")
             with self.lock:
+                self.stopping = True
                 if self.current is not None:
                     _kill_group(self.current, signal.SIGKILL)
         self.queue.put(None)
@@ -113,19 +115,21 @@ class CommandRunner:
             self._run(payload)
 
     def _run(self, payload: str) -> None:
-        try:
-            # Its own session: a process group to kill as a whole, and no Ctrl-C from the
-            # terminal. Its output goes to stderr, so stdout holds alerts only.
-            proc = subprocess.Popen(
-                self.argv,
-                stdin=subprocess.PIPE,
-                stdout=sys.stderr.fileno(),
-                start_new_session=True,
-            )
-        except (OSError, ValueError) as exc:
-            say(f"--exec: cannot run {self.name}: {getattr(exc, 'strerror', None) or exc}")
-            return
         with self.lock:
+            if self.stopping:
+                return
+            try:
+                # Its own session: a process group to kill as a whole, and no Ctrl-C from the
+                # terminal. Its output goes to stderr, so stdout holds alerts only.
+                proc = subprocess.Popen(
+                    self.argv,
+                    stdin=subprocess.PIPE,
+                    stdout=sys.stderr.fileno(),
+                    start_new_session=True,
+                )
+            except (OSError, ValueError) as exc:
+                say(f"--exec: cannot run {self.name}: {getattr(exc, 'strerror', None) or exc}")
+                return
             self.current = proc
         try:
             proc.communicate(payload.encode(), timeout=self.timeout)
@@ -142,7 +146,9 @@ class CommandRunner:
             with self.lock:
                 self.current = None
         code = proc.returncode
-        if code < 0:
+        if code < 0 and self.stopping:
+            say(f"--exec: {self.name} killed: stopping")
+        elif code < 0:
             say(f"--exec: {self.name} ended by signal {-code}")
         elif code:
             say(f"--exec: {self.name} exited with status {code}")
