@@ -85,7 +85,13 @@ def test_the_data_layer_does_not_import_textual() -> None:
 def test_the_command_line_module_does_not_import_textual() -> None:
     """What cli.py imports at module level, and what `tail -f` imports when it starts
     following (its feed and the CPU placement)."""
-    result = run_python(IMPORTS, "velora_tui.cli", "velora_tui.data.feed", "velora_tui.placement")
+    result = run_python(
+        IMPORTS,
+        "velora_tui.cli",
+        "velora_tui.data.feed",
+        "velora_tui.placement",
+        "velora_tui.alert_cli",
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -101,6 +107,8 @@ def test_headless_commands_do_not_import_textual(sample_db: Path) -> None:
         "export 1 --format jsonl",
         "diff 1 3",
         "diff 1 3 --json",
+        "alerts",
+        "alerts --json",
     ]
     result = run_python(COMMANDS, sample_db, *commands)
     assert result.returncode == 0, result.stderr

@@ -33,6 +33,7 @@ from velora_tui.data.values import clean_text
 from velora_tui.export import write_episodes
 from velora_tui.format import shown_path
 from velora_tui.messages import DataChanged, OpenExperiment
+from velora_tui.notify import TerminalNotifier
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.screens.experiments import ExperimentsScreen
 from velora_tui.settings import Settings
@@ -99,6 +100,8 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.feed: ChangeFeed | None = None
         self.last_update: datetime | None = None
         self.alerts = AlertTracker()
+        notify = self.settings.notify
+        self.notifier = TerminalNotifier(notify, os.environ) if notify else None
         self.event_loop: asyncio.AbstractEventLoop | None = None  # once mounted
         self.sub_title = clean_text(", ".join(shown_path(s) for s in monitor.specs), 200)
         # The first read starts now, while Textual starts up, and is shown once both are done.
@@ -169,11 +172,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
     def added_up(self, updates: list[Update]) -> None:
         """Show what the scan found in existing rows, inf/NaN marks included, without an alert
         for each (alerts are for what happens while watching)."""
-        for update in updates:
-            for exp_id in update.experiments:
-                summary = self.monitor.summary((update.db, exp_id))
-                if summary is not None:
-                    self.alerts.nonfinite[summary.key] = summary.nonfinite
+        self.alerts.added_up(self.monitor, updates)
         self.publish(updates)
 
     def start_watching(self) -> None:
@@ -207,16 +206,20 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.raise_alerts(updates, heartbeat)
 
     def raise_alerts(self, updates: list[Update], heartbeat: bool) -> None:
-        if any(u.reset for u in updates) or not self.alerts.status:
-            summaries = self.monitor.summaries()
-        else:
-            keys = {(u.db, exp) for u in updates for exp in u.experiments}
-            if heartbeat:
-                keys |= self.alerts.running()
-            found = (self.monitor.summary(key) for key in keys)
-            summaries = [s for s in found if s is not None]
-        for alert in self.alerts.observe(summaries, self.now()):
+        alerts = self.alerts.after(self.monitor, updates, heartbeat, self.now())
+        for alert in alerts:
             self.notify(alert.message, severity=alert.severity, timeout=12)  # type: ignore[arg-type]
+        if alerts and self.notifier is not None:
+            self.tell_terminal(self.notifier.escape(alerts))
+
+    def tell_terminal(self, sequence: str) -> None:
+        """Write escape sequences to the terminal, between frames: through the driver, which
+        owns the terminal's output (as Textual's own copy_to_clipboard and bell do), from the
+        event loop that writes the frames. Only while the app runs: the driver's output thread
+        has stopped once it closes, and a write then would wait for it forever."""
+        driver = self._driver
+        if driver is not None and self._running and not self._closed:
+            driver.write(sequence)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A failure is reported by ReportsWorkerFailures; here the data keeps coming."""
@@ -330,6 +333,17 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
             "Re-read everything", "Read every database again from scratch", self.action_reload
         )
         yield SystemCommand("Help: keys", "Show every key", self.action_help)
+        if self.notifier is not None:
+            yield SystemCommand(
+                "Test desktop notification",
+                "Send one through the terminal, as --notify does for each alert",
+                self.action_test_notification,
+            )
+
+    def action_test_notification(self) -> None:
+        if self.notifier is not None:
+            self.tell_terminal(self.notifier.test())
+            self.notify(f"Sent a test notification to the terminal ({self.notifier.method})")
 
 
 REPLACED_COMMANDS = frozenset({"Screenshot", "Keys"})
@@ -339,8 +353,8 @@ def make_app(sources: Sequence[Path | str], settings: Settings | None = None) ->
     return VeloraApp(Monitor(sources, patience=STARTUP_PATIENCE), settings)
 
 
-def run_app(sources: Sequence[Path | str], poll: bool = False) -> None:
-    run_prepared(make_app(sources, Settings(poll=poll)))
+def run_app(sources: Sequence[Path | str], poll: bool = False, notify: str | None = None) -> None:
+    run_prepared(make_app(sources, Settings(poll=poll, notify=notify)))
 
 
 def run_prepared(app: VeloraApp) -> None:
@@ -349,7 +363,7 @@ def run_prepared(app: VeloraApp) -> None:
     app.run()
 
 
-def run_demo(poll: bool = False, rate: float = 4.0) -> None:
+def run_demo(poll: bool = False, rate: float = 4.0, notify: str | None = None) -> None:
     """The app on a live simulated run: a finished, a stalled and two running experiments."""
     with tempfile.TemporaryDirectory(prefix="velora-demo-") as folder:
         db = Path(folder) / "metrics.db"
@@ -382,7 +396,7 @@ def run_demo(poll: bool = False, rate: float = 4.0) -> None:
                     simulator.kill()
 
         try:
-            run_prepared(make_app([db], Settings(poll=poll, on_exit=stop)))
+            run_prepared(make_app([db], Settings(poll=poll, on_exit=stop, notify=notify)))
         finally:
             stop()
             if os.environ.get("VELORA_TUI_KEEP_DEMO"):

@@ -22,6 +22,7 @@ from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text, format_number
 from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
+from velora_tui.notify import METHODS as NOTIFY_METHODS
 
 DEFAULT_SOURCE = "metrics.db"
 
@@ -40,6 +41,16 @@ class SourcePath(click.Path):
 
 SOURCES = click.argument("sources", nargs=-1, type=SourcePath())
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+NOTIFY = click.option(
+    "--notify",
+    is_flag=True,
+    help="Alerts also as desktop notifications through the terminal (OSC 777 or 9) and the bell.",
+)
+NOTIFY_WITH = click.option(
+    "--notify-with",
+    type=click.Choice(NOTIFY_METHODS),
+    help="Which escape --notify sends (implies --notify; auto: by the terminal's name).",
+)
 
 
 class Failure(click.ClickException):
@@ -66,7 +77,7 @@ def main() -> None:
     """Live monitor for Velora training runs (metrics.db).
 
     With no command, opens the monitor on SOURCE... (metrics.db files or directories holding
-    them; default ./metrics.db).
+    them; default ./metrics.db); its options (--poll, --notify): velora-tui open --help.
     """
 
 
@@ -113,11 +124,14 @@ def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
 @main.command("open")
 @SOURCES
 @click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
-def open_app(sources: tuple[Path, ...], poll: bool) -> None:
+@NOTIFY
+@NOTIFY_WITH
+def open_app(sources: tuple[Path, ...], poll: bool, notify: bool, notify_with: str | None) -> None:
     """Open the monitor (the default command)."""
     from velora_tui.app import run_app
 
-    run_app(list(sources) or [Path(DEFAULT_SOURCE)], poll=poll)
+    method = notify_with or ("auto" if notify else None)
+    run_app(list(sources) or [Path(DEFAULT_SOURCE)], poll=poll, notify=method)
 
 
 @main.command("ls")
@@ -494,11 +508,53 @@ def simulate(
 @main.command()
 @click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
 @click.option("--rate", type=click.FloatRange(min=0.1), default=4.0, show_default=True)
-def demo(poll: bool, rate: float) -> None:
+@NOTIFY
+@NOTIFY_WITH
+def demo(poll: bool, rate: float, notify: bool, notify_with: str | None) -> None:
     """Open the monitor on a live simulated training run (in a temporary directory)."""
     from velora_tui.app import run_demo
 
-    run_demo(poll=poll, rate=rate)
+    run_demo(poll=poll, rate=rate, notify=notify_with or ("auto" if notify else None))
+
+
+@main.command()
+@SOURCES
+@click.option("-f", "--follow", is_flag=True, help="Keep watching: each new alert as it happens.")
+@JSON
+@click.option(
+    "--exec",
+    "command",
+    metavar="CMD",
+    help="Run CMD for each alert, the alert as JSON on its stdin (split like a shell would, run"
+    " without one).",
+)
+@click.option(
+    "--exec-timeout",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    help="Seconds before CMD (its whole process group) is killed.",
+)
+@click.option("--poll", is_flag=True, help="With -f: poll instead of watching for file events.")
+def alerts(
+    sources: tuple[Path, ...],
+    follow: bool,
+    as_json: bool,
+    command: str | None,
+    exec_timeout: float,
+    poll: bool,
+) -> None:
+    """Print the app's alerts: stalled and finished runs, inf/NaN; with -f, each as it happens."""
+    from velora_tui.alert_cli import run
+
+    run(
+        sources,
+        follow=follow,
+        as_json=as_json,
+        command=command,
+        exec_timeout=exec_timeout,
+        poll=poll,
+    )
 
 
 def entry() -> None:

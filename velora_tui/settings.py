@@ -16,3 +16,5 @@ class Settings:
     clock: Callable[[], datetime] = datetime.now
     on_exit: Callable[[], None] | None = None
     output_dir: Path = field(default_factory=Path.cwd)
+    # Alerts also as desktop notifications through the terminal: a notify.METHODS name, or None.
+    notify: str | None = None
