@@ -143,6 +143,13 @@ class Lines:
             self.lines.append(line)
         return self.lines
 
+    def until(self, wanted: str, timeout: float = TIMEOUT) -> list[str]:
+        """Wait for the line `wanted`; the lines up to it and itself."""
+        start = len(self.lines)
+        while wanted not in self.lines[start:]:
+            self.take(len(self.lines) + 1, timeout)
+        return self.lines[start:]
+
     def rest(self, timeout: float = TIMEOUT) -> list[str]:
         """Everything up to the end of the stream."""
         self.thread.join(timeout)

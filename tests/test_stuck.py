@@ -34,7 +34,7 @@ from tests.support import (
 from tests.test_cli import Lines, Result, check_output, strict_json
 from velora_tui.data.database import ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
-from velora_tui.data.lanes import Lane, NotResponding, Pool
+from velora_tui.data.lanes import Lane, NotResponding, Pool, answer
 from velora_tui.data.records import SourceState, SourceStatus, Update
 from velora_tui.data.sources import Monitor
 
@@ -82,6 +82,25 @@ def test_a_lane_gives_up_after_its_deadline_and_fails_fast_while_stuck(gate: Gat
     gate.release()
     wait_for(lambda: not lane.stuck, BOUND, what="the call to come back")
     assert lane.run(lambda: 3) == 3
+
+
+def test_calls_given_up_on_answer_the_fallback_and_never_raise(gate: Gate) -> None:
+    """A closing monitor abandons its lanes: the call under way ends as NotResponding, a queued
+    one cancelled. Whoever looks at their answers afterwards (the feed's last heartbeat did, and
+    `tail -f` ended on SIGTERM with "internal error: NotResponding") gets the fallback."""
+    lane = Lane("test", deadline=DEADLINE)
+    running = lane.submit(lambda: pass_gate(gate.path))
+    wait_for(running.running, BOUND, what="the call to start")
+    queued = lane.submit(lambda: 1)
+    lane.abandon()
+    assert isinstance(running.exception(timeout=BOUND), NotResponding)
+    assert queued.cancelled()
+    assert answer(running, -2) == answer(queued, -2) == -2
+    assert answer(None, -2) == -2
+    done = Lane("other", deadline=DEADLINE).submit(lambda: 5)
+    assert done.result(timeout=BOUND) == 5
+    assert answer(done, -2) == 5
+    gate.release()
 
 
 def test_more_stuck_sources_than_workers_never_stop_the_others(gate: Gate) -> None:
@@ -377,7 +396,10 @@ def test_tail_follow_reads_on_and_picks_the_stuck_source_up(
     new = add_episode(good, 3, episode_num=61)
     assert [strict_json(line)["id"] for line in out.take(1)] == [new]
     gate.release()
-    assert err.take(2)[-1] == f"velora-tui: {stuck}: ok"
+    # (On a starved machine the good source may be slow for a moment too, and the feed may
+    # switch to polling: lines that say so may come first.)
+    said = err.until(f"velora-tui: {stuck}: ok")
+    assert not any(str(stuck) in line for line in said[:-1]), said
     # Unread when `tail -f` started, it counts as a file that appeared: every row is printed.
     lines = out.take(4)
     assert [(strict_json(line)["db"], strict_json(line)["id"]) for line in lines[1:]] == [
@@ -389,7 +411,7 @@ def test_tail_follow_reads_on_and_picks_the_stuck_source_up(
     tail.send_signal(signal.SIGTERM)
     code = tail.wait(TIMEOUT)
     errors = err.rest()
-    assert code == 0, errors
+    assert code == 0, "\n".join(errors)
     assert time.monotonic() - started < BOUND
     check_output("\n".join(out.rest()), "\n".join(errors))
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
-from velora_tui.data.lanes import SETTLE, Lane
+from velora_tui.data.lanes import SETTLE, Lane, answer
 from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor, WatchRoot, finish_root_inodes
 
@@ -149,7 +149,7 @@ class ChangeFeed:
         return frozenset(
             path
             for path, check in checks.items()
-            if check is True or (isinstance(check, Future) and _answered_yes(check))
+            if check is True or (isinstance(check, Future) and answer(check, False))
         )
 
     async def _signature(self, roots: list[WatchRoot]) -> tuple[tuple[str, bool, int], ...]:
@@ -252,10 +252,6 @@ async def settled(monitor: Monitor, calls: Sequence[Future[Any]]) -> None:
     for waiting in pending:
         if waiting.done() and not waiting.cancelled():
             waiting.exception()  # looked at: asyncio logs exceptions never looked at
-
-
-def _answered_yes(check: Future[bool]) -> bool:
-    return check.done() and not check.cancelled() and check.exception() is None and check.result()
 
 
 async def _make_watcher(monitor: Monitor, paths: list[Path], recursive: bool) -> RustNotify:

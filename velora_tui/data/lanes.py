@@ -177,6 +177,14 @@ class Pool:
                 self._changed.wait(max(0.005, min(due, default=now + 0.1) - now))
 
 
+def answer(future: Future[T] | None, otherwise: T) -> T:
+    """A call's result if it has come back; `otherwise` if it has not, failed, or was given up
+    on (a closing monitor abandons its lanes: their calls end cancelled or NotResponding)."""
+    if future is None or not future.done() or future.cancelled() or future.exception():
+        return otherwise
+    return future.result()
+
+
 def _start(target: Callable[[], None], name: str) -> None:
     threading.Thread(target=target, name=name, daemon=True).start()
 

@@ -23,7 +23,7 @@ from typing import Any
 from velora_tui.data import lanes
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.files import FileSystem, system
-from velora_tui.data.lanes import SETTLE, Lane, NotResponding
+from velora_tui.data.lanes import SETTLE, Lane, NotResponding, answer
 from velora_tui.data.records import (
     ExperimentSummary,
     RunStatus,
@@ -119,10 +119,8 @@ def _inode(files: FileSystem, path: Path) -> int:
 
 
 def finish_root_inodes(asked: Sequence[Future[int] | None]) -> list[int]:
-    return [
-        future.result() if future is not None and future.done() else UNKNOWN_INODE
-        for future in asked
-    ]
+    """The inodes that came back; UNKNOWN_INODE for a root whose stat has not (yet)."""
+    return [answer(future, UNKNOWN_INODE) for future in asked]
 
 
 # A database and its refresh under way (None: it was not started, see start_refresh).
@@ -174,7 +172,7 @@ class Monitor:
         }
         self._wait(kinds.values(), patience)
         for spec, kind in kinds.items():
-            if kind.done() and kind.result() and spec.name != DB_NAME:
+            if answer(kind, False) and spec.name != DB_NAME:
                 self.directories.append(spec)
                 self._lanes[("walk", spec)] = own[spec]
                 continue
@@ -287,7 +285,7 @@ class Monitor:
             if not kind.done():
                 continue
             del self._undecided[spec]
-            if kind.exception() is None and kind.result() and spec.name != DB_NAME:
+            if answer(kind, False) and spec.name != DB_NAME:
                 database = self.databases.pop(spec)
                 self._lanes[("walk", spec)] = database.lane
                 self.directories.append(spec)
