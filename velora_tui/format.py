@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from velora_tui.data import labels
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.values import format_number
 
@@ -39,7 +40,10 @@ def clock(moment: datetime | None) -> str:
 
 def shown_path(path: Path) -> str:
     """A path as short as it can be said here: relative to the working directory when it is
-    below it (`metrics.db`, `runs/a/metrics.db`), else whole."""
+    below it (`metrics.db`, `runs/a/metrics.db`), else whole; a remote one as `host:path`."""
+    remote = labels.label(path)
+    if remote is not None:
+        return remote
     try:
         return str(path.relative_to(Path.cwd()))
     except (ValueError, OSError):  # elsewhere, or the working directory is gone

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from rich.text import Text
 
+from velora_tui.data import labels
 from velora_tui.data.records import SourceState, SourceStatus
 from velora_tui.data.values import clean_text
 from velora_tui.format import shown_path
@@ -24,6 +25,8 @@ STATE_STYLES = {
 def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime | None) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"{mode} ", style="bold")
+    hosts = [s for s in statuses if labels.is_host(s.path)]
+    statuses = [s for s in statuses if not labels.is_host(s.path)]
     if len(statuses) <= 2:
         for index, status in enumerate(statuses):
             if index:
@@ -43,6 +46,10 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
             first = trouble[0]
             line.append(" · ")
             line.append(clean_text(f"{shown_path(first.path)}: {first.message}", 120), style="dim")
+    for host in hosts:  # each remote host: connected / unreachable ..., how far behind
+        line.append(" · ")
+        line.append(clean_text(str(host.path), 60))
+        line.append(f" {clean_text(host.message, 120)}", style=STATE_STYLES[host.state])
     line.append(" · updated ")
     line.append(updated.strftime("%H:%M:%S") if updated else "-")
     return line
