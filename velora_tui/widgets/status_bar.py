@@ -27,6 +27,7 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
     line.append(f"{mode} ", style="bold")
     hosts = [s for s in statuses if labels.is_host(s.path)]
     statuses = [s for s in statuses if not labels.is_host(s.path)]
+    describe_hosts(line, hosts)
     if len(statuses) <= 2:
         for index, status in enumerate(statuses):
             if index:
@@ -46,13 +47,30 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
             first = trouble[0]
             line.append(" · ")
             line.append(clean_text(f"{shown_path(first.path)}: {first.message}", 120), style="dim")
-    for host in hosts:  # each remote host: connected / unreachable ..., how far behind
-        line.append(" · ")
-        line.append(clean_text(str(host.path), 60))
-        line.append(f" {clean_text(host.message, 120)}", style=STATE_STYLES[host.state])
     line.append(" · updated ")
     line.append(updated.strftime("%H:%M:%S") if updated else "-")
     return line
+
+
+def describe_hosts(line: Text, hosts: list[SourceStatus]) -> None:
+    """Each remote host's state (connected, connecting, unreachable, refused) and how far
+    behind it is; beyond two hosts, how many are in each state and the first in trouble."""
+    if not hosts:
+        return
+    if len(hosts) <= 2:
+        for host in hosts:
+            line.append(clean_text(str(host.path), 60))
+            line.append(f" {clean_text(host.message, 100)}", style=STATE_STYLES[host.state])
+            line.append(" · ")
+        return
+    counts = Counter(host.message.split(",")[0].split()[0] for host in hosts if host.message)
+    line.append(f"{len(hosts)} hosts: ")
+    line.append(", ".join(f"{n} {state}" for state, n in counts.most_common()))
+    trouble = [host for host in hosts if host.state is not SourceState.OK]
+    if trouble:
+        first = trouble[0]
+        line.append(f" ({clean_text(f'{first.path} {first.message}', 100)})", style="dim")
+    line.append(" · ")
 
 
 class StatusBar(Line):
