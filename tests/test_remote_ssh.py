@@ -30,6 +30,8 @@ from tests.support import (
     wait_for,
 )
 from tests.test_cli import Lines, check_output, run_cli, strict_json
+from velora_tui.remote.address import parse_source
+from velora_tui.remote.sources import Remotes
 
 TIMEOUT = 60.0
 
@@ -293,3 +295,39 @@ def test_a_hostile_remote_reader(sshd: SshServer, tmp_path: Path, kind: str) -> 
     assert "vt: unreadable since" in result.err
     if kind == "dies":
         assert "the remote reader ended: boom" in result.err
+
+
+def test_a_python_too_old_is_refused(sshd: SshServer, tmp_path: Path) -> None:
+    fake = tmp_path / "python2"
+    fake.write_text(
+        "#!/bin/sh\necho '  File \"<string>\", line 19' >&2\n"
+        "echo 'SyntaxError: future feature annotations is not defined' >&2\nexit 1\n"
+    )
+    fake.chmod(0o755)
+    result = run_cli("ls", "--remote-python", fake, f"vt:{tmp_path}")
+    assert result.code == 1
+    assert "refused" in result.err
+    assert "older than Python 3.8" in result.err
+
+
+def test_a_new_connection_resumes_after_what_is_held(sshd: SshServer, tmp_path: Path) -> None:
+    """A restart of the local side (a new Remotes on the same cache) asks only for new rows."""
+    db = remote_copy(tmp_path / "remote")
+    first = Remotes(parse_source(f"vt:{db}") or [])
+    first.sync(30)
+    (link,) = first.links
+    assert link.received == 220
+    first.stop()
+    again = Remotes(parse_source(f"vt:{db}") or [])
+    again.sync(30)
+    (link,) = again.links
+    assert (link.status.state, link.received) == ("connected", 0)
+    for _ in range(5):
+        add_episode(db, 2)
+    again.sync(30)
+    assert link.received == 5
+    again.stop()
+    (mirror,) = link.mirrors.values()
+    assert query(mirror.path, "SELECT id FROM episode ORDER BY id") == query(
+        db, "SELECT id FROM episode ORDER BY id"
+    )

@@ -207,6 +207,8 @@ class Link:
     def attempt(self, once: bool) -> None:
         """One connection, from start to end; the status says how it ended."""
         self.ready = False
+        if once:
+            self.synced.clear()
         hello = False
         failure: str | None = None
         with tempfile.TemporaryFile() as errors:
