@@ -6,7 +6,9 @@ velora-tui and keeps to 3.8's syntax. It keeps the project's reading rules
 (docs/reading-rules.md): the database opened read-only by URI (`mode=ro`, autocommit), every
 read short (at most ROWS rows) and fetched whole at once; a commit in progress finishes first
 (F_GETLK on the writer's lock bytes); between reads only the header's change counter is looked
-at (a pread, no lock), confirmed by `PRAGMA data_version` once a second and always in WAL mode.
+at (a pread, no lock), confirmed by `PRAGMA data_version` once a second and always in WAL mode;
+reads of one file at least READ_GAP apart while commits pour in (the first after a quiet spell
+at once), as `tail -f` does (data/feed.py: READ_GAP).
 It is single-threaded, so no other thread of its own can hold the GIL while a read holds the lock.
 
 What it writes to stdout, one JSON object per line (PROTOCOL is the version):
@@ -37,6 +39,11 @@ ROWS = 2000  # rows per read: ~2 ms of read lock
 BUSY_STEP = 0.01  # seconds between looks while rows come in (the 2 s after a change)
 IDLE_STEP = 0.025
 BUSY_FOR = 2.0
+READ_GAP = 0.04  # reads of one database at least this far apart while commits pour in
+# ... and further apart when many databases stream at once: each read is a message and a commit
+# of the local copy, so 32 files at 20 episodes/s would otherwise cost the local side 640
+# commits a second (the gap grows by READ_GAP for every BUSY_SHARE databases streaming).
+BUSY_SHARE = 8
 CONFIRM = 1.0  # data_version at least this often, and the file's identity
 RESCAN = 2.0  # directories walked again for new metrics.db files
 HEARTBEAT = 5.0
@@ -95,6 +102,8 @@ class Database:
         self.state = ""
         self.wal = False
         self.caught_up = False
+        self.last_read = 0.0
+        self.last_sent = -BUSY_FOR
 
     def report(self, state: str, why: str = "") -> None:
         if state != self.state:
@@ -201,7 +210,7 @@ class Database:
             return True
         return "%d:%d" % (st.st_dev, st.st_ino) != ":".join(self.ident.split(":")[:2])
 
-    def poll(self, now: float) -> bool:
+    def poll(self, now: float, gap: float = READ_GAP) -> bool:
         """Read what is new; True when rows were sent."""
         if self.conn is None and not self.open():
             return False
@@ -212,12 +221,15 @@ class Database:
                     return False
             changed = True
         else:
+            if now - self.last_read < gap:
+                return False  # looked at again at a later step: nothing is missed
             counter = os.pread(self.fd, 4, 24)
             changed = self.wal or counter != self.counter
             if changed:
                 self.counter = counter
         if not changed:
             return False
+        self.last_read = now
         return self.read(now)
 
     def read(self, now: float) -> bool:
@@ -343,8 +355,12 @@ class Reader:
                 last_scan = now
                 self.discover()
             busy = False
+            streaming = sum(now - d.last_sent < BUSY_FOR for d in self.databases.values())
+            gap = READ_GAP * max(1.0, streaming / BUSY_SHARE)
             for database in list(self.databases.values()):
-                busy = database.poll(now) or busy
+                if database.poll(now, gap):
+                    busy = True
+                    database.last_sent = now
             if not synced and all(d.caught_up or d.conn is None for d in self.databases.values()):
                 synced = True
                 send({"t": "synced"})
