@@ -150,7 +150,7 @@ def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
             )
         raise Failure(f"no experiment with id {exp_id}")
     if len(matches) > 1:
-        places = ", ".join(str(m.db) for m in matches)
+        places = ", ".join(labels.name(m.db) for m in matches)
         raise Failure(f"experiment {exp_id} is in several databases ({places}); name one SOURCE")
     return matches[0]
 

@@ -281,8 +281,8 @@ class Link:
             if not line:
                 return hello
             self.wire_bytes += len(line)
-            if not self.ready and line == READY_LINE:
-                self.ready = True
+            if not self.ready:  # what a login script prints comes before it: not ours
+                self.ready = line == READY_LINE
                 continue
             if not line.endswith(b"\n"):
                 if len(line) > MAX_LINE:
