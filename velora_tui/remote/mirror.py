@@ -208,6 +208,9 @@ class Mirror:
             # A cache: after a crash of the machine it is fetched again (see Link) rather than
             # synced to the disk at every commit.
             conn.execute("PRAGMA synchronous = OFF")
+            # The journal is kept between commits (zeroed, not deleted): no file created and
+            # removed at every commit, which the readers' directory watch would also see.
+            conn.execute("PRAGMA journal_mode = PERSIST")
             self.conn = conn
         return self.conn
 
@@ -240,6 +243,9 @@ class Mirror:
             )
         finally:
             conn.close()
+        # The old copy's journal (kept between its commits) must not be taken for the new one's.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path.with_name(COPY_NAME + "-journal"))
         os.replace(fresh, self.path)
         self.entropy = entropy
         self.position = Position(ident, 0, 0)
