@@ -134,3 +134,21 @@ def test_resume_and_reset(tmp_path: Path) -> None:
     assert again.path.stat().st_ino != inode
     with pytest.raises(BadData):
         again.apply([], [episode(0)])
+
+
+def test_cache_info_and_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.test_cli import run_cli
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VELORA_TUI_CACHE", str(cache))
+    folder = cache / "remote" / "source"
+    folder.mkdir(parents=True)
+    started(folder).apply([EXPERIMENT], [episode(1)])
+    info = run_cli("cache", "info")
+    assert info.code == 0
+    assert info.out.startswith(f"{cache / 'remote'}  ")
+    assert info.out.rstrip().endswith(" MB")
+    cleared = run_cli("cache", "clear")
+    assert cleared.code == 0
+    assert "removed" in cleared.err
+    assert not (cache / "remote").exists()
