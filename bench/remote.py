@@ -416,18 +416,23 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--write-many", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--only-many", action="store_true", help="only the 32-database step")
+    parser.add_argument("--only-writer", action="store_true", help="only the writer's p99 step")
     args = parser.parse_args()
     if args.write_many:
         folder, count, rate, seconds = args.write_many
         write_many(Path(folder), int(count), float(rate), float(seconds))
-    elif args.only_many:
+    elif args.only_many or args.only_writer:
         with scratch_dir("remote-sshd-") as place:
             server = SshServer(place)
             os.environ["VELORA_TUI_SSH_CONFIG"] = str(server.config)
             os.environ["VELORA_TUI_CACHE"] = str(place / "cache")
             server.start()
             try:
-                for metric in many_metrics(32, 20.0, 20.0):
+                if args.only_many:
+                    found = many_metrics(32, 20.0, 20.0)
+                else:
+                    found = writer_impact(args.rounds, commits=1000, gap=0.002)
+                for metric in found:
                     print(f"{metric.name}: {metric.measured} (goal {metric.goal})")
             finally:
                 server.stop()
