@@ -30,6 +30,7 @@ from tests.support import (
     python_command,
     stop_process,
 )
+from velora_tui.remote.ssh import control_dir
 
 
 @pytest.fixture
@@ -132,3 +133,4 @@ def sshd(
     server.start()
     yield server
     server.stop()
+    shutil.rmtree(control_dir(), ignore_errors=True)  # its shared connections' sockets
