@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +51,7 @@ from tests.support import (
 )
 from velora_tui.app import Settings
 from velora_tui.remote.sources import open_sources
+from velora_tui.remote.ssh import control_dir
 
 GOAL_EXTRA_P95 = 0.030
 GOAL_SCREEN_P95 = 0.100
@@ -408,6 +410,7 @@ def main(rounds: int = 3) -> list[Metric]:
             metrics += many_metrics(32, 20.0, 20.0)
         finally:
             server.stop()
+            shutil.rmtree(control_dir(), ignore_errors=True)
     return metrics
 
 
@@ -436,6 +439,7 @@ if __name__ == "__main__":
                     print(f"{metric.name}: {metric.measured} (goal {metric.goal})")
             finally:
                 server.stop()
+                shutil.rmtree(control_dir(), ignore_errors=True)
     else:
         for metric in main(args.rounds):
             print(f"{metric.name}: {metric.measured} (goal {metric.goal})")
