@@ -382,10 +382,12 @@ def many_metrics(count: int, rate: float, seconds: float) -> list[Metric]:
 
 
 def main(rounds: int = 3) -> list[Metric]:
-    with scratch_dir("remote-sshd-") as folder:
+    # The local copies on tmpfs: on a real setup they are on the other machine's disk, not on
+    # the disk the writer syncs to.
+    with scratch_dir("remote-sshd-") as folder, scratch_dir("remote-cache-", tmpfs=True) as cache:
         server = SshServer(folder)
         os.environ["VELORA_TUI_SSH_CONFIG"] = str(server.config)
-        os.environ["VELORA_TUI_CACHE"] = str(folder / "cache")
+        os.environ["VELORA_TUI_CACHE"] = str(cache)
         server.start()
         try:
             print(f"({load_note()}; everything on this machine, through loopback ssh)")
@@ -425,10 +427,13 @@ if __name__ == "__main__":
         folder, count, rate, seconds = args.write_many
         write_many(Path(folder), int(count), float(rate), float(seconds))
     elif args.only_many or args.only_writer:
-        with scratch_dir("remote-sshd-") as place:
+        with (
+            scratch_dir("remote-sshd-") as place,
+            scratch_dir("remote-cache-", tmpfs=True) as cache,
+        ):
             server = SshServer(place)
             os.environ["VELORA_TUI_SSH_CONFIG"] = str(server.config)
-            os.environ["VELORA_TUI_CACHE"] = str(place / "cache")
+            os.environ["VELORA_TUI_CACHE"] = str(cache)
             server.start()
             try:
                 if args.only_many:
