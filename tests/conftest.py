@@ -20,14 +20,17 @@ import pytest
 from tests.support import (
     SAMPLE_DB,
     SCHEMAS,
+    SSHD,
     MakeDb,
     Simulator,
     Spawn,
+    SshServer,
     build_velora_db,
     child_env,
     python_command,
     stop_process,
 )
+from velora_tui.remote.ssh import control_dir
 
 
 @pytest.fixture
@@ -113,3 +116,21 @@ def simulator(spawn: Spawn, tmp_path_factory: pytest.TempPathFactory) -> Simulat
             )
 
     return start
+
+
+@pytest.fixture
+def sshd(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SshServer]:
+    """A real OpenSSH server on 127.0.0.1 (its own keys and config); this process and its
+    children use its ssh_config (VELORA_TUI_SSH_CONFIG) and a cache folder of their own."""
+    if not SSHD.exists() or shutil.which("ssh") is None:
+        pytest.skip("OpenSSH (sshd, ssh) is not installed: apt-get install openssh-server")
+    folder = tmp_path_factory.mktemp("sshd")
+    server = SshServer(folder)
+    monkeypatch.setenv("VELORA_TUI_SSH_CONFIG", str(server.config))
+    monkeypatch.setenv("VELORA_TUI_CACHE", str(folder / "cache"))
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(control_dir(), ignore_errors=True)  # its shared connections' sockets

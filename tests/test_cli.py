@@ -544,8 +544,9 @@ def test_tail_experiment_json(batch: Batch) -> None:
     assert {row["experiment_id"] for row in rows} == {2}
     assert {row["agent"] for row in rows} == {"NeuroFlowCT"}
     for row in rows:
-        assert set(EPISODE_FIELDS) | {"db", "agent", "env"} == set(row)
+        assert set(EPISODE_FIELDS) | {"db", "agent", "env", "host"} == set(row)
         assert row["db"] == str(batch.sample)
+        assert row["host"] is None  # this machine (tests/test_remote_ssh.py: other hosts)
 
 
 # -- following -------------------------------------------------------------------------------

@@ -23,8 +23,9 @@ import pytest
 from tests.support import PROJECT_ROOT, child_env
 
 DATA_MODULES = sorted(
-    f"velora_tui.data.{path.stem}"
-    for path in (PROJECT_ROOT / "velora_tui" / "data").glob("*.py")
+    f"velora_tui.{layer}.{path.stem}"
+    for layer in ("data", "remote")  # remote/: what the headless commands read other hosts with
+    for path in (PROJECT_ROOT / "velora_tui" / layer).glob("*.py")
     if path.stem != "__init__"
 )
 

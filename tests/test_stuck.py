@@ -89,7 +89,11 @@ def test_calls_given_up_on_answer_the_fallback_and_never_raise(gate: Gate) -> No
     one cancelled. Whoever looks at their answers afterwards (the feed's last heartbeat did, and
     `tail -f` ended on SIGTERM with "internal error: NotResponding") gets the fallback."""
     lane = Lane("test", deadline=DEADLINE)
-    running = lane.submit(lambda: pass_gate(gate.path))
+    def stat_at_the_gate() -> int:
+        pass_gate(gate.path)
+        return 1
+
+    running = lane.submit(stat_at_the_gate)
     wait_for(running.running, BOUND, what="the call to start")
     queued = lane.submit(lambda: 1)
     lane.abandon()
@@ -398,8 +402,8 @@ def test_tail_follow_reads_on_and_picks_the_stuck_source_up(
     gate.release()
     # (On a starved machine the good source may be slow for a moment too, and the feed may
     # switch to polling: lines that say so may come first.)
-    said = err.until(f"velora-tui: {stuck}: ok")
-    assert not any(str(stuck) in line for line in said[:-1]), said
+    before = err.until(f"velora-tui: {stuck}: ok")
+    assert not any(str(stuck) in line for line in before[:-1]), before
     # Unread when `tail -f` started, it counts as a file that appeared: every row is printed.
     lines = out.take(4)
     assert [(strict_json(line)["db"], strict_json(line)["id"]) for line in lines[1:]] == [

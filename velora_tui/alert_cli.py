@@ -32,7 +32,7 @@ from pathlib import Path
 import click
 
 from velora_tui.alerts import Alert, AlertTracker, alert_json, current_alerts
-from velora_tui.cli import Failure, load, require_data
+from velora_tui.cli import Failure, keep_remotes_live, load, require_data
 from velora_tui.data.records import SourceState, Update
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
@@ -242,6 +242,7 @@ def _follow(monitor: Monitor, printer: AlertPrinter, poll: bool) -> None:
     tracker.observe(monitor.summaries(), datetime.now())
     stay_off_io_cpus()  # before the threads that read are started: they inherit it
     monitor.start_replaying()
+    keep_remotes_live(monitor)
 
     async def main() -> None:
         feed = ChangeFeed(monitor, poll=poll)

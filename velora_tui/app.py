@@ -349,12 +349,28 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
 REPLACED_COMMANDS = frozenset({"Screenshot", "Keys"})
 
 
-def make_app(sources: Sequence[Path | str], settings: Settings | None = None) -> VeloraApp:
-    return VeloraApp(Monitor(sources, patience=STARTUP_PATIENCE), settings)
+def make_app(
+    sources: Sequence[Path | str], settings: Settings | None = None, remote_python: str = "python3"
+) -> VeloraApp:
+    from velora_tui.remote.sources import open_sources
+
+    # Remote sources: their links run in threads of their own from now on (closed with the
+    # monitor); the app reads their local copies like any file.
+    monitor, remotes = open_sources(
+        sources, python=remote_python, sync=False, patience=STARTUP_PATIENCE
+    )
+    if remotes is not None:
+        remotes.start()
+    return VeloraApp(monitor, settings)
 
 
-def run_app(sources: Sequence[Path | str], poll: bool = False, notify: str | None = None) -> None:
-    run_prepared(make_app(sources, Settings(poll=poll, notify=notify)))
+def run_app(
+    sources: Sequence[Path | str],
+    poll: bool = False,
+    notify: str | None = None,
+    remote_python: str = "python3",
+) -> None:
+    run_prepared(make_app(sources, Settings(poll=poll, notify=notify), remote_python))
 
 
 def run_prepared(app: VeloraApp) -> None:

@@ -16,6 +16,7 @@ from typing import IO, Any
 import click
 
 from velora_tui import __version__
+from velora_tui.data import labels
 from velora_tui.data.database import ReadFailed
 from velora_tui.data.records import EPISODE_COLUMNS, EpisodeRow, ExperimentSummary, SourceState
 from velora_tui.data.sources import Monitor, sort_summaries
@@ -23,6 +24,7 @@ from velora_tui.data.values import clean_text, format_number
 from velora_tui.export import FORMATS, write_episodes
 from velora_tui.format import ago, clock, table
 from velora_tui.notify import METHODS as NOTIFY_METHODS
+from velora_tui.remote.sources import RemoteMonitor, file_statuses, several_hosts, with_host
 
 DEFAULT_SOURCE = "metrics.db"
 
@@ -36,10 +38,36 @@ class SourcePath(click.Path):
         super().__init__(path_type=Path)
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        return value if isinstance(value, Path) else Path(value)
+        if isinstance(value, Path):
+            return value
+        from velora_tui.remote.address import AddressError, looks_remote, parse_source
+
+        if looks_remote(value):  # kept as written (`ssh://h/x` is no path); refused ones now
+            try:
+                parse_source(value)
+            except AddressError as exc:
+                self.fail(str(exc), param, ctx)
+            return value
+        return Path(value)
 
 
-SOURCES = click.argument("sources", nargs=-1, type=SourcePath())
+def _remember_python(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta["remote_python"] = value
+
+
+def SOURCES(command: Any) -> Any:
+    """SOURCE... and --remote-python (for the remote ones), on every command that reads."""
+    command = click.option(
+        "--remote-python",
+        metavar="PROGRAM",
+        expose_value=False,
+        callback=_remember_python,
+        help="Python 3.8+ on remote hosts (default: python3).",
+    )(command)
+    return click.argument("sources", nargs=-1, type=SourcePath())(command)
+
+
 JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 NOTIFY = click.option(
     "--notify",
@@ -81,15 +109,32 @@ def main() -> None:
     """
 
 
-def monitor_for(sources: Sequence[Path]) -> Monitor:
-    return Monitor(list(sources) or [Path(DEFAULT_SOURCE)])
+def remote_python() -> str:
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get("remote_python", "python3")) if ctx else "python3"
 
 
-def load(sources: Sequence[Path], quiet_waiting: bool = False) -> Monitor:
+def monitor_for(sources: Sequence[Path | str]) -> Monitor:
+    """A monitor on the sources; remote ones' local copies brought up to date first."""
+    from velora_tui.remote.sources import open_sources
+
+    monitor, remotes = open_sources(list(sources) or [Path(DEFAULT_SOURCE)], python=remote_python())
+    if remotes is not None:
+        refused = [s for s in remotes.host_statuses() if s.state == "refused"]
+        for status in remotes.host_statuses():
+            if status.state != "connected":
+                click.echo(f"velora-tui: {status.describe()}", err=True)
+        if refused:
+            monitor.close(0)
+            raise SystemExit(1)
+    return monitor
+
+
+def load(sources: Sequence[Path | str], quiet_waiting: bool = False) -> Monitor:
     """A monitor after its first read; says on stderr what could not be read."""
     monitor = monitor_for(sources)
     monitor.refresh()
-    for status in monitor.statuses():
+    for status in file_statuses(monitor):  # a host's line was said by monitor_for
         if status.state is SourceState.OK:
             continue
         if quiet_waiting and status.state is SourceState.WAITING:
@@ -99,7 +144,7 @@ def load(sources: Sequence[Path], quiet_waiting: bool = False) -> Monitor:
 
 
 def require_data(monitor: Monitor) -> None:
-    if not any(s.state is SourceState.OK for s in monitor.statuses()):
+    if not any(s.state is SourceState.OK for s in file_statuses(monitor)):
         monitor.close()
         raise SystemExit(1)
 
@@ -116,7 +161,7 @@ def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
             )
         raise Failure(f"no experiment with id {exp_id}")
     if len(matches) > 1:
-        places = ", ".join(str(m.db) for m in matches)
+        places = ", ".join(labels.name(m.db) for m in matches)
         raise Failure(f"experiment {exp_id} is in several databases ({places}); name one SOURCE")
     return matches[0]
 
@@ -126,18 +171,24 @@ def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
 @click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
 @NOTIFY
 @NOTIFY_WITH
-def open_app(sources: tuple[Path, ...], poll: bool, notify: bool, notify_with: str | None) -> None:
+def open_app(
+    sources: tuple[Path | str, ...], poll: bool, notify: bool, notify_with: str | None
+) -> None:
     """Open the monitor (the default command)."""
     from velora_tui.app import run_app
 
-    method = notify_with or ("auto" if notify else None)
-    run_app(list(sources) or [Path(DEFAULT_SOURCE)], poll=poll, notify=method)
+    run_app(
+        list(sources) or [Path(DEFAULT_SOURCE)],
+        poll=poll,
+        notify=notify_with or ("auto" if notify else None),
+        remote_python=remote_python(),
+    )
 
 
 @main.command("ls")
 @SOURCES
 @JSON
-def list_experiments(sources: tuple[Path, ...], as_json: bool) -> None:
+def list_experiments(sources: tuple[Path | str, ...], as_json: bool) -> None:
     """List experiments with their progress and rewards."""
     monitor = load(sources)
     require_data(monitor)
@@ -148,9 +199,12 @@ def list_experiments(sources: tuple[Path, ...], as_json: bool) -> None:
     now = datetime.now()
     summaries = sort_summaries((s for s in monitor.summaries() if s.db not in incomplete), now)
     if as_json:
-        click.echo(json.dumps([s.to_json(now) for s in summaries], indent=2))
+        click.echo(
+            json.dumps([with_host(monitor, s.db, s.to_json(now)) for s in summaries], indent=2)
+        )
         return
     several = len(monitor.databases) > 1
+    hosts = several_hosts(monitor)
     headers = ["STATUS", "ID", "AGENT", "ENV", "EPISODES", "LAST", "BEST", "AVG", "ACTIVE"]
     rows = []
     for s in summaries:
@@ -166,7 +220,11 @@ def list_experiments(sources: tuple[Path, ...], as_json: bool) -> None:
             format_number(s.reward_moving_avg),
             ago(s.last_activity, now),
         ]
-        rows.append([*row, str(s.db)] if several else row)
+        if hosts:
+            row.append(labels.host(s.db) or "local")
+        rows.append([*row, labels.name(s.db)] if several else row)
+    if hosts:
+        headers.append("HOST")
     if several:
         headers.append("DB")
     if not rows:
@@ -179,7 +237,7 @@ def list_experiments(sources: tuple[Path, ...], as_json: bool) -> None:
 @click.argument("exp_id", metavar="ID", type=int)
 @SOURCES
 @JSON
-def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
+def show(exp_id: int, sources: tuple[Path | str, ...], as_json: bool) -> None:
     """Show one experiment: its summary and its config."""
     monitor = load(sources)
     require_data(monitor)
@@ -216,7 +274,7 @@ def show(exp_id: int, sources: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--all", "show_all", is_flag=True, help="Every key, not only the differing ones.")
 @JSON
 def diff(
-    left_id: int, right_id: int, sources: tuple[Path, ...], show_all: bool, as_json: bool
+    left_id: int, right_id: int, sources: tuple[Path | str, ...], show_all: bool, as_json: bool
 ) -> None:
     """Compare two experiments' configs key by key (~ changed, + added, - removed)."""
     from velora_tui.data.diff import diff_configs, format_value
@@ -263,7 +321,7 @@ def diff(
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
-def export(exp_id: int, sources: tuple[Path, ...], fmt: str, output: Path | None) -> None:
+def export(exp_id: int, sources: tuple[Path | str, ...], fmt: str, output: Path | None) -> None:
     """Export every episode of an experiment, all columns."""
     monitor = load(sources)
     require_data(monitor)
@@ -309,7 +367,7 @@ def _output(path: Path | None) -> Iterator[IO[str]]:
 @JSON
 @click.option("--poll", is_flag=True, help="With -f: poll instead of watching for file events.")
 def tail(
-    sources: tuple[Path, ...],
+    sources: tuple[Path | str, ...],
     experiments: tuple[int, ...],
     count: int,
     follow: bool,
@@ -340,7 +398,17 @@ def tail(
 
     stay_off_io_cpus()  # before the threads that read are started: they inherit it
     monitor.start_replaying()
+    keep_remotes_live(monitor)
     _follow(monitor, printer, wanted, poll)
+
+
+def keep_remotes_live(monitor: Monitor) -> None:
+    """For a command that follows: remote sources' links keep running (in threads of their
+    own), and each change of a host's state is said on stderr."""
+    if isinstance(monitor, RemoteMonitor):
+        for link in monitor.remotes.links:
+            link.on_change = lambda status: click.echo(f"velora-tui: {status.describe()}", err=True)
+        monitor.remotes.start()
 
 
 def _follow(monitor: Monitor, printer: EpisodePrinter, wanted: set[int], poll: bool) -> None:
@@ -371,7 +439,7 @@ def _follow(monitor: Monitor, printer: EpisodePrinter, wanted: set[int], poll: b
             for update in updates:
                 if update.reset:
                     click.echo(
-                        f"velora-tui: {update.db}: replaced by a new database;"
+                        f"velora-tui: {labels.name(update.db)}: replaced by a new database;"
                         " following it from its first episode",
                         err=True,
                     )
@@ -407,7 +475,13 @@ class EpisodePrinter:
         summary = self.monitor.summary((db, row.experiment_id))
         agent, env = (summary.agent, summary.env) if summary else ("?", "?")
         if self.as_json:
-            data = {"db": str(db), **row.to_json(), "agent": agent, "env": env}
+            data = {
+                "db": labels.name(db),
+                **row.to_json(),
+                "agent": agent,
+                "env": env,
+                "host": labels.host(db),
+            }
             line = json.dumps(data)
         else:
             if not self.header_done:
@@ -418,7 +492,7 @@ class EpisodePrinter:
                 "-" if row.episode_num is None else str(row.episode_num),
                 *(format_number(getattr(row, c.name), c.digits) for c in EPISODE_COLUMNS),
                 clock(row.created_at),
-                f"{agent}/{env}" + (f" ({db})" if self.several else ""),
+                f"{agent}/{env}" + (f" ({labels.name(db)})" if self.several else ""),
             ]
             line = self._format(cells)
         self._write(line)
@@ -555,6 +629,29 @@ def alerts(
         exec_timeout=exec_timeout,
         poll=poll,
     )
+
+
+@main.group()
+def cache() -> None:
+    """The local copies of remote databases (in the cache folder)."""
+
+
+@cache.command("info")
+def cache_info() -> None:
+    """Where the local copies are and how much room they take."""
+    from velora_tui.remote.mirror import cache_size, remote_root
+
+    click.echo(f"{remote_root()}  {cache_size() / 1e6:.1f} MB")
+
+
+@cache.command("clear")
+def cache_clear() -> None:
+    """Delete every local copy (they are fetched again when next needed)."""
+    from velora_tui.remote.mirror import cache_size, clear_cache
+
+    size = cache_size()
+    root = clear_cache()
+    click.echo(f"removed {root} ({size / 1e6:.1f} MB)", err=True)
 
 
 def entry() -> None:

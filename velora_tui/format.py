@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+from velora_tui.data import labels
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.values import format_number
 
@@ -39,11 +40,23 @@ def clock(moment: datetime | None) -> str:
 
 def shown_path(path: Path) -> str:
     """A path as short as it can be said here: relative to the working directory when it is
-    below it (`metrics.db`, `runs/a/metrics.db`), else whole."""
+    below it (`metrics.db`, `runs/a/metrics.db`), else whole; a remote one as `host:path`."""
+    remote = labels.label(path)
+    if remote is not None:
+        return remote
     try:
         return str(path.relative_to(Path.cwd()))
     except (ValueError, OSError):  # elsewhere, or the working directory is gone
         return str(path)
+
+
+def db_tag(path: Path) -> str:
+    """A database's short name in a list: its folder's name, after its host for a remote one
+    (`runs/a/metrics.db` -> `a`, `node03:/runs/a/metrics.db` -> `node03:a`)."""
+    remote, host = labels.label(path), labels.host(path)
+    if remote is None or host is None:
+        return path.parent.name
+    return f"{host}:{PurePosixPath(remote[len(host) + 1 :]).parent.name}"
 
 
 def table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from velora_tui.data import labels
 from velora_tui.data.values import as_float, as_int, parse_timestamp
 
 Key = tuple[Path, int]  # (database path, experiment id): an experiment across sources
@@ -34,7 +35,8 @@ class SourceStatus:
     message: str = ""
 
     def describe(self) -> str:
-        return f"{self.path}: {self.state}" + (f": {self.message}" if self.message else "")
+        place = labels.name(self.path)
+        return f"{place}: {self.state}" + (f": {self.message}" if self.message else "")
 
 
 class RunStatus(StrEnum):

@@ -17,6 +17,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Sparkline, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from velora_tui.data import labels
 from velora_tui.data.config import flatten
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
@@ -241,7 +242,9 @@ class ExperimentsScreen(VeloraScreen):
             return Text(f"No experiment matches “{clean_text(self.query_text)}” (Esc clears)")
         lines = Text()
         for status in self.host.monitor.statuses():
-            path = clean_text(str(status.path), 300)
+            if labels.is_host(status.path) and status.state is SourceState.OK:
+                continue  # a connected host: its sources say the rest
+            path = clean_text(labels.name(status.path), 300)
             if status.state is SourceState.WAITING:
                 lines.append("Waiting for ", style="bold yellow")
                 lines.append(path)

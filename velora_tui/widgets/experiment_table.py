@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from velora_tui.data.records import ExperimentSummary, Key
-from velora_tui.format import PENDING, ago, episode_count
+from velora_tui.format import PENDING, ago, db_tag, episode_count
 from velora_tui.render import number_cell, spark, status_cell, text_cell
 
 COLUMNS = (
@@ -86,7 +86,7 @@ class ExperimentTable(DataTable[Text]):
 
     def cells(self, s: ExperimentSummary, now: datetime) -> list[Text]:
         """Every column's cell, shown or not."""
-        ident = f"{s.db.parent.name}/{s.id}" if self.show_db else str(s.id)
+        ident = f"{db_tag(s.db)}/{s.id}" if self.show_db else str(s.id)
         episodes = Text(episode_count(s), justify="right", style="" if s.scanned else "dim")
         best = number_cell(s.best_reward) if s.scanned else Text(PENDING, justify="right")
         if s.nonfinite:

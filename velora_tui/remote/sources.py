@@ -1,0 +1,175 @@
+"""Local and remote sources together: remote ones are read from their local copies, which the
+links keep up to date, by the same Monitor as local files (a copy's folder is a directory
+source to it). The Monitor's statuses then speak of the remote paths, and each host gets a line
+of its own: connected / connecting / unreachable / refused, and how far behind."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from velora_tui.data import labels
+from velora_tui.data.records import SourceState, SourceStatus
+from velora_tui.data.sources import Monitor
+from velora_tui.remote.address import Host, RemoteSource, parse_source
+from velora_tui.remote.link import Link, LinkState, LinkStatus
+from velora_tui.remote.mirror import source_folder
+from velora_tui.remote.ssh import SshOptions
+
+SYNC_TIMEOUT = 60.0  # a one-shot command waits at most this long for a host's copy
+
+_HOST_STATES = {
+    LinkState.CONNECTED: SourceState.OK,
+    LinkState.CONNECTING: SourceState.WAITING,
+    LinkState.UNREACHABLE: SourceState.NOT_RESPONDING,
+    LinkState.REFUSED: SourceState.UNREADABLE,
+    LinkState.UNREADABLE: SourceState.UNREADABLE,
+}
+_REMOTE_STATES = {
+    "waiting": SourceState.WAITING,
+    "locked": SourceState.LOCKED,
+    "unreadable": SourceState.UNREADABLE,
+}
+
+
+def split_sources(
+    sources: Sequence[Path | str],
+) -> tuple[list[Path | str], list[RemoteSource]]:
+    """Local paths and remote sources (AddressError for a refused one)."""
+    local: list[Path | str] = []
+    remote: list[RemoteSource] = []
+    for source in sources:
+        found = parse_source(str(source))
+        if found is None:
+            local.append(source)
+        else:
+            remote.extend(found)
+    return local, remote
+
+
+class Remotes:
+    """The links to every host named, and the folders of their copies."""
+
+    def __init__(
+        self,
+        sources: Sequence[RemoteSource],
+        python: str = "python3",
+        options: SshOptions | None = None,
+    ) -> None:
+        self.sources = list(dict.fromkeys(sources))
+        self.folders = [source_folder(source.label) for source in self.sources]
+        by_host: dict[Host, list[int]] = {}
+        for index, source in enumerate(self.sources):
+            by_host.setdefault(source.host, []).append(index)
+        self.links = [
+            Link(
+                host,
+                [self.sources[i] for i in indexes],
+                [self.folders[i] for i in indexes],
+                python,
+                options,
+            )
+            for host, indexes in by_host.items()
+        ]
+
+    def sync(self, timeout: float = SYNC_TIMEOUT) -> list[LinkStatus]:
+        """Every host's copies brought up to date at once (one connection each)."""
+        threads = [
+            threading.Thread(target=link.sync, args=(timeout,), daemon=True) for link in self.links
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout + 5)
+        return [link.status for link in self.links]
+
+    def start(self) -> None:
+        for link in self.links:
+            link.start()
+
+    def stop(self) -> None:
+        for link in self.links:
+            link.stopping.set()
+        for link in self.links:
+            link.stop()
+
+    def host_statuses(self) -> list[LinkStatus]:
+        return [link.status for link in self.links]
+
+
+class RemoteMonitor(Monitor):
+    """A Monitor whose directory sources include the remote sources' copy folders."""
+
+    def __init__(
+        self, local: Sequence[Path | str], remotes: Remotes, patience: float | None = None
+    ) -> None:
+        self.remotes = remotes
+        super().__init__([*local, *remotes.folders], patience=patience)
+
+    def statuses(self) -> list[SourceStatus]:
+        remote_states: dict[Path, tuple[str, str]] = {}
+        for link in self.remotes.links:
+            for (spec, path), found in list(link.remote_states.items()):
+                mirror = link.mirrors.get((spec, path))
+                place = mirror.path if mirror is not None else link.folders[spec]
+                remote_states[place] = found
+        shown = []
+        for status in super().statuses():
+            state, why = remote_states.get(status.path, ("ok", ""))
+            if state in _REMOTE_STATES and status.state in (SourceState.OK, SourceState.WAITING):
+                status = SourceStatus(status.path, _REMOTE_STATES[state], why)
+            shown.append(status)
+        for link in self.remotes.links:
+            host = link.status
+            message = host.describe().partition(": ")[2]
+            place = labels.register_host(host.host)
+            shown.append(SourceStatus(place, _HOST_STATES[host.state], message))
+        return shown
+
+    def close(self, wait_for: float = 1.0) -> None:
+        self.remotes.stop()
+        super().close(wait_for)
+
+
+def file_statuses(monitor: Monitor) -> list[SourceStatus]:
+    """The statuses of files and folders (a host's own line left out)."""
+    return [s for s in monitor.statuses() if not labels.is_host(s.path)]
+
+
+def several_hosts(monitor: Monitor) -> bool:
+    """Whether the sources come from more than one host (this machine counting as one)."""
+    hosts = {labels.host(path) for path in monitor.databases}
+    return len(hosts) > 1
+
+
+def open_sources(
+    sources: Sequence[Path | str],
+    *,
+    python: str = "python3",
+    sync: bool = True,
+    patience: float | None = None,
+) -> tuple[Monitor, Remotes | None]:
+    """A Monitor on the sources. With remote ones: their copies brought up to date first when
+    `sync` (the one-shot commands), and the links (not started) to keep them so."""
+    local, remote = split_sources(sources)
+    if not remote:
+        return Monitor(local, patience=patience), None
+    remotes = Remotes(remote, python)
+    if sync:
+        remotes.sync()
+    return RemoteMonitor(local, remotes, patience=patience), remotes
+
+
+def with_host(monitor: Monitor, db: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """An `ls --json` object: `db` named as the user knows it, its `host` (null: this machine)
+    and, for a remote one, the host's state (`host_state`: state, since, how far behind)."""
+    host = labels.host(db)
+    data["db"] = labels.name(db)
+    data["host"] = host
+    if host is not None and isinstance(monitor, RemoteMonitor):
+        for link in monitor.remotes.links:
+            if link.host.label == host:
+                data["host_state"] = link.status.to_json()
+    return data
