@@ -80,6 +80,7 @@ def test_commands_read_a_remote_source_as_a_local_one(sshd: SshServer, tmp_path:
         exported = run_cli("export", "1", source, "--format", "jsonl")
         diffed = run_cli("diff", "1", "2", source)
         tailed = run_cli("tail", "-n", "5", "--json", source)
+        alerted = run_cli("alerts", "--json", source)
     assert remote.code == 0, remote.err
     rows = json.loads(remote.out)
     assert without_place(rows) == without_place(json.loads(local.out))
@@ -92,6 +93,10 @@ def test_commands_read_a_remote_source_as_a_local_one(sshd: SshServer, tmp_path:
     assert len(exported.lines) == 120
     assert diffed.code == 0
     assert [strict_json(line)["host"] for line in tailed.lines] == ["vt"] * 5
+    assert alerted.code == 0, alerted.err
+    said = [strict_json(line) for line in alerted.lines]
+    assert [(a["kind"], a["id"]) for a in said] == [("finished", n) for n in (3, 2, 1)]
+    assert {a["db"] for a in said} == {f"vt:{db}"}
     both = run_cli("ls", source, db.parent.parent)  # two hosts: the table says which
     assert "HOST" in both.lines[0]
     assert {line.split()[-2] for line in both.lines[1:]} == {"vt", "local"}

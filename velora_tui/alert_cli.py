@@ -33,6 +33,7 @@ import click
 
 from velora_tui.alerts import Alert, AlertTracker, alert_json, current_alerts
 from velora_tui.cli import Failure, keep_remotes_live, load, require_data
+from velora_tui.data import labels
 from velora_tui.data.records import SourceState, Update
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text
@@ -283,7 +284,7 @@ def _follow(monitor: Monitor, printer: AlertPrinter, poll: bool) -> None:
                 say(feed.describe())
             for update in updates:
                 if update.reset:
-                    say(f"{update.db}: replaced by a new database; following it")
+                    say(f"{labels.name(update.db)}: replaced by a new database; following it")
                 if update.status_changed:
                     status = monitor.databases[update.db].status
                     if states.get(update.db) != status:
