@@ -97,3 +97,10 @@ class PictureBuilt(Message, bubble=False):
 
     build: Build
     picture: list[Strip]
+
+
+@dataclass
+class GroupCurvesRead(Message, bubble=False):
+    """Each charted group's curve (data/groups.Aggregate), in the order of the legend."""
+
+    curves: list[Any]

@@ -228,15 +228,21 @@ def group_runs(
     summaries: Iterable[ExperimentSummary],
     configs: Mapping[Key, Config | None],
     keys: Sequence[str] = (),
+    cache: dict[Key, GroupKey] | None = None,
 ) -> list[Group]:
     """Groups of the runs, in the order of their first run. `keys` empty: seed grouping
     (`configs` maps each run's key to its flattened config, None or absent when unreadable);
-    else the runs with the same values of those keys."""
+    else the runs with the same values of those keys. `cache`: each run's group key, kept by
+    a caller that groups the same runs by the same keys again (a config never changes)."""
     chosen = [normalize_key(k) for k in keys if normalize_key(k)]
     groups: dict[GroupKey, Group] = {}
     for summary in summaries:
-        config = configs.get(summary.key)
-        key = chosen_key(summary, config, chosen) if chosen else seed_key(summary, config)
+        key = cache.get(summary.key) if cache is not None else None
+        if key is None:
+            config = configs.get(summary.key)
+            key = chosen_key(summary, config, chosen) if chosen else seed_key(summary, config)
+            if cache is not None:
+                cache[summary.key] = key
         group = groups.get(key)
         if group is None:
             group = groups[key] = Group(key)
