@@ -111,6 +111,7 @@ class ExperimentsScreen(VeloraScreen):
         self.group_cache: dict[Key, GroupKey] = {}
         self.groups: list[Group] = []
         self.group_sparks_asked: set[Key] = set()
+        self.picker_due = False  # `G` pressed: the picker opens once the configs are read
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -441,6 +442,9 @@ class ExperimentsScreen(VeloraScreen):
     def show_groups(self, matching: list[ExperimentSummary]) -> None:
         """When grouping: the groups of the experiments the filter keeps, in place of the list
         (a run is grouped once its config is read; the configs are read here when missing)."""
+        if self.picker_due and all(s.key in self.configs for s in matching):
+            self.picker_due = False
+            self.call_later(self.action_group_keys)
         groups_table = self.query_one(GroupTable)
         groups_table.display = self.grouping and bool(matching)
         self.query_one("#preview").display = not self.grouping
@@ -499,9 +503,13 @@ class ExperimentsScreen(VeloraScreen):
         from velora_tui.screens.groups import KeyPicker
 
         summaries = self.shown_summaries()
-        missing = [s.key for s in summaries if s.key not in self.configs]
-        if missing:
-            self.load_configs(missing)
+        if any(s.key not in self.configs for s in summaries):
+            asked = set().union(*self.configs_reading.values())
+            unasked = [s.key for s in summaries if s.key not in self.configs and s.key not in asked]
+            if unasked:
+                self.load_configs(unasked)
+            self.picker_due = True
+            return
         varied = varied_keys(self.configs.get(s.key) for s in summaries)
 
         def chosen(keys: list[str] | None) -> None:
