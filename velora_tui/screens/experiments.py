@@ -28,7 +28,7 @@ from velora_tui.format import ago, best_reward, episode_count
 from velora_tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import OPEN_HELP, ExperimentTable
-from velora_tui.widgets.group_table import GroupTable, OpenGroups
+from velora_tui.widgets.group_table import SWEEP_HELP, GroupTable, OpenGroups
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.pacing import Paced
@@ -79,12 +79,7 @@ class ExperimentsScreen(VeloraScreen):
             tooltip="group by config keys: pick among those that differ, or type them",
         ),
         Binding("o", "group_sort", "Sort groups", show=False, tooltip="groups: next sort column"),
-        Binding(
-            "w",
-            "sweep",
-            "Sweep",
-            tooltip="sweep table: a row per group of the list (as filtered), by final reward",
-        ),
+        Binding("w", "sweep", "Sweep", show=False, tooltip=SWEEP_HELP),
     ]
 
     def __init__(self) -> None:

@@ -117,9 +117,9 @@ class GroupChart(ThreadedPlot):
         set_x_ticks(plt, options, every_x, width)
         plt.xlabel(x_label)
         band = "± std" if state.band == "std" else "min-max"
-        title = f"mean reward over runs, {band} band · (n): runs left where one ends"
+        title = f"mean reward, {band} band · (n) runs left"
         if options.smoothing:
-            title += f" · each run smoothed {options.smoothing:g}"
+            title += f" · smoothing {options.smoothing:g}"
         if not all(curve.exact for curve in state.curves):
             title += " · binned"
         plt.title(title)
@@ -158,12 +158,13 @@ class GroupChartScreen(VeloraScreen):
         legend = Text(no_wrap=True, overflow="ellipsis")
         now = self.host.now()
         for index, group in enumerate(self.groups):
+            if index:
+                legend.append("\n" if len(self.groups) < 4 else "   ")
             red, green, blue = PALETTE[index % len(PALETTE)]
             legend.append("━━ ", style=f"rgb({red},{green},{blue})")
             legend.append(clean_text(group.label(), 60), style="bold")
             legend.append(f"  {len(group.runs)} runs ({group.running(now)} running)  final ")
             legend.append_text(stat_cell(group.final()))
-            legend.append("\n" if len(self.groups) < 4 else "   ")
         self.query_one("#group-legend", Static).update(legend)
 
     def _read_due(self) -> None:

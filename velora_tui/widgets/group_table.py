@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 from velora_tui.data.groups import Group, Stat, spark_curve
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus
 from velora_tui.data.values import format_number
-from velora_tui.format import PENDING, ago, duration, episode_count
+from velora_tui.format import PENDING, duration, episode_count
 from velora_tui.messages import OpenExperiment
 from velora_tui.render import STATUS_GLYPHS, number_cell, spark, status_cell, text_cell
 
@@ -31,6 +31,7 @@ COLUMNS = (
 )
 SPARK_WIDTH = 14
 GROUP_NAME_WIDTH = 40
+SWEEP_HELP = "sweep table: a row per group of the list (as filtered), by final reward"
 OPEN_GROUP_HELP = "open the highlighted group's chart, or the highlighted run"
 
 
@@ -75,12 +76,15 @@ def runs_cell(group: Group, now: datetime) -> Text:
 class GroupTable(DataTable[Text]):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip=OPEN_GROUP_HELP),
-        Binding("right,l", "unfold", "Unfold", key_display="→", tooltip="groups: show its runs"),
-        Binding("left,h", "fold", "Fold", key_display="←", tooltip="groups: hide its runs"),
+        Binding("right,l", "unfold", "Fold", key_display="→/←", tooltip="groups: show its runs"),
+        Binding(
+            "left,h", "fold", "Fold", show=False, key_display="←", tooltip="groups: hide its runs"
+        ),
         Binding("space", "mark", "Mark", tooltip="groups: mark / unmark a group to compare"),
         Binding(
             "c", "compare", "Compare", tooltip="groups: the marked groups' means and bands overlaid"
         ),
+        Binding("w", "screen.sweep", "Sweep", tooltip=SWEEP_HELP),
         Binding("up,k", "cursor_up", "Up", show=False, tooltip="move in the list"),
         Binding("down,j", "cursor_down", "Down", show=False, tooltip="move in the list"),
     ]
@@ -127,7 +131,6 @@ class GroupTable(DataTable[Text]):
         name = Text("  ", no_wrap=True, overflow="ellipsis")
         name.append(f"#{where}{run.id} ")
         name.append_text(text_cell(run.agent, 20, "dim"))
-        name.append(f"  {ago(run.last_activity, now)}", style="dim")
         eta = run.eta() if run.status(now) is RunStatus.RUNNING else None
         return [
             Text.assemble(" ", status_cell(run.status(now))),
