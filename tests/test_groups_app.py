@@ -216,7 +216,8 @@ async def test_the_help_lists_the_group_keys(sweep: Path) -> None:
         assert rows["group by config keys: pick among those that differ, or type them"] == "G"
         assert rows["groups: next sort column"] == "o"
         assert rows[BAND_HELP] == "b"
-        assert rows["groups: show its runs"] == "→"
+        assert rows["groups: show its runs"] == "→/←"
+        assert rows["groups: hide its runs"] == "←"
         assert any(what.startswith("sweep table") for what in rows)
 
 
