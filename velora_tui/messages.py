@@ -101,6 +101,8 @@ class PictureBuilt(Message, bubble=False):
 
 @dataclass
 class GroupCurvesRead(Message, bubble=False):
-    """Each charted group's curve (data/groups.Aggregate), in the order of the legend."""
+    """Each charted group's curve (data/groups.Aggregate), in the order of the legend; not
+    `complete` while rows of its runs are left to read."""
 
     curves: list[Any]
+    complete: bool = True

@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, json_number
@@ -45,6 +46,7 @@ Config = Mapping[str, Any]
 GroupKey = tuple[tuple[str, str], ...]
 
 
+@lru_cache(maxsize=65_536)
 def is_seed_key(key: str) -> bool:
     """`seed`, `env_params.seed`, `torch.device`, `seed.0` (a list of seeds)..."""
     return any(part.lower() in SEED_KEYS for part in key.split("."))
@@ -62,6 +64,13 @@ def value_text(value: Any) -> str:
     """A config value as one comparable text: strings as they are, the rest as JSON."""
     if isinstance(value, str):
         return value
+    # What json.dumps gives for these, without its cost (grouping calls this per config key).
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    if type(value) is int or (type(value) is float and math.isfinite(value)):
+        return repr(value)
     try:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError):
@@ -87,14 +96,18 @@ def lookup(config: Config | None, summary: ExperimentSummary, key: str) -> str:
 def seed_key(summary: ExperimentSummary, config: Config | None) -> GroupKey:
     """Everything that is not a seed: agent, env and every other config key with its value.
     A run whose config cannot be read is a group of its own."""
-    items: dict[str, str] = {"agent": summary.agent, "env": summary.env}
+    base = {"agent": summary.agent, "env": summary.env}
     if config is None:
-        items[UNREADABLE] = f"{summary.db}#{summary.id}"
-    else:
-        for key, value in config.items():
-            if not is_seed_key(str(key)):
-                items[str(key)] = value_text(value)
-    return tuple(sorted(items.items()))
+        base[UNREADABLE] = f"{summary.db}#{summary.id}"
+        return tuple(sorted(base.items()))
+    items = [
+        (key, value if type(value) is str else value_text(value))
+        for key, value in config.items()
+        if not is_seed_key(str(key))
+    ]
+    named = {key for key, _ in items}
+    items += [(key, value) for key, value in base.items() if key not in named]
+    return tuple(sorted(items))
 
 
 def chosen_key(summary: ExperimentSummary, config: Config | None, keys: Sequence[str]) -> GroupKey:

@@ -32,6 +32,12 @@ from velora_tui.widgets.status_bar import StatusBar
 
 BANDS = ("std", "min-max")
 BAND_HELP = "group charts: band of ± std / of min to max over the runs"
+# Seconds of reading a redraw: a group of long runs is first drawn from what was read in that
+# time, and grows redraw by redraw until every row is read.
+READ_BUDGET = 0.5
+# Buckets a run's series is kept in (in SQL): a few per point of the chart, so the smoothing
+# and aggregation of many runs stay cheap.
+RUN_POINTS = 600
 # Labels of the run count where runs end, a curve at most (more would cover the curve).
 MAX_END_LABELS = 6
 
@@ -41,6 +47,7 @@ class GroupChartState:
     curves: tuple[Aggregate, ...]
     options: ChartOptions
     band: str
+    reading: bool = False  # rows are still being read: the curves end early
 
 
 def _faint(color: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -78,12 +85,13 @@ class GroupChart(ThreadedPlot):
         self.curves: tuple[Aggregate, ...] = ()
         self.options = ChartOptions()
         self.band = BANDS[0]
+        self.reading = False
 
     def show(self) -> None:
         self.draw()
 
     def state(self) -> GroupChartState:
-        return GroupChartState(self.curves, self.options, self.band)
+        return GroupChartState(self.curves, self.options, self.band, self.reading)
 
     @staticmethod
     def paint(plt: Plot, width: int, state: GroupChartState) -> None:
@@ -112,7 +120,7 @@ class GroupChart(ThreadedPlot):
             for x, y, text in end_labels(curve, xs):
                 plt.text(text, x=x, y=y, color=color)
         if not drawn:
-            plt.title("reward: waiting for episodes")
+            plt.title("reward: reading…" if state.reading else "reward: waiting for episodes")
             return
         set_x_ticks(plt, options, every_x, width)
         plt.xlabel(x_label)
@@ -122,6 +130,8 @@ class GroupChart(ThreadedPlot):
             title += f" · smoothing {options.smoothing:g}"
         if not all(curve.exact for curve in state.curves):
             title += " · binned"
+        if state.reading:
+            title += " · reading…"
         plt.title(title)
 
 
@@ -140,7 +150,7 @@ class GroupChartScreen(VeloraScreen):
         self.options = ChartOptions()
         self.band = BANDS[0]
         self.redraws = Redraws(self, self._read_due)
-        self.readers = SeriesReaders(size=max(1, sum(len(g.runs) for g in groups)))
+        self.readers = SeriesReaders(RUN_POINTS, size=max(1, sum(len(g.runs) for g in groups)))
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -186,24 +196,25 @@ class GroupChartScreen(VeloraScreen):
     def read_curves(
         self, readers: list[list[SeriesReader | None]], points: int, options: ChartOptions
     ) -> None:
+        budget = READ_BUDGET / max(1, len(readers))
+        read = [read_series(group, budget) for group in readers]
+        complete = all(one.complete for group in read for one in group)
         curves = [
-            group_curve(
-                read_series(group),
-                points,
-                axis=options.x_axis,
-                smoothing=options.smoothing,
-            )
-            for group in readers
+            group_curve(group, points, axis=options.x_axis, smoothing=options.smoothing)
+            for group in read
         ]
         if not get_current_worker().is_cancelled:
-            self.post_message(GroupCurvesRead(curves))
+            self.post_message(GroupCurvesRead(curves, complete))
 
     @on(GroupCurvesRead)
     def show_curves(self, message: GroupCurvesRead) -> None:
         chart = self.query_one(GroupChart)
         chart.curves = tuple(message.curves)
         chart.options, chart.band = self.options, self.band
+        chart.reading = not message.complete
         chart.show()
+        if not message.complete:
+            self.redraws.request()  # the rest of the rows, with the next redraw
 
     @on(Worker.StateChanged)
     def read_ended(self, event: Worker.StateChanged) -> None:
