@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import statistics
 from pathlib import Path
 
 import pytest
 
-from tests.support import assert_unchanged, build_sweep_db, query
+from tests.support import assert_unchanged, build_sweep_db, execute, query
 from tests.test_cli import run_cli, strict_json
 
 
@@ -110,3 +111,21 @@ def test_export_without_id_or_group_is_a_usage_error(sweep: Path) -> None:
     result = run_cli("export", "1", sweep, "--format", "csv")
     assert result.code == 0
     assert result.out.startswith("id,experiment_id")
+
+
+def test_hostile_config_values_come_out_clean(sweep: Path) -> None:
+    """Config values are untrusted: markup, escape sequences and control characters in the
+    values that name groups never reach the terminal (run_cli checks every output)."""
+    config = json.dumps({"seed": 1, "tag": "\x1b[31m[/oops]\x07", "train_params": {}})
+    execute(sweep, "UPDATE experiment SET config = ? WHERE id IN (1, 2)", (config,))
+    execute(sweep, "UPDATE experiment SET config = 'not json' WHERE id = 3")
+    result = run_cli("ls", sweep, "--group-by", "tag")
+    assert result.code == 0, result.err
+    assert "[/oops]" in result.out
+    result = run_cli("ls", sweep, "--group")
+    assert result.code == 0, result.err
+    assert len(result.out.splitlines()) == 1 + 5  # 3 configs, the 2 changed ones, the bad one
+    result = run_cli("export", "--group-by", "tag", sweep, "--format", "csv")
+    assert result.code == 0, result.err
+    groups = strict_json(run_cli("ls", sweep, "--group-by", "tag", "--json").out)
+    assert {g["values"]["tag"] for g in groups} == {"\x1b[31m[/oops]\x07", "-"}

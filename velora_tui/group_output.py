@@ -120,11 +120,14 @@ def write_group_curves(
     count = 0
     if fmt == "csv":
         writer = csv.writer(out)
-        writer.writerow(["group", *keys, "x_axis", *POINT_FIELDS])
+        # Text from the configs, cleaned: a CSV is often read in a terminal.
+        writer.writerow(["group", *(clean_text(k, 200) for k in keys), "x_axis", *POINT_FIELDS])
         for group, curve in zip(groups, curves, strict=True):
             values = dict(group.name)
+            label = clean_text(group.label(), 400)
+            cells = [clean_text(values.get(k, ""), 200) for k in keys]
             for point in _points(curve):
-                writer.writerow([group.label(), *(values.get(k, "") for k in keys), axis, *point])
+                writer.writerow([label, *cells, axis, *point])
                 count += 1
         return count
     if fmt == "jsonl":

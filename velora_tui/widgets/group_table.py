@@ -14,7 +14,7 @@ from textual.widgets import DataTable
 
 from velora_tui.data.groups import Group, Stat, spark_curve
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus
-from velora_tui.data.values import format_number
+from velora_tui.data.values import clean_text, format_number
 from velora_tui.format import PENDING, duration, episode_count
 from velora_tui.messages import OpenExperiment
 from velora_tui.render import STATUS_GLYPHS, number_cell, spark, status_cell, text_cell
@@ -112,7 +112,7 @@ class GroupTable(DataTable[Text]):
         eta = group.eta(now)
         curve = spark_curve([(r.episodes, sparks.get(r.key, ())) for r in group.runs])
         name = Text(no_wrap=True, overflow="ellipsis")
-        name.append(group.label(GROUP_NAME_WIDTH), style="bold")
+        name.append(clean_text(group.label(), GROUP_NAME_WIDTH), style="bold")
         return [
             Text.assemble(("▶" if marked else "", "bold magenta"), (fold, "bold")),
             name,
