@@ -88,7 +88,8 @@ def group_curves(
         for run in group.runs:
             database = monitor.databases.get(run.db)
             if database is not None:
-                series.append(SeriesReader(database, run.id, max_points=points).read())
+                reader = SeriesReader(database, run.id, max_points=points)
+                series.append(reader.read(metrics=("reward",)))
         found.append(group_curve(series, points, metric=metric, axis=axis, smoothing=smoothing))
     return found
 

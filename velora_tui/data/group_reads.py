@@ -9,7 +9,7 @@ smoothing has to come first, and SQL cannot do an EMA.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +103,12 @@ def group_curve(
 
 
 def read_series(
-    readers: Sequence[SeriesReader | None], budget: float | None = None
+    readers: Sequence[SeriesReader | None],
+    budget: float | None = None,
+    metrics: Collection[str] = ("reward",),
 ) -> list[Series]:
-    """Every run's series as read so far, reading what is new (a run whose database is gone
-    is an empty series). `budget`: seconds for all of them (each reads at least one chunk);
-    a series left incomplete says so (`complete`)."""
+    """Every run's series of `metrics` as read so far, reading what is new (a run whose
+    database is gone is an empty series). `budget`: seconds for all of them (each reads at
+    least one chunk); a series left incomplete says so (`complete`)."""
     each = None if budget is None else budget / max(1, len(readers))
-    return [reader.read(each) if reader is not None else Series() for reader in readers]
+    return [reader.read(each, metrics) if reader is not None else Series() for reader in readers]
