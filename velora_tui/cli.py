@@ -132,6 +132,16 @@ GROUP_BY = click.option(
 )
 
 
+def _group_keys(seeds: bool, keys: tuple[str, ...]) -> list[str] | None:
+    """Grouping asked for: its keys ([] for seeds), None for none (the groups' code, and what
+    it imports, is loaded only then)."""
+    if not seeds and not keys:
+        return None
+    from velora_tui import group_output
+
+    return group_output.group_keys(seeds, keys)
+
+
 @main.command("ls")
 @SOURCES
 @JSON
@@ -141,9 +151,7 @@ def list_experiments(
     sources: tuple[Path, ...], as_json: bool, group_seeds: bool, group_by: tuple[str, ...]
 ) -> None:
     """List experiments with their progress and rewards (or their groups)."""
-    from velora_tui import group_output
-
-    keys = group_output.group_keys(group_seeds, group_by)
+    keys = _group_keys(group_seeds, group_by)
     monitor = load(sources)
     require_data(monitor)
     # Users script on these numbers: every aggregate exact, or the source named as failing.
@@ -153,6 +161,8 @@ def list_experiments(
     now = datetime.now()
     summaries = sort_summaries((s for s in monitor.summaries() if s.db not in incomplete), now)
     if keys is not None:
+        from velora_tui import group_output
+
         groups = group_output.make_groups(monitor, summaries, keys, now)
         text = group_output.groups_json if as_json else group_output.groups_table
         click.echo(text(groups, now))
@@ -302,9 +312,7 @@ def export(
 ) -> None:
     """Export every episode of experiment ID, all columns; with --group or --group-by, every
     group's aggregated reward curve (mean, std, min, max and runs at each x)."""
-    from velora_tui import group_output
-
-    keys = group_output.group_keys(group_seeds, group_by)
+    keys = _group_keys(group_seeds, group_by)
     if keys is None:
         if exp_id is None or not exp_id.lstrip("-").isdigit():
             raise click.UsageError("export needs an experiment ID (or --group / --group-by)")
@@ -321,6 +329,8 @@ def export(
                 count = write_episodes(out, fmt, chunks)
                 what = "episodes"
             else:
+                from velora_tui import group_output
+
                 now = datetime.now()
                 groups = group_output.make_groups(monitor, monitor.summaries(), keys, now)
                 points = group_output.EXPORT_POINTS

@@ -106,6 +106,7 @@ class ExperimentsScreen(VeloraScreen):
         self.group_cache: dict[Key, GroupKey] = {}
         self.groups: list[Group] = []
         self.group_sparks_asked: set[Key] = set()
+        self.group_sparks_at = 0.0  # when sparklines with new episodes were last asked for
         self.picker_due = False  # `G` pressed: the picker opens once the configs are read
 
     def compose(self) -> ComposeResult:
@@ -469,14 +470,18 @@ class ExperimentsScreen(VeloraScreen):
         return sort_groups(found, self.host.now(), self.group_sort), missing
 
     def load_group_sparks(self, keys: list[Key]) -> None:
-        """Sparklines of grouped runs: each once, and again when due (new episodes) after the
-        list's own pacing asked for them."""
-        due = [k for k in keys if k not in self.group_sparks_asked or k in self.spark_due]
+        """Sparklines of grouped runs: each once, and those with new episodes again at most
+        once a second (as the list's own)."""
+        again = time.monotonic() - self.group_sparks_at >= 1.0
+        due = [
+            k for k in keys if k not in self.group_sparks_asked or (again and k in self.spark_due)
+        ]
         databases = self.host.monitor.databases
         asked = {k: db for k in due[:SPARK_WINDOW] if (db := databases.get(k[0])) is not None}
         if not asked or any(w.group == "sparks" for w in self.sparks_reading):
             return
         self.group_sparks_asked |= set(asked)
+        self.group_sparks_at = time.monotonic()
         self.spark_due -= set(asked)
         self.sparks_reading[self.read_sparks(asked)] = set(asked)
 
