@@ -4,6 +4,7 @@ lengths, one run still running) and with a real writer process."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, SelectionList
 
-from tests.support import SWEEP_BATCH_SIZES, Simulator, build_sweep_db, query
+from tests.support import SWEEP_BATCH_SIZES, Simulator, build_sweep_db, execute, query
 from tests.test_app import settle, until
 from velora_tui.app import Settings, VeloraApp, make_app
 from velora_tui.screens.experiment import ExperimentScreen
@@ -241,3 +242,31 @@ async def test_a_group_chart_follows_a_writer(tmp_path: Path, simulator: Simulat
         with sqlite3.connect(path) as conn:
             done = conn.execute("SELECT max(episode_num) FROM episode").fetchone()[0]
         assert chart.curves[0].x[-1] <= done
+
+
+async def test_hostile_values_name_groups_safely(sweep: Path) -> None:
+    """Markup, escape sequences and control characters in config values: shown as text."""
+    config = json.dumps({"seed": 1, "tag": "[/oops]\x1b[31m[bold]x\x07"})
+    execute(sweep, "UPDATE experiment SET config = ? WHERE id IN (1, 2)", (config,))
+    execute(sweep, "UPDATE experiment SET config = '{not json' WHERE id = 3")
+    app = still(sweep)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app)
+        await pilot.press("G")
+        await settle(app)
+        assert isinstance(app.screen, KeyPicker)
+        box = app.screen.query_one("#key-input", Input)
+        box.value = "tag"
+        box.focus()
+        await pilot.press("enter")
+        await settle(app)
+        table = groups_of(app)
+        names = [cells[1].plain for cells in table.rendered.values()]
+        assert "tag=[/oops][bold]x " in names  # the bell became a space
+        assert all("\x1b" not in name and "\x07" not in name for name in names)
+        await pilot.press("enter")  # the chart of the hostile group, legend and all
+        await settle(app, 0.2)
+        assert isinstance(app.screen, GroupChartScreen)
+        await pilot.press("escape", "g", "g")  # seed grouping: the unreadable config alone
+        await settle(app)
+        assert sorted(len(g.runs) for g in groups_of(app).groups) == [1, 2, 2, 5, 5]

@@ -497,7 +497,8 @@ class ExperimentsScreen(VeloraScreen):
             self.query_one(ExperimentTable).focus()
 
     def action_group(self) -> None:
-        self.set_grouping(not self.grouping)
+        """Seed grouping on, or grouping off (`G` groups by chosen keys instead)."""
+        self.set_grouping(not self.grouping, None if self.grouping else [])
 
     def action_group_keys(self) -> None:
         from velora_tui.screens.groups import KeyPicker
