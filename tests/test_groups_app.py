@@ -20,7 +20,7 @@ from velora_tui.screens.groups import BAND_HELP, GroupChart, GroupChartScreen, K
 from velora_tui.screens.help import HelpScreen, sections
 from velora_tui.screens.sweep import SweepScreen
 from velora_tui.widgets.experiment_table import ExperimentTable
-from velora_tui.widgets.group_table import GroupTable
+from velora_tui.widgets.group_table import FOLD_HELP, GroupTable
 
 pytestmark = pytest.mark.ui
 
@@ -217,8 +217,7 @@ async def test_the_help_lists_the_group_keys(sweep: Path) -> None:
         assert rows["group by config keys: pick among those that differ, or type them"] == "G"
         assert rows["groups: next sort column"] == "o"
         assert rows[BAND_HELP] == "b"
-        assert rows["groups: show its runs"] == "→/←"
-        assert rows["groups: hide its runs"] == "←"
+        assert rows[FOLD_HELP] == "→/←"
         assert any(what.startswith("sweep table") for what in rows)
 
 

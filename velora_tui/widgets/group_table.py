@@ -31,6 +31,7 @@ COLUMNS = (
 )
 SPARK_WIDTH = 14
 GROUP_NAME_WIDTH = 40
+FOLD_HELP = "groups: unfold (its runs) / fold a group"
 SWEEP_HELP = "sweep table: a row per group of the list (as filtered), by final reward"
 OPEN_GROUP_HELP = "open the highlighted group's chart, or the highlighted run"
 
@@ -76,10 +77,8 @@ def runs_cell(group: Group, now: datetime) -> Text:
 class GroupTable(DataTable[Text]):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip=OPEN_GROUP_HELP),
-        Binding("right,l", "unfold", "Fold", key_display="→/←", tooltip="groups: show its runs"),
-        Binding(
-            "left,h", "fold", "Fold", show=False, key_display="←", tooltip="groups: hide its runs"
-        ),
+        Binding("right,l", "unfold", "Fold", key_display="→/←", tooltip=FOLD_HELP),
+        Binding("left,h", "fold", "Fold", show=False, key_display="→/←", tooltip=FOLD_HELP),
         Binding("space", "mark", "Mark", tooltip="groups: mark / unmark a group to compare"),
         Binding(
             "c", "compare", "Compare", tooltip="groups: the marked groups' means and bands overlaid"
