@@ -36,6 +36,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("startup", {"rounds": 1}),
     ("new_experiment", {"tries": 5}),
     ("remote", {"rounds": 1}),  # runs on another host, through a loopback sshd
+    ("groups", {"rounds": 8}),
 ]
 
 

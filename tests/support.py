@@ -829,3 +829,69 @@ class SshServer:
         if self.process is not None:
             stop_process(self.process)
             self.process = None
+
+
+# -- seeds and sweeps (groups) -------------------------------------------------------------------
+
+SWEEP_BATCH_SIZES = (32, 64, 128)
+SWEEP_SEEDS = 5
+SWEEP_PLANNED = 200
+# Episodes written per run, config by config (ragged: some runs stopped early); the 0 marks
+# the one still running.
+SWEEP_WRITTEN = ((200, 200, 200, 180, 150), (200, 200, 170, 200, 0), (200, 160, 200, 200, 190))
+SWEEP_RUNNING_WRITTEN = 120
+SWEEP_CEILINGS = (450.0, 500.0, 300.0)
+
+
+def build_sweep_db(path: Path, now: datetime | None = None) -> Path:
+    """A sweep as velora users run one: 3 configs (`train_params.batch_size` 32, 64, 128) x 5
+    seeds, 200 episodes planned; ragged lengths (runs that stopped early), every run finished
+    or stopped hours before `now`, except one (batch size 64, the fifth seed) still running:
+    its last episode a second before `now`. Rows 1 s apart; the configs differ only in their
+    batch size, seed and (for seed 2) `torch.device`."""
+    now = now or datetime.now()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        _create_tables(conn, "0.2.0")
+        start = now - timedelta(hours=6)
+        for index, batch in enumerate(SWEEP_BATCH_SIZES):
+            for seed in range(SWEEP_SEEDS):
+                written = SWEEP_WRITTEN[index][seed]
+                running = written == 0
+                written = SWEEP_RUNNING_WRITTEN if running else written
+                plan = RunPlan(
+                    "NeuroFlow",
+                    "CartPole-v1",
+                    SWEEP_PLANNED,
+                    written,
+                    SWEEP_CEILINGS[index],
+                    seed=100 + seed,
+                    batch_size=batch,
+                    window=20,
+                )
+                config = json.loads(make_config(plan))
+                if seed == 2:
+                    config["torch"]["device"] = "cuda:0"
+                begin = now - timedelta(seconds=written + 1) if running else start
+                cursor = conn.execute(
+                    "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+                    (plan.agent, plan.env, json.dumps(config), str(begin)),
+                )
+                exp_id = cursor.lastrowid
+                moment = begin
+                for values in episodes(plan):
+                    moment += timedelta(seconds=1)
+                    row = {**values, "experiment_id": exp_id, "created_at": str(moment)}
+                    columns = list(row)
+                    conn.execute(
+                        f"INSERT INTO episode ({', '.join(columns)}) "
+                        f"VALUES ({', '.join(':' + c for c in columns)})",
+                        row,
+                    )
+                start = moment + timedelta(seconds=5) if not running else start
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return path

@@ -89,6 +89,7 @@ def test_calls_given_up_on_answer_the_fallback_and_never_raise(gate: Gate) -> No
     one cancelled. Whoever looks at their answers afterwards (the feed's last heartbeat did, and
     `tail -f` ended on SIGTERM with "internal error: NotResponding") gets the fallback."""
     lane = Lane("test", deadline=DEADLINE)
+
     def stat_at_the_gate() -> int:
         pass_gate(gate.path)
         return 1

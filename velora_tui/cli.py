@@ -185,11 +185,38 @@ def open_app(
     )
 
 
+GROUP = click.option(
+    "--group", "group_seeds", is_flag=True, help="Group the seeds of each config (seed, device)."
+)
+GROUP_BY = click.option(
+    "--group-by",
+    "group_by",
+    multiple=True,
+    metavar="KEY",
+    help="Group by these config keys (dotted; repeatable or comma-separated).",
+)
+
+
+def _group_keys(seeds: bool, keys: tuple[str, ...]) -> list[str] | None:
+    """Grouping asked for: its keys ([] for seeds), None for none (the groups' code, and what
+    it imports, is loaded only then)."""
+    if not seeds and not keys:
+        return None
+    from velora_tui import group_output
+
+    return group_output.group_keys(seeds, keys)
+
+
 @main.command("ls")
 @SOURCES
 @JSON
-def list_experiments(sources: tuple[Path | str, ...], as_json: bool) -> None:
-    """List experiments with their progress and rewards."""
+@GROUP
+@GROUP_BY
+def list_experiments(
+    sources: tuple[Path | str, ...], as_json: bool, group_seeds: bool, group_by: tuple[str, ...]
+) -> None:
+    """List experiments with their progress and rewards (or their groups)."""
+    keys = _group_keys(group_seeds, group_by)
     monitor = load(sources)
     require_data(monitor)
     # Users script on these numbers: every aggregate exact, or the source named as failing.
@@ -198,6 +225,13 @@ def list_experiments(sources: tuple[Path | str, ...], as_json: bool) -> None:
         click.echo(f"velora-tui: {monitor.databases[path].status.describe()}", err=True)
     now = datetime.now()
     summaries = sort_summaries((s for s in monitor.summaries() if s.db not in incomplete), now)
+    if keys is not None:
+        from velora_tui import group_output
+
+        groups = group_output.make_groups(monitor, summaries, keys, now)
+        text = group_output.groups_json if as_json else group_output.groups_table
+        click.echo(text(groups, now))
+        return
     if as_json:
         click.echo(
             json.dumps([with_host(monitor, s.db, s.to_json(now)) for s in summaries], indent=2)
@@ -315,21 +349,70 @@ def diff(
 
 
 @main.command()
-@click.argument("exp_id", metavar="ID", type=int)
+@click.argument("exp_id", metavar="[ID]", required=False)
 @SOURCES
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="csv", show_default=True)
 @click.option(
     "-o", "--output", type=click.Path(path_type=Path), help="File to write (default: stdout)."
 )
-def export(exp_id: int, sources: tuple[Path | str, ...], fmt: str, output: Path | None) -> None:
-    """Export every episode of an experiment, all columns."""
+@GROUP
+@GROUP_BY
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["episode", "steps", "time"]),
+    default="episode",
+    show_default=True,
+    help="Groups: the curves' x (time: seconds since each run's start).",
+)
+@click.option(
+    "--smoothing",
+    type=click.FloatRange(0, 0.999),
+    default=0.0,
+    show_default=True,
+    help="Groups: each run smoothed first (debiased EMA weight).",
+)
+def export(
+    exp_id: str | None,
+    sources: tuple[Path | str, ...],
+    fmt: str,
+    output: Path | None,
+    group_seeds: bool,
+    group_by: tuple[str, ...],
+    x_axis: str,
+    smoothing: float,
+) -> None:
+    """Export every episode of experiment ID, all columns; with --group or --group-by, every
+    group's aggregated reward curve (mean, std, min, max and runs at each x)."""
+    keys = _group_keys(group_seeds, group_by)
+    if keys is None:
+        if exp_id is None or not exp_id.lstrip("-").isdigit():
+            raise click.UsageError("export needs an experiment ID (or --group / --group-by)")
+    elif exp_id is not None:
+        sources = (SourcePath().convert(exp_id, None, None), *sources)  # all are sources here
     monitor = load(sources)
     require_data(monitor)
-    summary = find_experiment(monitor, exp_id)
-    chunks = monitor.databases[summary.db].iter_episodes(exp_id)
     try:
         with _output(output) as out:
-            count = write_episodes(out, fmt, chunks)
+            if keys is None:
+                assert exp_id is not None
+                summary = find_experiment(monitor, int(exp_id))
+                chunks = monitor.databases[summary.db].iter_episodes(summary.id)
+                count = write_episodes(out, fmt, chunks)
+                what = "episodes"
+            else:
+                from velora_tui import group_output
+
+                now = datetime.now()
+                groups = group_output.make_groups(monitor, monitor.summaries(), keys, now)
+                points = group_output.EXPORT_POINTS
+                curves = group_output.group_curves(
+                    monitor, groups, axis=x_axis, smoothing=smoothing, points=points
+                )
+                count = group_output.write_group_curves(
+                    out, fmt, groups, curves, axis=x_axis, smoothing=smoothing
+                )
+                what = "group points"
     except ReadFailed as exc:
         raise Failure(f"export stopped: {exc.status.describe()}") from None
     except BrokenPipeError:
@@ -337,7 +420,7 @@ def export(exp_id: int, sources: tuple[Path | str, ...], fmt: str, output: Path 
     except OSError as exc:
         raise Failure(f"cannot write {output}: {exc.strerror or exc}") from None
     if output is not None:
-        click.echo(f"wrote {count} episodes to {output}", err=True)
+        click.echo(f"wrote {count} {what} to {output}", err=True)
 
 
 @contextlib.contextmanager

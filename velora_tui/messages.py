@@ -97,3 +97,12 @@ class PictureBuilt(Message, bubble=False):
 
     build: Build
     picture: list[Strip]
+
+
+@dataclass
+class GroupCurvesRead(Message, bubble=False):
+    """Each charted group's curve (data/groups.Aggregate), in the order of the legend; not
+    `complete` while rows of its runs are left to read."""
+
+    curves: list[Any]
+    complete: bool = True

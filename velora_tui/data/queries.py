@@ -100,6 +100,18 @@ def experiments_after() -> Prepared:
 
 
 @cache
+def configs_after() -> Prepared:
+    """Up to `:limit` experiments' ids and configs, as stored, the lowest ids above `:after`
+    first (grouping reads thousands of configs: a statement for each would cost more)."""
+    return compiled(
+        select_columns(Experiment.id, as_stored(Experiment.config, String))
+        .where(col(Experiment.id) > number("after"))
+        .order_by(col(Experiment.id))
+        .limit(number("limit"))
+    )
+
+
+@cache
 def config_of() -> Prepared:
     """The config of experiment `:exp_id`, as stored."""
     return compiled(

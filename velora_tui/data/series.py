@@ -125,9 +125,13 @@ class SeriesReader:
             return summary.episodes
         return max(0, (summary.last_id or 0) - self.mark)
 
-    def read(self, budget: float | None = None) -> Series:
+    def read(
+        self, budget: float | None = None, metrics: Collection[str] = EPISODE_METRICS
+    ) -> Series:
         """The series of every row read so far, reading what is new first: all of it, or with
-        a `budget` (seconds) as much as fits (`complete` says whether that was all)."""
+        a `budget` (seconds) as much as fits (`complete` says whether that was all). Only the
+        bands of `metrics` are filled (building them all is most of a read's time when little
+        is new)."""
         deadline = None if budget is None else time.monotonic() + budget
         with self._lock:
             summary = self.database.summaries.get(self.exp_id)
@@ -152,7 +156,7 @@ class SeriesReader:
                 self.mark = high
                 if deadline is not None and time.monotonic() >= deadline:
                     break
-            series = self._series()
+            series = self._series(metrics)
             series.complete = self.mark >= last
             return series
 
@@ -206,11 +210,15 @@ class SeriesReader:
                 buckets.append(bucket)
         self.keys, self.buckets, self.width = keys, buckets, self.width * 2
 
-    def _series(self) -> Series:
+    def _series(self, metrics: Collection[str] = EPISODE_METRICS) -> Series:
         series = Series(exact=all(bucket.rows <= 1 for bucket in self.buckets))
         steps = 0.0
         start: datetime | None = None
-        bands = [series.bands[metric] for metric in EPISODE_METRICS]
+        bands = [
+            (i, series.bands[metric])
+            for i, metric in enumerate(EPISODE_METRICS)
+            if metric in metrics
+        ]
         for index, bucket in enumerate(self.buckets):
             episode = bucket.episode
             series.episode.append(episode if math.isfinite(episode) else float(index + 1))
@@ -223,7 +231,7 @@ class SeriesReader:
             series.seconds.append(
                 (stamp - start).total_seconds() if stamp is not None and start else math.nan
             )
-            for i, band in enumerate(bands):
+            for i, band in bands:
                 count = bucket.counts[i]
                 mean = bucket.sums[i] / count if count else math.nan
                 band.mean.append(mean if math.isfinite(mean) else math.nan)

@@ -20,6 +20,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 from velora_tui.data import labels
 from velora_tui.data.config import flatten
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.groups import SORTS, Group, GroupKey, group_runs, sort_groups, varied_keys
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
 from velora_tui.data.sources import sort_summaries
 from velora_tui.data.values import clean_text
@@ -28,6 +29,7 @@ from velora_tui.format import ago, best_reward, episode_count
 from velora_tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead
 from velora_tui.screens.base import VeloraScreen
 from velora_tui.widgets.experiment_table import OPEN_HELP, ExperimentTable
+from velora_tui.widgets.group_table import SWEEP_HELP, GroupTable, OpenGroups
 from velora_tui.widgets.key_footer import KeyFooter
 from velora_tui.widgets.line import Line
 from velora_tui.widgets.pacing import Paced
@@ -69,6 +71,16 @@ class ExperimentsScreen(VeloraScreen):
             "Diff configs",
             tooltip="diff the configs of two marked experiments (a: all keys / differences)",
         ),
+        Binding("g", "group", "Group", tooltip="group the runs: seeds of a config / ungroup"),
+        Binding(
+            "G",
+            "group_keys",
+            "Group by…",
+            show=False,
+            tooltip="group by config keys: pick among those that differ, or type them",
+        ),
+        Binding("o", "group_sort", "Sort groups", show=False, tooltip="groups: next sort column"),
+        Binding("w", "sweep", "Sweep", show=False, tooltip=SWEEP_HELP),
     ]
 
     def __init__(self) -> None:
@@ -88,6 +100,15 @@ class ExperimentsScreen(VeloraScreen):
         # Experiments changed since the list was last drawn (None: all of them).
         self.pending: set[Key] | None = set()
         self.list_pace = Paced(self, LIST_INTERVAL, self._show_pending)
+        # Grouping (`g`): by seeds (no keys) or by chosen config keys; see data/groups.py.
+        self.grouping = False
+        self.group_keys: list[str] = []
+        self.group_sort = SORTS[0][0]
+        self.group_cache: dict[Key, GroupKey] = {}
+        self.groups: list[Group] = []
+        self.group_sparks_asked: set[Key] = set()
+        self.group_sparks_at = 0.0  # when sparklines with new episodes were last asked for
+        self.picker_due = False  # `G` pressed: the picker opens once the configs are read
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")
@@ -99,6 +120,7 @@ class ExperimentsScreen(VeloraScreen):
         yield Static(id="filter-error")
         with Vertical(id="list"):
             yield ExperimentTable(id="experiments")
+            yield GroupTable(id="groups")
             yield Static(id="more")
             yield Static(id="empty")
         with Vertical(id="preview"):
@@ -234,6 +256,7 @@ class ExperimentsScreen(VeloraScreen):
         table.display = bool(summaries)
         if not summaries:
             empty.update(self.empty_message() if loaded else Text("Reading…", style="dim"))
+        self.show_groups(matching)
         self.show_status()
         self.show_preview()
 
@@ -412,3 +435,122 @@ class ExperimentsScreen(VeloraScreen):
 
     def select(self, key: Key) -> None:
         self.query_one(ExperimentTable).select_key(key)
+
+    # -- groups (data/groups.py; the group table, chart and sweep screens) ----------------
+
+    def show_groups(self, matching: list[ExperimentSummary]) -> None:
+        """When grouping: the groups of the experiments the filter keeps, in place of the list
+        (a run is grouped once its config is read; the configs are read here when missing)."""
+        if self.picker_due and all(s.key in self.configs for s in matching):
+            self.picker_due = False
+            self.call_later(self.action_group_keys)
+        groups_table = self.query_one(GroupTable)
+        groups_table.display = self.grouping and bool(matching)
+        self.query_one("#preview").display = not self.grouping
+        if not self.grouping:
+            return
+        self.query_one(ExperimentTable).display = False
+        self.query_one("#more", Static).display = False
+        self.groups, missing = self.make_groups(matching)
+        now = self.host.now()
+        sparks = self.query_one(ExperimentTable).sparks
+        groups_table.show(self.groups, now, sparks)
+        if missing:
+            more = self.query_one("#more", Static)
+            more.display = True
+            more.update(f"reading the configs of {len(missing):,} experiments to group them…")
+        self.load_group_sparks([run.key for group in self.groups for run in group.runs])
+
+    def make_groups(self, matching: list[ExperimentSummary]) -> tuple[list[Group], list[Key]]:
+        """The groups of the runs whose configs are read, and the runs still waiting for
+        theirs (asked for here)."""
+        asked = set().union(*self.configs_reading.values())
+        missing = [s.key for s in matching if s.key not in self.configs]
+        if unasked := [key for key in missing if key not in asked]:
+            self.load_configs(unasked)
+        known = [s for s in matching if s.key in self.configs]
+        found = group_runs(known, self.configs, self.group_keys, self.group_cache)
+        return sort_groups(found, self.host.now(), self.group_sort), missing
+
+    def load_group_sparks(self, keys: list[Key]) -> None:
+        """Sparklines of grouped runs: each once, and those with new episodes again at most
+        once a second (as the list's own)."""
+        again = time.monotonic() - self.group_sparks_at >= 1.0
+        due = [
+            k for k in keys if k not in self.group_sparks_asked or (again and k in self.spark_due)
+        ]
+        databases = self.host.monitor.databases
+        asked = {k: db for k in due[:SPARK_WINDOW] if (db := databases.get(k[0])) is not None}
+        if not asked or any(w.group == "sparks" for w in self.sparks_reading):
+            return
+        self.group_sparks_asked |= set(asked)
+        self.group_sparks_at = time.monotonic()
+        self.spark_due -= set(asked)
+        self.sparks_reading[self.read_sparks(asked)] = set(asked)
+
+    def set_grouping(self, on: bool, keys: list[str] | None = None) -> None:
+        self.grouping = on
+        if keys is not None and keys != self.group_keys:
+            self.group_keys = keys
+            self.group_cache = {}
+        self.refresh_view()
+        if on:
+            self.query_one(GroupTable).focus()
+        else:
+            self.query_one(ExperimentTable).focus()
+
+    def action_group(self) -> None:
+        """Seed grouping on, or grouping off (`G` groups by chosen keys instead)."""
+        self.set_grouping(not self.grouping, None if self.grouping else [])
+
+    def action_group_keys(self) -> None:
+        from velora_tui.screens.groups import KeyPicker
+
+        summaries = self.shown_summaries()
+        if any(s.key not in self.configs for s in summaries):
+            asked = set().union(*self.configs_reading.values())
+            unasked = [s.key for s in summaries if s.key not in self.configs and s.key not in asked]
+            if unasked:
+                self.load_configs(unasked)
+            self.picker_due = True
+            return
+        varied = varied_keys(self.configs.get(s.key) for s in summaries)
+
+        def chosen(keys: list[str] | None) -> None:
+            if keys is not None:
+                self.set_grouping(True, keys)
+
+        self.app.push_screen(KeyPicker(varied, self.group_keys), chosen)
+
+    def action_group_sort(self) -> None:
+        names = [name for name, _ in SORTS]
+        self.group_sort = names[(names.index(self.group_sort) + 1) % len(names)]
+        self.notify(f"Groups sorted by {self.group_sort}", timeout=2)
+        self.refresh_view()
+
+    def action_sweep(self) -> None:
+        from velora_tui.screens.sweep import SweepScreen
+
+        matching = self.shown_summaries()
+        groups, missing = self.make_groups(matching)
+        if missing:
+            self.notify(f"Reading the configs of {len(missing):,} experiments: press w again")
+            return
+        if not groups:
+            self.notify("No experiments to group")
+            return
+        scope = f"the {len(matching):,} experiments"
+        scope += f" matching “{clean_text(self.query_text, 40)}”" if self.query_text else ""
+        self.app.push_screen(SweepScreen(groups, scope))
+
+    @on(OpenGroups)
+    def open_groups(self, message: OpenGroups) -> None:
+        from velora_tui.screens.groups import GroupChartScreen
+
+        self.app.push_screen(GroupChartScreen(message.groups))
+
+    @on(GroupTable.Changed)
+    def group_rows_changed(self) -> None:
+        self.query_one(GroupTable).show(
+            self.groups, self.host.now(), self.query_one(ExperimentTable).sparks
+        )

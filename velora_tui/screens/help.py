@@ -26,8 +26,11 @@ from velora_tui.screens.compare import CompareScreen
 from velora_tui.screens.diff import DiffScreen
 from velora_tui.screens.experiment import ExperimentScreen
 from velora_tui.screens.experiments import ExperimentsScreen
+from velora_tui.screens.groups import GroupChartScreen
+from velora_tui.screens.sweep import SweepScreen
 from velora_tui.widgets.episode_table import EpisodeTable
 from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.widgets.group_table import GroupTable
 
 # Where the keys are: a title, and the classes whose BINDINGS hold them (the app's come first).
 SECTIONS: tuple[tuple[str, tuple[type[DOMNode], ...]], ...] = (
@@ -35,6 +38,7 @@ SECTIONS: tuple[tuple[str, tuple[type[DOMNode], ...]], ...] = (
     ("Experiment", (ExperimentScreen, EpisodeTable)),
     ("Compare", (CompareScreen,)),
     ("Config diff", (DiffScreen,)),
+    ("Groups (g in the list)", (GroupTable, GroupChartScreen, SweepScreen)),
 )
 
 FILTER_SYNTAX = (

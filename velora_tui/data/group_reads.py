@@ -1,0 +1,114 @@
+"""What grouping reads: the runs' configs, and their series turned into a group's curve.
+
+Each run's series comes from its `SeriesReader` (downsampled in SQL, read incrementally: a
+redraw while runs write reads only their new rows). Smoothing is applied to each run before
+the runs are aggregated, as TensorBoard does; the cross-run mean, std, min and max are then
+taken in Python (`groups.aggregate`), over at most a few hundred points per run: the per-run
+smoothing has to come first, and SQL cannot do an EMA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from velora_tui.data.config import flatten, parse_config
+from velora_tui.data.connection import Fetch
+from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.groups import Aggregate, Config, Curve, aggregate
+from velora_tui.data.records import Key
+from velora_tui.data.schema import Schema
+from velora_tui.data.series import Series, SeriesReader
+from velora_tui.data.smoothing import smooth
+
+X_AXES = ("episode", "steps", "time")
+
+
+# Configs per read: the read lock is let go between statements (a few ms each at most).
+CONFIG_CHUNK = 500
+
+
+def read_configs(
+    databases: Mapping[Path, MetricsDatabase], keys: Iterable[Key]
+) -> dict[Key, Config | None]:
+    """Each run's flattened config; None where it cannot be read or is not a JSON object.
+    Read by id ranges, CONFIG_CHUNK a statement, from each database."""
+    wanted: dict[Path, set[int]] = {}
+    for db, exp_id in keys:
+        wanted.setdefault(db, set()).add(exp_id)
+    configs: dict[Key, Config | None] = {}
+    for db, ids in wanted.items():
+        database = databases.get(db)
+        found = _stored_configs(database, ids) if database is not None else {}
+        for exp_id in ids:
+            view = parse_config(found[exp_id]) if exp_id in found else None
+            ok = view is not None and view.ok and isinstance(view.data, dict | list)
+            configs[(db, exp_id)] = flatten(view.data) if ok and view is not None else None
+    return configs
+
+
+def _stored_configs(database: MetricsDatabase, ids: set[int]) -> dict[int, object]:
+    """The stored config text of these experiments (those that have a row), read in chunks
+    from the lowest wanted id; stops early where the file cannot be read."""
+    found: dict[int, object] = {}
+    after, last = min(ids) - 1, max(ids)
+    while after < last:
+
+        def query(fetch: Fetch, schema: Schema, after: int = after) -> Sequence[Any]:
+            from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
+
+            return fetch(queries.configs_after(), after=after, limit=CONFIG_CHUNK)
+
+        rows = database.run_locked(query)
+        if not rows:
+            break
+        for row in rows:
+            exp_id = int(row[0])
+            if exp_id in ids:
+                found[exp_id] = row[1]
+        after = int(rows[-1][0])
+    return found
+
+
+def x_of(series: Series, axis: str) -> list[float]:
+    """The series' x values on an axis: episode number, cumulative environment steps, or
+    seconds since its first episode."""
+    if axis == "steps":
+        return series.steps
+    if axis == "time":
+        return series.seconds
+    return series.episode
+
+
+def curves(series: Sequence[Series], metric: str, axis: str, smoothing: float) -> list[Curve]:
+    """Each run's (x, y) of `metric`, smoothed run by run (weight 0: as it is; non-finite
+    values become NaN, which aggregation leaves out)."""
+    return [(x_of(one, axis), smooth(one.bands[metric].mean, smoothing)) for one in series]
+
+
+def group_curve(
+    series: Sequence[Series],
+    points: int,
+    *,
+    metric: str = "reward",
+    axis: str = "episode",
+    smoothing: float = 0.0,
+) -> Aggregate:
+    """The group's curve of `metric` over its runs' series. Exact only where every run's
+    series is (each point one episode) and their x values fit in `points`."""
+    found = aggregate(curves(series, metric, axis, smoothing), points)
+    found.exact = found.exact and all(one.exact for one in series)
+    return found
+
+
+def read_series(
+    readers: Sequence[SeriesReader | None],
+    budget: float | None = None,
+    metrics: Collection[str] = ("reward",),
+) -> list[Series]:
+    """Every run's series of `metrics` as read so far, reading what is new (a run whose
+    database is gone is an empty series). `budget`: seconds for all of them (each reads at
+    least one chunk); a series left incomplete says so (`complete`)."""
+    each = None if budget is None else budget / max(1, len(readers))
+    return [reader.read(each, metrics) if reader is not None else Series() for reader in readers]
