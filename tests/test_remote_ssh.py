@@ -336,3 +336,42 @@ def test_a_new_connection_resumes_after_what_is_held(sshd: SshServer, tmp_path: 
     assert query(mirror.path, "SELECT id FROM episode ORDER BY id") == query(
         db, "SELECT id FROM episode ORDER BY id"
     )
+
+
+def test_two_processes_on_one_source_each_get_every_episode_once(
+    sshd: SshServer, tmp_path: Path, spawn: Spawn, simulator: Simulator
+) -> None:
+    """`tail -f` keeps the source's copy; `ls`, `tail` and a second `tail -f` run beside it on
+    the same source get a private copy (begun from a snapshot of the shared one) instead of
+    writing the shared one too: before, two links wrote one copy and the second said
+    "unreadable: rows the copy refuses (UNIQUE constraint failed)"."""
+    db = tmp_path / "remote" / "metrics.db"
+    db.parent.mkdir()
+    source = f"vt:{db}"
+    first, out, err = follow(spawn, source)
+    await_line(err, "vt: connected")
+    writer = simulator(db, episodes=300, rate=100)
+    out.take(20, TIMEOUT)
+    second, out2, err2 = follow(spawn, source)
+    listed = run_cli("ls", "--json", source)
+    tailed = run_cli("tail", "-n", "3", "--json", source)
+    assert listed.code == 0, listed.err
+    assert tailed.code == 0, tailed.err
+    assert "unreadable" not in listed.err + tailed.err
+    assert {row["host_state"]["state"] for row in json.loads(listed.out)} == {"connected"}
+    assert len(tailed.lines) == 3
+    assert writer.wait(TIMEOUT) == 0
+    expected = [row[0] for row in query(db, "SELECT id FROM episode ORDER BY id")]
+    out.take(len(expected), TIMEOUT)
+    time.sleep(1.0)  # anything printed twice would show up now
+    for tail in (first, second):
+        tail.send_signal(signal.SIGTERM)
+        assert tail.wait(TIMEOUT) == 0
+    assert ids_of(out.rest()) == expected
+    # The second started with "-n 0" after some episodes: from then on, each exactly once.
+    later = ids_of(out2.rest())
+    assert later == expected[len(expected) - len(later) :]
+    assert len(later) > 0
+    check_output("\n".join(err.rest()), "\n".join(err2.rest()))
+    private = Path(os.environ["VELORA_TUI_CACHE"]) / "remote" / "private"
+    assert not private.exists() or not any(private.iterdir())  # removed at their exit

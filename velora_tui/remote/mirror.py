@@ -15,7 +15,9 @@ shows the source as unreadable rather than writing it.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import fcntl
 import hashlib
 import math
 import os
@@ -29,6 +31,8 @@ from typing import Any
 from velora_tui.remote.ssh import cache_dir
 
 COPY_NAME = "metrics.db"
+LOCK_NAME = "lock"  # held by the process that keeps a source's folder (source_folder)
+PRIVATE = "private"  # folders of the other processes on a kept source
 MAX_NAME = 1_000  # agent, env
 MAX_CONFIG = 1_000_000  # the reader cuts configs at this length too
 MAX_TIME = 64
@@ -99,11 +103,84 @@ def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
 
+# The source folders this process keeps (writes the copies of), with their lock's descriptor:
+# held until the process ends, however it ends.
+_KEPT: dict[Path, int] = {}
+
+
 def source_folder(source_label: str) -> Path:
-    """The folder of one remote source (created 0700); the data layer watches it."""
-    folder = remote_root() / digest(source_label)
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """The folder of one remote source (created 0700); the data layer watches it.
+
+    One process at a time keeps a source's shared folder: a copy written by two links at once
+    would get rows out of id order, and readers of the copy (which read by id) would miss some.
+    Another velora-tui process on the same source (a `ls` beside the running app) gets a
+    private folder instead, begun from a snapshot of the shared copies so that its link only
+    fetches what came since, and removed when it ends."""
+    shared = remote_root() / digest(source_label)
+    shared.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if shared in _KEPT:
+        return shared
+    fd = os.open(shared / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return _private_folder(shared)
+    _KEPT[shared] = fd
+    return shared
+
+
+def _private_folder(shared: Path) -> Path:
+    private_root = remote_root() / PRIVATE
+    _remove_abandoned(private_root)
+    folder = private_root / f"{os.getpid()}-{shared.name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(mode=0o700, parents=True)
+    atexit.register(shutil.rmtree, folder, True)
+    with contextlib.suppress(OSError):
+        for entry in sorted(shared.iterdir()):
+            copy = entry / COPY_NAME
+            if copy.is_file():
+                _snapshot(copy, folder / entry.name / COPY_NAME)
     return folder
+
+
+def _snapshot(copy: Path, target: Path) -> None:
+    """A consistent copy of a copy another process writes (SQLite's backup; a damaged or
+    half-begun one is left out: the link then fetches that database from its start)."""
+    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True, timeout=5.0)
+        try:
+            destination = sqlite3.connect(target)
+            try:
+                source.backup(destination)
+            finally:
+                destination.close()
+        finally:
+            source.close()
+    except sqlite3.Error:
+        shutil.rmtree(target.parent, ignore_errors=True)
+
+
+def _remove_abandoned(private_root: Path) -> None:
+    """Private folders of processes that ended without removing theirs (killed)."""
+    with contextlib.suppress(OSError):
+        for entry in private_root.iterdir():
+            pid = entry.name.split("-", 1)[0]
+            if not pid.isdigit() or _alive(int(pid)):
+                continue
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's
+    return True
 
 
 def check_int(value: Any, what: str) -> int:
