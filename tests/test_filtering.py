@@ -468,3 +468,50 @@ def test_config_values_of_any_kind_never_raise(key: str, value: Any, op: str) ->
     except FilterError:
         return
     assert isinstance(query.matches(SUMMARIES[0], NOW, {name: value}), bool)
+
+
+# -- group terms ---------------------------------------------------------------------------------
+
+FIGURES = {"final": 420.0, "final_std": 12.5, "best": 500.0, "best_std": math.nan, "runs": 5}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("group.final>400", True),
+        ("group.final>=420", True),
+        ("group.final<400", False),
+        ("GROUP.FINAL:420", True),
+        ("group.runs=5 group.final_std<20", True),
+        ("group.runs!=5", False),
+        ("group.best_std<1", False),  # NaN never satisfies a comparison
+        ("group.best_std>1", False),
+        ("group.running>0", False),  # a figure not given is NaN
+    ],
+)
+def test_group_terms_compare_a_groups_figures(text: str, expected: bool) -> None:
+    assert parse_query(text).on_groups
+    assert parse_query(text).matches_group(FIGURES) is expected
+
+
+def test_group_terms_hold_for_every_run_and_run_terms_for_every_group() -> None:
+    query = parse_query("agent:neuro group.final>1000")
+    assert query.matches(make_summary(status=RunStatus.RUNNING), NOW)
+    assert not query.matches_group(FIGURES)
+    assert parse_query("agent:nothing").matches_group(FIGURES)
+    assert not parse_query("agent:neuro").on_groups
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("group.finale>3", 'unknown group field "finale"'),
+        ("group.final>high", '"group.final>" needs a number'),
+        ("group.final", "needs an operator and a number"),
+        ("group.final>nan", '"group.final>" needs a number'),
+    ],
+)
+def test_bad_group_terms_say_why(text: str, said: str) -> None:
+    with pytest.raises(FilterError) as info:
+        parse_query(text)
+    assert said in str(info.value)

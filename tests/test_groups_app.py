@@ -122,6 +122,31 @@ async def test_the_filter_filters_groups(sweep: Path) -> None:
         assert app.screen.query_one("#empty").display
 
 
+async def test_group_terms_of_the_filter_keep_groups_by_their_figures(sweep: Path) -> None:
+    app = still(sweep)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app)
+        await pilot.press("g")
+        await settle(app, 0.3)
+        now = app.now()
+        finals = {g.label(): g.figures(now)["final"] for g in groups_of(app).groups}
+        assert len(finals) == 3
+        middle = sorted(finals.values())[1]
+        box = app.screen.query_one("#filter", Input)
+        box.value = f"group.final>={middle}"
+        await settle(app, 0.3)
+        kept = {label for label, final in finals.items() if final >= middle}
+        assert set(labels(app)) == kept
+        assert len(kept) == 2
+        # Run terms choose the runs first; the group's figures are then of those runs.
+        box.value = "status!=running group.runs>=5"
+        await settle(app, 0.3)
+        assert set(labels(app)) == {"batch_size=32", "batch_size=128"}  # 64 has 4 not running
+        box.value = "group.finale>3"
+        await settle(app, 0.3)
+        assert "unknown group field" in str(app.screen.query_one("#filter-error").render())
+
+
 async def test_keys_picked_or_typed(sweep: Path) -> None:
     app = still(sweep)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -9,6 +9,10 @@
     cfg.train_params.batch_size=64   a key of the config flattened to dotted keys: numbers
                          compare as numbers, other values as case-insensitive text (= and !=);
                          a missing key only matches !=
+    group.final>400      when the list is grouped, a figure of the group: final (mean final
+                         reward), final_std, best, best_std, runs, running, episodes (the
+                         longest run's); the other terms choose the runs the figures are of.
+                         Ungrouped, group terms hold for every run.
 
 Double quotes hold spaces: `agent:"Neuro Flow"`. `parse_query` raises only `FilterError`, whose
 message is one short line; `Query.matches` never raises. NaN never satisfies a comparison.
@@ -26,12 +30,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from velora_tui.data import labels
 from velora_tui.data.records import ExperimentSummary, RunStatus
 from velora_tui.data.values import clean_text
 
 FIELDS = ("agent", "env", "id", "status", "reward", "best", "avg", "episodes")
 STATUSES = tuple(str(s) for s in RunStatus)
 CONFIG_PREFIX = "cfg."
+GROUP_PREFIX = "group."
+GROUP_FIELDS = ("final", "final_std", "best", "best_std", "runs", "running", "episodes")
 
 _TEXT_FIELDS = frozenset({"agent", "env"})
 _NUMBER_FIELDS: dict[str, Callable[[ExperimentSummary], float]] = {
@@ -114,14 +121,29 @@ class Query:
     def is_empty(self) -> bool:
         return not self.terms
 
+    @property
+    def on_groups(self) -> bool:
+        """True when a term looks at a group's figures: see `matches_group`."""
+        return any(term.field == "group" for term in self.terms)
+
     def matches(
         self,
         summary: ExperimentSummary,
         now: datetime,
         config: Mapping[str, Any] | None = None,
     ) -> bool:
-        """Whether every term holds. `config`: the flattened config, None when unavailable."""
-        return all(term.matches(summary, now, config) for term in self.terms)
+        """Whether every run term holds. `config`: the flattened config, None when unavailable."""
+        return all(
+            term.matches(summary, now, config) for term in self.terms if term.field != "group"
+        )
+
+    def matches_group(self, figures: Mapping[str, float]) -> bool:
+        """Whether every group term holds for a group with these figures (GROUP_FIELDS)."""
+        return all(
+            _compare(term.op, figures.get(term.key, math.nan), term.number)
+            for term in self.terms
+            if term.field == "group"
+        )
 
 
 def parse_query(text: str) -> Query:
@@ -146,6 +168,8 @@ def parse_query(text: str) -> Query:
 def _parse_term(token: str) -> Term:
     if token[:4].lower() == CONFIG_PREFIX:
         return _parse_config_term(token)
+    if token[: len(GROUP_PREFIX)].lower() == GROUP_PREFIX:
+        return _parse_group_term(token)
     found = _FIELD_TERM.fullmatch(token)
     if found is None:
         return Term("word", value=token.lower())
@@ -191,6 +215,20 @@ def _parse_config_term(token: str) -> Term:
     return Term("cfg", op, value.lower(), number, key)
 
 
+def _parse_group_term(token: str) -> Term:
+    found = _FIELD_TERM.fullmatch(token, len(GROUP_PREFIX))
+    fields = ", ".join(GROUP_PREFIX + name for name in GROUP_FIELDS)
+    if found is None:
+        raise FilterError(f'"{_show(token)}" needs an operator and a number, e.g. group.final>400')
+    name, op, value = found[1].lower(), found[2], found[3]
+    if name not in GROUP_FIELDS:
+        raise FilterError(f'unknown group field "{_show(found[1])}" (fields: {fields})')
+    number = _parse_number(value)
+    if number is None:
+        raise FilterError(f'"{_show(token[: len(GROUP_PREFIX)] + found[1] + op)}" needs a number')
+    return Term("group", "=" if op == ":" else op, value.lower(), number, name)
+
+
 def _parse_number(text: str) -> float | None:
     """A number typed in a filter: finite or infinite, never NaN."""
     try:
@@ -209,7 +247,7 @@ def _show(text: str) -> str:
 
 def _haystack(summary: ExperimentSummary) -> str:
     s = summary
-    return f"{s.agent} {s.env} {s.id} #{s.id} {s.db}".lower()
+    return f"{s.agent} {s.env} {s.id} #{s.id} {labels.name(s.db)}".lower()
 
 
 def _text_match(op: str, wanted: str, actual: str) -> bool:

@@ -214,6 +214,19 @@ class Group:
             longest = eta if longest is None else max(longest, eta)
         return longest
 
+    def figures(self, now: datetime) -> dict[str, float]:
+        """The figures the filter's group terms look at (filtering.GROUP_FIELDS)."""
+        final, best = self.final(), self.best()
+        return {
+            "final": final.mean,
+            "final_std": final.std,
+            "best": best.mean,
+            "best_std": best.std,
+            "runs": len(self.runs),
+            "running": self.running(now),
+            "episodes": self.episodes()[1],
+        }
+
     def to_json(self, now: datetime) -> dict[str, Any]:
         low, high = self.episodes()
         eta = self.eta(now)

@@ -470,7 +470,10 @@ class ExperimentsScreen(VeloraScreen):
             self.load_configs(unasked)
         known = [s for s in matching if s.key in self.configs]
         found = group_runs(known, self.configs, self.group_keys, self.group_cache)
-        return sort_groups(found, self.host.now(), self.group_sort), missing
+        now = self.host.now()
+        if self.filter_query.on_groups:
+            found = [g for g in found if self.filter_query.matches_group(g.figures(now))]
+        return sort_groups(found, now, self.group_sort), missing
 
     def load_group_sparks(self, keys: list[Key]) -> None:
         """Sparklines of grouped runs: each once, and those with new episodes again at most

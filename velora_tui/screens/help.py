@@ -55,6 +55,11 @@ FILTER_SYNTAX = (
         "a config key (dotted): numbers compare as numbers, other values as text with = and !=;"
         " a missing key matches only !=",
     ),
+    (
+        "group.final>400 group.runs>=3",
+        "grouped (g): a group's final (mean final reward), final_std, best, best_std, runs,"
+        " running or episodes; the other terms choose the runs these are of",
+    ),
     ('agent:"Neuro Flow"', "double quotes hold spaces; every term must hold"),
 )
 
