@@ -115,22 +115,26 @@ class BrowserServer(Server):
             return websocket
         width = _bounded(request.query.get("width"), 1, 80, MAX_COLUMNS)
         height = _bounded(request.query.get("height"), 1, 24, MAX_ROWS)
-        with self.limit.hold():
-            await websocket.prepare(request)
-            process = AppProcess(
-                self.argv,
-                write_bytes=websocket.send_bytes,
-                write_str=websocket.send_str,
-                close=partial(_close, websocket),
-                download_manager=self.download_manager,
-            )
-            self.live[process] = websocket
-            try:
-                await self._run(websocket, process, width, height)
-            finally:
-                await process.stop()
-                self.live.pop(process, None)
-                self.say(f"session ended (pid {process.pid}); {self.limit.open - 1} open")
+        process = AppProcess(
+            self.argv,
+            write_bytes=websocket.send_bytes,
+            write_str=websocket.send_str,
+            close=partial(_close, websocket),
+            download_manager=self.download_manager,
+        )
+        try:
+            with self.limit.hold():
+                await websocket.prepare(request)
+                self.live[process] = websocket
+                try:
+                    await self._run(websocket, process, width, height)
+                finally:
+                    await process.stop()
+                    self.live.pop(process, None)
+        finally:
+            # Said once its place is free again (nothing awaited in between).
+            if process.pid is not None:
+                self.say(f"session ended (pid {process.pid}); {self.limit.open} open")
         return websocket
 
     async def _run(
@@ -158,11 +162,16 @@ class BrowserServer(Server):
                 envelope = json.loads(message.data)
             except ValueError:
                 continue
-            if not isinstance(envelope, list) or len(envelope) != 2:
+            if not isinstance(envelope, list) or not 1 <= len(envelope) <= 2:
                 continue
-            kind, data = envelope
+            kind, data = envelope[0], envelope[1] if len(envelope) == 2 else None
             if kind == "stdin" and isinstance(data, str):
-                await process.send_bytes(data.encode("utf-8", "replace"))
+                # A lone surrogate (no keyboard types one) is dropped, not made a key; and no
+                # empty packet is sent: Textual's key parser takes one for the end of its
+                # input, and the app would answer no key again (Textual 8.2).
+                keys = data.encode("utf-8", "ignore")
+                if keys:
+                    await process.send_bytes(keys)
             elif kind == "resize" and isinstance(data, dict):
                 width, height = (
                     _cells(data.get("width"), MAX_COLUMNS),
