@@ -60,6 +60,9 @@ class AppProcess(AppService):
     async def _open_app_process(self, width: int = 80, height: int = 24) -> Process:
         environment = self._build_environment(width=width, height=height)
         environment.pop(TOKEN_ENV, None)  # the app has no use for the server's token
+        # The page is not the terminal the server was started in: it shows colours whatever
+        # that terminal's NO_COLOR says (textual-serve asks Textual for truecolor).
+        environment.pop("NO_COLOR", None)
         # Its own session: the terminal's Ctrl-C reaches the server alone, which ends every
         # tab's process itself, and the group can be signalled as one.
         process = await asyncio.create_subprocess_exec(
