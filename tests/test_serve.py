@@ -293,7 +293,7 @@ async def test_the_session_limit_tells_the_next_one_why(serve: Serve, sample_db:
         message = await third.receive(timeout=10)
         assert message.type is aiohttp.WSMsgType.CLOSE
         assert third.close_code == 1013  # try again later
-        assert "2 of 2 sessions are open (--max-sessions)" in message.extra
+        assert "2 of 2 sessions are open (--max-sessions)" in str(message.extra)
         page = await http.get(f"{served.base}/", headers=cookie(served))
         assert page.status == 503
         assert "2 of 2 sessions are open" in await page.text()
