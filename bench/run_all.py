@@ -35,6 +35,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("app_keys", {}),
     ("startup", {"rounds": 1}),
     ("new_experiment", {"tries": 5}),
+    ("serve", {}),  # the app in a browser (bench/serve.py; needs Chromium)
 ]
 
 
