@@ -260,13 +260,15 @@ def run(browser: Browser) -> list[Metric]:
 def screenshot(browser: Browser) -> None:
     """docs/screenshot-browser.png: a live run's charts in the page."""
     with scratch_dir("serve-shot-") as folder, ExitStack() as stack:
-        db = folder / "metrics.db"
+        db = folder / "runs" / "cartpole" / "metrics.db"
+        db.parent.mkdir(parents=True)
         log = folder / "commits.log"
         stack.enter_context(
             simulator(db, rate=20, episodes=3000, commit_log=log, extra=["--history"])
         )
         wait_for(lambda: log.exists() and log.stat().st_size > 0, timeout=30, what="commits")
-        served = stack.enter_context(serving(folder, db))
+        served = Served(["runs/"], folder / "serve.log", cwd=folder)
+        stack.callback(served.stop)
         page = open_page(browser, served)
         wait_for(lambda: bool(served.tabs()), timeout=30, what="a tab")
         page.wait_for_timeout(8000)  # the run is 160 episodes in: curves worth a look
@@ -277,7 +279,7 @@ def screenshot(browser: Browser) -> None:
         print(f"wrote {SCREENSHOT.relative_to(REPO)}")
 
 
-def main() -> list[Metric]:
+def main(only_screenshot: bool = False) -> list[Metric]:
     missing = browser_missing()
     if missing:
         print(f"bench/serve.py: skipped: {missing}", file=sys.stderr)
@@ -287,7 +289,7 @@ def main() -> list[Metric]:
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
-            metrics = run(browser)
+            metrics = [] if only_screenshot else run(browser)
             screenshot(browser)
         finally:
             browser.close()
@@ -295,5 +297,5 @@ def main() -> list[Metric]:
 
 
 if __name__ == "__main__":
-    for metric in main():
+    for metric in main(only_screenshot="--screenshot" in sys.argv[1:]):
         print(f"{metric.name}: {metric.measured} (goal {metric.goal})")

@@ -203,12 +203,18 @@ def test_a_page_of_another_site_cannot_drive_the_app(
 def test_five_tabs_at_once_and_closing_them_ends_their_apps(
     serve: Serve, sample_db: Path, context: BrowserContext
 ) -> None:
-    served = serve([sample_db])
+    served = serve([sample_db], args=["--max-sessions", "5"])
     tabs = [open_app(context, served) for _ in range(5)]
     for _, frames in tabs:
         frames.wait_for("InvertedPendulum-v5")
     apps = served.tabs()
     assert len(apps) == 5
+    sixth = context.new_page()
+    response = sixth.goto(f"{served.base}/")
+    assert response is not None
+    assert response.status == 503
+    assert "5 of 5 sessions are open (--max-sessions)" in sixth.content()
+    sixth.close()
     for page, _ in tabs:
         page.close()
     started = time.monotonic()
@@ -253,3 +259,23 @@ def test_every_request_the_page_makes_goes_to_the_server(
     assert sockets[0].startswith(f"ws://127.0.0.1:{served.port}/ws?width=")
     refused = [text for text in console if "Content Security Policy" in text]
     assert refused == []
+
+
+def test_a_tab_refused_for_the_session_limit_says_why(
+    serve: Serve, sample_db: Path, context: BrowserContext
+) -> None:
+    """The page loaded while a place was free, the websocket came too late: the page shows
+    the close reason (page.js). The page is the one the server gave while a place was free."""
+    served = serve([sample_db], args=["--max-sessions", "1"])
+    page_html = context.request.get(served.url).text()  # sets the cookie, as the page would
+    open_app(context, served)
+    late = context.new_page()
+    late.route(
+        f"{served.base}/",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=page_html),
+    )
+    late.goto(f"{served.base}/")
+    late.wait_for_function("document.body.classList.contains('-closed')", timeout=10_000)
+    reason = late.locator("#closed-reason").inner_text()
+    assert "1 of 1 sessions are open (--max-sessions)" in reason
+    assert len(served.tabs()) == 1
