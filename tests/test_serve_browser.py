@@ -261,21 +261,16 @@ def test_every_request_the_page_makes_goes_to_the_server(
     assert refused == []
 
 
-def test_a_tab_refused_for_the_session_limit_says_why(
+def test_quitting_the_app_in_the_page_ends_its_session_and_says_why(
     serve: Serve, sample_db: Path, context: BrowserContext
 ) -> None:
-    """The page loaded while a place was free, the websocket came too late: the page shows
-    the close reason (page.js). The page is the one the server gave while a place was free."""
-    served = serve([sample_db], args=["--max-sessions", "1"])
-    page_html = context.request.get(served.url).text()  # sets the cookie, as the page would
-    open_app(context, served)
-    late = context.new_page()
-    late.route(
-        f"{served.base}/",
-        lambda route: route.fulfill(status=200, content_type="text/html", body=page_html),
-    )
-    late.goto(f"{served.base}/")
-    late.wait_for_function("document.body.classList.contains('-closed')", timeout=10_000)
-    reason = late.locator("#closed-reason").inner_text()
-    assert "1 of 1 sessions are open (--max-sessions)" in reason
-    assert len(served.tabs()) == 1
+    """`q` quits the app; the page shows why its session ended (the websocket's close reason,
+    page.js: how a tab refused for --max-sessions is told, tests/test_serve.py)."""
+    served = serve([sample_db])
+    page, _ = open_app(context, served)
+    (pid,) = served.tabs()
+    page.locator(".xterm-helper-textarea").focus()
+    page.keyboard.press("q")
+    page.locator("body.-closed").wait_for(timeout=10_000)  # (the CSP forbids string eval)
+    assert page.locator("#closed-reason").inner_text() == "the app quit"
+    wait_for(lambda: app_gone(pid), timeout=5, what="the app to end")
