@@ -811,11 +811,20 @@ class Served:
         if not line.startswith("http://"):
             self.stop()
             raise AssertionError(f"serve printed {line!r}; its log: {self.log_text()}")
+        # Whatever else it prints (textual-serve passes an app's stderr on to it) is read, so
+        # that a full pipe never holds the server up.
+        self.rest = bytearray()
+        threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
         self.url = line
         address, _, self.token = line.removeprefix("http://").partition("/?token=")
         self.port = int(address.rsplit(":", 1)[1])
         self.base = f"http://127.0.0.1:{self.port}"
         self.origin = self.base
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+                self.rest += chunk
 
     def tabs(self) -> set[int]:
         """The app processes it runs now (one per open websocket)."""

@@ -494,9 +494,21 @@ def simulate(
 @main.command("serve")
 @SOURCES
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
-@click.option("--token-file", type=click.Path(path_type=Path), help="Read a fixed token from it.")
-@click.option("--max-sessions", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free."
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    help="A fixed token (else $VELORA_TUI_TOKEN, else a random one).",
+)
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Browser tabs (app processes) at once.",
+)
 @click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
 def serve(
     sources: tuple[Path, ...],
