@@ -384,3 +384,14 @@ async def test_the_apps_end_with_the_server_however_it_ends(
             f"the apps to end after {how.name}",
         )
         await wait_until(lambda: served.proc.poll() is not None, 10.0, "the server to end")
+
+
+async def test_a_source_path_is_text_in_the_page(serve: Serve, tmp_path: Path) -> None:
+    """The page's title names the sources: as text, never markup."""
+    name = "<img src=x onerror=alert(1)>{{font_size}}"
+    served = serve([name], cwd=tmp_path)  # it need not exist: the app waits for it
+    async with client() as http:
+        page = await http.get(f"{served.base}/", headers=cookie(served))
+        body = await page.text()
+    assert "&lt;img src=x onerror=alert(1)&gt;{{font_size}}" in body
+    assert "<img" not in body

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import html
 import json
-import logging
 import signal
 import socket
 from collections.abc import Callable, Sequence
@@ -45,8 +44,6 @@ MAX_COLUMNS, MAX_ROWS = 1000, 500
 FONT_SIZES = (6, 16, 48)
 # How long stopping waits for requests still being answered (tabs are ended before this).
 SHUTDOWN_TIMEOUT = 5.0
-
-log = logging.getLogger("velora-tui.serve")
 
 
 @dataclass(frozen=True)
@@ -96,9 +93,9 @@ class BrowserServer(Server):
         if self.limit.full():
             return refusal(503, f"velora-tui: {self.limit.reason()}.\n")
         font_size = _bounded(request.query.get("fontsize"), *FONT_SIZES)
-        page = self.page.replace("{{title}}", html.escape(self.title)).replace(
-            "{{font_size}}", str(font_size)
-        )
+        # The title last: a source path may hold any text, "{{font_size}}" included.
+        page = self.page.replace("{{font_size}}", str(font_size))
+        page = page.replace("{{title}}", html.escape(self.title))
         return web.Response(
             text=page, content_type="text/html", headers={"Cache-Control": "no-store"}
         )
