@@ -235,9 +235,20 @@ def run(browser: Browser) -> list[Metric]:
             (tab,) = served.tabs()
             idle = cpu_percent({tab}, 10, page)
             page.close()
+        # The baseline: the same app on a terminal, same file, same 10 s.
+        terminal = Terminal(python_command(db), size=(120, 40))
+        try:
+            wait_for(lambda: terminal.find("Pendulum") >= 0, timeout=30, what="the list")
+            time.sleep(3)
+            before = cpu_seconds(terminal.proc.pid)
+            time.sleep(10)
+            idle_terminal = 100 * (cpu_seconds(terminal.proc.pid) - before) / 10
+        finally:
+            terminal.close()
     print(
         f"1 tab: RSS {one_rss:.0f} MB, CPU {busy_one:.1f}% of a core while the writer commits"
-        f" {RATE:g}/s, {idle:.2f}% idle\n5 tabs: RSS {median(five_rss):.0f} MB each (median),"
+        f" {RATE:g}/s, {idle:.2f}% idle (on a terminal: {idle_terminal:.2f}%)\n"
+        f"5 tabs: RSS {median(five_rss):.0f} MB each (median),"
         f" CPU {busy_five / 5:.1f}% each while the writer commits; server RSS {server_rss:.0f} MB"
     )
     metrics += [
@@ -252,6 +263,7 @@ def run(browser: Browser) -> list[Metric]:
             f"{busy_one:.1f}% / {busy_five / 5:.1f}% of a core each",
         ),
         Metric("browser tab CPU, idle", "< 1% of a core", f"{idle:.2f}%", idle < 1.0),
+        Metric("same app on a terminal, idle (baseline, same run)", "-", f"{idle_terminal:.2f}%"),
         Metric("serve process memory (RSS), 5 tabs", "-", f"{server_rss:.0f} MB"),
     ]
     return metrics
