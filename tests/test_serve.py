@@ -395,3 +395,16 @@ async def test_a_source_path_is_text_in_the_page(serve: Serve, tmp_path: Path) -
         body = await page.text()
     assert "&lt;img src=x onerror=alert(1)&gt;{{font_size}}" in body
     assert "<img" not in body
+
+
+async def test_poll_reaches_each_tabs_app(serve: Serve, sample_db: Path) -> None:
+    served = serve([sample_db], args=["--poll"])
+    async with client() as http:
+        ws = await http.ws_connect(
+            f"{served.base}/ws?width=120&height=40", headers=ws_headers(served)
+        )
+        await screen_text(ws, "polling", "NeuroFlowCT")
+        (pid,) = served.tabs()
+        arguments = command_line(pid)
+        assert arguments[arguments.index("--") - 1] == "--poll"
+        await ws.close()
