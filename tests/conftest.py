@@ -3,6 +3,7 @@
 - `sample_db`: a private copy of the real velora 0.2.0 sample (the original is never touched).
 - `make_db`: velora-schema files of either schema (0.2.0 or 0.1.1): `support.build_velora_db`.
 - `schema`: a test run once per velora schema.
+- `serve`: `velora-tui serve` on a free port; none of its tabs' processes outlives the test.
 - `spawn` / `simulator`: processes (the simulator as a separate writer, the CLI) that are always
   killed at teardown.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,14 +22,18 @@ from tests.support import (
     SAMPLE_DB,
     SCHEMAS,
     SSHD,
+    TAB_MODULE,
     MakeDb,
+    Served,
     Simulator,
     Spawn,
     SshServer,
     build_velora_db,
     child_env,
+    command_line,
     python_command,
     stop_process,
+    wait_for,
 )
 from velora_tui.remote.ssh import control_dir
 
@@ -134,3 +139,28 @@ def sshd(
     yield server
     server.stop()
     shutil.rmtree(control_dir(), ignore_errors=True)  # its shared connections' sockets
+
+
+@pytest.fixture
+def serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Served]]:
+    """`serve(sources, args=..., env=..., cwd=...)`: `velora-tui serve` on a free port
+    (tests.support.Served); stopped at teardown, and then none of its tabs' processes may be
+    left."""
+    started: list[Served] = []
+
+    def start(sources: Sequence[Path | str], **options: Any) -> Served:
+        log = tmp_path_factory.mktemp("serve-log") / "stderr.txt"
+        served = Served(sources, log, **options)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        tabs = served.tabs()
+        served.stop()
+        for pid in tabs:
+            wait_for(
+                lambda pid=pid: TAB_MODULE not in command_line(pid),  # type: ignore[misc]
+                timeout=10,
+                what=f"tab process {pid} to end with its server",
+            )

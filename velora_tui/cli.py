@@ -662,6 +662,47 @@ def simulate(
         )
 
 
+@main.command("serve")
+@SOURCES
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="0: any free."
+)
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path),
+    help="A fixed token (else $VELORA_TUI_TOKEN, else a random one).",
+)
+@click.option(
+    "--max-sessions",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Browser tabs (app processes) at once.",
+)
+@click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
+def serve(
+    sources: tuple[Path | str, ...],
+    host: str,
+    port: int,
+    token_file: Path | None,
+    max_sessions: int,
+    poll: bool,
+) -> None:
+    """Serve the monitor to a browser (one URL to open, with a token; README: In a browser)."""
+    from velora_tui.serve.cli import run_serve
+
+    run_serve(
+        list(sources) or [Path(DEFAULT_SOURCE)],
+        host,
+        port,
+        token_file,
+        max_sessions,
+        poll,
+        remote_python(),
+    )
+
+
 @main.command()
 @click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
 @click.option("--rate", type=click.FloatRange(min=0.1), default=4.0, show_default=True)
