@@ -882,6 +882,24 @@ def notified(app: VeloraApp, text: str) -> bool:
     return any(text in n.message and "disk on fire" in n.message for n in app._notifications)
 
 
+async def test_no_color_draws_every_view(sample_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NO_COLOR=1 makes Textual pass every line through its monochrome filter, which needs a
+    style on every segment: the charts' padding and blank lines had none, and opening an
+    experiment crashed the app."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = still(sample_db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        await settle(app, 0.3)
+        for key in ("2", "3", "1", "escape", "question_mark"):
+            await pilot.press(key)
+            await settle(app)
+        assert app.is_running
+        assert isinstance(app.screen, HelpScreen)
+        assert screen.key == (sample_db, 3)
+        assert app.export_screenshot()
+
+
 async def test_a_failed_chart_read_is_reported_and_the_next_rows_redraw(
     make_db: MakeDb,
     tmp_path: Path,

@@ -42,6 +42,7 @@ PictureKey = tuple[int, int, str]  # width, height, plotext theme
 ColorKey = tuple[Hashable, Hashable, Hashable]  # plotext's foreground, style, background
 
 _styles: dict[ColorKey, Style] = {}
+PLAIN = Style()
 
 
 def _hashable(color: Any) -> Hashable:
@@ -80,7 +81,8 @@ def matrix_lines(matrix: Any, width: int, height: int) -> list[Strip]:
             if col == len(colors) or colors[col] != colors[start]:
                 segments.append(Segment("".join(markers[start:col]), _style(colors[start])))
                 start = col
-        lines.append(Strip(segments).adjust_cell_length(width))
+        # Padding with a style of its own: Textual's monochrome filter (NO_COLOR) needs one.
+        lines.append(Strip(segments).adjust_cell_length(width, PLAIN))
     return lines
 
 
@@ -175,4 +177,4 @@ class ThreadedPlot(ReportsWorkerFailures, PlotextPlot):
             self.call_later(self.draw)
         if y < len(self._picture):
             return self._picture[y]
-        return Strip.blank(self.size.width)
+        return Strip.blank(self.size.width, self.rich_style)
