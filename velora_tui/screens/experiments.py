@@ -42,6 +42,7 @@ MAX_ROWS = 500
 FILTER_DELAY = 0.12
 # While rows stream in, the list is redrawn at most this often (the first change shows at once).
 LIST_INTERVAL = 0.25
+BACKGROUND_INTERVAL = 1.0
 
 
 class FilterBox(Input):
@@ -100,6 +101,11 @@ class ExperimentsScreen(VeloraScreen):
         # Experiments changed since the list was last drawn (None: all of them).
         self.pending: set[Key] | None = set()
         self.list_pace = Paced(self, LIST_INTERVAL, self._show_pending)
+        # Redraws that no new row asked for (the clock's ages, sparklines read) have a pacer of
+        # their own: drawn by the list's, each moved its window, and a run writing 3 episodes
+        # a second had nearly every episode held back by it (docs/performance.md, "Pacing
+        # redraws").
+        self.background_pace = Paced(self, BACKGROUND_INTERVAL, self._show_background)
         # Grouping (`g`): by seeds (no keys) or by chosen config keys; see data/groups.py.
         self.grouping = False
         self.group_keys: list[str] = []
@@ -152,9 +158,6 @@ class ExperimentsScreen(VeloraScreen):
             self.call_after_refresh(self.load_sparks)
         if message.heartbeat:
             self.beats += 1
-            if not self.beats % 60:
-                self.show_later(None)
-                return
             # Only times that can change within a minute need redrawing every second.
             recent = self.host.now() - timedelta(minutes=2)
             changed |= {
@@ -162,11 +165,12 @@ class ExperimentsScreen(VeloraScreen):
                 for s in self.host.monitor.summaries()
                 if s.last_activity is None or s.last_activity > recent
             }
-            pace = self.list_pace
-            if pace.timer is None and time.monotonic() - pace.shown >= pace.interval:
-                # Outside the pacing: the clock's redraw must not hold back the next episode.
-                self.show_now(changed)
-                return
+            if not self.beats % 60:
+                self.pending = None
+            elif self.pending is not None:
+                self.pending |= changed
+            self.background_pace.request()
+            return
         self.show_later(changed)
 
     def show_later(self, changed: set[Key] | None) -> None:
@@ -187,6 +191,10 @@ class ExperimentsScreen(VeloraScreen):
         elif self.pending is not None:
             self.pending |= changed
         self._show_pending()
+
+    def _show_background(self) -> None:
+        if self.list_pace.timer is None:  # else the paced redraw due shortly draws it all
+            self._show_pending()
 
     def _show_pending(self) -> None:
         pending, self.pending = self.pending, set()
@@ -339,7 +347,9 @@ class ExperimentsScreen(VeloraScreen):
     @on(SparksRead)
     def show_sparks(self, message: SparksRead) -> None:
         self.query_one(ExperimentTable).sparks.update(message.sparks)
-        self.show_later(set(message.sparks))
+        if self.pending is not None:
+            self.pending |= set(message.sparks)
+        self.background_pace.request()
 
     @on(Worker.StateChanged)
     def read_ended(self, event: Worker.StateChanged) -> None:
