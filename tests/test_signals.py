@@ -123,3 +123,34 @@ def test_demo_ends_when_its_terminal_goes_away() -> None:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
         terminal.proc.wait(timeout=10)
+
+
+# A parent that starts the demo's writer and dies at once, before the writer has looked at who
+# its parent is: the writer must still stop.
+QUICK_PARENT = (
+    "import os, subprocess, sys;"
+    " p = subprocess.Popen([*sys.argv[1:], '--parent-pid', str(os.getpid())],"
+    " stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL);"
+    " print(p.pid, flush=True); os._exit(0)"
+)
+
+
+def test_the_demos_writer_stops_when_its_app_died_while_it_started(tmp_path: Path) -> None:
+    """Before, the writer took its parent from os.getppid() once started: an app killed in
+    that moment (a quick Ctrl-C, or SIGKILL) left it writing for 12 minutes, then waiting for
+    good. It is told its parent's pid now."""
+    db = tmp_path / "metrics.db"
+    writer = [*python_command("simulate", db, "--episodes", "3000", "--rate", "4")]
+    started = subprocess.run(
+        [sys.executable, "-c", QUICK_PARENT, *writer],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=30,
+        check=True,
+    )
+    pid = int(started.stdout.split()[0])
+    deadline = time.monotonic() + 15
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(pid), "the writer outlived the process that started it"

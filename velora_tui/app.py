@@ -397,7 +397,8 @@ def run_demo(poll: bool = False, rate: float = 4.0, notify: str | None = None) -
             "3000",
             "--rate",
             str(rate),
-            "--exit-with-parent",
+            "--parent-pid",
+            str(os.getpid()),
         ]
         simulator = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL

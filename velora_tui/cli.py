@@ -623,7 +623,12 @@ class EpisodePrinter:
 )
 @click.option("--schema", type=click.Choice(["0.2.0", "0.1.1"]), default="0.2.0", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--exit-with-parent", is_flag=True, help="Stop when the parent process goes away.")
+@click.option(
+    "--parent-pid",
+    type=int,
+    metavar="PID",
+    help="Stop once process PID is no longer this one's parent (it went away).",
+)
 @click.option(
     "--commit-log",
     type=click.File("w"),
@@ -641,7 +646,7 @@ def simulate(
     schema: str,
     seed: int,
     commit_log: IO[str] | None,
-    exit_with_parent: bool,
+    parent_pid: int | None,
 ) -> None:
     """Write a fake training run into DB exactly the way velora does."""
     from velora_tui.simulate import run
@@ -658,7 +663,7 @@ def simulate(
             seed=seed,
             schema=schema,
             log=commit_log,
-            exit_with_parent=exit_with_parent,
+            parent=parent_pid,
         )
 
 

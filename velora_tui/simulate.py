@@ -213,16 +213,20 @@ def run(
     schema: str = "0.2.0",
     log: IO[str] | None = None,
     on_episode: Callable[[int, int], None] | None = None,
-    exit_with_parent: bool = False,
+    parent: int | None = None,
 ) -> None:
     """Train `experiments` fake runs into `path` at `rate` episodes/s (0: as fast as possible).
 
+    With `parent`, it stops once that process is no longer its parent (the demo app's writer).
     With `stall_after`, the last run stops writing after that many episodes while the process
     stays alive, the way a hung training looks. With `history`, a finished run and a stalled
     one (backdated) are written first, for the demo.
     """
     _exit_on_sigterm()
-    parent = os.getppid() if exit_with_parent else None
+    # The parent is named by its pid, not taken from os.getppid() here: a parent that died
+    # while this process started would leave it writing for good (its parent then init).
+    if parent is not None and os.getppid() != parent:
+        return
     writer = Writer(path, schema, log)
     if history:
         finished = RunPlan("NeuroFlow", "CartPole-v1", 300, 300, 500.0, seed + 100)

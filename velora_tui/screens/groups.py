@@ -173,7 +173,9 @@ class GroupChartScreen(VeloraScreen):
             red, green, blue = PALETTE[index % len(PALETTE)]
             legend.append("━━ ", style=f"rgb({red},{green},{blue})")
             legend.append(clean_text(group.label(), 60), style="bold")
-            legend.append(f"  {len(group.runs)} runs ({group.running(now)} running)  final ")
+            runs = len(group.runs)
+            legend.append(f"  {runs} run{'' if runs == 1 else 's'} ({group.running(now)} running)")
+            legend.append("  final ")
             legend.append_text(stat_cell(group.final()))
         self.query_one("#group-legend", Static).update(legend)
 
