@@ -8,24 +8,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from velora_tui.data import labels
 from velora_tui.data.records import SourceState, SourceStatus
 from velora_tui.data.sources import Monitor
 from velora_tui.remote.address import Host, RemoteSource, parse_source
-from velora_tui.remote.link import Link, LinkState, LinkStatus
-from velora_tui.remote.mirror import source_folder
-from velora_tui.remote.ssh import SshOptions
+
+if TYPE_CHECKING:
+    from velora_tui.remote.link import LinkStatus
+    from velora_tui.remote.ssh import SshOptions
 
 SYNC_TIMEOUT = 60.0  # a one-shot command waits at most this long for a host's copy
 
+# By link.LinkState (a StrEnum: its members are these strings). The links and the copies are
+# imported only when a source is remote: every command imports this module, and they cost
+# ~30 ms of start-up.
 _HOST_STATES = {
-    LinkState.CONNECTED: SourceState.OK,
-    LinkState.CONNECTING: SourceState.WAITING,
-    LinkState.UNREACHABLE: SourceState.NOT_RESPONDING,
-    LinkState.REFUSED: SourceState.UNREADABLE,
-    LinkState.UNREADABLE: SourceState.UNREADABLE,
+    "connected": SourceState.OK,
+    "connecting": SourceState.WAITING,
+    "unreachable": SourceState.NOT_RESPONDING,
+    "refused": SourceState.UNREADABLE,
+    "unreadable": SourceState.UNREADABLE,
 }
 _REMOTE_STATES = {
     "waiting": SourceState.WAITING,
@@ -58,6 +62,9 @@ class Remotes:
         python: str = "python3",
         options: SshOptions | None = None,
     ) -> None:
+        from velora_tui.remote.link import Link
+        from velora_tui.remote.mirror import source_folder
+
         self.sources = list(dict.fromkeys(sources))
         self.folders = [source_folder(source.label) for source in self.sources]
         by_host: dict[Host, list[int]] = {}
