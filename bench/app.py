@@ -21,10 +21,10 @@ from bench.common import (
     simulator,
 )
 from tests.support import percentile, read_commit_log
-from velora_tui.app import Settings, VeloraApp
 from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor
-from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.tui.app import Settings, VeloraApp
+from velora_tui.tui.widgets.experiment_table import ExperimentTable
 
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "sample-0.2.0.db"
 

@@ -37,9 +37,9 @@ from velora_tui.data.group_reads import group_curve, read_configs, read_series
 from velora_tui.data.groups import group_runs, sort_groups
 from velora_tui.data.series import SeriesReader, thin
 from velora_tui.data.sources import Monitor
-from velora_tui.screens.groups import RUN_POINTS, GroupChart, GroupChartState
-from velora_tui.widgets.charts import REWARD, ChartOptions, MetricChart, MetricState
-from velora_tui.widgets.plot import Build
+from velora_tui.tui.screens.groups import RUN_POINTS, GroupChart, GroupChartState
+from velora_tui.tui.widgets.charts import REWARD, ChartOptions, MetricChart, MetricState
+from velora_tui.tui.widgets.plot import Build
 
 RUNS = 20
 EPISODES = 100_000

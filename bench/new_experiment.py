@@ -1,7 +1,7 @@
 """How soon a new experiment reaches the list, against a new episode of a known one.
 
 A writer process does what velora does when a run starts: it commits the experiment row, then
-its first episode, each through its own SQLModel session (velora_tui.simulate.Writer). It
+its first episode, each through its own SQLModel session (velora_tui.writer.simulate.Writer). It
 stamps each commit with CLOCK_MONOTONIC (time.perf_counter() on Linux, the same clock in
 every process). Each try gives the new experiment an env name of its own, and a new episode
 of the known experiment a reward of its own, so that its arrival on the screen can be told.
@@ -44,13 +44,13 @@ from bench.common import (
     timed_env,
 )
 from tests.support import RunSpec, Terminal, build_velora_db, python_command, stop_process
-from velora_tui.app import Settings, VeloraApp
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.feed import IDLE_STEP_MS
 from velora_tui.data.records import Update
 from velora_tui.data.sources import Monitor
-from velora_tui.screens.experiments import LIST_INTERVAL, ExperimentsScreen
-from velora_tui.widgets.experiment_table import ExperimentTable
+from velora_tui.tui.app import Settings, VeloraApp
+from velora_tui.tui.screens.experiments import LIST_INTERVAL, ExperimentsScreen
+from velora_tui.tui.widgets.experiment_table import ExperimentTable
 
 GOAL_MS = 100.0
 SIZE = (120, 40)
@@ -68,7 +68,7 @@ SLOW_FIRST = 1.5  # seconds between a run's experiment row and its first episode
 WRITER = """
 import io, json, sys, time
 from pathlib import Path
-from velora_tui.simulate import RunPlan, Writer, episodes
+from velora_tui.writer.simulate import RunPlan, Writer, episodes
 
 log = io.StringIO()  # makes the writer keep the episode's id (no SELECT after the commit)
 writer = Writer(Path(sys.argv[1]), log=log)

@@ -49,9 +49,9 @@ from tests.support import (
     python_command,
     read_commit_log,
 )
-from velora_tui.app import Settings
 from velora_tui.remote.sources import open_sources
 from velora_tui.remote.ssh import control_dir
+from velora_tui.tui.app import Settings
 
 GOAL_EXTRA_P95 = 0.030
 GOAL_SCREEN_P95 = 0.100

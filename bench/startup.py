@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.ls_speed import ls_command, sqlite_command
 from tests.support import Terminal, python_command
-from velora_tui.simulate import RUNS
+from velora_tui.writer.simulate import RUNS
 
 EXPERIMENTS = 100
 # Five runs alone, then five at once; ten times.

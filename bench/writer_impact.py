@@ -2,11 +2,11 @@
 locked" errors, alone vs with `tail -f` (watching, then polling) vs with the app (in a terminal,
 on the experiment's charts: the view that reads the most; watching, then polling).
 
-The writer is a subprocess doing exactly what velora does (velora_tui.simulate.Writer: a SQLModel
-session, add, commit, one episode per commit, default pysqlite settings, 5 s busy timeout), about
-2 ms apart; each Writer.add is timed. The machine has 2 cores, so runs are repeated in rounds
-(as many as there are conditions: their order rotates each round) and the median of the
-runs is reported, with the spread of the runs alone as the noise floor.
+The writer is a subprocess doing exactly what velora does (velora_tui.writer.simulate.Writer:
+a SQLModel session, add, commit, one episode per commit, default pysqlite settings, 5 s busy
+timeout), about 2 ms apart; each Writer.add is timed. The machine has 2 cores, so runs are
+repeated in rounds (as many as there are conditions: their order rotates each round) and the
+median of the runs is reported, with the spread of the runs alone as the noise floor.
 Goals: p99 with a reader <= 1.2x p99 alone; 0 locked errors.
 """
 
@@ -72,7 +72,7 @@ class WriterRun:
 def write_rows(db: Path, commits: int, gap: float, out: Path) -> None:
     from sqlalchemy.exc import OperationalError
 
-    from velora_tui.simulate import RunPlan, Writer, episodes
+    from velora_tui.writer.simulate import RunPlan, Writer, episodes
 
     writer = Writer(db)
     plan = RunPlan("NeuroFlow", "CartPole-v1", commits, commits, 500.0, seed=1)

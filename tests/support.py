@@ -48,7 +48,7 @@ from velora_tui.data.connection import change_counter, connect_readonly
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import ExperimentSummary, SourceState
 from velora_tui.data.series import Series, SeriesReader, thin
-from velora_tui.simulate import RUNS, RunPlan, episodes, make_config
+from velora_tui.writer.simulate import RUNS, RunPlan, episodes, make_config
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, WebSocket
@@ -293,7 +293,7 @@ def _episode_time(row: EpisodeRow) -> str:
 def fast_episodes(
     plan: RunPlan, exp_id: int, start: datetime, interval: float
 ) -> Iterator[EpisodeRow]:
-    """velora_tui.simulate.episodes' learning curve as row tuples with timestamps, with O(1)
+    """velora_tui.writer.simulate.episodes' learning curve as row tuples with timestamps, with O(1)
     moving stats (the simulator's are O(window): too slow for millions of rows)."""
     rng = random.Random(plan.seed)
     window: deque[float] = deque([0.0] * plan.window, maxlen=plan.window)
@@ -628,7 +628,7 @@ def read_commit_log(path: Path) -> dict[int, float]:
 def paced_show_due(app: App[Any]) -> bool:
     """Some view of the current screen has a paced show waiting for the end of its interval
     (see widgets/pacing.py): what is on screen is about to change."""
-    from velora_tui.widgets.pacing import Paced  # Textual: only for the tests that need it
+    from velora_tui.tui.widgets.pacing import Paced  # Textual: only for the tests that need it
 
     screen = app.screen
     return any(

@@ -297,7 +297,7 @@ def gone(pid: int) -> bool:
 
 PILE_UP = """
 import sys, time
-from velora_tui.alert_cli import CommandRunner
+from velora_tui.cli.alerts import CommandRunner
 
 runner = CommandRunner([sys.executable, "-c", "import time; time.sleep(60)"], 30, capacity=1)
 runner.submit("{}\\n", "first", wait=False)

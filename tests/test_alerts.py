@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from velora_tui.alerts import AlertTracker
 from velora_tui.data.records import EpisodeRow, ExperimentSummary
+from velora_tui.report.alerts import AlertTracker
 
 START = datetime(2026, 11, 24, 12, 0, 0)
 

@@ -28,14 +28,14 @@ from tests.support import (
     execute,
     paced_show_due,
 )
-from velora_tui.app import Settings, VeloraApp, make_app
-from velora_tui.screens.experiment import ExperimentScreen
-from velora_tui.screens.experiments import ExperimentsScreen
-from velora_tui.screens.help import HelpScreen
-from velora_tui.widgets.config_panel import ConfigPanel
-from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
-from velora_tui.widgets.experiment_table import ExperimentTable
-from velora_tui.widgets.key_footer import KeyFooter
+from velora_tui.tui.app import Settings, VeloraApp, make_app
+from velora_tui.tui.screens.experiment import ExperimentScreen
+from velora_tui.tui.screens.experiments import ExperimentsScreen
+from velora_tui.tui.screens.help import HelpScreen
+from velora_tui.tui.widgets.config_panel import ConfigPanel
+from velora_tui.tui.widgets.episode_table import MAX_ROWS, EpisodeTable
+from velora_tui.tui.widgets.experiment_table import ExperimentTable
+from velora_tui.tui.widgets.key_footer import KeyFooter
 
 pytestmark = pytest.mark.ui
 
@@ -242,8 +242,8 @@ async def test_filter_narrows_and_clears(sample_db: Path) -> None:
 
 async def test_help_screen_lists_keys(sample_db: Path) -> None:
     """Help is built from the bindings: every key of every screen, and the filter's syntax."""
-    from velora_tui.filtering import FIELDS, STATUSES
-    from velora_tui.screens.help import FILTER_SYNTAX, sections
+    from velora_tui.tui.filtering import FIELDS, STATUSES
+    from velora_tui.tui.screens.help import FILTER_SYNTAX, sections
 
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -548,7 +548,7 @@ async def test_small_terminal_does_not_crash(sample_db: Path) -> None:
 
 
 async def test_mark_and_compare(sample_db: Path) -> None:
-    from velora_tui.screens.compare import CompareChart, CompareScreen
+    from velora_tui.tui.screens.compare import CompareChart, CompareScreen
 
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -615,7 +615,7 @@ async def test_filter_language_and_bad_terms(sample_db: Path) -> None:
 async def test_config_diff_of_two_marked(sample_db: Path) -> None:
     from textual.widgets import DataTable
 
-    from velora_tui.screens.diff import DiffScreen
+    from velora_tui.tui.screens.diff import DiffScreen
 
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -643,7 +643,7 @@ async def test_config_diff_fits_both_experiments_on_screen(
     and the cursor keeps its key through a resize and `a`."""
     from textual.widgets import DataTable, Static
 
-    from velora_tui.screens.diff import DiffScreen
+    from velora_tui.tui.screens.diff import DiffScreen
 
     app = still(sample_db)
     async with app.run_test(size=size) as pilot:
@@ -737,7 +737,7 @@ async def test_a_stream_of_changes_redraws_the_list_a_few_times_a_second(
     """A DataTable repaints every line on any change: the list is redrawn at once for a lone
     change, then at most every LIST_INTERVAL while changes pour in, the last one always shown."""
     from velora_tui.data.records import Update
-    from velora_tui.screens.experiments import LIST_INTERVAL
+    from velora_tui.tui.screens.experiments import LIST_INTERVAL
 
     db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=5)])
     app = live(db)
@@ -844,7 +844,7 @@ async def test_header_shows_an_experiment_again_once_it_is_back(sample_db: Path)
     """ "No longer in the database" went around the title's cache of what it shows: when the
     experiment came back with the same title, the cache said it was on screen and the warning
     stayed."""
-    from velora_tui.widgets.experiment_header import ExperimentHeader
+    from velora_tui.tui.widgets.experiment_header import ExperimentHeader
 
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:
@@ -908,8 +908,8 @@ async def test_a_failed_chart_read_is_reported_and_the_next_rows_redraw(
 ) -> None:
     """A worker that raises was silent, and the failed read left the charts' pacing waiting
     for it forever: no chart was drawn again."""
-    from velora_tui.screens import experiment
-    from velora_tui.widgets.charts import MetricChart
+    from velora_tui.tui.screens import experiment
+    from velora_tui.tui.widgets.charts import MetricChart
 
     db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=20)])
     app = live(db)
@@ -930,7 +930,7 @@ async def test_a_failed_chart_build_is_reported(
     sample_db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Widgets' workers too: a chart whose picture cannot be built says so."""
-    from velora_tui.widgets.charts import MetricChart
+    from velora_tui.tui.widgets.charts import MetricChart
 
     failed = raise_once(monkeypatch, MetricChart, "paint")
     app = still(sample_db)
@@ -982,7 +982,7 @@ async def test_a_new_experiment_is_listed_without_waiting_for_the_paced_redraw(
     """The list folds a stream's changes into a few redraws a second; a new experiment (a
     training process that just started) is drawn at once all the same. With the pacing made
     30 s long, a new row still shows within a few seconds."""
-    from velora_tui.screens import experiments
+    from velora_tui.tui.screens import experiments
 
     monkeypatch.setattr(experiments, "LIST_INTERVAL", 30.0)
     path = make_db(tmp_path / "metrics.db", [5])
@@ -1008,7 +1008,7 @@ async def test_the_clocks_and_sparklines_redraws_never_hold_back_the_next_episod
     start the list's pacing window: a run writing 3 episodes a second had nearly every one
     drawn up to 250 ms late (p50 141 ms; 27 ms since). With the pacing made 2 s long, an
     episode right after a heartbeat and the sparkline read it starts is drawn at once."""
-    from velora_tui.screens import experiments
+    from velora_tui.tui.screens import experiments
 
     monkeypatch.setattr(experiments, "LIST_INTERVAL", 2.0)
     path = make_db(tmp_path / "metrics.db", [5])
@@ -1047,8 +1047,8 @@ async def test_a_long_run_is_charted_from_a_sample_first(
 ) -> None:
     """Charts of a run too long to read at once are drawn from sampled episodes first (their
     titles say so), then from every row."""
-    from velora_tui.screens import experiment
-    from velora_tui.widgets.charts import MetricChart
+    from velora_tui.tui.screens import experiment
+    from velora_tui.tui.widgets.charts import MetricChart
 
     monkeypatch.setattr(experiment, "PREVIEW_ABOVE", 50)
     shown: list[tuple[bool, int]] = []

@@ -14,8 +14,14 @@ from textual_plotext.plot import Plot
 
 from velora_tui.data.records import EPISODE_METRICS
 from velora_tui.data.series import Band, Series
-from velora_tui.screens.compare import CompareChart
-from velora_tui.widgets.charts import REWARD, ChartOptions, MetricChart, MetricState, integer_ticks
+from velora_tui.tui.screens.compare import CompareChart
+from velora_tui.tui.widgets.charts import (
+    REWARD,
+    ChartOptions,
+    MetricChart,
+    MetricState,
+    integer_ticks,
+)
 
 pytestmark = pytest.mark.ui
 

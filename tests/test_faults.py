@@ -567,7 +567,7 @@ import json, sys, time
 from datetime import datetime, timedelta
 from pathlib import Path
 from sqlalchemy.exc import OperationalError
-from velora_tui.simulate import RunPlan, Writer, episodes
+from velora_tui.writer.simulate import RunPlan, Writer, episodes
 
 for request in sys.stdin:
     job = json.loads(request)

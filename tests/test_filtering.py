@@ -1,4 +1,4 @@
-"""velora_tui.filtering: the `/` filter language of the experiment list."""
+"""velora_tui.tui.filtering: the `/` filter language of the experiment list."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from velora_tui.data.config import flatten
 from velora_tui.data.records import ExperimentSummary, RunStatus
-from velora_tui.filtering import FIELDS, FilterError, Query, parse_query
+from velora_tui.tui.filtering import FIELDS, FilterError, Query, parse_query
 
 NOW = datetime(2025, 6, 1, 12, 0, 0)
 CONFIG = flatten(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from velora_tui.format import shown_path
+from velora_tui.report.format import shown_path
 
 
 def test_paths_below_the_working_directory_are_shown_from_it(

@@ -14,13 +14,13 @@ from textual.widgets import DataTable, Input, SelectionList
 
 from tests.support import SWEEP_BATCH_SIZES, Simulator, build_sweep_db, execute, query
 from tests.test_app import settle, until
-from velora_tui.app import Settings, VeloraApp, make_app
-from velora_tui.screens.experiment import ExperimentScreen
-from velora_tui.screens.groups import BAND_HELP, GroupChart, GroupChartScreen, KeyPicker
-from velora_tui.screens.help import HelpScreen, sections
-from velora_tui.screens.sweep import SweepScreen
-from velora_tui.widgets.experiment_table import ExperimentTable
-from velora_tui.widgets.group_table import FOLD_HELP, GroupTable
+from velora_tui.tui.app import Settings, VeloraApp, make_app
+from velora_tui.tui.screens.experiment import ExperimentScreen
+from velora_tui.tui.screens.groups import BAND_HELP, GroupChart, GroupChartScreen, KeyPicker
+from velora_tui.tui.screens.help import HelpScreen, sections
+from velora_tui.tui.screens.sweep import SweepScreen
+from velora_tui.tui.widgets.experiment_table import ExperimentTable
+from velora_tui.tui.widgets.group_table import FOLD_HELP, GroupTable
 
 pytestmark = pytest.mark.ui
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.support import build_sweep_db
 from tests.test_snapshots import NOW, SnapCompare, keys_then_settle
-from velora_tui.app import Settings, VeloraApp, make_app
+from velora_tui.tui.app import Settings, VeloraApp, make_app
 
 pytestmark = pytest.mark.ui
 

@@ -206,8 +206,8 @@ def test_tail_follow_of_a_tree_holding_a_fifo(tmp_path: Path, spawn: Spawn) -> N
 async def test_app_on_a_tree_holding_a_fifo_and_on_the_fifo_alone(tmp_path: Path) -> None:
     """The good databases are listed, the bad paths named; keys are answered, `q` quits."""
     from tests.test_app import SIZE, settle, table, until
-    from velora_tui.app import Settings, make_app
-    from velora_tui.screens.help import HelpScreen
+    from velora_tui.tui.app import Settings, make_app
+    from velora_tui.tui.screens.help import HelpScreen
 
     root = tmp_path / "runs"
     good, bad = tree_of_every_kind(root)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import MakeDb, RunSpec, Simulator, Terminal, child_env, python_command
-from velora_tui.alerts import Alert
-from velora_tui.notify import (
+from velora_tui.report.alerts import Alert
+from velora_tui.report.notify import (
     BODY_LIMIT,
     TerminalNotifier,
     choose,
@@ -99,7 +99,7 @@ def test_many_alerts_at_once_make_one_notification() -> None:
 async def test_the_app_writes_the_notification_through_its_driver(
     make_db: MakeDb, tmp_path: Path
 ) -> None:
-    from velora_tui.app import Settings, make_app
+    from velora_tui.tui.app import Settings, make_app
 
     start = datetime(2026, 11, 24, 12, 0, 0)
     agent = "Evil;\x1b]777;notify;pwned;x\x07\x9d0;t\x9c\x1b[2J"

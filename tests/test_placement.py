@@ -1,4 +1,4 @@
-"""Which CPUs a watching process keeps to (velora_tui.placement): off those that complete the
+"""Which CPUs a watching process keeps to (velora_tui.data.placement): off those that complete the
 machine's disk I/O, where a few CPUs complete nearly all of it."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import PROJECT_ROOT, python_command
-from velora_tui import placement
-from velora_tui.placement import block_completions, quiet_cpus
+from velora_tui.data import placement
+from velora_tui.data.placement import block_completions, quiet_cpus
 
 needs_affinity = pytest.mark.skipif(
     not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
@@ -87,7 +87,7 @@ AFFINITIES = textwrap.dedent(
     """
     import json, os, sys, threading
     from pathlib import Path
-    from velora_tui import placement
+    from velora_tui.data import placement
 
     placement.SOFTIRQS = Path(sys.argv[1])
     stop = threading.Event()

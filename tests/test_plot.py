@@ -12,7 +12,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual_plotext.plot import Plot
 
-from velora_tui.widgets.plot import matrix_lines
+from velora_tui.tui.widgets.plot import matrix_lines
 
 
 def cells(strip: Strip) -> list[tuple[str, Any]]:

@@ -12,8 +12,8 @@ from rich.text import Text
 
 from tests.support import SAMPLE_DB, SshServer, add_episode
 from tests.test_app import cell_texts, settle, table, until
-from velora_tui.app import Settings, make_app
-from velora_tui.widgets.status_bar import StatusBar
+from velora_tui.tui.app import Settings, make_app
+from velora_tui.tui.widgets.status_bar import StatusBar
 
 pytestmark = pytest.mark.ui
 

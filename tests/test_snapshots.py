@@ -17,7 +17,7 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.support import SAMPLE_DB, paced_show_due
-from velora_tui.app import Settings, VeloraApp, make_app
+from velora_tui.tui.app import Settings, VeloraApp, make_app
 
 pytestmark = pytest.mark.ui
 

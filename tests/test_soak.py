@@ -48,13 +48,13 @@ from tests.test_faults import (
     until,
     writer_run,
 )
-from velora_tui.app import Settings, VeloraApp
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.records import SourceState, Update
 from velora_tui.data.sources import Monitor
-from velora_tui.screens.experiments import ExperimentsScreen
-from velora_tui.screens.help import HelpScreen
-from velora_tui.widgets.episode_table import MAX_ROWS, EpisodeTable
+from velora_tui.tui.app import Settings, VeloraApp
+from velora_tui.tui.screens.experiments import ExperimentsScreen
+from velora_tui.tui.screens.help import HelpScreen
+from velora_tui.tui.widgets.episode_table import MAX_ROWS, EpisodeTable
 
 pytestmark = pytest.mark.soak
 

@@ -429,8 +429,8 @@ async def test_the_app_answers_keys_while_a_source_hangs_and_quits(
     tmp_path: Path, gate: Gate, make_db: MakeDb
 ) -> None:
     from tests.test_app import SIZE, settle, table, until
-    from velora_tui.app import Settings, VeloraApp
-    from velora_tui.screens.help import HelpScreen
+    from velora_tui.tui.app import Settings, VeloraApp
+    from velora_tui.tui.screens.help import HelpScreen
 
     good = copy_sample(tmp_path / "good")
     stuck = make_db(tmp_path / "dead" / "metrics.db", [3])

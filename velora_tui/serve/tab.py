@@ -69,9 +69,9 @@ def leave_with(parent: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     poll, remote_python, sources = parse(sys.argv[1:] if argv is None else argv)
-    from velora_tui import runtime
-    from velora_tui.app import make_app
-    from velora_tui.settings import Settings
+    from velora_tui.tui import runtime
+    from velora_tui.tui.app import make_app
+    from velora_tui.tui.settings import Settings
 
     app = make_app(sources, Settings(poll=poll), remote_python)
     runtime.prepare(app.exit_from_thread, app.settings.on_exit)

@@ -1,0 +1,186 @@
+"""What the commands share: the SOURCE arguments and common options, the first read of the
+sources with what could not be read said on stderr, and the one-line failure."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from velora_tui.data import labels
+from velora_tui.data.records import ExperimentSummary, SourceState
+from velora_tui.data.sources import Monitor
+from velora_tui.remote.sources import RemoteMonitor, file_statuses
+from velora_tui.report.notify import METHODS as NOTIFY_METHODS
+
+DEFAULT_SOURCE = "metrics.db"
+
+
+class SourcePath(click.Path):
+    """A source's path as given: never looked at here (click's Path stats it, which blocks
+    for as long as a dead network file system does). A source that cannot be read is reported
+    by the data layer (one stderr line), and never stops the other sources from being shown."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path):
+            return value
+        from velora_tui.remote.address import AddressError, looks_remote, parse_source
+
+        if looks_remote(value):  # kept as written (`ssh://h/x` is no path); refused ones now
+            try:
+                parse_source(value)
+            except AddressError as exc:
+                self.fail(str(exc), param, ctx)
+            return value
+        return Path(value)
+
+
+def _remember_python(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.meta["remote_python"] = value
+
+
+def SOURCES(command: Any) -> Any:
+    """SOURCE... and --remote-python (for the remote ones), on every command that reads."""
+    command = click.option(
+        "--remote-python",
+        metavar="PROGRAM",
+        expose_value=False,
+        callback=_remember_python,
+        help="Python 3.8+ on remote hosts (default: python3).",
+    )(command)
+    return click.argument("sources", nargs=-1, type=SourcePath())(command)
+
+
+JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+POLL = click.option("--poll", is_flag=True, help="Poll the files instead of watching for events.")
+NOTIFY = click.option(
+    "--notify",
+    is_flag=True,
+    help="Alerts also as desktop notifications through the terminal (OSC 777 or 9) and the bell.",
+)
+NOTIFY_WITH = click.option(
+    "--notify-with",
+    type=click.Choice(NOTIFY_METHODS),
+    help="Which escape --notify sends (implies --notify; auto: by the terminal's name).",
+)
+GROUP = click.option(
+    "--group", "group_seeds", is_flag=True, help="Group the seeds of each config (seed, device)."
+)
+GROUP_BY = click.option(
+    "--group-by",
+    "group_by",
+    multiple=True,
+    metavar="KEY",
+    help="Group by these config keys (dotted; repeatable or comma-separated).",
+)
+
+
+class Failure(click.ClickException):
+    """One clear line on stderr and exit code 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"velora-tui: {self.format_message()}", err=True)
+
+
+def say(message: str) -> None:
+    """One line on stderr, named for the program (stdout holds only what was asked for)."""
+    click.echo(f"velora-tui: {message}", err=True)
+
+
+def sources_or_default(sources: Sequence[Path | str]) -> list[Path | str]:
+    return list(sources) or [Path(DEFAULT_SOURCE)]
+
+
+def remote_python() -> str:
+    ctx = click.get_current_context(silent=True)
+    return str(ctx.meta.get("remote_python", "python3")) if ctx else "python3"
+
+
+def monitor_for(sources: Sequence[Path | str]) -> Monitor:
+    """A monitor on the sources; remote ones' local copies brought up to date first."""
+    from velora_tui.remote.sources import open_sources
+
+    monitor, remotes = open_sources(sources_or_default(sources), python=remote_python())
+    if remotes is not None:
+        refused = [s for s in remotes.host_statuses() if s.state == "refused"]
+        for status in remotes.host_statuses():
+            if status.state != "connected":
+                say(status.describe())
+        if refused:
+            monitor.close(0)
+            raise SystemExit(1)
+    return monitor
+
+
+def load(sources: Sequence[Path | str], quiet_waiting: bool = False) -> Monitor:
+    """A monitor after its first read; says on stderr what could not be read."""
+    monitor = monitor_for(sources)
+    monitor.refresh()
+    for status in file_statuses(monitor):  # a host's line was said by monitor_for
+        if status.state is SourceState.OK:
+            continue
+        if quiet_waiting and status.state is SourceState.WAITING:
+            continue
+        say(status.describe())
+    return monitor
+
+
+def load_to_follow(sources: Sequence[Path | str], follow: bool) -> Monitor:
+    """`load` for a command that may follow (`-f`): a source that does not exist yet is waited
+    for (said once) rather than a failure."""
+    monitor = load(sources, quiet_waiting=follow)
+    if follow:
+        for status in monitor.statuses():
+            if status.state is SourceState.WAITING:
+                say(status.describe())
+    else:
+        require_data(monitor)
+    return monitor
+
+
+def require_data(monitor: Monitor) -> None:
+    if not any(s.state is SourceState.OK for s in file_statuses(monitor)):
+        monitor.close()
+        raise SystemExit(1)
+
+
+def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
+    matches = monitor.find(exp_id)
+    if not matches:
+        silent = [s.path for s in monitor.statuses() if s.state is SourceState.NOT_RESPONDING]
+        if silent:
+            names = ", ".join(str(path) for path in silent)
+            raise Failure(
+                f"no experiment with id {exp_id} in the sources that answered"
+                f" (not responding: {names})"
+            )
+        raise Failure(f"no experiment with id {exp_id}")
+    if len(matches) > 1:
+        places = ", ".join(labels.name(m.db) for m in matches)
+        raise Failure(f"experiment {exp_id} is in several databases ({places}); name one SOURCE")
+    return matches[0]
+
+
+def keep_remotes_live(monitor: Monitor) -> None:
+    """For a command that follows: remote sources' links keep running (in threads of their
+    own), and each change of a host's state is said on stderr."""
+    if isinstance(monitor, RemoteMonitor):
+        for link in monitor.remotes.links:
+            link.on_change = lambda status: say(status.describe())
+        monitor.remotes.start()
+
+
+def group_keys(seeds: bool, keys: tuple[str, ...]) -> list[str] | None:
+    """Grouping asked for: its keys ([] for seeds), None for none (the groups' code, and what
+    it imports, is loaded only then)."""
+    if not seeds and not keys:
+        return None
+    from velora_tui.cli import group_output
+
+    return group_output.group_keys(seeds, keys)

@@ -1,0 +1,76 @@
+"""`velora-tui ls`: the experiments with their progress and rewards, or their groups."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from velora_tui.cli.common import GROUP, GROUP_BY, JSON, SOURCES, group_keys, load, require_data
+from velora_tui.data import labels
+from velora_tui.data.sources import sort_summaries
+from velora_tui.data.values import format_number
+from velora_tui.remote.sources import several_hosts, with_host
+from velora_tui.report.format import ago, table
+
+
+@click.command("ls")
+@SOURCES
+@JSON
+@GROUP
+@GROUP_BY
+def command(
+    sources: tuple[Path | str, ...], as_json: bool, group_seeds: bool, group_by: tuple[str, ...]
+) -> None:
+    """List experiments with their progress and rewards (or their groups)."""
+    keys = group_keys(group_seeds, group_by)
+    monitor = load(sources)
+    require_data(monitor)
+    # Users script on these numbers: every aggregate exact, or the source named as failing.
+    incomplete = set(monitor.scan_all())
+    for path in incomplete:
+        click.echo(f"velora-tui: {monitor.databases[path].status.describe()}", err=True)
+    now = datetime.now()
+    summaries = sort_summaries((s for s in monitor.summaries() if s.db not in incomplete), now)
+    if keys is not None:
+        from velora_tui.cli import group_output
+
+        groups = group_output.make_groups(monitor, summaries, keys, now)
+        text = group_output.groups_json if as_json else group_output.groups_table
+        click.echo(text(groups, now))
+        return
+    if as_json:
+        click.echo(
+            json.dumps([with_host(monitor, s.db, s.to_json(now)) for s in summaries], indent=2)
+        )
+        return
+    several = len(monitor.databases) > 1
+    hosts = several_hosts(monitor)
+    headers = ["STATUS", "ID", "AGENT", "ENV", "EPISODES", "LAST", "BEST", "AVG", "ACTIVE"]
+    rows = []
+    for s in summaries:
+        planned = f"/{s.n_episodes}" if s.n_episodes else ""
+        row = [
+            str(s.status(now)),
+            str(s.id),
+            s.agent,
+            s.env,
+            f"{s.episodes}{planned}",
+            format_number(s.last_reward),
+            format_number(s.best_reward),
+            format_number(s.reward_moving_avg),
+            ago(s.last_activity, now),
+        ]
+        if hosts:
+            row.append(labels.host(s.db) or "local")
+        rows.append([*row, labels.name(s.db)] if several else row)
+    if hosts:
+        headers.append("HOST")
+    if several:
+        headers.append("DB")
+    if not rows:
+        click.echo("no experiments yet", err=True)
+        return
+    click.echo(table(headers, rows, right={1, 4, 5, 6, 7}))

@@ -1,0 +1,165 @@
+"""Alerts worth a notification, found by comparing each experiment with what was seen before:
+a run that stalls, a run that reaches its planned episodes, a first inf/NaN in its numbers.
+
+The one place their rules live: the app shows them as notifications (and, with `--notify`, as
+desktop notifications through the terminal), `velora-tui alerts` prints them and hands them to a
+command. Nothing here imports Textual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from velora_tui.data import labels
+from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
+from velora_tui.data.values import clean_text
+from velora_tui.report.format import duration
+
+if TYPE_CHECKING:
+    from velora_tui.data.sources import Monitor
+
+KINDS = ("stalled", "finished", "nonfinite")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    key: Key
+    kind: str  # one of KINDS
+    severity: str  # "information", "warning" or "error", as Textual's notify takes them
+    message: str  # terminal-safe: names cleaned by clean_text
+
+
+def label(summary: ExperimentSummary) -> str:
+    return f"#{summary.id} {clean_text(summary.agent, 40)} · {clean_text(summary.env, 40)}"
+
+
+def stalled(summary: ExperimentSummary, now: datetime) -> Alert:
+    idle = now - summary.last_activity if summary.last_activity else None
+    usual = summary.typical_interval()
+    every = f" (usually one every {_short(usual.total_seconds())})" if usual else ""
+    message = f"{label(summary)} stalled: no episode for {duration(idle)}{every}"
+    return Alert(summary.key, "stalled", "warning", message)
+
+
+def finished(summary: ExperimentSummary) -> Alert:
+    message = (
+        f"{label(summary)} finished: {summary.episodes} of {summary.n_episodes} planned episodes"
+    )
+    return Alert(summary.key, "finished", "information", message)
+
+
+def nonfinite(summary: ExperimentSummary) -> Alert:
+    message = (
+        f"{label(summary)}: inf, NaN or text in a reward or loss "
+        f"({summary.nonfinite} episodes so far)"
+    )
+    return Alert(summary.key, "nonfinite", "error", message)
+
+
+def current_alerts(summaries: Iterable[ExperimentSummary], now: datetime) -> list[Alert]:
+    """What holds now, by the same rules: every stalled and finished run, and every run with
+    inf/NaN or text in its numbers (exact once its rows are added up)."""
+    alerts: list[Alert] = []
+    for summary in summaries:
+        status = summary.status(now)
+        if status is RunStatus.STALLED:
+            alerts.append(stalled(summary, now))
+        elif status is RunStatus.FINISHED:
+            alerts.append(finished(summary))
+        if summary.nonfinite:
+            alerts.append(nonfinite(summary))
+    return alerts
+
+
+def alert_json(alert: Alert, summary: ExperimentSummary | None, now: datetime) -> dict[str, Any]:
+    """An alert as a JSON object (`velora-tui alerts --json`, and a command's stdin): names
+    cleaned of control characters, as everything from a database that is shown."""
+    data: dict[str, Any] = {
+        "time": json_time(now),
+        "kind": alert.kind,
+        "severity": alert.severity,
+        "message": alert.message,
+        "db": labels.name(alert.key[0]),
+        "id": alert.key[1],
+    }
+    if summary is not None:
+        data |= {
+            "agent": clean_text(summary.agent),
+            "env": clean_text(summary.env),
+            "status": str(summary.status(now)),
+            "episodes": summary.episodes,
+            "n_episodes": summary.n_episodes,
+            "last_activity": json_time(summary.last_activity),
+            "nonfinite_episodes": summary.nonfinite,
+        }
+    return data
+
+
+class AlertTracker:
+    """Raises each alert once per experiment; the first look only records what is there."""
+
+    def __init__(self) -> None:
+        self.status: dict[Key, RunStatus] = {}
+        self.nonfinite: dict[Key, int] = {}
+
+    def running(self) -> set[Key]:
+        """Experiments last seen running: the only ones a clock tick can change."""
+        return {key for key, status in self.status.items() if status is RunStatus.RUNNING}
+
+    def after(
+        self, monitor: Monitor, updates: list[Update], heartbeat: bool, now: datetime
+    ) -> list[Alert]:
+        """The alerts after a read (or a clock tick): only the experiments it touched, and on a
+        tick the running ones, are looked at; everything on the first look and after a reset."""
+        if any(u.reset for u in updates) or not self.status:
+            summaries = monitor.summaries()
+        else:
+            keys = {(u.db, exp) for u in updates for exp in u.experiments}
+            if heartbeat:
+                keys |= self.running()
+            found = (monitor.summary(key) for key in keys)
+            summaries = [s for s in found if s is not None]
+        return self.observe(summaries, now)
+
+    def added_up(self, monitor: Monitor, updates: list[Update]) -> None:
+        """What a scan found in existing rows (inf/NaN counts) is history, not news: recorded
+        without an alert."""
+        for update in updates:
+            for exp_id in update.experiments:
+                summary = monitor.summary((update.db, exp_id))
+                if summary is not None:
+                    self.nonfinite[summary.key] = summary.nonfinite
+
+    def observe(self, summaries: Iterable[ExperimentSummary], now: datetime) -> list[Alert]:
+        alerts: list[Alert] = []
+        for summary in summaries:
+            key = summary.key
+            status = summary.status(now)
+            before = self.status.get(key)
+            self.status[key] = status
+            bad_before = self.nonfinite.get(key)
+            self.nonfinite[key] = summary.nonfinite
+            if before is None:
+                continue
+            # Only live transitions: a run read while it catches up on old rows (its history
+            # being written, or read for the first time) is not news.
+            if status is RunStatus.STALLED and before is RunStatus.RUNNING:
+                alerts.append(stalled(summary, now))
+            elif status is RunStatus.FINISHED and (
+                before is RunStatus.RUNNING or (before is RunStatus.EMPTY and _recent(summary, now))
+            ):
+                alerts.append(finished(summary))
+            if summary.nonfinite and not bad_before:
+                alerts.append(nonfinite(summary))
+        return alerts
+
+
+def _recent(summary: ExperimentSummary, now: datetime) -> bool:
+    return summary.last_activity is not None and now - summary.last_activity < summary.stall_after()
+
+
+def _short(seconds: float) -> str:
+    return f"{seconds:.2f} s" if seconds < 10 else duration(timedelta(seconds=seconds))

@@ -1,0 +1,198 @@
+"""The experiment list: one row per experiment, updated cell by cell as episodes arrive."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from velora_tui.data.records import ExperimentSummary, Key
+from velora_tui.report.format import PENDING, ago, db_tag, episode_count
+from velora_tui.tui.render import number_cell, spark, status_cell, text_cell
+
+COLUMNS = (
+    ("status", " "),
+    ("id", "ID"),
+    ("agent", "Agent"),
+    ("env", "Env"),
+    ("episodes", "Episodes"),
+    ("last", "Last"),
+    ("best", "Best"),
+    ("avg", "Avg"),
+    ("spark", "Reward"),
+    ("active", "Active"),
+)
+OPEN_HELP = "open the highlighted experiment"
+SPARK_WIDTH = 14
+# What to leave out when the terminal is too narrow for every column (80 columns: the preview
+# under the list still shows the selected run's best reward and its reward sparkline).
+NARROWER = (("avg",), ("avg", "best", "spark"))
+
+
+def row_key(key: Key) -> str:
+    return f"{key[0]}\0{key[1]}"
+
+
+class ExperimentTable(DataTable[Text]):
+    BINDINGS = [
+        Binding("enter", "select_cursor", "Open", tooltip=OPEN_HELP),
+        Binding("up,k", "cursor_up", "Up", show=False, tooltip="move in the list"),
+        Binding("down,j", "cursor_down", "Down", show=False, tooltip="move in the list"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.order: list[Key] = []
+        self.rendered: dict[Key, list[Text]] = {}
+        self.sparks: dict[Key, Sequence[float]] = {}
+        self.marked: list[Key] = []
+        # Until the user moves the cursor, it stays on the top row as rows arrive and re-sort.
+        self.user_moved = False
+        self.show_db = False
+        self.shown_columns: tuple[str, ...] = ()
+        self.last_shown: tuple[Sequence[ExperimentSummary], datetime] = ((), datetime.min)
+
+    def fitting_columns(self) -> tuple[str, ...]:
+        """The most columns whose widest cells fit the table's width."""
+        widths = {key: len(label) for key, label in COLUMNS}
+        for cells in self.rendered.values():
+            for (key, _), cell in zip(COLUMNS, cells, strict=True):
+                widths[key] = max(widths[key], cell.cell_len)
+        widths["spark"] = SPARK_WIDTH
+        room = self.size.width - 2  # the vertical scrollbar
+        for left_out in ((), *NARROWER):
+            keys = tuple(key for key, _ in COLUMNS if key not in left_out)
+            if sum(widths[key] + 2 for key in keys) <= room:
+                return keys
+        return keys
+
+    def set_columns(self, keys: tuple[str, ...]) -> None:
+        self.clear(columns=True)
+        for key, label in COLUMNS:
+            if key in keys:
+                self.add_column(label, key=key, width=SPARK_WIDTH if key == "spark" else None)
+        self.shown_columns = keys
+        self.order = []  # every row is added again
+
+    def on_resize(self) -> None:
+        keys = self.fitting_columns()
+        if self.rendered and keys != self.shown_columns:
+            self.set_columns(keys)
+            self.show(*self.last_shown)
+
+    def cells(self, s: ExperimentSummary, now: datetime) -> list[Text]:
+        """Every column's cell, shown or not."""
+        ident = f"{db_tag(s.db)}/{s.id}" if self.show_db else str(s.id)
+        episodes = Text(episode_count(s), justify="right", style="" if s.scanned else "dim")
+        best = number_cell(s.best_reward) if s.scanned else Text(PENDING, justify="right")
+        if s.nonfinite:
+            episodes.append(" !", style="bold red")
+        status = status_cell(s.status(now))
+        if s.key in self.marked:
+            status = Text.assemble(("▶", "bold magenta"), status)
+        return [
+            status,
+            Text(ident, justify="right"),
+            text_cell(s.agent, 24),
+            text_cell(s.env, 28),
+            episodes,
+            number_cell(s.last_reward),
+            best,
+            number_cell(s.reward_moving_avg),
+            Text(spark(self.sparks.get(s.key, ()), SPARK_WIDTH), style="cyan"),
+            Text(ago(s.last_activity, now), style="dim"),
+        ]
+
+    def show(
+        self,
+        summaries: Sequence[ExperimentSummary],
+        now: datetime,
+        changed: Callable[[Key], bool] | None = None,
+    ) -> None:
+        """Show `summaries` in this order: rows are added, removed or updated in place."""
+        self.last_shown = (summaries, now)
+        order = [s.key for s in summaries]
+        selected = self.selected_key
+        with self.app.batch_update():
+            if order != self.order or not self.shown_columns:
+                self.rendered = {s.key: self.cells(s, now) for s in summaries}
+                keys = self.fitting_columns()
+                if keys != self.shown_columns:
+                    self.set_columns(keys)
+                self.clear()
+                for s in summaries:
+                    self.add_row(*self.shown_cells(self.rendered[s.key]), key=row_key(s.key))
+                self.order = order
+                if self.user_moved and selected in order:
+                    self.move_cursor(row=order.index(selected), animate=False)
+                else:
+                    self.move_cursor(row=0, animate=False)
+                return
+            for s in summaries:
+                if changed is not None and not changed(s.key):
+                    continue
+                key = row_key(s.key)
+                cells = self.cells(s, now)
+                before = self.rendered.get(s.key, [])
+                for index, ((column, _), value) in enumerate(zip(COLUMNS, cells, strict=True)):
+                    shown = column in self.shown_columns
+                    if shown and (index >= len(before) or before[index] != value):
+                        self.update_cell(key, column, value, update_width=True)
+                self.rendered[s.key] = cells
+
+    def shown_cells(self, cells: list[Text]) -> list[Text]:
+        return [
+            cell for (key, _), cell in zip(COLUMNS, cells, strict=True) if key in self.shown_columns
+        ]
+
+    def toggle_mark(self, key: Key) -> None:
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+
+    @property
+    def selected_key(self) -> Key | None:
+        if not self.order or not 0 <= self.cursor_row < len(self.order):
+            return None
+        return self.order[self.cursor_row]
+
+    def select_key(self, key: Key) -> None:
+        if key in self.order:
+            self.user_moved = True
+            self.move_cursor(row=self.order.index(key), animate=False)
+
+    def _moved(self) -> None:
+        self.user_moved = True
+
+    def action_cursor_up(self) -> None:
+        self._moved()
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self._moved()
+        super().action_cursor_down()
+
+    def action_page_up(self) -> None:
+        self._moved()
+        super().action_page_up()
+
+    def action_page_down(self) -> None:
+        self._moved()
+        super().action_page_down()
+
+    def action_scroll_top(self) -> None:
+        self._moved()
+        super().action_scroll_top()
+
+    def action_scroll_bottom(self) -> None:
+        self._moved()
+        super().action_scroll_bottom()
+
+    async def _on_click(self, event: events.Click) -> None:
+        self._moved()
+        await super()._on_click(event)

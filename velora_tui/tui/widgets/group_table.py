@@ -1,0 +1,249 @@
+"""The grouped list: one row per group (the seeds of a config, or the runs sharing chosen key
+values), each unfolding into its runs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable
+
+from velora_tui.data.groups import Group, Stat, spark_curve
+from velora_tui.data.records import ExperimentSummary, Key, RunStatus
+from velora_tui.data.values import clean_text, format_number
+from velora_tui.report.format import PENDING, duration, episode_count
+from velora_tui.tui.messages import OpenExperiment
+from velora_tui.tui.render import STATUS_GLYPHS, number_cell, spark, status_cell, text_cell
+
+COLUMNS = (
+    ("fold", " "),
+    ("group", "Group / run"),
+    ("runs", "Runs"),
+    ("episodes", "Episodes"),
+    ("final", "Final reward"),
+    ("best", "Best"),
+    ("eta", "ETA"),
+    ("spark", "Mean reward"),
+)
+SPARK_WIDTH = 14
+GROUP_NAME_WIDTH = 40
+FOLD_HELP = "groups: unfold (its runs) / fold a group"
+SWEEP_HELP = "sweep table: a row per group of the list (as filtered), by final reward"
+OPEN_GROUP_HELP = "open the highlighted group's chart, or the highlighted run"
+
+
+@dataclass
+class OpenGroups(Message):
+    """Show these groups' chart (one group, or the marked ones overlaid)."""
+
+    groups: list[Group]
+
+
+@dataclass(frozen=True, slots=True)
+class RowRef:
+    """What a row of the table is: a group, or one of its runs."""
+
+    group: str  # Group.ident
+    run: Key | None = None
+
+
+def stat_cell(stat: Stat, pending: bool = False) -> Text:
+    if pending:
+        return Text(PENDING, justify="right")
+    if not stat.count:
+        return Text("-", justify="right", style="dim")
+    text = Text(justify="right")
+    text.append(format_number(stat.mean))
+    text.append(f" ± {format_number(stat.std)}", style="dim")
+    return text
+
+
+def runs_cell(group: Group, now: datetime) -> Text:
+    """`5  1● 3✔`: the runs, how many are running and how many finished."""
+    counts = group.counts(now)
+    text = Text(f"{len(group.runs)}", justify="right")
+    for status in (RunStatus.RUNNING, RunStatus.FINISHED):
+        if counts[status]:
+            glyph, style = STATUS_GLYPHS[status]
+            text.append(f" {counts[status]}")
+            text.append(glyph, style=style)
+    return text
+
+
+class GroupTable(DataTable[Text]):
+    BINDINGS = [
+        Binding("enter", "open", "Open", tooltip=OPEN_GROUP_HELP),
+        Binding("right,l", "unfold", "Fold", key_display="→/←", tooltip=FOLD_HELP),
+        Binding("left,h", "fold", "Fold", show=False, key_display="→/←", tooltip=FOLD_HELP),
+        Binding("space", "mark", "Mark", tooltip="groups: mark / unmark a group to compare"),
+        Binding(
+            "c", "compare", "Compare", tooltip="groups: the marked groups' means and bands overlaid"
+        ),
+        Binding("w", "screen.sweep", "Sweep", tooltip=SWEEP_HELP),
+        Binding("up,k", "cursor_up", "Up", show=False, tooltip="move in the list"),
+        Binding("down,j", "cursor_down", "Down", show=False, tooltip="move in the list"),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.groups: list[Group] = []
+        self.refs: list[RowRef] = []
+        self.unfolded: set[str] = set()
+        self.marked: list[str] = []
+        self.rendered: dict[RowRef, list[Text]] = {}
+
+    def on_mount(self) -> None:
+        for key, label in COLUMNS:
+            self.add_column(label, key=key, width=SPARK_WIDTH if key == "spark" else None)
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def group_cells(
+        self, group: Group, now: datetime, sparks: Mapping[Key, Sequence[float]]
+    ) -> list[Text]:
+        fold = "▾" if group.ident in self.unfolded else "▸"
+        marked = group.ident in self.marked
+        low, high = group.episodes()
+        eta = group.eta(now)
+        curve = spark_curve([(r.episodes, sparks.get(r.key, ())) for r in group.runs])
+        name = Text(no_wrap=True, overflow="ellipsis")
+        name.append(clean_text(group.label(), GROUP_NAME_WIDTH), style="bold")
+        return [
+            Text.assemble(("▶" if marked else "", "bold magenta"), (fold, "bold")),
+            name,
+            runs_cell(group, now),
+            Text(f"{low}" if low == high else f"{low}-{high}", justify="right"),
+            stat_cell(group.final()),
+            stat_cell(group.best(), pending=not group.scanned),
+            Text(duration(eta) if eta is not None else "-", justify="right", style="dim"),
+            Text(spark(curve, SPARK_WIDTH), style="cyan"),
+        ]
+
+    def run_cells(
+        self, run: ExperimentSummary, now: datetime, sparks: Mapping[Key, Sequence[float]]
+    ) -> list[Text]:
+        where = f"{run.db.parent.name}/" if len({r.db for r in self._all_runs()}) > 1 else ""
+        name = Text("  ", no_wrap=True, overflow="ellipsis")
+        name.append(f"#{where}{run.id} ")
+        name.append_text(text_cell(run.agent, 20, "dim"))
+        eta = run.eta() if run.status(now) is RunStatus.RUNNING else None
+        return [
+            Text.assemble(" ", status_cell(run.status(now))),
+            name,
+            Text(""),
+            Text(episode_count(run), justify="right"),
+            number_cell(run.reward_moving_avg),
+            number_cell(run.best_reward) if run.scanned else Text(PENDING, justify="right"),
+            Text(duration(eta) if eta is not None else "", justify="right", style="dim"),
+            Text(spark(sparks.get(run.key, ()), SPARK_WIDTH), style="cyan"),
+        ]
+
+    def _all_runs(self) -> list[ExperimentSummary]:
+        return [run for group in self.groups for run in group.runs]
+
+    def show(
+        self, groups: Sequence[Group], now: datetime, sparks: Mapping[Key, Sequence[float]]
+    ) -> None:
+        """Show these groups in this order, the unfolded ones with their runs."""
+        self.groups = list(groups)
+        rows: list[tuple[RowRef, list[Text]]] = []
+        for group in groups:
+            rows.append((RowRef(group.ident), self.group_cells(group, now, sparks)))
+            if group.ident in self.unfolded:
+                rows.extend(
+                    (RowRef(group.ident, run.key), self.run_cells(run, now, sparks))
+                    for run in group.runs
+                )
+        refs = [ref for ref, _ in rows]
+        selected = self.selected
+        with self.app.batch_update():
+            if refs != self.refs:
+                self.clear()
+                for index, (_, cells) in enumerate(rows):
+                    self.add_row(*cells, key=str(index))
+                self.refs = refs
+                if selected in refs:
+                    self.move_cursor(row=refs.index(selected), animate=False)
+                elif selected is not None and RowRef(selected.group) in refs:
+                    self.move_cursor(row=refs.index(RowRef(selected.group)), animate=False)
+            else:
+                for index, (ref, cells) in enumerate(rows):
+                    before = self.rendered.get(ref, [])
+                    for column, ((key, _), value) in enumerate(zip(COLUMNS, cells, strict=True)):
+                        if column >= len(before) or before[column] != value:
+                            self.update_cell(str(index), key, value, update_width=True)
+        self.rendered = dict(rows)
+
+    @property
+    def selected(self) -> RowRef | None:
+        if not 0 <= self.cursor_row < len(self.refs):
+            return None
+        return self.refs[self.cursor_row]
+
+    def group_of(self, ref: RowRef | None) -> Group | None:
+        if ref is None:
+            return None
+        return next((g for g in self.groups if g.ident == ref.group), None)
+
+    def refresh_rows(self) -> None:
+        """Fold, unfold or mark changed: the rows anew from the groups last shown."""
+        self.post_message(self.Changed())
+
+    class Changed(Message):
+        """The rows to show changed (folded, unfolded, marked): the screen shows them again."""
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """A click on the highlighted row: open it (the list's own handler is for its table)."""
+        event.stop()
+        self.action_open()
+
+    def action_unfold(self) -> None:
+        ref = self.selected
+        if ref is not None and ref.group not in self.unfolded:
+            self.unfolded.add(ref.group)
+            self.refresh_rows()
+
+    def action_fold(self) -> None:
+        ref = self.selected
+        if ref is not None and ref.group in self.unfolded:
+            self.unfolded.discard(ref.group)
+            self.refresh_rows()
+
+    def action_mark(self) -> None:
+        ref = self.selected
+        if ref is None:
+            return
+        if ref.group in self.marked:
+            self.marked.remove(ref.group)
+        else:
+            self.marked.append(ref.group)
+        self.refresh_rows()
+        self.action_cursor_down()
+
+    def action_open(self) -> None:
+        ref = self.selected
+        group = self.group_of(ref)
+        if ref is None or group is None:
+            return
+        if ref.run is not None:
+            self.post_message(OpenExperiment(ref.run))
+        else:
+            self.post_message(OpenGroups([group]))
+
+    def action_compare(self) -> None:
+        marked = [g for ident in self.marked for g in self.groups if g.ident == ident]
+        if len(marked) < 2:
+            self.app.notify("Mark two or more groups with Space to compare them")
+            return
+        self.post_message(OpenGroups(marked))
+
+    def select_group(self, ident: str) -> None:
+        ref = RowRef(ident)
+        if ref in self.refs:
+            self.move_cursor(row=self.refs.index(ref), animate=False)
