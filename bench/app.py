@@ -21,8 +21,8 @@ from bench.common import (
     simulator,
 )
 from tests.support import percentile, read_commit_log
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import Update
-from velora_tui.data.sources import Monitor
 from velora_tui.tui.app import Settings, VeloraApp
 from velora_tui.tui.widgets.experiment_table import ExperimentTable
 

@@ -35,8 +35,8 @@ from bench.common import Metric, big_database, load_note, median, ms, print_head
 from tests.support import child_env, stop_process
 from velora_tui.data.group_reads import group_curve, read_configs, read_series
 from velora_tui.data.groups import group_runs, sort_groups
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.series import SeriesReader, thin
-from velora_tui.data.sources import Monitor
 from velora_tui.tui.screens.groups import RUN_POINTS, GroupChart, GroupChartState
 from velora_tui.tui.widgets.charts import REWARD, ChartOptions, MetricChart, MetricState
 from velora_tui.tui.widgets.plot import Build

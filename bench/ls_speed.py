@@ -36,7 +36,7 @@ from bench.common import (
     timed_env,
 )
 from tests.support import python_command
-from velora_tui.data.sources import Monitor
+from velora_tui.data.monitor import Monitor
 
 GOAL_RATIO = 2.5
 FINITE = "BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
@@ -63,7 +63,7 @@ ORDER BY e.id
 """
 # Each imported alone (a module's cost includes what it imports: sqlmodel pulls in sqlalchemy
 # and pydantic; sqlalchemy pulls in asyncio).
-IMPORT_MODULES = ("click", "pydantic", "sqlalchemy", "sqlmodel", "velora_tui.data.sources")
+IMPORT_MODULES = ("click", "pydantic", "sqlalchemy", "sqlmodel", "velora_tui.data.monitor")
 
 
 def ls_command(db: Path) -> list[str]:

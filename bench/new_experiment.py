@@ -46,8 +46,8 @@ from bench.common import (
 from tests.support import RunSpec, Terminal, build_velora_db, python_command, stop_process
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.feed import IDLE_STEP_MS
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import Update
-from velora_tui.data.sources import Monitor
 from velora_tui.tui.app import Settings, VeloraApp
 from velora_tui.tui.screens.experiments import LIST_INTERVAL, ExperimentsScreen
 from velora_tui.tui.widgets.experiment_table import ExperimentTable

@@ -137,11 +137,11 @@ import sys
 from pathlib import Path
 
 from tests.hanging_fs import HangingFiles
-from velora_tui.data import files, lanes
+from velora_tui.data import deadline_lanes, files
 
 gate, below, deadline, *args = sys.argv[1:]
 files.SYSTEM = HangingFiles(Path(gate), Path(below))
-lanes.DEADLINE = float(deadline)
+deadline_lanes.DEADLINE = float(deadline)
 from velora_tui.cli import entry
 
 sys.argv = ["velora-tui", *args]

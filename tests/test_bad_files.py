@@ -47,8 +47,8 @@ from tests.support import (
 from tests.test_cli import Lines, Result, check_output, strict_json
 from velora_tui.data.database import MetricsDatabase, ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState
-from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
 
@@ -199,7 +199,7 @@ KINDS = {kind.name: kind for kind in FAILING + WORKING}
 # permission bypass): prints every source's status and every experiment it lists.
 MONITOR = """
 import json, sys
-from velora_tui.data.sources import Monitor
+from velora_tui.data.monitor import Monitor
 monitor = Monitor(sys.argv[1:])
 monitor.refresh()
 print(json.dumps({

@@ -44,8 +44,8 @@ from tests.support import (
 from velora_tui import __version__
 from velora_tui.cli import main
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import EPISODE_FIELDS
-from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
 LS_FIELDS = {

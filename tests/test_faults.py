@@ -49,8 +49,8 @@ from tests.support import (
 from tests.test_cli import Lines, check_output, strict_json
 from velora_tui.data import feed as feed_module
 from velora_tui.data.feed import ChangeFeed, FeedMode, live_updates
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState, SourceStatus
-from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
 HEARTBEAT = 0.2  # in-process feeds: notice a re-made directory within a fraction of a second

@@ -26,8 +26,8 @@ from tests.support import (
 )
 from velora_tui.data import feed as feed_module
 from velora_tui.data.feed import ChangeFeed, Changes, FeedMode, live_updates
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import EpisodeRow, SourceState, Update
-from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
 

@@ -37,9 +37,9 @@ from velora_tui.data.groups import (
     spark_curve,
     varied_keys,
 )
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, RunStatus
 from velora_tui.data.series import SeriesReader
-from velora_tui.data.sources import Monitor
 
 NOW = datetime(2026, 11, 23, 19, 45, 0)
 

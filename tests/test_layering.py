@@ -77,7 +77,7 @@ def test_headless_commands_do_not_import_textual(sample_db: Path) -> None:
 FIRST_SCREEN = """
 import sys
 import velora_tui.tui.app
-from velora_tui.data.sources import Monitor
+from velora_tui.data.monitor import Monitor
 
 def loaded(*names):
     return sorted(m for m in sys.modules if m.split(".")[0] in names)

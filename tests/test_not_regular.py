@@ -21,8 +21,8 @@ import pytest
 
 from tests.support import Spawn, add_episode, assert_unchanged, copy_sample, python_command
 from tests.test_cli import Lines, check_output, run_cli, strict_json
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState
-from velora_tui.data.sources import Monitor
 
 TIMEOUT = 30.0
 # What each kind says; every one is `unreadable`.

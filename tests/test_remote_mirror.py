@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.support import query
-from velora_tui.data.sources import Monitor
+from velora_tui.data.monitor import Monitor
 from velora_tui.remote.mirror import MAX_NAME, BadData, Mirror, digest
 
 EXPERIMENT = [

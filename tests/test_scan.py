@@ -25,11 +25,11 @@ from tests.support import (
     query,
     state,
 )
-from velora_tui.data import database, scan
+from velora_tui.data import database, exact_totals
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.files import FileSystem
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState
-from velora_tui.data.sources import Monitor
 
 
 def truth(path: Path) -> dict[int, tuple[int, float | None, int]]:
@@ -91,9 +91,9 @@ def side_by_side(path: Path, make_db: MakeDb, runs: int, rows: int) -> Path:
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Rows each statement of the scan covered (counted the way SQLite sees them)."""
     covered: list[int] = []
-    step = scan.Scan.step
+    step = exact_totals.Scan.step
 
-    def counting(self: scan.Scan, fetch: Any, schema: Any) -> Any:
+    def counting(self: exact_totals.Scan, fetch: Any, schema: Any) -> Any:
         def counted(statement: Any, **params: Any) -> Any:
             rows = fetch(statement, **params)
             covered.append(sum(int(row[-3] or 0) for row in rows))
@@ -101,7 +101,7 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
         return step(self, counted, schema)
 
-    monkeypatch.setattr(scan.Scan, "step", counting)
+    monkeypatch.setattr(exact_totals.Scan, "step", counting)
     return covered
 
 
@@ -140,7 +140,7 @@ def test_runs_side_by_side_in_bounded_reads(
     tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch, reads: list[int]
 ) -> None:
     path = side_by_side(tmp_path / "metrics.db", make_db, runs=5, rows=3_000)
-    monkeypatch.setattr(scan, "ROWS_PER_READ", 1_000)
+    monkeypatch.setattr(exact_totals, "ROWS_PER_READ", 1_000)
     with assert_unchanged(tmp_path):
         db = opened(path)
         db.refresh()
@@ -248,7 +248,7 @@ def test_one_experiment_added_up_alone(tmp_path: Path, make_db: MakeDb) -> None:
 def test_monitor_scan_reports_experiments_as_they_are_exact(
     tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scan, "ROWS_PER_READ", 100)
+    monkeypatch.setattr(exact_totals, "ROWS_PER_READ", 100)
     first = make_db(tmp_path / "a" / "metrics.db", [60, 60, 60])
     second = make_db(tmp_path / "b" / "metrics.db", [90])
     monitor = Monitor([first, second])

@@ -49,8 +49,8 @@ from tests.test_faults import (
     writer_run,
 )
 from velora_tui.data.feed import ChangeFeed, live_updates
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState, Update
-from velora_tui.data.sources import Monitor
 from velora_tui.tui.app import Settings, VeloraApp
 from velora_tui.tui.screens.experiments import ExperimentsScreen
 from velora_tui.tui.screens.help import HelpScreen

@@ -13,10 +13,11 @@ from tests.support import (
     assert_unchanged,
     copy_sample,
 )
+from velora_tui.data.discovery import database_for, find_databases
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import (
     SourceState,
 )
-from velora_tui.data.sources import Monitor, database_for, find_databases
 
 TIMEOUT = 30.0
 

@@ -33,10 +33,10 @@ from tests.support import (
 )
 from tests.test_cli import Lines, Result, check_output, strict_json
 from velora_tui.data.database import ReadFailed
+from velora_tui.data.deadline_lanes import Lane, NotResponding, Pool, answer
 from velora_tui.data.feed import ChangeFeed, live_updates
-from velora_tui.data.lanes import Lane, NotResponding, Pool, answer
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState, SourceStatus, Update
-from velora_tui.data.sources import Monitor
 
 DEADLINE = 1.0
 # Far more than anything here should take (each is a few deadlines at most).

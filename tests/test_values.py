@@ -1,4 +1,4 @@
-"""velora_tui.data.values: untrusted database values made safe; nothing here may raise."""
+"""velora_tui.data.cleaning: untrusted database values made safe; nothing here may raise."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from velora_tui.data.values import (
+from velora_tui.data.cleaning import (
     as_float,
     as_int,
     clean_block,

@@ -33,9 +33,9 @@ import click
 
 from velora_tui.cli.common import JSON, POLL, SOURCES, Failure, load_to_follow, say
 from velora_tui.cli.follow import follow
+from velora_tui.data.cleaning import clean_text
+from velora_tui.data.monitor import Monitor, sort_summaries
 from velora_tui.data.records import Update
-from velora_tui.data.sources import Monitor, sort_summaries
-from velora_tui.data.values import clean_text
 from velora_tui.report.alerts import Alert, AlertTracker, alert_json, current_alerts
 from velora_tui.report.format import clock, shown_path
 

@@ -10,8 +10,8 @@ from typing import IO, Any
 import click
 
 from velora_tui.data import labels
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, SourceState
-from velora_tui.data.sources import Monitor
 from velora_tui.remote.sources import RemoteMonitor, file_statuses
 from velora_tui.report.notify import METHODS as NOTIFY_METHODS
 

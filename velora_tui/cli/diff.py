@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from velora_tui.cli.common import JSON, SOURCES, find_experiment, load, require_data, say
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.diff import diff_configs, format_value
 from velora_tui.data.records import ExperimentSummary
-from velora_tui.data.values import clean_text
 from velora_tui.report.format import table
 
 

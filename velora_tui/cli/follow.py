@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable
 from velora_tui.cli.common import keep_remotes_live, say
 from velora_tui.data import labels
 from velora_tui.data.feed import ChangeFeed, live_updates
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.placement import stay_off_io_cpus
 from velora_tui.data.records import Update
-from velora_tui.data.sources import Monitor
 
 OnUpdates = Callable[[list[Update]], Awaitable[None]]
 

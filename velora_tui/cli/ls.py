@@ -10,8 +10,8 @@ import click
 
 from velora_tui.cli.common import GROUP, GROUP_BY, JSON, SOURCES, group_keys, load, require_data
 from velora_tui.data import labels
-from velora_tui.data.sources import sort_summaries
-from velora_tui.data.values import format_number
+from velora_tui.data.cleaning import format_number
+from velora_tui.data.monitor import sort_summaries
 from velora_tui.remote.sources import several_hosts, with_host
 from velora_tui.report.format import ago, table
 

@@ -16,7 +16,7 @@ from velora_tui.cli.common import (
     say,
     sources_or_default,
 )
-from velora_tui.data.values import clean_text
+from velora_tui.data.cleaning import clean_text
 from velora_tui.serve.access import TokenError, choose_token
 from velora_tui.serve.server import ServeOptions, serve
 

@@ -12,9 +12,9 @@ import click
 from velora_tui.cli.common import JSON, POLL, SOURCES, load_to_follow
 from velora_tui.cli.follow import follow
 from velora_tui.data import labels
+from velora_tui.data.cleaning import format_number
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import EPISODE_COLUMNS, EpisodeRow, Update
-from velora_tui.data.sources import Monitor
-from velora_tui.data.values import format_number
 from velora_tui.report.format import clock
 
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from velora_tui.data.values import as_int, clean_block
+from velora_tui.data.cleaning import as_int, clean_block
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,10 +3,11 @@ answer on-demand reads (latest episodes, an export, a config, chart series).
 
 All access to one file goes through one connection (connection.py), guarded by a lock, so
 `PRAGMA data_version` means something; and every call that touches the file runs in the file's
-lane (lanes.py), so that a file system that stops answering makes this source "not responding"
-instead of stopping its callers. A first load reads only each experiment's first and last
-rows; the aggregates that need every row are added up afterwards in short reads (scan.py), and
-only rows above a high-water mark are read after that. The reading rules: docs/reading-rules.md.
+lane (deadline_lanes.py), so that a file system that stops answering makes this source "not
+responding" instead of stopping its callers. A first load reads only each experiment's first and
+last rows; the aggregates that need every row are added up afterwards in short reads
+(exact_totals.py), and only rows above a high-water mark are read after that. The reading rules:
+docs/reading-rules.md.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from velora_tui.data import first_load_sql, lanes, scan
+from velora_tui.data import deadline_lanes, exact_totals, first_load_sql
+from velora_tui.data.cleaning import as_int, clean_text, parse_timestamp
 from velora_tui.data.config import ConfigView, parse_config, planned_from_text
 from velora_tui.data.connection import (
     DATA_VERSION,
@@ -32,8 +34,9 @@ from velora_tui.data.connection import (
     ReadOnlyConnection,
     change_counter,
 )
+from velora_tui.data.deadline_lanes import SETTLE, Lane, NotResponding
+from velora_tui.data.exact_totals import Pending, Scan
 from velora_tui.data.files import FileSystem, NotRegular, is_link_loop, not_regular, system
-from velora_tui.data.lanes import SETTLE, Lane, NotResponding
 from velora_tui.data.records import (
     EPISODE_FIELDS,
     EpisodeRow,
@@ -42,9 +45,7 @@ from velora_tui.data.records import (
     SourceStatus,
     Update,
 )
-from velora_tui.data.scan import Pending, Scan
 from velora_tui.data.schema import NotReady, Schema, SchemaError, check_header, detect_schema
-from velora_tui.data.values import as_int, clean_text, parse_timestamp
 
 NOT_CREATED = "not created yet; waiting for training to start"
 LINK_LOOP = "symbolic link loop: the link leads back to itself"
@@ -144,7 +145,7 @@ def _unopenable(path: Path) -> SourceStatus:
 class MetricsDatabase:
     """A live, read-only view of one metrics.db file. Thread-safe; never raises on data.
 
-    Every call on the file runs in its lane (lanes.py) and is waited for at most the lane's
+    Every call on the file runs in its lane (deadline_lanes.py) and is waited for at most the lane's
     deadline: a file whose file system does not answer is "not responding" (`status`), and its
     reads give up with that state instead of blocking their callers. A refresh that does not
     come back in time is kept, and its rows handed out by the first refresh after it returns.
@@ -165,7 +166,9 @@ class MetricsDatabase:
         self.replay = replay
         self.busy_timeout = busy_timeout
         self.files = files if files is not None else system()
-        self.lane = lane if lane is not None else Lane(f"velora-tui {path}", lanes.DEADLINE)
+        self.lane = (
+            lane if lane is not None else Lane(f"velora-tui {path}", deadline_lanes.DEADLINE)
+        )
         self._status = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
         # The status last handed out with an update (to flag its changes, not responding
         # included), and the calls of each kind ("refresh", "scan") that did not come back in
@@ -486,7 +489,7 @@ class MetricsDatabase:
                 summary.reward_moving_avg = last_row.reward_moving_avg
                 summary.last_activity = last_row.created_at
             update.experiments.add(exp_id)
-        self._scan = Scan(mark, pending, scan.ROWS_PER_READ) if pending else None
+        self._scan = Scan(mark, pending, exact_totals.ROWS_PER_READ) if pending else None
         update.first_load = self._scan is not None
         self._episode_mark = mark
         self._loaded = True
@@ -635,7 +638,7 @@ class MetricsDatabase:
                 raise ReadFailed(self._status)
             while (item := pending.take(exp_id)) is not None:
                 try:
-                    scan.add_up(item, self._fetch, self._schema, pending.rows_per_read)
+                    exact_totals.add_up(item, self._fetch, self._schema, pending.rows_per_read)
                 except sqlite3.Error as exc:
                     pending.queue.appendleft(item)
                     self._fail(exc)

@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.config import flatten
 from velora_tui.data.records import json_number
-from velora_tui.data.values import clean_text
 
 SAME = "same"
 CHANGED = "changed"

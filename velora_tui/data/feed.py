@@ -7,8 +7,8 @@ some container mounts) or cannot be used (watch limit reached), it polls every 4
 by request (`--poll`), on a watcher error, or when heartbeats keep finding changes that no file
 event announced.
 
-Nothing here waits on a source on the event loop: polls and the roots' stats run in the
-sources' lanes (lanes.py) and are awaited with the deadline; a file watcher is made in a lane of
+Nothing here waits on a source on the event loop: polls and the roots' stats run in the sources'
+lanes (deadline_lanes.py) and are awaited with the deadline; a file watcher is made in a lane of
 its own (adding a watch looks the path up, and a recursive one walks the tree below it, which
 blocks on a dead mount). A source that does not answer is left out until it does.
 """
@@ -27,9 +27,10 @@ from typing import Any
 
 from watchfiles._rust_notify import RustNotify
 
-from velora_tui.data.lanes import SETTLE, Lane, answer
+from velora_tui.data.deadline_lanes import SETTLE, Lane, answer
+from velora_tui.data.discovery import finish_root_inodes
+from velora_tui.data.monitor import Monitor, WatchRoot
 from velora_tui.data.records import Update
-from velora_tui.data.sources import Monitor, WatchRoot, finish_root_inodes
 
 HEARTBEAT = 1.0
 POLL_INTERVAL = 0.04

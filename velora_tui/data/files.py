@@ -1,9 +1,9 @@
 """The file system calls the data layer makes on a source, in one place.
 
 Each may block in the kernel for as long as the file system does not answer (a dead NFS or
-Lustre server): they are only ever made in a source's lane (lanes.py). The tests put a double
-in their place that blocks until released, as a dead server would (tests/hanging_fs.py), and
-pass it to the Monitor (or set `SYSTEM` in a child process).
+Lustre server): they are only ever made in a source's lane (deadline_lanes.py). The tests put a
+double in their place that blocks until released, as a dead server would (tests/hanging_fs.py),
+and pass it to the Monitor (or set `SYSTEM` in a child process).
 
 Only a regular file is ever opened as a database. The kind of a path is asked of `stat` first;
 a FIFO's `open` waits for a writer (forever), a terminal's may make it the process's

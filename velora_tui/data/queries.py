@@ -4,7 +4,7 @@ once to SQLite's SQL, with named parameters (`:after`, `:limit`...) given at eac
 Each statement is short: bounded by ids, on the `experiment_id` index (which carries the rowid,
 so results come in id order without a sort), and never a scan of the whole table in one go.
 Values come back as stored (SQLite keeps whatever it was given: text in a number column, inf,
-NULL) and are cleaned by `values.py` and `records.py`.
+NULL) and are cleaned by `cleaning.py` and `records.py`.
 
 This module imports SQLAlchemy, which costs more than all of Textual to import: the statements
 of a first load are compiled ahead of time into `first_load_sql.py` (regenerate it with

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from velora_tui.data import labels
-from velora_tui.data.values import as_float, as_int, parse_timestamp
+from velora_tui.data.cleaning import as_float, as_int, parse_timestamp
 
 Key = tuple[Path, int]  # (database path, experiment id): an experiment across sources
 
@@ -24,7 +24,7 @@ class SourceState(StrEnum):
     OK = "ok"
     LOCKED = "locked"
     UNREADABLE = "unreadable"
-    # Its file system calls have not come back within the deadline (data/lanes.py).
+    # Its file system calls have not come back within the deadline (data/deadline_lanes.py).
     NOT_RESPONDING = "not responding"
 
 
@@ -153,7 +153,7 @@ class ExperimentSummary:
     first_activity: datetime | None = None
     last_activity: datetime | None = None
     nonfinite: int = 0
-    # False while the rows of a first load are being added up (data/scan.py): until then
+    # False while the rows of a first load are being added up (data/exact_totals.py): until then
     # `episodes` is an estimate from the first and last rows' episode numbers, and
     # `best_reward` and `nonfinite` count only the rows read since.
     scanned: bool = True

@@ -8,8 +8,8 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import EPISODE_FIELDS
-from velora_tui.data.values import clean_text
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 # The columns a file must have to be read as velora's (models.py declares the same tables).

@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from velora_tui.data.cleaning import as_float, parse_timestamp
 from velora_tui.data.connection import Fetch
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EPISODE_METRICS, EpisodeRow
 from velora_tui.data.schema import Schema
-from velora_tui.data.values import as_float, parse_timestamp
 
 
 @dataclass(slots=True)

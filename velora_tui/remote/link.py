@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from velora_tui.data import labels
-from velora_tui.data.values import clean_text
+from velora_tui.data.cleaning import clean_text
 from velora_tui.remote import reader
 from velora_tui.remote.address import Host, RemoteSource
 from velora_tui.remote.mirror import MAX_PATH, BadData, Mirror, check_int, digest

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from velora_tui.data import labels
+from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState, SourceStatus
-from velora_tui.data.sources import Monitor
 from velora_tui.remote.address import Host, RemoteSource, parse_source
 
 if TYPE_CHECKING:

@@ -14,12 +14,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from velora_tui.data import labels
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
-from velora_tui.data.values import clean_text
 from velora_tui.report.format import duration
 
 if TYPE_CHECKING:
-    from velora_tui.data.sources import Monitor
+    from velora_tui.data.monitor import Monitor
 
 KINDS = ("stalled", "finished", "nonfinite")
 

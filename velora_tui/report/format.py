@@ -6,8 +6,8 @@ from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 from velora_tui.data import labels
+from velora_tui.data.cleaning import format_number
 from velora_tui.data.records import ExperimentSummary
-from velora_tui.data.values import format_number
 
 # Shown for an aggregate the scan of a first load has not reached yet.
 PENDING = "…"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from velora_tui.data.values import clean_text
+from velora_tui.data.cleaning import clean_text
 from velora_tui.report.alerts import Alert
 
 AUTO, OSC777, OSC9, BOTH, BELL = "auto", "osc777", "osc9", "both", "bell"

@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 from textual_serve.server import Server
 
-from velora_tui.data.values import clean_text
+from velora_tui.data.cleaning import clean_text
 from velora_tui.serve import tab
 from velora_tui.serve.access import (
     FOREIGN_ORIGIN,

@@ -23,11 +23,11 @@ from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.database import ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
+from velora_tui.data.monitor import Monitor, sort_summaries
 from velora_tui.data.records import Key, Update
-from velora_tui.data.sources import Monitor, sort_summaries
-from velora_tui.data.values import clean_text
 from velora_tui.report.alerts import AlertTracker
 from velora_tui.report.export import write_episodes
 from velora_tui.report.format import shown_path

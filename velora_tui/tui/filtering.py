@@ -31,8 +31,8 @@ from datetime import datetime
 from typing import Any
 
 from velora_tui.data import labels
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, RunStatus
-from velora_tui.data.values import clean_text
 
 FIELDS = ("agent", "env", "id", "status", "reward", "best", "avg", "episodes")
 STATUSES = tuple(str(s) for s in RunStatus)

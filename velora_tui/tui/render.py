@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from rich.text import Text
 
+from velora_tui.data.cleaning import clean_text, format_number
 from velora_tui.data.records import RunStatus
-from velora_tui.data.values import clean_text, format_number
 
 STATUS_GLYPHS: dict[RunStatus, tuple[str, str]] = {
     RunStatus.RUNNING: ("●", "bold green"),

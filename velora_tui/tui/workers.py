@@ -14,7 +14,7 @@ from typing import Any
 
 from textual.worker import Worker, WorkerState
 
-from velora_tui.data.values import clean_text
+from velora_tui.data.cleaning import clean_text
 
 log = logging.getLogger("velora_tui")
 

@@ -11,7 +11,7 @@ from textual.events import ScreenResume
 from textual.keys import REPLACED_KEYS, key_to_character
 from textual.screen import ModalScreen, Screen
 
-from velora_tui.data.sources import Monitor
+from velora_tui.data.monitor import Monitor
 from velora_tui.tui.settings import Settings
 from velora_tui.tui.widgets.status_bar import StatusBar
 from velora_tui.tui.workers import ReportsWorkerFailures

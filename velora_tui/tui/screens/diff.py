@@ -9,11 +9,11 @@ from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
 from textual.worker import get_current_worker
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.config import ConfigView
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.diff import DiffRow, diff_configs, format_value
 from velora_tui.data.records import Key
-from velora_tui.data.values import clean_text
 from velora_tui.report.alerts import label
 from velora_tui.tui.messages import DiffRead
 from velora_tui.tui.screens.base import VeloraScreen

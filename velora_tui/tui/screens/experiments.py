@@ -18,12 +18,12 @@ from textual.widgets import DataTable, Header, Input, Sparkline, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from velora_tui.data import labels
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.config import flatten
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.groups import SORTS, Group, GroupKey, group_runs, sort_groups, varied_keys
+from velora_tui.data.monitor import sort_summaries
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
-from velora_tui.data.sources import sort_summaries
-from velora_tui.data.values import clean_text
 from velora_tui.report.format import ago, best_reward, episode_count
 from velora_tui.tui.filtering import FilterError, parse_query
 from velora_tui.tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead

@@ -17,10 +17,10 @@ from textual.widgets import Header, Input, SelectionList, Static
 from textual.worker import Worker, get_current_worker
 from textual_plotext.plot import Plot
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.group_reads import group_curve, read_series
 from velora_tui.data.groups import Aggregate, Group, normalize_key
 from velora_tui.data.series import SeriesReader, SeriesReaders
-from velora_tui.data.values import clean_text
 from velora_tui.tui.messages import DataChanged, GroupCurvesRead
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.screens.compare import PALETTE

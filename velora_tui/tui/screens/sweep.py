@@ -8,8 +8,8 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.groups import Group, short_keys, sort_groups
-from velora_tui.data.values import clean_text
 from velora_tui.tui.messages import DataChanged
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.group_table import OpenGroups, runs_cell, stat_cell

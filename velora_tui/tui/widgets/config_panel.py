@@ -14,8 +14,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.widgets import Input, Static, Tree
 from textual.widgets.tree import TreeNode
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.config import ConfigView
-from velora_tui.data.values import clean_text
 
 MAX_NODES = 5_000
 RAW_LIMIT = 200_000

@@ -9,8 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import ProgressBar
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary
-from velora_tui.data.values import clean_text
 from velora_tui.report.format import ago, best_reward, duration, episode_count, shown_path
 from velora_tui.tui.render import STATUS_GLYPHS
 from velora_tui.tui.widgets.line import Line

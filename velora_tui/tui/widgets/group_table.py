@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
+from velora_tui.data.cleaning import clean_text, format_number
 from velora_tui.data.groups import Group, Stat, spark_curve
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus
-from velora_tui.data.values import clean_text, format_number
 from velora_tui.report.format import PENDING, duration, episode_count
 from velora_tui.tui.messages import OpenExperiment
 from velora_tui.tui.render import STATUS_GLYPHS, number_cell, spark, status_cell, text_cell

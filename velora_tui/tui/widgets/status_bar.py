@@ -8,8 +8,8 @@ from datetime import datetime
 from rich.text import Text
 
 from velora_tui.data import labels
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import SourceState, SourceStatus
-from velora_tui.data.values import clean_text
 from velora_tui.report.format import shown_path
 from velora_tui.tui.widgets.line import Line
 

@@ -15,9 +15,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from velora_tui.data.cleaning import as_float
 from velora_tui.data.connection import Fetch
 from velora_tui.data.schema import Schema
-from velora_tui.data.values import as_float
 
 # Rows a read adds up at most: a read this short holds SQLite's read lock about as long as the
 # writer's own commit takes, so a commit that meets it waits in its busy handler's first, shortest

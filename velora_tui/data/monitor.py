@@ -1,29 +1,37 @@
-"""Several sources at once: metrics.db files, and directories holding any number of them.
+"""The Monitor: several sources at once (metrics.db files, and directories holding any number
+of them, found by discovery.py), each database's reads and the experiments they found.
 
 One source never stops another: every call on a source (its stat, the walk of a directory, a
-database's reads) runs in that source's lane (lanes.py), the Monitor starts them all and waits
-for them together, at most a deadline. A source whose call has not come back is "not
+database's reads) runs in that source's lane (deadline_lanes.py), the Monitor starts them all
+and waits for them together, at most a deadline. A source whose call has not come back is "not
 responding" and skipped until it does; then what it read is handed out as usual.
 """
 
 from __future__ import annotations
 
 import os
-import stat
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from velora_tui.data import lanes
+from velora_tui.data import deadline_lanes
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.deadline_lanes import SETTLE, Lane, NotResponding, answer
+from velora_tui.data.discovery import (
+    DB_NAME,
+    Walk,
+    database_for,
+    directory_inode,
+    finish_root_inodes,
+    is_directory,
+    walk_tree,
+)
 from velora_tui.data.files import FileSystem, system
-from velora_tui.data.lanes import SETTLE, Lane, NotResponding, answer
 from velora_tui.data.records import (
     ExperimentSummary,
     RunStatus,
@@ -32,95 +40,7 @@ from velora_tui.data.records import (
     Update,
 )
 
-DB_NAME = "metrics.db"
 _EPOCH = datetime(1970, 1, 1)
-_SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", ".git", ".venv", "venv"}
-_SIDE_FILES = ("-journal", "-wal", "-shm")
-# A root that could not be looked at in time: not watched until it answers (feed.py).
-UNKNOWN_INODE = -2
-
-
-def database_for(path: Path) -> Path:
-    """The database a changed file belongs to (`metrics.db-journal` -> `metrics.db`)."""
-    name = path.name
-    for suffix in _SIDE_FILES:
-        if name.endswith(suffix):
-            return path.with_name(name[: -len(suffix)])
-    return path
-
-
-@dataclass(eq=False)
-class Walk:
-    """One walk of a directory tree for metrics.db files, in a lane; read while it runs."""
-
-    root: Path
-    skip: frozenset[Path] = frozenset()  # directories whose listing has not come back
-    found: list[Path] = field(default_factory=list)
-    current: Path | None = None  # the directory being listed now, since `since` (monotonic)
-    since: float = 0.0
-    stop: bool = False  # given up on: stop after the listing under way
-    ended: threading.Event = field(default_factory=threading.Event)
-    future: Future[None] | None = None
-
-    def stuck(self, now: float, deadline: float) -> bool:
-        return self.current is not None and now - self.since >= deadline
-
-
-def walk_tree(walk: Walk, files: FileSystem) -> None:
-    """Every metrics.db below `walk.root` in `walk.found`, as os.walk would find them (top
-    down, sorted, hidden and tool directories left out, symbolic links not followed), but
-    each of any kind: what it is, a FIFO or a directory, is for its own stat to say. Nothing
-    beyond a directory listing is asked: a symbolic link's target is never looked up here."""
-    stack = [walk.root]
-    try:
-        while stack and not walk.stop:
-            directory = stack.pop()
-            walk.since = time.monotonic()  # before `current`: never a new one with an old time
-            walk.current = directory
-            try:
-                entries = files.listdir(directory)
-            except OSError:
-                continue
-            if walk.stop:
-                return
-            below = []
-            for name, is_dir in sorted(entries):
-                if name == DB_NAME:
-                    walk.found.append(directory / name)
-                elif is_dir and name not in _SKIP_DIRS and not name.startswith("."):
-                    below.append(directory / name)
-            stack.extend(path for path in reversed(below) if path not in walk.skip)
-    finally:
-        walk.current = None
-        walk.ended.set()
-
-
-def find_databases(root: Path, files: FileSystem | None = None) -> list[Path]:
-    """Every metrics.db below `root`, in this thread (no deadline: see Monitor.discover)."""
-    walk = Walk(root)
-    walk_tree(walk, files if files is not None else system())
-    return walk.found
-
-
-def _is_directory(files: FileSystem, path: Path) -> bool:
-    try:
-        return stat.S_ISDIR(files.stat(path).st_mode)
-    except OSError:
-        return False
-
-
-def _inode(files: FileSystem, path: Path) -> int:
-    """A directory's inode (-1: not there, or not a directory)."""
-    try:
-        st = files.stat(path)
-    except OSError:
-        return -1
-    return st.st_ino if stat.S_ISDIR(st.st_mode) else -1
-
-
-def finish_root_inodes(asked: Sequence[Future[int] | None]) -> list[int]:
-    """The inodes that came back; UNKNOWN_INODE for a root whose stat has not (yet)."""
-    return [answer(future, UNKNOWN_INODE) for future in asked]
 
 
 # A database and its refresh under way (None: it was not started, see start_refresh).
@@ -151,7 +71,7 @@ class Monitor:
         a database (its state says "not responding" once the deadline has passed)."""
         self.busy_timeout = busy_timeout
         self.files = files if files is not None else system()
-        self.deadline = deadline if deadline is not None else lanes.DEADLINE
+        self.deadline = deadline if deadline is not None else deadline_lanes.DEADLINE
         self.replay = False
         self.closed = False
         self.specs = [Path(os.path.abspath(os.path.expanduser(str(s)))) for s in sources]
@@ -167,8 +87,7 @@ class Monitor:
         self._undecided: dict[Path, Future[bool]] = {}
         own = {spec: self._new_lane(spec) for spec in dict.fromkeys(self.specs)}
         kinds = {
-            spec: lane.submit(partial(_is_directory, self.files, spec))
-            for spec, lane in own.items()
+            spec: lane.submit(partial(is_directory, self.files, spec)) for spec, lane in own.items()
         }
         self._wait(kinds.values(), patience)
         for spec, kind in kinds.items():
@@ -320,7 +239,7 @@ class Monitor:
         for root in roots:
             try:
                 lane = self._lane("root", root.path)
-                asked.append(lane.submit(partial(_inode, self.files, root.path)))
+                asked.append(lane.submit(partial(directory_inode, self.files, root.path)))
             except NotResponding:
                 asked.append(None)
         return asked
