@@ -9,9 +9,9 @@ from typing import IO, Any
 
 import click
 
-from velora_tui.data import labels
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, SourceState
+from velora_tui.data.source_names import source_names
 from velora_tui.remote.sources import RemoteMonitor, file_statuses
 from velora_tui.report.notify import METHODS as NOTIFY_METHODS
 
@@ -162,7 +162,7 @@ def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
             )
         raise Failure(f"no experiment with id {exp_id}")
     if len(matches) > 1:
-        places = ", ".join(labels.name(m.db) for m in matches)
+        places = ", ".join(source_names.name(m.db) for m in matches)
         raise Failure(f"experiment {exp_id} is in several databases ({places}); name one SOURCE")
     return matches[0]
 

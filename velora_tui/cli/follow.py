@@ -14,11 +14,11 @@ import signal
 from collections.abc import Awaitable, Callable
 
 from velora_tui.cli.common import keep_remotes_live, say
-from velora_tui.data import labels
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.placement import stay_off_io_cpus
 from velora_tui.data.records import Update
+from velora_tui.data.source_names import source_names
 
 OnUpdates = Callable[[list[Update]], Awaitable[None]]
 
@@ -77,7 +77,7 @@ def follow(
             for update in updates:
                 if update.reset:
                     say(
-                        f"{labels.name(update.db)}: replaced by a new database;"
+                        f"{source_names.name(update.db)}: replaced by a new database;"
                         " following it from its first episode"
                     )
                 if update.status_changed:

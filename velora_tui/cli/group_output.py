@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import IO, Any
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import clean_text, format_number
 from velora_tui.data.group_reads import group_curve, read_configs
 from velora_tui.data.groups import Aggregate, Group, Stat, group_runs, sort_groups
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, RunStatus, json_number
 from velora_tui.data.series import SeriesReader
+from velora_tui.data.source_names import source_names
 from velora_tui.report.format import duration, table
 
 EXPORT_POINTS = 1_000
@@ -147,7 +147,9 @@ def write_group_curves(
             {
                 "group": group.label(),
                 "values": dict(group.name),
-                "experiments": [{"db": labels.name(run.db), "id": run.id} for run in group.runs],
+                "experiments": [
+                    {"db": source_names.name(run.db), "id": run.id} for run in group.runs
+                ],
                 "x_axis": axis,
                 "smoothing": smoothing,
                 "exact": curve.exact,

@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from velora_tui.cli.common import GROUP, GROUP_BY, JSON, SOURCES, group_keys, load, require_data
-from velora_tui.data import labels
 from velora_tui.data.cleaning import format_number
 from velora_tui.data.monitor import sort_summaries
+from velora_tui.data.source_names import source_names
 from velora_tui.remote.sources import several_hosts, with_host
 from velora_tui.report.format import ago, table
 
@@ -64,8 +64,8 @@ def command(
             ago(s.last_activity, now),
         ]
         if hosts:
-            row.append(labels.host(s.db) or "local")
-        rows.append([*row, labels.name(s.db)] if several else row)
+            row.append(source_names.host(s.db) or "local")
+        rows.append([*row, source_names.name(s.db)] if several else row)
     if hosts:
         headers.append("HOST")
     if several:

@@ -11,10 +11,10 @@ import click
 
 from velora_tui.cli.common import JSON, POLL, SOURCES, load_to_follow
 from velora_tui.cli.follow import follow
-from velora_tui.data import labels
 from velora_tui.data.cleaning import format_number
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import EPISODE_COLUMNS, EpisodeRow, Update
+from velora_tui.data.source_names import source_names
 from velora_tui.report.format import clock
 
 
@@ -93,11 +93,11 @@ class EpisodePrinter:
         agent, env = (summary.agent, summary.env) if summary else ("?", "?")
         if self.as_json:
             data = {
-                "db": labels.name(db),
+                "db": source_names.name(db),
                 **row.to_json(),
                 "agent": agent,
                 "env": env,
-                "host": labels.host(db),
+                "host": source_names.host(db),
             }
             line = json.dumps(data)
         else:
@@ -109,7 +109,7 @@ class EpisodePrinter:
                 "-" if row.episode_num is None else str(row.episode_num),
                 *(format_number(getattr(row, c.name), c.digits) for c in EPISODE_COLUMNS),
                 clock(row.created_at),
-                f"{agent}/{env}" + (f" ({labels.name(db)})" if self.several else ""),
+                f"{agent}/{env}" + (f" ({source_names.name(db)})" if self.several else ""),
             ]
             line = self._format(cells)
         self._write(line)

@@ -26,8 +26,8 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from velora_tui.data import labels
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, json_number
+from velora_tui.data.source_names import source_names
 
 # Config keys that tell seeds of one configuration apart (a dotted key with any part so named).
 SEED_KEYS = frozenset({"seed", "device"})
@@ -36,7 +36,7 @@ CONFIG_PREFIX = "cfg."
 SUMMARY_KEYS: dict[str, Callable[[ExperimentSummary], str]] = {
     "agent": lambda s: s.agent,
     "env": lambda s: s.env,
-    "db": lambda s: labels.name(s.db),
+    "db": lambda s: source_names.name(s.db),
 }
 MISSING = "-"  # a chosen key the run's config does not have
 UNREADABLE = "(config unreadable)"
@@ -239,7 +239,7 @@ class Group:
             "final_reward": self.final().to_json(),
             "best_reward": self.best().to_json(),
             "eta_seconds": None if eta is None else round(eta.total_seconds(), 1),
-            "experiments": [{"db": labels.name(run.db), "id": run.id} for run in self.runs],
+            "experiments": [{"db": source_names.name(run.db), "id": run.id} for run in self.runs],
         }
 
 

@@ -13,8 +13,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import as_float, as_int, parse_timestamp
+from velora_tui.data.source_names import source_names
 
 Key = tuple[Path, int]  # (database path, experiment id): an experiment across sources
 
@@ -35,7 +35,7 @@ class SourceStatus:
     message: str = ""
 
     def describe(self) -> str:
-        place = labels.name(self.path)
+        place = source_names.name(self.path)
         return f"{place}: {self.state}" + (f": {self.message}" if self.message else "")
 
 

@@ -28,8 +28,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import clean_text
+from velora_tui.data.source_names import source_names
 from velora_tui.remote import reader
 from velora_tui.remote.address import Host, RemoteSource
 from velora_tui.remote.mirror import MAX_PATH, BadData, Mirror, check_int, digest
@@ -119,7 +119,7 @@ class Link:
         self.options = options or SshOptions.from_env()
         self.mirrors: dict[tuple[int, str], Mirror] = {}
         for index, folder in enumerate(self.folders):
-            labels.register(folder, self.sources[index].label, host.label)
+            source_names.register(folder, self.sources[index].label, host.label)
             for mirror in Mirror.existing(folder):
                 self._keep(index, mirror)
         # What the reader says of each remote file or source: (spec, path) -> (state, why).
@@ -357,7 +357,7 @@ class Link:
     def _keep(self, spec: int, mirror: Mirror) -> None:
         self.mirrors[(spec, mirror.remote_path)] = mirror
         shown = clean_text(f"{self.host.label}:{mirror.remote_path}", 300)
-        labels.register(mirror.path, shown, self.host.label)
+        source_names.register(mirror.path, shown, self.host.label)
 
     def _announce(self) -> None:
         status = self.status

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from velora_tui.data import labels
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState, SourceStatus
+from velora_tui.data.source_names import source_names
 from velora_tui.remote.address import Host, RemoteSource, parse_source
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ class RemoteMonitor(Monitor):
         for link in self.remotes.links:
             host = link.status
             message = host.describe().partition(": ")[2]
-            place = labels.register_host(host.host)
+            place = source_names.register_host(host.host)
             shown.append(SourceStatus(place, _HOST_STATES[host.state], message))
         return shown
 
@@ -142,12 +142,12 @@ class RemoteMonitor(Monitor):
 
 def file_statuses(monitor: Monitor) -> list[SourceStatus]:
     """The statuses of files and folders (a host's own line left out)."""
-    return [s for s in monitor.statuses() if not labels.is_host(s.path)]
+    return [s for s in monitor.statuses() if not source_names.is_host(s.path)]
 
 
 def several_hosts(monitor: Monitor) -> bool:
     """Whether the sources come from more than one host (this machine counting as one)."""
-    hosts = {labels.host(path) for path in monitor.databases}
+    hosts = {source_names.host(path) for path in monitor.databases}
     return len(hosts) > 1
 
 
@@ -172,8 +172,8 @@ def open_sources(
 def with_host(monitor: Monitor, db: Path, data: dict[str, Any]) -> dict[str, Any]:
     """An `ls --json` object: `db` named as the user knows it, its `host` (null: this machine)
     and, for a remote one, the host's state (`host_state`: state, since, how far behind)."""
-    host = labels.host(db)
-    data["db"] = labels.name(db)
+    host = source_names.host(db)
+    data["db"] = source_names.name(db)
     data["host"] = host
     if host is not None and isinstance(monitor, RemoteMonitor):
         for link in monitor.remotes.links:

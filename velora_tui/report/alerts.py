@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
+from velora_tui.data.source_names import source_names
 from velora_tui.report.format import duration
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def alert_json(alert: Alert, summary: ExperimentSummary | None, now: datetime) -
         "kind": alert.kind,
         "severity": alert.severity,
         "message": alert.message,
-        "db": labels.name(alert.key[0]),
+        "db": source_names.name(alert.key[0]),
         "id": alert.key[1],
     }
     if summary is not None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import format_number
 from velora_tui.data.records import ExperimentSummary
+from velora_tui.data.source_names import source_names
 
 # Shown for an aggregate the scan of a first load has not reached yet.
 PENDING = "…"
@@ -41,7 +41,7 @@ def clock(moment: datetime | None) -> str:
 def shown_path(path: Path) -> str:
     """A path as short as it can be said here: relative to the working directory when it is
     below it (`metrics.db`, `runs/a/metrics.db`), else whole; a remote one as `host:path`."""
-    remote = labels.label(path)
+    remote = source_names.label(path)
     if remote is not None:
         return remote
     try:
@@ -53,7 +53,7 @@ def shown_path(path: Path) -> str:
 def db_tag(path: Path) -> str:
     """A database's short name in a list: its folder's name, after its host for a remote one
     (`runs/a/metrics.db` -> `a`, `node03:/runs/a/metrics.db` -> `node03:a`)."""
-    remote, host = labels.label(path), labels.host(path)
+    remote, host = source_names.label(path), source_names.host(path)
     if remote is None or host is None:
         return path.parent.name
     return f"{host}:{PurePosixPath(remote[len(host) + 1 :]).parent.name}"

@@ -15,13 +15,14 @@ from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.database import ReadFailed
@@ -37,7 +38,7 @@ from velora_tui.tui.messages import DataChanged, OpenExperiment
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.screens.experiments import ExperimentsScreen
 from velora_tui.tui.settings import Settings
-from velora_tui.tui.workers import ReportsWorkerFailures
+from velora_tui.tui.workers import ReportsWorkerFailures, cancelled, read_worker
 
 __all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 
@@ -151,20 +152,19 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
 
     # -- data flow -------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="first read")
+    @read_worker("load", "first read")
     def initial_load(self) -> None:
         updates = self.first_read.result()
         self.call_from_thread(self.publish, updates, True)
         if self.settings.live:
             self.call_from_thread(self.start_watching)
 
-    @work(thread=True, exclusive=True, group="scan", exit_on_error=False, description="add up")
+    @read_worker("scan", "add up")
     def add_up(self) -> None:
         """The aggregates the first screen went without (exact counts, best rewards, inf/NaN),
         a short read at a time; each experiment's shown as soon as it is complete."""
-        worker = get_current_worker()
         for updates in self.monitor.scan():
-            if worker.is_cancelled:
+            if cancelled():
                 return
             if updates:
                 self.call_from_thread(self.added_up, updates)
@@ -221,15 +221,15 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         if driver is not None and self._running and not self._closed:
             driver.write(sequence)
 
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
         """A failure is reported by ReportsWorkerFailures; here the data keeps coming."""
-        if event.state is not WorkerState.ERROR:
+        if state is not WorkerState.ERROR:
             return
-        if event.worker.group == "watch" and self.feed is not None:
+        if worker.group == "watch" and self.feed is not None:
             # The watcher died: keep the data coming by polling.
             self.feed = ChangeFeed(self.monitor, poll=True, stream_interval=STREAM_READ_INTERVAL)
             self.watch_changes(self.feed)
-        elif event.worker.group == "load" and self.settings.live and self.feed is None:
+        elif worker.group == "load" and self.settings.live and self.feed is None:
             self.start_watching()  # the first read failed: changes are still read as they come
 
     async def on_unmount(self) -> None:
@@ -247,7 +247,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
-    @work(thread=True, exclusive=True, group="load", exit_on_error=False, description="re-read")
+    @read_worker("load", "re-read")
     def action_reload(self) -> None:
         updates = self.monitor.reload()
         self.call_from_thread(self.publish, updates, True)
@@ -286,7 +286,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
             return
         self.export_csv(key)
 
-    @work(thread=True, exit_on_error=False, description="export to CSV")
+    @read_worker("export", "export to CSV", exclusive=False)
     def export_csv(self, key: Key) -> None:
         db, exp_id = key
         database = self.monitor.databases[db]

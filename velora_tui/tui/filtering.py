@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, RunStatus
+from velora_tui.data.source_names import source_names
 
 FIELDS = ("agent", "env", "id", "status", "reward", "best", "avg", "episodes")
 STATUSES = tuple(str(s) for s in RunStatus)
@@ -247,7 +247,7 @@ def _show(text: str) -> str:
 
 def _haystack(summary: ExperimentSummary) -> str:
     s = summary
-    return f"{s.agent} {s.env} {s.id} #{s.id} {labels.name(s.db)}".lower()
+    return f"{s.agent} {s.env} {s.id} #{s.id} {source_names.name(s.db)}".lower()
 
 
 def _text_match(op: str, wanted: str, actual: str) -> bool:

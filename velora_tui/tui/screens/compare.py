@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Header, Static
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerState
 from textual_plotext.plot import Plot
 
 from velora_tui.data.records import Key
@@ -26,6 +28,7 @@ from velora_tui.tui.widgets.charts import (
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.plot import ThreadedPlot
 from velora_tui.tui.widgets.status_bar import StatusBar
+from velora_tui.tui.workers import read_worker, reply
 
 PALETTE = (
     (90, 170, 255),
@@ -120,19 +123,17 @@ class CompareScreen(VeloraScreen):
         ]
         self.read_curves(readers, max(60, min(2 * width, 600)) if width else 200)
 
-    @work(thread=True, group="compare", exit_on_error=False, description="read the curves")
+    @read_worker("compare", "read the curves", exclusive=False)
     def read_curves(self, readers: list[SeriesReader | None], buckets: int) -> None:
         curves = [thin(reader.read(), buckets) if reader else Series() for reader in readers]
-        if not get_current_worker().is_cancelled:
-            self.post_message(CurvesRead(curves))
+        reply(self, CurvesRead(curves))
 
     @on(CurvesRead)
     def show_curves(self, message: CurvesRead) -> None:
         self.query_one(CompareChart).show(message.curves, self.options)
 
-    @on(Worker.StateChanged)
-    def read_ended(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "compare" and event.worker.is_finished:
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "compare":
             self.redraws.done()
 
     def catch_up(self) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
-from textual.worker import get_current_worker
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.config import ConfigView
@@ -18,6 +17,7 @@ from velora_tui.report.alerts import label
 from velora_tui.tui.messages import DiffRead
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.key_footer import KeyFooter
+from velora_tui.tui.workers import read_worker, reply
 
 MARKS = {
     "changed": ("~", "bold yellow"),
@@ -91,9 +91,7 @@ class DiffScreen(VeloraScreen):
         ]
         self.read_diff(sides)
 
-    @work(
-        thread=True, exclusive=True, group="diff", exit_on_error=False, description="read configs"
-    )
+    @read_worker("diff", "read configs")
     def read_diff(self, sides: list[tuple[str, MetricsDatabase | None, int]]) -> None:
         """`sides`: each experiment's name, database and id."""
         views = []
@@ -104,8 +102,7 @@ class DiffScreen(VeloraScreen):
                 notes.append(f"{name}: {view.error}; compared as empty")
             views.append(view.data if view.ok else {})
         rows = diff_configs(views[0], views[1])
-        if not get_current_worker().is_cancelled:
-            self.post_message(DiffRead(rows, notes))
+        reply(self, DiffRead(rows, notes))
 
     @on(DiffRead)
     def show_diff(self, message: DiffRead) -> None:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import Header, TabbedContent, TabPane
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
 from velora_tui.data.config import ConfigView
 from velora_tui.data.database import MetricsDatabase
@@ -37,6 +38,7 @@ from velora_tui.tui.widgets.line import Line
 from velora_tui.tui.widgets.pacing import Paced
 from velora_tui.tui.widgets.plot import Build
 from velora_tui.tui.widgets.status_bar import StatusBar
+from velora_tui.tui.workers import cancelled, read_worker, reply
 
 HEADER_INTERVAL = 0.25
 # Charts of a run with more rows to read than this are first drawn from episodes sampled over it
@@ -135,17 +137,10 @@ class ExperimentScreen(VeloraScreen):
     def load_episodes(self) -> None:
         self.read_episodes(self.database(), self.key[1])
 
-    @work(
-        thread=True,
-        exclusive=True,
-        group="episodes",
-        exit_on_error=False,
-        description="read the episodes",
-    )
+    @read_worker("episodes", "read the episodes")
     def read_episodes(self, database: MetricsDatabase | None, exp_id: int) -> None:
         rows = database.latest_episodes(exp_id, MAX_ROWS) if database else []
-        if not get_current_worker().is_cancelled:
-            self.post_message(EpisodesRead(rows))
+        reply(self, EpisodesRead(rows))
 
     @on(EpisodesRead)
     def show_episode_snapshot(self, message: EpisodesRead) -> None:
@@ -154,13 +149,10 @@ class ExperimentScreen(VeloraScreen):
     def load_config(self) -> None:
         self.read_config(self.database(), self.key[1])
 
-    @work(
-        thread=True, exclusive=True, group="config", exit_on_error=False, description="read config"
-    )
+    @read_worker("config", "read config")
     def read_config(self, database: MetricsDatabase | None, exp_id: int) -> None:
         view = database.config(exp_id) if database else ConfigView("", error="no database")
-        if not get_current_worker().is_cancelled:
-            self.post_message(ConfigRead(view))
+        reply(self, ConfigRead(view))
 
     @on(ConfigRead)
     def show_config(self, message: ConfigRead) -> None:
@@ -181,20 +173,17 @@ class ExperimentScreen(VeloraScreen):
         reader = self.readers.get(database, self.key[1]) if database else None
         self.read_series(reader, 2 * width if width else 200, builds)
 
-    @work(
-        thread=True, exclusive=True, group="series", exit_on_error=False, description="read charts"
-    )
+    @read_worker("series", "read charts")
     def read_series(self, reader: SeriesReader | None, points: int, builds: list[Build]) -> None:
         """Only the rows not read before, thinned to the charts' width, and every chart's
         picture of them: all in this one thread, off the UI thread. A run too long to read at
         once is first shown from episodes sampled over it, then from all its rows."""
-        worker = get_current_worker()
         if reader is not None and reader.unread() > PREVIEW_ABOVE:
             self.post_series(sampled_series(reader.database.sample(reader.exp_id, points)), builds)
         while True:
             # In parts, so that a screen closed meanwhile stops the read.
             read = reader.read(budget=0.5) if reader else Series()
-            if worker.is_cancelled:
+            if cancelled():
                 return
             if read.complete:
                 break
@@ -202,8 +191,7 @@ class ExperimentScreen(VeloraScreen):
 
     def post_series(self, series: Series, builds: list[Build]) -> None:
         pictures = [(build, build.picture()) for build in (of_rows(b, series) for b in builds)]
-        if not get_current_worker().is_cancelled:
-            self.post_message(SeriesRead(series, pictures))
+        reply(self, SeriesRead(series, pictures))
 
     @on(SeriesRead)
     def show_series(self, message: SeriesRead) -> None:
@@ -216,14 +204,12 @@ class ExperimentScreen(VeloraScreen):
             if not build.show(picture):
                 build.chart.draw()  # redrawn meanwhile (resized, new options): again, of these rows
 
-    @on(Worker.StateChanged)
-    def read_ended(self, event: Worker.StateChanged) -> None:
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
         """Whichever way a read ends, the next one can start: a failed one (reported by
         ReportsWorkerFailures) leaves nothing stuck."""
-        worker = event.worker
-        if worker.group == "series" and worker.is_finished:
+        if worker.group == "series":
             self.charts.done()
-        elif event.state is WorkerState.ERROR and worker.group in ("episodes", "config"):
+        elif state is WorkerState.ERROR and worker.group in ("episodes", "config"):
             self.unread.add(worker.group)  # read again when next shown, or with the next rows
             self.read_again = True
 

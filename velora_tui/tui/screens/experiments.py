@@ -9,21 +9,21 @@ from datetime import timedelta
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Sparkline, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.worker import Worker, WorkerState
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.config import flatten
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.groups import SORTS, Group, GroupKey, group_runs, sort_groups, varied_keys
 from velora_tui.data.monitor import sort_summaries
 from velora_tui.data.records import ExperimentSummary, Key, SourceState
+from velora_tui.data.source_names import source_names
 from velora_tui.report.format import ago, best_reward, episode_count
 from velora_tui.tui.filtering import FilterError, parse_query
 from velora_tui.tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead
@@ -34,6 +34,7 @@ from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.line import Line
 from velora_tui.tui.widgets.pacing import Paced
 from velora_tui.tui.widgets.status_bar import StatusBar
+from velora_tui.tui.workers import read_worker, reply
 
 SPARK_POINTS = 60
 SPARK_WINDOW = 100
@@ -225,15 +226,14 @@ class ExperimentsScreen(VeloraScreen):
         worker = self.read_configs([(key, databases.get(key[0])) for key in keys])
         self.configs_reading[worker] = set(keys)
 
-    @work(thread=True, group="configs", exit_on_error=False, description="read configs")
+    @read_worker("configs", "read configs", exclusive=False)
     def read_configs(self, asked: list[tuple[Key, MetricsDatabase | None]]) -> None:
         configs: dict[Key, Mapping[str, Any] | None] = {}
         for key, database in asked:
             view = database.config(key[1]) if database else None
             ok = view is not None and view.ok and isinstance(view.data, dict | list)
             configs[key] = flatten(view.data) if ok and view else None
-        if not get_current_worker().is_cancelled:
-            self.post_message(ConfigsRead(configs))
+        reply(self, ConfigsRead(configs))
 
     @on(ConfigsRead)
     def show_configs(self, message: ConfigsRead) -> None:
@@ -273,9 +273,9 @@ class ExperimentsScreen(VeloraScreen):
             return Text(f"No experiment matches “{clean_text(self.query_text)}” (Esc clears)")
         lines = Text()
         for status in self.host.monitor.statuses():
-            if labels.is_host(status.path) and status.state is SourceState.OK:
+            if source_names.is_host(status.path) and status.state is SourceState.OK:
                 continue  # a connected host: its sources say the rest
-            path = clean_text(labels.name(status.path), 300)
+            path = clean_text(source_names.name(status.path), 300)
             if status.state is SourceState.WAITING:
                 lines.append("Waiting for ", style="bold yellow")
                 lines.append(path)
@@ -333,7 +333,7 @@ class ExperimentsScreen(VeloraScreen):
         asked = {key: database for key in due if (database := databases.get(key[0])) is not None}
         self.sparks_reading[self.read_sparks(asked)] = due
 
-    @work(thread=True, group="sparks", exit_on_error=False, description="read sparklines")
+    @read_worker("sparks", "read sparklines", exclusive=False)
     def read_sparks(self, asked: dict[Key, MetricsDatabase]) -> None:
         """The moving-average reward at SPARK_POINTS episodes spread over each run: a seek
         each, so the sparklines of runs of millions of episodes cost what short ones do."""
@@ -341,8 +341,7 @@ class ExperimentsScreen(VeloraScreen):
             key: [row.reward_moving_avg for row in database.sample(key[1], SPARK_POINTS)]
             for key, database in asked.items()
         }
-        if not get_current_worker().is_cancelled:
-            self.post_message(SparksRead(sparks))
+        reply(self, SparksRead(sparks))
 
     @on(SparksRead)
     def show_sparks(self, message: SparksRead) -> None:
@@ -351,15 +350,12 @@ class ExperimentsScreen(VeloraScreen):
             self.pending |= set(message.sparks)
         self.background_pace.request()
 
-    @on(Worker.StateChanged)
-    def read_ended(self, event: Worker.StateChanged) -> None:
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
         """A read that ended without its message (failed: reported by ReportsWorkerFailures;
         or cancelled) hands its keys back, so they are asked for again."""
-        if not event.worker.is_finished:
-            return
-        self.configs_reading.pop(event.worker, None)
-        sparks = self.sparks_reading.pop(event.worker, None)
-        if sparks and event.state is not WorkerState.SUCCESS:
+        self.configs_reading.pop(worker, None)
+        sparks = self.sparks_reading.pop(worker, None)
+        if sparks and state is not WorkerState.SUCCESS:
             self.spark_due |= sparks
 
     # -- actions ---------------------------------------------------------------------------

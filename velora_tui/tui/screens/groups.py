@@ -6,15 +6,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Header, Input, SelectionList, Static
-from textual.worker import Worker, get_current_worker
+from textual.worker import Worker, WorkerState
 from textual_plotext.plot import Plot
 
 from velora_tui.data.cleaning import clean_text
@@ -29,6 +30,7 @@ from velora_tui.tui.widgets.group_table import stat_cell
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.plot import ThreadedPlot
 from velora_tui.tui.widgets.status_bar import StatusBar
+from velora_tui.tui.workers import read_worker, reply
 
 BANDS = ("std", "min-max")
 BAND_HELP = "group charts: band of ± std / of min to max over the runs"
@@ -194,7 +196,7 @@ class GroupChartScreen(VeloraScreen):
         points = max(60, min(2 * width, 600)) if width else 200
         self.read_curves(readers, points, self.options)
 
-    @work(thread=True, group="group-chart", exit_on_error=False, description="read group curves")
+    @read_worker("group-chart", "read group curves", exclusive=False)
     def read_curves(
         self, readers: list[list[SeriesReader | None]], points: int, options: ChartOptions
     ) -> None:
@@ -205,8 +207,7 @@ class GroupChartScreen(VeloraScreen):
             group_curve(group, points, axis=options.x_axis, smoothing=options.smoothing)
             for group in read
         ]
-        if not get_current_worker().is_cancelled:
-            self.post_message(GroupCurvesRead(curves, complete))
+        reply(self, GroupCurvesRead(curves, complete))
 
     @on(GroupCurvesRead)
     def show_curves(self, message: GroupCurvesRead) -> None:
@@ -218,9 +219,8 @@ class GroupChartScreen(VeloraScreen):
         if not message.complete:
             self.redraws.request()  # the rest of the rows, with the next redraw
 
-    @on(Worker.StateChanged)
-    def read_ended(self, event: Worker.StateChanged) -> None:
-        if event.worker.group == "group-chart" and event.worker.is_finished:
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "group-chart":
             self.redraws.done()
 
     def catch_up(self) -> None:

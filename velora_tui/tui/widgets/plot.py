@@ -21,14 +21,13 @@ from plotext import _utility as plotext_utility
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.message import Message
 from textual.strip import Strip
-from textual.worker import get_current_worker
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
-from velora_tui.tui.workers import ReportsWorkerFailures
+from velora_tui.tui.workers import ReportsWorkerFailures, read_worker, reply
 
 # plotext keeps module-level state: one build at a time, all on one figure (cleared for each).
 _BUILDING = threading.Lock()
@@ -159,11 +158,10 @@ class ThreadedPlot(ReportsWorkerFailures, PlotextPlot):
         if build is not None:
             self.build_picture(build)
 
-    @work(thread=True, exit_on_error=False, group="plot", description="build a chart")
+    @read_worker("plot", "build a chart", exclusive=False)
     def build_picture(self, build: Build) -> None:
         picture = build.picture()
-        if not get_current_worker().is_cancelled:
-            self.post_message(PictureBuilt(build, picture))
+        reply(self, PictureBuilt(build, picture))
 
     @on(PictureBuilt)
     def picture_built(self, message: PictureBuilt) -> None:

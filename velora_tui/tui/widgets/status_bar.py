@@ -7,9 +7,9 @@ from datetime import datetime
 
 from rich.text import Text
 
-from velora_tui.data import labels
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import SourceState, SourceStatus
+from velora_tui.data.source_names import source_names
 from velora_tui.report.format import shown_path
 from velora_tui.tui.widgets.line import Line
 
@@ -25,8 +25,8 @@ STATE_STYLES = {
 def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime | None) -> Text:
     line = Text(no_wrap=True, overflow="ellipsis")
     line.append(f"{mode} ", style="bold")
-    hosts = [s for s in statuses if labels.is_host(s.path)]
-    statuses = [s for s in statuses if not labels.is_host(s.path)]
+    hosts = [s for s in statuses if source_names.is_host(s.path)]
+    statuses = [s for s in statuses if not source_names.is_host(s.path)]
     describe_hosts(line, hosts)
     if len(statuses) <= 2:
         for index, status in enumerate(statuses):
