@@ -6,8 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OLD := .venv-oldest
 OLD_STAMP := $(OLD)/.installed
+# pytest-xdist workers. Most tests wait on processes, timers and sockets rather than compute, so
+# more workers than the 2 cores of CI's machine finish sooner (CONTRIBUTING.md: the tiers).
+JOBS ?= 4
+PYTEST := $(BIN)/pytest -q -n $(JOBS)
 
-.PHONY: demo test lint test-newest test-oldest soak bench snapshots sql clean
+.PHONY: demo test lint test-unit test-app test-system test-newest test-oldest soak bench \
+	snapshots sql clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,26 +30,49 @@ $(OLD_STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/velora-tui demo
 
+# ruff, formatting, mypy --strict, and the layers' import contracts (pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache --no-logo
 
+# The tiers, each alone: unit (no process, no sleep: under a minute), app (Pilot, snapshots),
+# system (real processes: the CLI, writers, a pseudo-terminal, sshd, Chromium).
+test-unit: $(STAMP)
+	$(PYTEST) tests/unit
+
+test-app: $(STAMP)
+	$(PYTEST) tests/app
+
+test-system: $(STAMP)
+	$(PYTEST) -m "not soak" tests/system
+
+# Every tier on the newest dependencies; the slowest tests named, to keep `make test` short.
 test-newest: $(STAMP)
-	$(BIN)/pytest -q -m "not soak"
+	$(PYTEST) -m "not soak" --durations=15 tests
 
+# The tests that touch SQLModel, the data layer and the command line, on sqlmodel 0.0.24 (the
+# oldest venv is built while the newest dependencies' tests run).
 test-oldest: $(OLD_STAMP)
-	$(OLD)/bin/pytest -q -m "not ui and not soak"
+	$(OLD)/bin/pytest -q -n $(JOBS) -m "not ui and not soak" tests/unit tests/system
 
-test: lint test-newest test-oldest
+test: lint
+	@$(MAKE) --no-print-directory $(OLD_STAMP) > $(OLD).log 2>&1 & echo $$! > $(OLD).pid
+	$(MAKE) --no-print-directory test-newest
+	@while kill -0 $$(cat $(OLD).pid) 2>/dev/null; do sleep 1; done; rm -f $(OLD).pid
+	@test -f $(OLD_STAMP) || { cat $(OLD).log; exit 1; }
+	$(MAKE) --no-print-directory test-oldest
 
 # The long fault and load tests (minutes): a 10 s lock, 2,000 episodes/s for 30 s, 100 databases,
-# 10,000 experiments, the writer's p99 commit latency with a reader attached.
+# 10,000 experiments, the writer's p99 commit latency with a reader attached, 5,000 databases
+# on one remote host.
 soak: $(STAMP)
-	$(BIN)/pytest -q -m soak tests/test_soak.py
+	$(BIN)/pytest -q -m soak tests/system
 
 snapshots: $(STAMP)
-	$(BIN)/pytest -q tests/test_snapshots.py --snapshot-update
+	$(BIN)/pytest -q tests/app/test_snapshots.py tests/app/test_groups_snapshots.py \
+		--snapshot-update
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
@@ -55,4 +83,4 @@ sql: $(STAMP)
 	$(BIN)/ruff format -q velora_tui/data/first_load_sql.py
 
 clean:
-	rm -rf $(VENV) $(OLD) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(OLD) $(OLD).log .mypy_cache .pytest_cache .ruff_cache

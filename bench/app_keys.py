@@ -20,7 +20,8 @@ from bench.common import (
     simulator,
     timed_env,
 )
-from tests.support import Terminal, percentile, python_command, read_commit_log
+from tests.support.numbers import percentile, read_commit_log
+from tests.support.processes import Terminal, python_command
 
 RATE = 2_000.0
 SECONDS = 30.0

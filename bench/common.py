@@ -23,8 +23,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
+from tests.support.browser import children
+from tests.support.databases import build_big_velora_db
+from tests.support.processes import child_env, python_command, stop_process
 
-from tests.support import build_big_velora_db, child_env, python_command, stop_process
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

@@ -35,19 +35,11 @@ from bench.common import (
     scratch_dir,
     simulator,
 )
-from tests.support import (
-    CHROMIUM_ARGS,
-    Served,
-    Terminal,
-    browser_missing,
-    build_velora_db,
-    chromium_path,
-    cpu_seconds,
-    percentile,
-    python_command,
-    read_commit_log,
-    wait_for,
-)
+from tests.support.browser import CHROMIUM_ARGS, Served, browser_missing, chromium_path
+from tests.support.databases import build_velora_db
+from tests.support.numbers import cpu_seconds, percentile, read_commit_log
+from tests.support.processes import Terminal, python_command
+from tests.support.waiting import wait_for
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

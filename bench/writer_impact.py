@@ -36,7 +36,9 @@ from bench.common import (
     timed_env,
 )
 from bench.tail_latency import PROBE_EXPERIMENT, wait_until_following
-from tests.support import Terminal, build_velora_db, cpu_seconds, percentile, python_command
+from tests.support.databases import build_velora_db
+from tests.support.numbers import cpu_seconds, percentile
+from tests.support.processes import Terminal, python_command
 
 GOAL_RATIO = 1.2
 MIN_QUIET = 3  # rounds undisturbed by other processes needed to judge on them alone

@@ -18,23 +18,11 @@ from typing import IO, Any
 
 import pytest
 
-from tests.support import (
-    SAMPLE_DB,
-    SCHEMAS,
-    SSHD,
-    TAB_MODULE,
-    MakeDb,
-    Served,
-    Simulator,
-    Spawn,
-    SshServer,
-    build_velora_db,
-    child_env,
-    command_line,
-    python_command,
-    stop_process,
-    wait_for,
-)
+from tests.support.browser import TAB_MODULE, Served, command_line
+from tests.support.databases import SAMPLE_DB, SCHEMAS, MakeDb, build_velora_db
+from tests.support.processes import Simulator, Spawn, child_env, python_command, stop_process
+from tests.support.sshd import SSHD, SshServer
+from tests.support.waiting import wait_for
 from velora_tui.remote.ssh import control_dir
 
 

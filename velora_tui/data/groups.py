@@ -423,8 +423,12 @@ def aggregate(curves: Sequence[Curve], points: int) -> Aggregate:
 
 def bin_of(x: float, low: float, high: float, points: int) -> int:
     """The bin of `x` among `points` equal bins over [low, high] (the last one closed)."""
-    # Halved first: high - low may overflow where both are finite.
-    share = (x / 2 - low / 2) / (high / 2 - low / 2)
+    # Halved first: high - low may overflow where both are finite. Halving may also make a range
+    # of two neighbouring subnormals (0 and 5e-324) empty: then there is one bin's worth of room.
+    width = high / 2 - low / 2
+    if width <= 0:
+        return 0 if x <= low else points - 1
+    share = (x / 2 - low / 2) / width
     if not math.isfinite(share):
         return 0 if x <= low else points - 1
     return max(0, min(points - 1, int(share * points)))

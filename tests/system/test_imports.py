@@ -1,0 +1,129 @@
+"""What each command imports when it runs.
+
+Who may import whom is checked statically before the tests run (`make lint`: lint-imports, the
+contracts in pyproject.toml): data/, remote/ and report/ import no Textual, no layer imports one
+above it, and there is no module circle. What is checked here is what a static check cannot see:
+what each command loads at run time, since the commands are imported lazily (cli/__init__.py)
+and some of their imports wait until they are needed. `ls`, `tail`, `show`, `export` and `diff`
+are what runs over SSH and in scripts, where Textual's import would only add start-up time.
+Each check runs in a fresh interpreter (this one has imported Textual already, for other tests).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import child_env
+
+# Runs headless commands in turn, each as `velora-tui ARGS` would (click's main, in this
+# process), then looks at what is loaded. Arguments: DB, then one command line per argument.
+RUN_COMMANDS = """
+import shlex, sys
+from velora_tui.cli import main
+
+db, *commands = sys.argv[1:]
+for command in commands:
+    args = [*shlex.split(command), db]
+    try:
+        main(args, prog_name="velora-tui")
+    except SystemExit as done:
+        if done.code not in (0, None):
+            sys.exit(f"velora-tui {command} exited {done.code}")
+    loaded = sorted(m for m in sys.modules if m == "textual" or m.startswith("textual."))
+    if loaded:
+        sys.exit(f"velora-tui {command} loaded {len(loaded)} Textual modules: {loaded[:3]}")
+"""
+
+
+def run_python(script: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", script, *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        timeout=120,
+    )
+
+
+def test_headless_commands_do_not_import_textual(sample_db: Path) -> None:
+    commands = [
+        "ls",
+        "ls --json",
+        "tail -n 5",
+        "tail -n 5 --json",
+        "show 1",
+        "show 1 --json",
+        "export 1 --format csv",
+        "export 1 --format jsonl",
+        "diff 1 3",
+        "diff 1 3 --json",
+        "alerts",
+        "alerts --json",
+    ]
+    result = run_python(RUN_COMMANDS, sample_db, *commands)
+    assert result.returncode == 0, result.stderr
+    assert "CartPole-v1" in result.stdout  # the commands did run and print
+
+
+# The app's module, then a first load (what the first screen shows), then a scan step: only the
+# scan may bring SQLAlchemy in.
+FIRST_SCREEN = """
+import sys
+import velora_tui.tui.app
+from velora_tui.data.monitor import Monitor
+
+def loaded(*names):
+    return sorted(m for m in sys.modules if m.split(".")[0] in names)
+
+if loaded("sqlalchemy", "sqlmodel", "pydantic", "plotext", "textual_plotext"):
+    sys.exit(f"importing the app loaded {loaded('sqlalchemy', 'sqlmodel', 'plotext')[:3]}")
+monitor = Monitor(sys.argv[1:])
+monitor.refresh()
+if not monitor.summaries():
+    sys.exit("the check is broken: the first load found no experiment")
+if loaded("sqlalchemy", "sqlmodel", "pydantic"):
+    sys.exit(f"a first load loaded {loaded('sqlalchemy', 'sqlmodel', 'pydantic')[:3]}")
+next(monitor.scan())
+if not loaded("sqlmodel"):
+    sys.exit("the check is broken: the scan ran without SQLModel's statements")
+"""
+
+
+def test_the_first_screen_needs_no_sqlalchemy(sample_db: Path) -> None:
+    """SQLAlchemy and SQLModel cost more to import than all of Textual: the app's module and a
+    first load do without them (data/first_load_sql.py); they come in with the scan."""
+    result = run_python(FIRST_SCREEN, sample_db)
+    assert result.returncode == 0, result.stderr
+
+
+HELP = """
+import json, sys
+from velora_tui.cli import main
+try:
+    main(sys.argv[1:], prog_name="velora-tui")
+except SystemExit:
+    pass
+print(json.dumps({
+    "commands": sorted(m for m in sys.modules if m.startswith("velora_tui.cli.")),
+    "heavy": sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "sqlite3")),
+}))
+"""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["ls", "--help"]])
+def test_help_imports_only_what_it_shows(args: list[str]) -> None:
+    """`velora-tui --help` imports no command's module, nor what they read with; `velora-tui
+    ls --help` only ls's module and the helpers the commands share."""
+    result = run_python(HELP, *args)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.splitlines()[-1])
+    if args[0] == "ls":
+        assert loaded["commands"] == ["velora_tui.cli.common", "velora_tui.cli.ls"]
+        assert not any(m.startswith("textual") for m in loaded["heavy"])
+    else:
+        assert loaded == {"commands": [], "heavy": []}

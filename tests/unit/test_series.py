@@ -1,0 +1,158 @@
+"""An experiment's chart series, downsampled in SQL, against real files.
+
+Every test that opens a file checks that its folder is byte-for-byte unchanged afterwards
+(the monitor never changes the file, never creates one).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.support.databases import MakeDb, execute
+from tests.support.folders import assert_unchanged
+from tests.support.reading import load_series, opened, query
+from velora_tui.data import series as series_module
+from velora_tui.data.records import EPISODE_METRICS
+from velora_tui.data.series import SeriesReader, sampled_series
+
+TIMEOUT = 30.0
+
+
+def test_series_exact_when_small(sample_db: Path) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        series = load_series(db, 1)
+        assert series.exact
+        assert len(series) == series.rows == 120
+        assert series.episode == [float(n) for n in range(1, 121)]
+        rewards = [
+            r
+            for (r,) in query(
+                sample_db, "SELECT reward FROM episode WHERE experiment_id = 1 ORDER BY id"
+            )
+        ]
+        lengths = [
+            n
+            for (n,) in query(
+                sample_db, "SELECT length FROM episode WHERE experiment_id = 1 ORDER BY id"
+            )
+        ]
+        band = series.bands["reward"]
+        assert band.mean == band.low == band.high == rewards
+        assert series.steps[-1] == sum(lengths)
+        assert series.seconds[0] == 0.0
+        assert series.seconds == sorted(series.seconds)
+        assert set(series.bands) == set(EPISODE_METRICS)
+        assert len(load_series(db, 1, buckets=60)) == 120  # 2 * buckets rows: still exact
+        assert len(load_series(db, 99)) == 0
+        db.close()
+
+
+@pytest.mark.parametrize("buckets", [10, 59])
+def test_series_bucketed_keeps_extremes(sample_db: Path, buckets: int) -> None:
+    with assert_unchanged(sample_db.parent):
+        db = opened(sample_db)
+        db.refresh()
+        series = load_series(db, 1, buckets=buckets)
+        assert not series.exact
+        assert 0 < len(series) <= buckets
+        assert series.rows == 120
+        [(low, high)] = query(
+            sample_db, "SELECT min(reward), max(reward) FROM episode WHERE experiment_id = 1"
+        )
+        band = series.bands["reward"]
+        assert min(band.low) == low
+        assert max(band.high) == high
+        assert all(
+            lo <= mean <= hi for lo, mean, hi in zip(band.low, band.mean, band.high, strict=True)
+        )
+        assert series.episode == sorted(series.episode)
+        db.close()
+
+
+def test_series_large_with_spikes_and_junk(tmp_path: Path, make_db: MakeDb) -> None:
+    path = make_db(tmp_path / "metrics.db", [3000, 10])
+    execute(path, "UPDATE episode SET reward = 1e6 WHERE id = 1234")
+    execute(path, "UPDATE episode SET reward = -1e6 WHERE id = 2345")
+    execute(path, "UPDATE episode SET reward = ? WHERE id = 77", (math.inf,))
+    execute(path, "UPDATE episode SET reward = 'junk', actor_loss = 'junk' WHERE id = 78")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        series = load_series(db, 1, buckets=50)
+        assert not series.exact
+        assert len(series) <= 50
+        assert series.rows == 3000
+        band = series.bands["reward"]
+        assert max(band.high) == 1e6
+        assert min(band.low) == -1e6
+        for metric in EPISODE_METRICS:
+            values = series.bands[metric]
+            assert not any(math.isinf(v) for v in values.mean + values.low + values.high)
+            assert values.has_data()
+        assert len(load_series(db, 2, buckets=50)) == 10  # the other run is small: exact
+        db.close()
+
+
+def test_series_of_unreadable_source_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "metrics.db"
+    path.write_text("nope")
+    with assert_unchanged(tmp_path):
+        db = opened(path)
+        db.refresh()
+        assert len(load_series(db, 1)) == 0
+        db.close()
+
+
+def test_a_read_with_a_budget_ends_as_one_read(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read a part at a time (as the charts read a long run), the series comes out the same
+    as read at once, and says when it is complete."""
+    monkeypatch.setattr(series_module, "CHUNK_IDS", 25)
+    path = make_db(tmp_path / "metrics.db", [300, 40])
+    db = opened(path)
+    try:
+        db.refresh()
+        parts = SeriesReader(db, 1, max_points=64)
+        read = parts.read(budget=0.0)
+        assert not read.complete
+        assert 0 < read.rows < 300
+        count = 1
+        while not read.complete:
+            read = parts.read(budget=0.0)
+            count += 1
+        assert count == 12  # 300 rows, 25 ids a read
+        whole = SeriesReader(db, 1, max_points=64).read()
+        assert whole.complete
+        assert (read.episode, read.rows, read.bands) == (whole.episode, whole.rows, whole.bands)
+    finally:
+        db.close()
+
+
+def test_sample_spreads_over_the_run(tmp_path: Path, make_db: MakeDb) -> None:
+    path = make_db(tmp_path / "metrics.db", [200, 30])
+    db = opened(path)
+    try:
+        db.refresh()
+        rows = db.sample(1, 10)
+        summary = db.summaries[1]
+        assert len(rows) == 10
+        assert rows[0].id == summary.first_id
+        assert rows[-1].id == summary.last_id
+        assert all(a.id < b.id for a, b in itertools.pairwise(rows))
+        assert {row.experiment_id for row in rows} == {1}
+        every = db.sample(2, 100)  # fewer rows than points: each row once
+        assert [row.episode_num for row in every] == list(range(1, 31))
+        preview = sampled_series(rows)
+        assert not preview.complete
+        assert preview.episode == [float(row.episode_num or 0) for row in rows]
+        assert preview.steps[-1] > sum(row.length or 0 for row in rows)  # scaled to the run
+        assert db.sample(99, 10) == []
+    finally:
+        db.close()

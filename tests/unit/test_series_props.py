@@ -1,0 +1,171 @@
+"""Property tests for SQL downsampling: extremes kept, point budget respected, order kept."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sqlite3
+import tempfile
+from pathlib import Path
+from unittest.mock import patch
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.support.databases import velora_ddl
+from tests.support.reading import load_series
+from velora_tui.data import series as series_module
+from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.records import EPISODE_METRICS
+from velora_tui.data.series import Series, SeriesReader
+
+rewards = st.lists(
+    st.one_of(
+        st.floats(min_value=-1e9, max_value=1e9, allow_nan=False),
+        st.sampled_from([math.inf, -math.inf, "text"]),
+    ),
+    min_size=1,
+    max_size=600,
+)
+
+
+def write(folder: Path, values: list[float | str], other_every: int) -> Path:
+    db = folder / "metrics.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(velora_ddl("0.2.0"))
+    conn.execute("BEGIN")
+    for _exp in (1, 2):
+        conn.execute(
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES ('a', 'e', '{}', "
+            "'2026-11-24 12:00:00')"
+        )
+    conn.execute("COMMIT")
+    conn.close()
+    append(db, values, 1, other_every)
+    return db
+
+
+def append(db: Path, values: list[float | str], first_num: int, other_every: int) -> None:
+    """Episodes of experiment 1 numbered from `first_num`, in one commit; every
+    `other_every`-th one preceded by an episode of experiment 2."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN")
+    for num, value in enumerate(values, start=first_num):
+        if other_every and num % other_every == 0:  # another run writing at the same time
+            conn.execute(
+                "INSERT INTO episode (experiment_id, episode_num, reward, length, "
+                "reward_moving_avg, reward_moving_std, actor_loss, critic_loss, entropy_loss, "
+                "created_at) VALUES (2, ?, 1e6, 1, 0, 0, 0, 0, 0, '2026-11-24 12:00:01')",
+                (num,),
+            )
+        conn.execute(
+            "INSERT INTO episode (experiment_id, episode_num, reward, length, reward_moving_avg,"
+            " reward_moving_std, actor_loss, critic_loss, entropy_loss, created_at) "
+            "VALUES (1, ?, ?, ?, 0, 0, 0, 0, 0, ?)",
+            (num, value, num % 7 + 1, f"2026-11-24 12:{num // 60 % 60:02}:{num % 60:02}"),
+        )
+    conn.execute("COMMIT")
+    conn.close()
+
+
+@settings(max_examples=40, deadline=None)
+@given(rewards, st.integers(min_value=1, max_value=120), st.integers(min_value=0, max_value=5))
+def test_downsampling_keeps_extremes_order_and_budget(
+    values: list[float | str], buckets: int, other_every: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        database = MetricsDatabase(write(Path(folder), values, other_every))
+        database.refresh()
+        series = load_series(database, 1, buckets)
+        database.close()
+    assert series.rows == len(values)
+    if len(values) > 2 * buckets:
+        assert not series.exact
+        assert len(series) <= buckets
+    else:
+        assert len(series) == len(values)
+    assert series.episode == sorted(series.episode)
+    finite = [v for v in values if isinstance(v, float) and math.isfinite(v)]
+    band = series.bands["reward"]
+    plotted = [v for v in band.low + band.high + band.mean if math.isfinite(v)]
+    if finite:
+        assert min(finite) in plotted
+        assert max(finite) in plotted
+        assert all(min(finite) <= v <= max(finite) for v in plotted)
+    else:
+        assert not plotted
+
+
+@given(
+    st.lists(st.floats(min_value=-1e6, max_value=1e6), min_size=1, max_size=400),
+    st.integers(min_value=1, max_value=100),
+)
+def test_thinning_keeps_extremes_and_budget(values: list[float], points: int) -> None:
+    from velora_tui.data.series import Band, thin
+
+    series = Series(episode=[float(i) for i in range(len(values))], rows=len(values))
+    series.steps = list(series.episode)
+    series.seconds = list(series.episode)
+    series.bands["reward"] = Band(mean=list(values), low=list(values), high=list(values))
+    for metric in series.bands:
+        if metric != "reward":
+            series.bands[metric] = Band(
+                mean=[math.nan] * len(values),
+                low=[math.nan] * len(values),
+                high=[math.nan] * len(values),
+            )
+    out = thin(series, points)
+    assert len(out) <= max(points, 1) or len(values) <= points
+    assert out.episode == sorted(out.episode)
+    band = out.bands["reward"]
+    assert min(values) == min(band.low)
+    assert max(values) == max(band.high)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rewards,
+    st.lists(st.integers(min_value=1, max_value=200), max_size=6),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=1, max_value=700),
+    st.integers(min_value=0, max_value=5),
+)
+def test_reading_a_few_rows_at_a_time_gives_the_same_series(
+    values: list[float | str], batches: list[int], points: int, chunk: int, other_every: int
+) -> None:
+    """A reader kept up to date as rows arrive (in batches, read in chunks of ids) ends with
+    the same points as one that reads everything at the end."""
+    cuts = sorted({min(len(values), c) for c in batches} | {len(values)})
+    with tempfile.TemporaryDirectory() as folder, patch.object(series_module, "CHUNK_IDS", chunk):
+        db = write(Path(folder), values[: cuts[0]], other_every)
+        database = MetricsDatabase(db)
+        database.refresh()
+        live = SeriesReader(database, 1, points)
+        live.read()
+        for start, end in itertools.pairwise(cuts):
+            append(db, values[start:end], start + 1, other_every)
+            database.refresh()
+            live.read()
+        growing = live.read()
+        once = SeriesReader(database, 1, points).read()
+        database.close()
+    assert len(once) <= points
+    assert growing.rows == once.rows == len(values)
+    assert growing.exact == once.exact == (len(values) <= points)
+    assert growing.episode == once.episode
+    assert growing.steps == once.steps
+    assert growing.seconds == once.seconds
+    for metric in EPISODE_METRICS:
+        a, b = growing.bands[metric], once.bands[metric]
+        assert same(a.low, b.low)
+        assert same(a.high, b.high)
+        assert all(
+            math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) or (math.isnan(x) and math.isnan(y))
+            for x, y in zip(a.mean, b.mean, strict=True)
+        )
+
+
+def same(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(
+        x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True)
+    )
