@@ -151,7 +151,8 @@ class Database:
 
         try:
             self.conn = sqlite3.connect(
-                "file:" + quote(os.path.abspath(self.path)) + "?mode=ro",
+                # An empty authority: a path that begins with `//` is no host name.
+                "file://" + quote(os.path.abspath(self.path)) + "?mode=ro",
                 uri=True,
                 isolation_level=None,
                 timeout=1.0,
