@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from velora_tui.remote.folders import create_file, open_file, private_folder
 from velora_tui.remote.ssh import cache_dir
 
 COPY_NAME = "metrics.db"
@@ -99,6 +100,13 @@ def remote_root() -> Path:
     return cache_dir() / "remote"
 
 
+def made_root() -> Path:
+    """The copies' folder, and the cache folder above it, made or checked: ours alone
+    (folders.py; FolderError names the one that is not)."""
+    private_folder(cache_dir())
+    return private_folder(remote_root())
+
+
 def digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:20]
 
@@ -116,11 +124,12 @@ def source_folder(source_label: str) -> Path:
     Another velora-tui process on the same source (a `ls` beside the running app) gets a
     private folder instead, begun from a snapshot of the shared copies so that its link only
     fetches what came since, and removed when it ends."""
-    shared = remote_root() / digest(source_label)
-    shared.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shared = private_folder(made_root() / digest(source_label))
     if shared in _KEPT:
         return shared
-    fd = os.open(shared / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    # Never through a symbolic link: one planted there would have the lock created where it
+    # points (O_CREAT follows them).
+    fd = open_file(shared / LOCK_NAME, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -131,11 +140,12 @@ def source_folder(source_label: str) -> Path:
 
 
 def _private_folder(shared: Path) -> Path:
-    private_root = remote_root() / PRIVATE
+    private_root = private_folder(made_root() / PRIVATE)
     _remove_abandoned(private_root)
     folder = private_root / f"{os.getpid()}-{shared.name}"
     shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(mode=0o700, parents=True)
+    os.mkdir(folder, 0o700)  # fresh: one found in its place is an error
+    private_folder(folder)
     atexit.register(shutil.rmtree, folder, True)
     with contextlib.suppress(OSError):
         for entry in sorted(shared.iterdir()):
@@ -148,11 +158,11 @@ def _private_folder(shared: Path) -> Path:
 def _snapshot(copy: Path, target: Path) -> None:
     """A consistent copy of a copy another process writes (SQLite's backup; a damaged or
     half-begun one is left out: the link then fetches that database from its start)."""
-    target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    private_folder(target.parent)
     try:
         source = sqlite3.connect(f"file:{copy}?mode=ro", uri=True, timeout=5.0)
         try:
-            destination = sqlite3.connect(target)
+            destination = sqlite3.connect(create_file(target))
             try:
                 source.backup(destination)
             finally:
@@ -303,11 +313,11 @@ class Mirror:
         ):
             return
         self.close()
-        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_folder(self.folder)
         fresh = self.folder / "new.tmp"
         with contextlib.suppress(FileNotFoundError):
             fresh.unlink()
-        conn = sqlite3.connect(fresh, isolation_level=None)
+        conn = sqlite3.connect(create_file(fresh), isolation_level=None)
         try:
             conn.executescript("BEGIN;" + ddl(entropy) + "COMMIT;")
             conn.executemany(
@@ -401,9 +411,21 @@ def _position(copy: Path, facts: dict[str, str]) -> Position | None:
     return Position(ident, int(exp), int(ep)) if ident else None
 
 
+def _checked_root() -> Path | None:
+    """The copies' folder if there is one, checked as made_root does (never created here)."""
+    root = remote_root()
+    if not os.path.lexists(root):
+        return None
+    private_folder(cache_dir(), create=False)
+    return private_folder(root, create=False)
+
+
 def cache_size() -> int:
+    root = _checked_root()
+    if root is None:
+        return 0
     total = 0
-    for folder, _, files in os.walk(remote_root()):
+    for folder, _, files in os.walk(root):  # never into a symbolic link
         for name in files:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(folder, name)).st_size
@@ -411,6 +433,9 @@ def cache_size() -> int:
 
 
 def clear_cache() -> Path:
-    root = remote_root()
-    shutil.rmtree(root, ignore_errors=True)
-    return root
+    """The copies' folder removed, never anything a symbolic link leads to: the folder itself
+    is checked (FolderError), and rmtree removes a link found inside without following it."""
+    root = _checked_root()
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
+    return remote_root()
