@@ -345,8 +345,9 @@ Curve = tuple[Sequence[float], Sequence[float]]  # x ascending, y (any float)
 
 @dataclass(slots=True)
 class Aggregate:
-    """Per point: x, and over the runs with a finite value there their count, mean, population
-    std, min and max. `exact`: each point is one x of the runs (no binning)."""
+    """Per point: x, how many runs have a finite value there (`count`), and the mean,
+    population std, min and max of those values. `exact`: each point is one x of the runs (no
+    binning)."""
 
     x: list[float] = field(default_factory=list)
     count: list[int] = field(default_factory=list)
@@ -361,11 +362,12 @@ class Aggregate:
     def __len__(self) -> int:
         return len(self.x)
 
-    def add(self, x: float, values: Sequence[float]) -> None:
+    def add(self, x: float, values: Sequence[float], runs: int | None = None) -> None:
+        """A point of `values` (one per run, or more where runs repeat the x: `runs`)."""
         n = len(values)
         mean = math.fsum(values) / n
         self.x.append(x)
-        self.count.append(n)
+        self.count.append(n if runs is None else runs)
         self.mean.append(mean)
         self.std.append(population_std(values, mean))
         self.low.append(min(values))
@@ -376,7 +378,8 @@ def aggregate(curves: Sequence[Curve], points: int) -> Aggregate:
     """Mean, std, min and max over the runs at each x.
 
     When the runs' x values, taken together, are at most `points` distinct values, each is a
-    point and a run's value there is its y at that x (the mean of its ys there, if several):
+    point, over every y there (a run that repeats an x, as a resumed run repeats episode
+    numbers, counts each of its ys: `SELECT avg(y) ... GROUP BY x`), `count` the runs there:
     exact. Otherwise [lowest x, highest x] is cut into `points` bins of equal width; a run's
     value in a bin is the mean of its finite ys whose x falls in it, and the point's x is the
     bin's middle. A run counts at a point only where it has a finite value: non-finite values
@@ -393,14 +396,14 @@ def aggregate(curves: Sequence[Curve], points: int) -> Aggregate:
     points = max(1, points)
     if len(distinct) <= points:
         per_x: dict[float, list[float]] = {}
+        runs_at: dict[float, int] = {}
         for run in runs:
-            mine: dict[float, list[float]] = {}
             for x, y in run:
-                mine.setdefault(x, []).append(y)
-            for x, ys in mine.items():
-                per_x.setdefault(x, []).append(ys[0] if len(ys) == 1 else math.fsum(ys) / len(ys))
+                per_x.setdefault(x, []).append(y)
+            for x in {x for x, _ in run}:
+                runs_at[x] = runs_at.get(x, 0) + 1
         for x in sorted(per_x):
-            out.add(x, per_x[x])
+            out.add(x, per_x[x], runs_at[x])
         return out
     out.exact = False
     low, high = min(distinct), max(distinct)

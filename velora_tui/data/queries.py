@@ -288,14 +288,15 @@ def aggregate_range(schema: Schema) -> Prepared:
 @cache
 def series_buckets(schema: Schema) -> Prepared:
     """Experiment `:exp_id`'s rows with ids in (`:low`, `:high`], grouped into buckets of
-    `:width` ids from `:base`: per bucket its number, lowest episode number, rows, latest time,
-    and for every metric the total, count, min and max of its finite values."""
+    `:width` ids from `:base`: per bucket its number, lowest and highest episode numbers, rows,
+    latest time, and for every metric the total, count, min and max of its finite values."""
     values = [finite_or_null(metric_column(schema, name)) for name in EPISODE_METRICS]
     bucket = ((col(Episode.id) - number("base")) // number("width")).label("bucket")
     return compiled(
         select_columns(
             bucket,
             func.min(Episode.episode_num),
+            func.max(Episode.episode_num),
             func.count(),
             as_stored(func.max(Episode.created_at), String),
             *[func.total(v) for v in values],
