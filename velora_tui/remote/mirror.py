@@ -90,6 +90,18 @@ class BadData(ValueError):
     """Something the remote sent that is not what the protocol allows."""
 
 
+class BadRows(BadData):
+    """Rows of one database that its copy cannot hold (a value out of range, a row that is not
+    one): that database's state, while the link goes on with the others."""
+
+
+# SQLite's integers are 64-bit: a larger id would raise OverflowError at the insert.
+INT_RANGE = range(-(2**63), 2**63)
+# Open connections to the copies, per link: each holds two files (the copy, its journal kept
+# between commits), and a host may have thousands of databases.
+OPEN_COPIES = 64
+
+
 def ddl(entropy: bool) -> str:
     """Velora's DDL (0.2.0 with `entropy_loss`, 0.1.1 without) and the copy's own facts."""
     column = "entropy_loss FLOAT NOT NULL,\n\t" if entropy else ""
@@ -199,6 +211,13 @@ def check_int(value: Any, what: str) -> int:
     return value
 
 
+def check_stored_int(value: Any, what: str) -> int:
+    """An integer the copy stores: within SQLite's 64 bits."""
+    if check_int(value, what) not in INT_RANGE:
+        raise BadData(f"{what} out of range")
+    return int(value)
+
+
 def check_text(value: Any, limit: int, what: str) -> str:
     if not isinstance(value, str):
         raise BadData(f"{what} is not text")
@@ -207,8 +226,10 @@ def check_text(value: Any, limit: int, what: str) -> str:
 
 def check_number(value: Any, what: str) -> int | float | str | None:
     """A number column's value as SQLite may hold it: a number, text, or NULL."""
-    if value is None or type(value) is int:
+    if value is None:
         return value
+    if type(value) is int:
+        return check_stored_int(value, what)
     if type(value) is float:
         # SQLite stores NaN as NULL, which the NOT NULL columns refuse: keep it as text.
         return "NaN" if math.isnan(value) else value
@@ -220,7 +241,7 @@ def check_number(value: Any, what: str) -> int | float | str | None:
 def check_experiment(row: Any, after: int) -> tuple[int, str, str, str, str | None]:
     if not isinstance(row, list) or len(row) != 5:
         raise BadData("an experiment row is not a list of 5 values")
-    exp_id = check_int(row[0], "experiment id")
+    exp_id = check_stored_int(row[0], "experiment id")
     if exp_id <= after:
         raise BadData(f"experiment id {exp_id} is not above {after}")
     created = None if row[4] is None else check_text(row[4], MAX_TIME, "created_at")
@@ -236,10 +257,10 @@ def check_experiment(row: Any, after: int) -> tuple[int, str, str, str, str | No
 def check_episode(row: Any, after: int) -> tuple[Any, ...]:
     if not isinstance(row, list) or len(row) != len(_EPISODE_COLUMNS):
         raise BadData(f"an episode row is not a list of {len(_EPISODE_COLUMNS)} values")
-    episode_id = check_int(row[0], "episode id")
+    episode_id = check_stored_int(row[0], "episode id")
     if episode_id <= after:
         raise BadData(f"episode id {episode_id} is not above {after}")
-    values: list[Any] = [episode_id, check_int(row[1], "experiment_id")]
+    values: list[Any] = [episode_id, check_stored_int(row[1], "experiment_id")]
     values += [
         check_number(v, name) for v, name in zip(row[2:10], _EPISODE_COLUMNS[2:10], strict=True)
     ]
@@ -256,19 +277,41 @@ class Position:
     last_episode: int
 
 
+class OpenCopies:
+    """The open connections of one link's copies, at most `limit` at once: the one written
+    least recently is closed first (and opened again at its next rows), so that a host with
+    thousands of databases never runs this process out of file descriptors. Used by the link's
+    thread only."""
+
+    def __init__(self, limit: int = OPEN_COPIES) -> None:
+        self.limit = limit
+        self.open: dict[Mirror, None] = {}  # least recently written first
+
+    def use(self, mirror: Mirror) -> None:
+        self.open.pop(mirror, None)
+        self.open[mirror] = None
+        while len(self.open) > self.limit:
+            oldest = next(iter(self.open))
+            oldest.close()  # which forgets it
+
+    def forget(self, mirror: Mirror) -> None:
+        self.open.pop(mirror, None)
+
+
 class Mirror:
     """One remote database's local copy, written only by its link's thread."""
 
-    def __init__(self, folder: Path, remote_path: str) -> None:
+    def __init__(self, folder: Path, remote_path: str, copies: OpenCopies | None = None) -> None:
         self.folder = folder / digest(remote_path)
         self.path = self.folder / COPY_NAME
         self.remote_path = remote_path
         self.conn: sqlite3.Connection | None = None
+        self.copies = copies or OpenCopies()
         self.entropy = True
         self.position: Position | None = None
 
     @classmethod
-    def existing(cls, folder: Path) -> list[Mirror]:
+    def existing(cls, folder: Path, copies: OpenCopies | None = None) -> list[Mirror]:
         """The copies already held in a source's folder (from an earlier run)."""
         mirrors = []
         with contextlib.suppress(OSError):
@@ -280,7 +323,7 @@ class Mirror:
                 remote = facts.get("path")
                 if remote is None or digest(remote) != entry.name:
                     continue
-                mirror = cls(folder, remote)
+                mirror = cls(folder, remote, copies)
                 mirror.entropy = facts.get("entropy") == "1"
                 mirror.position = _position(copy, facts)
                 mirrors.append(mirror)
@@ -299,6 +342,7 @@ class Mirror:
             # removed at every commit, which the readers' directory watch would also see.
             conn.execute("PRAGMA journal_mode = PERSIST")
             self.conn = conn
+        self.copies.use(self)
         return self.conn
 
     def start(self, ident: str, entropy: bool, reset: bool) -> None:
@@ -343,15 +387,19 @@ class Mirror:
             raise BadData("rows before their database")
         position = self.position
         exp_rows, after = [], position.last_experiment
-        for row in experiments:
-            checked = check_experiment(row, after)
-            after = checked[0]
-            exp_rows.append(checked)
-        ep_rows, after = [], position.last_episode
-        for row in episodes:
-            values = check_episode(row, after)
-            after = values[0]
-            ep_rows.append(values if self.entropy else values[:9] + values[10:])
+        ep_rows: list[tuple[Any, ...]] = []
+        try:
+            for row in experiments:
+                checked = check_experiment(row, after)
+                after = checked[0]
+                exp_rows.append(checked)
+            after = position.last_episode
+            for row in episodes:
+                values = check_episode(row, after)
+                after = values[0]
+                ep_rows.append(values if self.entropy else values[:9] + values[10:])
+        except BadData as exc:
+            raise BadRows(str(exc)) from None
         if not exp_rows and not ep_rows:
             return 0
         columns = [c for c in _EPISODE_COLUMNS if self.entropy or c != "entropy_loss"]
@@ -369,9 +417,11 @@ class Mirror:
                 ep_rows,
             )
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
+            if isinstance(exc, OverflowError):  # the checks keep ints in range: never, yet
+                raise BadRows(f"a value out of range ({exc})") from None
             raise BadData(f"rows the copy refuses ({exc})") from None
         if exp_rows:
             position.last_experiment = exp_rows[-1][0]
@@ -380,6 +430,7 @@ class Mirror:
         return len(ep_rows)
 
     def close(self) -> None:
+        self.copies.forget(self)
         if self.conn is not None:
             self.conn.close()
             self.conn = None
