@@ -30,6 +30,7 @@ MAX_DIGITS = 18  # a range's bound (a host name is at most 253 characters anyway
 _UNSAFE = re.compile(r"[\s\x00-\x1f\x7f]")
 _GROUP = re.compile(r"\[([^\[\]]*)\]")
 _RANGE = re.compile(r"^(\d+)(?:-(\d+))?$")
+_SPECIAL = re.compile(r"[\[\],]")
 
 
 class AddressError(ValueError):
@@ -183,17 +184,20 @@ def expand_hosts(text: str) -> list[str]:
 
 
 def _split_commas(text: str) -> list[str]:
-    """Split on commas outside brackets."""
-    parts, depth, current = [], 0, ""
-    for char in text:
-        depth += char == "["
-        depth -= char == "]"
-        if char == "," and depth == 0:
-            parts.append(current)
-            current = ""
-        else:
-            current += char
-    parts.append(current)
+    """Split on commas outside brackets (by slices: a text grown a character at a time took
+    seconds for a bracket of 100,000 items)."""
+    parts: list[str] = []
+    depth = start = 0
+    for found in _SPECIAL.finditer(text):
+        char, index = found.group(), found.start()
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+        elif depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
     return parts
 
 
