@@ -313,3 +313,24 @@ def test_sockets_go_to_the_runtime_folder_first(
         assert socket_folder_in_a_child() == folder
     finally:
         subprocess.run(["rm", "-rf", "--", str(runtime)], check=True)
+
+
+def test_a_socket_folder_in_the_cache_others_can_write_to_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A short cache path keeps the sockets in `<cache>/ssh`: refused there as any folder of
+    the cache, the host's line says so and the command exits 1 (ssh never runs)."""
+    short = Path(tempfile.mkdtemp(prefix="vt-", dir="/tmp"))
+    try:
+        cache = short / "cache"
+        cache.mkdir(mode=0o700)
+        shared_folder(cache / "ssh")
+        monkeypatch.setenv("VELORA_TUI_CACHE", str(cache))
+        with pytest.raises(OSError, match=f"{REFUSED} {cache / 'ssh'}: others can write"):
+            control_dir()
+        code, _, err = run("ls", "gpu1.invalid:runs")
+        assert code == 1
+        assert f"refused folder {cache / 'ssh'}: others can write to it" in err
+        assert err.count("\n") == 1
+    finally:
+        subprocess.run(["rm", "-rf", "--", str(short)], check=True)
