@@ -356,3 +356,76 @@ def test_usage(runs: Runs) -> None:
     result = runs["usage"]
     assert result.code == 2
     assert "Usage:" in result.err
+
+
+# -- flattened keys are unambiguous ----------------------------------------------------------------
+
+
+def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -> None:
+    """A key holding the separator, or a dict key that looks like a list index, is quoted:
+    `{"a": {"b": 1}, "l": [5]}` and `{"a.b": 1, "l": {"0": 5}}` differ everywhere, and a
+    config holding both `a.b` and `a: {b}` keeps both values."""
+    left = {"a": {"b": 1}, "l": [5]}
+    right = {"a.b": 1, "l": {"0": 5}}
+    both = {"a.b": 1, "a": {"b": 2}}
+    assert kinds(diff_configs(left, right)) == {
+        "a.b": "removed",
+        "l.0": "removed",
+        '"a.b"': "added",
+        'l."0"': "added",
+    }
+    assert flatten(both) == {'"a.b"': 1, "a.b": 2}
+    db = build_velora_db(tmp_path / "metrics.db", [RunSpec(planned=3)] * 3)
+    for exp_id, config in ((1, left), (2, right), (3, both)):
+        execute(db, CHANGED_CONFIG_SQL, (json.dumps(config), exp_id))
+    result = run_cli("diff", "1", "2", db, "--json")
+    assert result.code == 0, result.err
+    assert {row["key"]: row["kind"] for row in strict_json(result.out)} == {
+        "a.b": "removed",
+        "l.0": "removed",
+        '"a.b"': "added",
+        'l."0"': "added",
+    }
+    result = run_cli("diff", "3", "1", db, "--all", "--json")
+    assert result.code == 0, result.err
+    rows = {row["key"]: (row["left"], row["right"]) for row in strict_json(result.out)}
+    assert rows['"a.b"'] == (1, None)
+    assert rows["a.b"] == (2, 1)
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"": 1}, '""'),
+        ({"a": {"": 1}}, 'a.""'),
+        ({"(root)": 1}, '"(root)"'),
+        ({'say "hi"': 1}, '"say \\"hi\\""'),
+        ({"x\u202ey": 1}, '"x\\u202ey"'),
+        ({"12": {"3": 4}}, '"12"."3"'),
+        ({"batch size": 1}, "batch size"),
+        ({"café": {"n0": 1}}, "café.n0"),
+    ],
+)
+def test_flattened_keys_are_quoted_only_where_needed(config: Any, key: str) -> None:
+    assert list(flatten(config)) == [key]
+
+
+# Keys made of the characters that could make two paths alike.
+PATHLIKE = st.recursive(
+    st.integers(0, 1),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='a0."\\(', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(PATHLIKE, PATHLIKE)
+def test_different_configs_never_diff_as_the_same(left: Any, right: Any) -> None:
+    """Unambiguous keys: configs whose diff has only `same` rows are equal (empty containers
+    aside: they have no keys of their own to tell them apart)."""
+    rows = diff_configs(left, right)
+    if all(row.kind == "same" for row in rows) and rows:
+        assert left == right

@@ -19,7 +19,13 @@ import click
 from velora_tui import __version__
 from velora_tui.data import labels
 from velora_tui.data.database import ReadFailed
-from velora_tui.data.records import EPISODE_COLUMNS, EpisodeRow, ExperimentSummary, SourceState
+from velora_tui.data.records import (
+    EPISODE_COLUMNS,
+    EpisodeRow,
+    ExperimentSummary,
+    SourceState,
+    json_value,
+)
 from velora_tui.data.sources import Monitor, sort_summaries
 from velora_tui.data.values import clean_text, format_number
 from velora_tui.export import FORMATS, write_episodes
@@ -286,7 +292,7 @@ def show(exp_id: int, sources: tuple[Path | str, ...], as_json: bool) -> None:
     now = datetime.now()
     if as_json:
         data = summary.to_json(now)
-        data["config"] = config.data if config.ok else None
+        data["config"] = json_value(config.data) if config.ok else None  # NaN: "nan", as export
         data["config_error"] = config.error
         click.echo(json.dumps(data, indent=2))
         return
@@ -383,8 +389,10 @@ def export(
     x_axis: str,
     smoothing: float,
 ) -> None:
-    """Export every episode of experiment ID, all columns; with --group or --group-by, every
-    group's aggregated reward curve (mean, std, min, max and runs at each x)."""
+    """Export every episode of experiment ID, all columns, as stored: text stays text (also in
+    a number column), a time keeps its stored form and offset, floats are bit-exact; JSON has
+    inf as "inf" and "-inf", a blob as x'<hex>'. With --group or --group-by, every group's
+    aggregated reward curve (mean, std, min, max and runs at each x)."""
     keys = _group_keys(group_seeds, group_by)
     if keys is None:
         if exp_id is None or not exp_id.lstrip("-").isdigit():

@@ -747,8 +747,9 @@ class MetricsDatabase:
         return [EpisodeRow.from_stored(values) for values in found]
 
     def iter_episodes(self, exp_id: int, chunk: int = 5_000) -> Iterator[list[EpisodeRow]]:
-        """All episodes of an experiment in id order, in short chunks (each its own read).
-        Raises ReadFailed when the file cannot be read (before or between chunks)."""
+        """All episodes of an experiment in id order, in short chunks (each its own read),
+        with their values as stored (StoredEpisode: for an export). Raises ReadFailed when
+        the file cannot be read (before or between chunks)."""
         after = 0
         while True:
             try:
@@ -765,11 +766,13 @@ class MetricsDatabase:
             if self._schema is None:
                 raise ReadFailed(self._status)
             from velora_tui.data import queries
+            from velora_tui.data.records import StoredEpisode
 
             statement = queries.experiment_episodes(self._schema)
             try:
                 found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
-                return [EpisodeRow.from_stored(values) for values in found]
+                # Kept as stored too: an export writes what the file holds (export.py).
+                return [StoredEpisode.read(values) for values in found]
             except sqlite3.Error as exc:
                 self._fail(exc)
                 raise ReadFailed(self._status) from None

@@ -114,6 +114,22 @@ EPISODE_FIELDS = tuple(EpisodeRow.__slots__)
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEpisode(EpisodeRow):
+    """An episode read for an export: also its values exactly as stored (EPISODE_FIELDS
+    order), which an export writes (text in a number column stays its text, a time keeps its
+    stored form and offset) where the fields above are what the monitor makes of them."""
+
+    stored: tuple[Any, ...] = ()
+
+    @classmethod
+    def read(cls, values: Sequence[Any]) -> StoredEpisode:
+        row = cls.from_stored(values)
+        assert isinstance(row, StoredEpisode)
+        object.__setattr__(row, "stored", tuple(values))  # frozen: set once, as it is made
+        return row
+
+
+@dataclass(frozen=True, slots=True)
 class MetricColumn:
     """How an episode's metric is shown wherever episodes are listed (the app's tail, `tail`)."""
 
@@ -301,6 +317,26 @@ def json_number(value: float | None) -> float | str | None:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+def json_value(data: Any) -> Any:
+    """Parsed JSON (a config) that json.dumps writes as standard JSON: NaN and +-inf as
+    json_number's strings, at any depth (iteratively: a config may be nested as deeply as the
+    parser allowed)."""
+    holder = [data]
+    stack: list[tuple[Any, Any]] = [(holder, 0)]
+    while stack:
+        parent, key = stack.pop()
+        value = parent[key]
+        if isinstance(value, float):
+            parent[key] = json_number(value)
+        elif isinstance(value, dict):
+            parent[key] = value = dict(value)  # a copy: the caller's data is left as it is
+            stack.extend((value, k) for k in value)
+        elif isinstance(value, list):
+            parent[key] = value = list(value)
+            stack.extend((value, i) for i in range(len(value)))
+    return holder[0]
 
 
 def json_time(value: datetime | None) -> str | None:
