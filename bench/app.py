@@ -20,13 +20,11 @@ from bench.common import (
     scratch_dir,
     simulator,
 )
+from tests.support.numbers import percentile, read_commit_log
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import Update
 from velora_tui.tui.app import Settings, VeloraApp
 from velora_tui.tui.widgets.experiment_table import ExperimentTable
-from tests.support.app import table
-from tests.support.faults import ids
-from tests.support.numbers import percentile, read_commit_log
 
 SAMPLE = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "sample-0.2.0.db"
 

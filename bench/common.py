@@ -1,6 +1,6 @@
 """Benchmark helpers: a big velora-shaped database (cached), timed subprocesses, load notes.
 
-Helpers the tests use too (database builders, processes, percentiles) are in tests/support.py.
+Helpers the tests use too (database builders, processes, percentiles) are in tests/support/.
 
 Every script in bench/ prints numbers; none of them is a pass/fail test. Run them from the
 repository root with the project's virtualenv, e.g. `.venv/bin/python bench/ls_speed.py`.
@@ -23,10 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from tests.support.browser import children
+
 from tests.support.databases import build_big_velora_db
 from tests.support.processes import child_env, python_command, stop_process
-
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

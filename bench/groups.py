@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from bench.common import Metric, big_database, load_note, median, ms, print_header, ratio
+from tests.support.processes import child_env, stop_process
 from velora_tui.data.group_reads import group_curve, read_configs, read_series
 from velora_tui.data.groups import group_runs, sort_groups
 from velora_tui.data.monitor import Monitor
@@ -39,9 +40,6 @@ from velora_tui.data.series import SeriesReader, thin
 from velora_tui.tui.screens.groups import RUN_POINTS, GroupChart, GroupChartState
 from velora_tui.tui.widgets.charts import REWARD, ChartOptions, MetricChart, MetricState
 from velora_tui.tui.widgets.plot import Build
-from tests.support.faults import ids, readers
-from tests.support.processes import child_env, stop_process
-from tests.support.reading import state
 
 RUNS = 20
 EPISODES = 100_000

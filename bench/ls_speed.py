@@ -35,8 +35,8 @@ from bench.common import (
     time_command,
     timed_env,
 )
-from velora_tui.data.monitor import Monitor
 from tests.support.processes import python_command
+from velora_tui.data.monitor import Monitor
 
 GOAL_RATIO = 2.5
 FINITE = "BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"

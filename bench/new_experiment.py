@@ -43,6 +43,8 @@ from bench.common import (
     simulator,
     timed_env,
 )
+from tests.support.databases import RunSpec, build_velora_db
+from tests.support.processes import Terminal, python_command, stop_process
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.feed import IDLE_STEP_MS
 from velora_tui.data.monitor import Monitor
@@ -50,9 +52,6 @@ from velora_tui.data.records import Update
 from velora_tui.tui.app import Settings, VeloraApp
 from velora_tui.tui.screens.experiments import LIST_INTERVAL, ExperimentsScreen
 from velora_tui.tui.widgets.experiment_table import ExperimentTable
-from tests.support.databases import RunSpec, build_velora_db
-from tests.support.faults import each, ids
-from tests.support.processes import Terminal, python_command, stop_process
 
 GOAL_MS = 100.0
 SIZE = (120, 40)

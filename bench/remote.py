@@ -41,14 +41,13 @@ from bench.common import (
     timed_env,
 )
 from bench.tail_latency import PROBE_EXPERIMENT, wait_until_following
-from velora_tui.remote.sources import open_sources
-from velora_tui.remote.ssh import control_dir
-from velora_tui.tui.app import Settings
 from tests.support.databases import build_velora_db
-from tests.support.faults import ids, readers
 from tests.support.numbers import cpu_seconds, percentile, read_commit_log
 from tests.support.processes import python_command
 from tests.support.sshd import SshServer
+from velora_tui.remote.sources import open_sources
+from velora_tui.remote.ssh import control_dir
+from velora_tui.tui.app import Settings
 
 GOAL_EXTRA_P95 = 0.030
 GOAL_SCREEN_P95 = 0.100

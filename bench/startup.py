@@ -40,8 +40,8 @@ from bench.common import (
     timed_env,
 )
 from bench.ls_speed import ls_command, sqlite_command
-from velora_tui.writer.simulate import RUNS
 from tests.support.processes import Terminal, python_command
+from velora_tui.writer.simulate import RUNS
 
 EXPERIMENTS = 100
 # Five runs alone, then five at once; ten times.

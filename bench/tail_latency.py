@@ -28,10 +28,10 @@ from bench.common import (
     scratch_dir,
     simulator,
 )
-from velora_tui.data.feed import BUSY_FOR
 from tests.support.databases import build_velora_db
 from tests.support.numbers import cpu_seconds, percentile, read_commit_log
 from tests.support.processes import python_command
+from velora_tui.data.feed import BUSY_FOR
 
 GOAL_P95 = 0.050
 IDLE_SECONDS = 5.0

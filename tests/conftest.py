@@ -1,4 +1,4 @@
-"""Fixtures only; the helpers they use (and that tests import) are in tests/support.py.
+"""Fixtures only; the helpers they use (and that tests import) are in tests/support/.
 
 - `sample_db`: a private copy of the real velora 0.2.0 sample (the original is never touched).
 - `make_db`: velora-schema files of either schema (0.2.0 or 0.1.1): `support.build_velora_db`.

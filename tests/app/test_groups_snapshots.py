@@ -1,6 +1,6 @@
 """Snapshots of the grouped list, a group's chart (both bands), compared groups and the sweep
 table, on the generated sweep (3 configs x 5 seeds, ragged, one run still running), at 80x24
-and 120x40. Deterministic as tests/test_snapshots.py: a fixed clock, no watcher, the file in
+and 120x40. Deterministic as tests/app/test_snapshots.py: a fixed clock, no watcher, the file in
 the test's own folder (the working directory). Update with `make snapshots`."""
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import queue
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -106,6 +107,26 @@ class Lines:
         while wanted not in self.lines[start:]:
             self.take(len(self.lines) + 1, timeout)
         return self.lines[start:]
+
+    def first(self, wanted: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        """The first line (already read or still to come) for which `wanted` holds."""
+        deadline = time.monotonic() + timeout
+        checked = 0
+        while True:
+            for line in self.lines[checked:]:
+                if wanted(line):
+                    return line
+            checked = len(self.lines)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                pytest.fail(f"no such line within {timeout} s; got {self.lines}")
+            try:
+                arrived = self.queue.get(timeout=min(remaining, 0.1))
+            except queue.Empty:
+                continue
+            if arrived is None:
+                pytest.fail(f"stream ended; got {self.lines}")
+            self.lines.append(arrived)
 
     def rest(self, timeout: float = TIMEOUT) -> list[str]:
         """Everything up to the end of the stream."""

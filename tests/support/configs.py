@@ -1,6 +1,8 @@
 """Two configs that differ in every way a diff can show: a key changed, added, removed, a list
 longer, a null (tests of data/diff.py and of `velora-tui diff`)."""
 
+from velora_tui.data.diff import DiffRow
+
 LEFT = {
     "agent": "NeuroFlow",
     "seed": 64,
@@ -13,3 +15,8 @@ RIGHT = {
     "model": {"gamma": 0.99, "sizes": [20, 64, 64]},
     "notes": "bigger batch",
 }
+
+
+def kinds(rows: list[DiffRow]) -> dict[str, str]:
+    """Each diffed key's kind (same, changed, added, removed)."""
+    return {row.key: row.kind for row in rows}

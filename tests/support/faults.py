@@ -9,7 +9,6 @@ import contextlib
 import functools
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
@@ -149,7 +148,7 @@ class Tail:
         return [strict_json(line) for line in self.out.take(count, timeout)]
 
     def wait_err(self, needle: str, timeout: float = TIMEOUT) -> str:
-        return wait_line(self.err, lambda line: needle in line, timeout)
+        return self.err.first(lambda line: needle in line, timeout)
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -161,27 +160,6 @@ class Tail:
         out, err = self.out.rest(), self.err.rest()
         check_output("\n".join(out), "\n".join(err))
         return [strict_json(line) for line in out], err
-
-
-def wait_line(lines: Lines, wanted: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
-    """The first line (already read or still to come) for which `wanted` holds."""
-    deadline = time.monotonic() + timeout
-    checked = 0
-    while True:
-        for line in lines.lines[checked:]:
-            if wanted(line):
-                return line
-        checked = len(lines.lines)
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            pytest.fail(f"no such line within {timeout} s; got {lines.lines}")
-        try:
-            arrived = lines.queue.get(timeout=min(remaining, 0.1))
-        except queue.Empty:
-            continue
-        if arrived is None:
-            pytest.fail(f"stream ended; got {lines.lines}")
-        lines.lines.append(arrived)
 
 
 async def each(

@@ -136,7 +136,7 @@ HUNG_CLI = """
 import sys
 from pathlib import Path
 
-from tests.hanging_fs import HangingFiles
+from tests.support.hanging_fs import HangingFiles
 from velora_tui.data import deadline_lanes, files
 
 gate, below, deadline, *args = sys.argv[1:]

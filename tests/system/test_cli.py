@@ -296,7 +296,8 @@ def test_hostile_file_output_is_clean(batch: Batch) -> None:
     episodes = batch["hostile-export"]
     assert episodes.code == 0
     rows = [strict_json(line) for line in episodes.lines]
-    assert [row["reward"] for row in rows] == [5.0, "inf", "nan", "-inf", 7.5, "nan", 6.0]
+    # As stored: text stays its text, a blob is x'<hex>' (tests/system/test_cli_figures.py).
+    assert [row["reward"] for row in rows] == [5.0, "inf", "abc", "-inf", 7.5, "x'0001'", 6.0]
     tail = batch["hostile-tail"]
     assert tail.code == 0
     assert len(tail.lines) == 1 + 14
@@ -369,7 +370,7 @@ def test_tail_experiment_json(batch: Batch) -> None:
     for row in rows:
         assert set(EPISODE_FIELDS) | {"db", "agent", "env", "host"} == set(row)
         assert row["db"] == str(batch.sample)
-        assert row["host"] is None  # this machine (tests/test_remote_ssh.py: other hosts)
+        assert row["host"] is None  # this machine (tests/system/test_remote_ssh.py: other hosts)
 
 
 # -- following -------------------------------------------------------------------------------

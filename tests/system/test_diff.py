@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from tests.support.cli import Result, run_cli, strict_json
+from tests.support.configs import kinds
 from tests.support.databases import RunSpec, build_velora_db, execute, hostile_db
 from tests.support.folders import assert_unchanged
 from velora_tui.data.config import flatten
+from velora_tui.data.diff import diff_configs
 
 # -- diff_configs --------------------------------------------------------------------------------
 
@@ -203,3 +205,38 @@ def test_usage(runs: Runs) -> None:
     result = runs["usage"]
     assert result.code == 2
     assert "Usage:" in result.err
+
+
+# -- flattened keys are unambiguous ----------------------------------------------------------------
+
+
+def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -> None:
+    """A key holding the separator, or a dict key that looks like a list index, is quoted:
+    `{"a": {"b": 1}, "l": [5]}` and `{"a.b": 1, "l": {"0": 5}}` differ everywhere, and a
+    config holding both `a.b` and `a: {b}` keeps both values."""
+    left = {"a": {"b": 1}, "l": [5]}
+    right = {"a.b": 1, "l": {"0": 5}}
+    both = {"a.b": 1, "a": {"b": 2}}
+    assert kinds(diff_configs(left, right)) == {
+        "a.b": "removed",
+        "l.0": "removed",
+        '"a.b"': "added",
+        'l."0"': "added",
+    }
+    assert flatten(both) == {'"a.b"': 1, "a.b": 2}
+    db = build_velora_db(tmp_path / "metrics.db", [RunSpec(planned=3)] * 3)
+    for exp_id, config in ((1, left), (2, right), (3, both)):
+        execute(db, CHANGED_CONFIG_SQL, (json.dumps(config), exp_id))
+    result = run_cli("diff", "1", "2", db, "--json")
+    assert result.code == 0, result.err
+    assert {row["key"]: row["kind"] for row in strict_json(result.out)} == {
+        "a.b": "removed",
+        "l.0": "removed",
+        '"a.b"': "added",
+        'l."0"': "added",
+    }
+    result = run_cli("diff", "3", "1", db, "--all", "--json")
+    assert result.code == 0, result.err
+    rows = {row["key"]: (row["left"], row["right"]) for row in strict_json(result.out)}
+    assert rows['"a.b"'] == (1, None)
+    assert rows["a.b"] == (2, 1)

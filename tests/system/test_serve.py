@@ -3,7 +3,7 @@ session limit, source paths that a shell would read, and app processes that end.
 
 The server runs as `velora-tui serve` does (a process, tests.support.Served); these tests speak
 to it with aiohttp's client, as a browser or an attacker's script would. What a real browser
-sees is in tests/test_serve_browser.py.
+sees is in tests/system/test_serve_browser.py.
 """
 
 from __future__ import annotations
@@ -409,3 +409,35 @@ async def test_a_remote_source_in_the_page(serve: Serve, sshd: SshServer, sample
         arguments = command_line(pid)
         assert arguments[arguments.index("--") + 1 :] == [source]
         await ws.close()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["//evil.example/", "///evil.example/x", "/\\evil.example/", "/%2F%2Fevil.example/", "/\t/e"],
+)
+async def test_the_redirect_after_the_token_stays_on_this_server(
+    serve: Serve, sample_db: Path, path: str
+) -> None:
+    """A path that a browser reads as another host (`//host`, `/\\host`) is not sent back as
+    the Location: it would take the token's redirect off-site."""
+    served = serve([sample_db])
+    reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+    request = f"GET {path}?token={served.token}&a=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    writer.write(request.encode())
+    await writer.drain()
+    head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode("latin-1")
+    writer.close()
+    await writer.wait_closed()
+    status = head.split()[1]
+    if status == "400":  # the server's HTTP parser refuses it (a raw tab): nowhere to go
+        return
+    assert status == "303", head
+    location = next(
+        line.split(":", 1)[1].strip()
+        for line in head.split("\r\n")
+        if line.lower().startswith("location:")
+    )
+    assert location.startswith("/")
+    assert not location.startswith(("//", "/\\")), location
+    assert location.endswith("?a=1")
+    assert served.token not in location

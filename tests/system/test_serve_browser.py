@@ -265,7 +265,7 @@ def test_quitting_the_app_in_the_page_ends_its_session_and_says_why(
     serve: Serve, sample_db: Path, context: BrowserContext
 ) -> None:
     """`q` quits the app; the page shows why its session ended (the websocket's close reason,
-    page.js: how a tab refused for --max-sessions is told, tests/test_serve.py)."""
+    page.js: how a tab refused for --max-sessions is told, tests/system/test_serve.py)."""
     served = serve([sample_db])
     page, _ = open_app(context, served)
     (pid,) = served.tabs()

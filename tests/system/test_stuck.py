@@ -2,7 +2,7 @@
 it is shown as "not responding" and every other source goes on; when it answers again it is
 read as usual, nothing lost; nothing waits for it, neither the app's keys nor its exit.
 
-The dead server is tests.hanging_fs: the data layer's calls on the stuck source block in the
+The dead server is tests.support.hanging_fs: the data layer's calls on the stuck source block in the
 kernel (on a FIFO's open) until the test releases them. The deadline is cut to DEADLINE seconds
 so that the tests run fast; the bounds they check are generous multiples of it.
 """

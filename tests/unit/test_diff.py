@@ -10,13 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.configs import LEFT, RIGHT
+from tests.support.configs import LEFT, RIGHT, kinds
 from velora_tui.data.config import flatten
-from velora_tui.data.diff import MARKERS, DiffRow, diff_configs, format_value
-
-
-def kinds(rows: list[DiffRow]) -> dict[str, str]:
-    return {row.key: row.kind for row in rows}
+from velora_tui.data.diff import MARKERS, diff_configs, format_value
 
 
 @pytest.mark.parametrize(
@@ -149,3 +145,44 @@ def test_identical_configs() -> None:
     rows = diff_configs(LEFT, json.loads(json.dumps(LEFT)))
     assert {r.kind for r in rows} == {"same"}
     assert [r.key for r in rows] == list(flatten(LEFT))
+
+
+# -- flattened keys are unambiguous ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"": 1}, '""'),
+        ({"a": {"": 1}}, 'a.""'),
+        ({"(root)": 1}, '"(root)"'),
+        ({'say "hi"': 1}, '"say \\"hi\\""'),
+        ({"x\u202ey": 1}, '"x\\u202ey"'),
+        ({"12": {"3": 4}}, '"12"."3"'),
+        ({"batch size": 1}, "batch size"),
+        ({"café": {"n0": 1}}, "café.n0"),
+    ],
+)
+def test_flattened_keys_are_quoted_only_where_needed(config: Any, key: str) -> None:
+    assert list(flatten(config)) == [key]
+
+
+# Keys made of the characters that could make two paths alike.
+PATHLIKE = st.recursive(
+    st.integers(0, 1),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='a0."\\(', max_size=3), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(PATHLIKE, PATHLIKE)
+def test_different_configs_never_diff_as_the_same(left: Any, right: Any) -> None:
+    """Unambiguous keys: configs whose diff has only `same` rows are equal (empty containers
+    aside: they have no keys of their own to tell them apart)."""
+    rows = diff_configs(left, right)
+    if all(row.kind == "same" for row in rows) and rows:
+        assert left == right

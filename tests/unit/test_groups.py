@@ -56,13 +56,10 @@ def reference(curves: Sequence[Curve], points: int) -> list[tuple[float, int, fl
     every_x = sorted({x for run in runs for x, _ in run})
     found = []
     if len(every_x) <= points:
-        for x in every_x:
-            values = [
-                statistics.fmean([y for at, y in run if at == x])
-                for run in runs
-                if any(at == x for at, _ in run)
-            ]
-            found.append((x, len(values), statistics.fmean(values), statistics.pstdev(values)))
+        for x in every_x:  # every y there counts once: SELECT avg(y) ... GROUP BY x
+            values = [y for run in runs for at, y in run if at == x]
+            n = sum(any(at == x for at, _ in run) for run in runs)
+            found.append((x, n, statistics.fmean(values), statistics.pstdev(values)))
         return found
     low, high = every_x[0], every_x[-1]
     for index in range(points):

@@ -54,7 +54,19 @@ def test_every_statement_compiles_for_sqlite() -> None:
             queries.series_buckets(schema),
         ]
         params = dict.fromkeys(
-            ["after", "upto", "limit", "exp_id", "first", "last", "points", "low", "high", "count"],
+            [
+                "after",
+                "upto",
+                "limit",
+                "exp_id",
+                "first",
+                "last",
+                "points",
+                "low",
+                "high",
+                "count",
+                "recent",
+            ],
             1,
         ) | {"base": 1, "width": 1}
         for prepared in statements:

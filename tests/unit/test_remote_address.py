@@ -92,3 +92,75 @@ def test_ssh_argv_puts_the_host_after_the_options_and_quotes_the_remote_words() 
     assert argv[-1] == "echo velora-tui-ready && exec python3 'runs/$(touch /tmp/x)'"
     with pytest.raises(AddressError):
         ssh_argv(Host("-oProxyCommand=x"), ["true"], SshOptions())
+
+
+def test_a_huge_bracket_is_refused_before_it_is_expanded() -> None:
+    """Thousands of items inside one bracket: refused by their count, not after building every
+    name (2,000 x `0-1000` took 267 MB before the 1,024-host check)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(AddressError, match="more than 1024 hosts"):
+            expand_hosts("n[" + ",".join(["0-1000"] * 2000) + "]")
+        with pytest.raises(AddressError, match="more than 1024 hosts"):
+            expand_hosts("n[" + ",".join(str(i) for i in range(5000)) + "]")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    assert len(expand_hosts("n[" + ",".join(str(i) for i in range(1024)) + "]")) == 1024
+
+
+@pytest.mark.parametrize(
+    "group",
+    ["1" * 5000, "1-" + "9" * 5000, "0" * 4999 + "1"],
+    ids=["bound", "upper-bound", "zero-padded"],
+)
+def test_a_bound_of_thousands_of_digits_is_a_clear_refusal(group: str) -> None:
+    with pytest.raises(AddressError, match="host range"):
+        expand_hosts(f"node[{group}]")
+
+
+def test_a_huge_bound_is_a_usage_error_on_the_command_line() -> None:
+    from tests.support.cli import run_cli
+
+    result = run_cli("ls", "node[" + "1" * 5000 + "]:runs")
+    assert result.code == 2
+    assert "internal error" not in result.err
+    assert "host range" in result.err
+
+
+@pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("ssh://gpu1//srv/runs", "/srv/runs"),
+        ("ssh://gpu1///srv/runs", "/srv/runs"),
+        ("gpu1://srv/runs", "/srv/runs"),
+        ("ssh://gpu1/srv//runs", "/srv//runs"),
+    ],
+)
+def test_leading_slashes_are_one(text: str, path: str) -> None:
+    """POSIX lets `//x` differ from `/x`; on the hosts velora runs on it is the same file, and the
+    reader's `file:` URI took `//srv` for an authority."""
+    (source,) = parse_source(text) or []
+    assert source.path == path
+
+
+def test_the_reader_opens_any_absolute_path(tmp_path: Path) -> None:
+    """The reader's URI is quoted and has an empty authority, whatever the path (`//x` was
+    `file://x`: an invalid URI authority)."""
+    import shutil
+
+    from tests.support.databases import SAMPLE_DB
+    from velora_tui.remote.reader import Database
+
+    folder = tmp_path / "a?b#c%20d"
+    folder.mkdir()
+    shutil.copy(SAMPLE_DB, folder / "metrics.db")
+    for path in (str(folder / "metrics.db"), "/" + str(folder / "metrics.db")):
+        conn = Database(0, 0, path, None).connect()
+        try:
+            assert conn.execute("SELECT count(*) FROM experiment").fetchone()[0] == 3
+        finally:
+            conn.close()

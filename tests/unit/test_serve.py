@@ -3,7 +3,7 @@ session limit, source paths that a shell would read, and app processes that end.
 
 The server runs as `velora-tui serve` does (a process, tests.support.Served); these tests speak
 to it with aiohttp's client, as a browser or an attacker's script would. What a real browser
-sees is in tests/test_serve_browser.py.
+sees is in tests/system/test_serve_browser.py.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import sys
+import unicodedata
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -131,6 +133,35 @@ def test_clean_text_removes_escape_sequences() -> None:
 
 def test_clean_text_control_characters_become_spaces() -> None:
     assert clean_text("a\nb\rc\td\x00e\x7ff\x9bg") == "a b c d e f g"
+
+
+def test_clean_text_removes_what_reorders_or_hides_text() -> None:
+    """Bidi controls reorder what the terminal shows (`exe.txt` shown for `txt.exe`), line and
+    paragraph separators break the line, zero-width characters hide differences."""
+    assert clean_text("run\u202etxt.exe") == "runtxt.exe"
+    assert clean_text("a\u2066b\u2069c\u200fd\u061ce\u202af") == "abcdef"
+    assert clean_text("one\u2028two\u2029three") == "one two three"
+    assert clean_text("zero\u200bwidth\ufeff\u00ad") == "zerowidth"
+    assert (
+        clean_text("café 日本 👩\u200d💻 \u0646\u200c\u0645")
+        == "café 日本 👩\u200d💻 \u0646\u200c\u0645"
+    )
+    assert clean_block("a\u202eb\nc\u2028d\u2029e") == "ab\nc\nd\ne"
+
+
+def test_every_format_control_and_separator_is_removed() -> None:
+    """Every code point of categories Cc, Cf, Zl and Zp this Python knows, except the
+    joiners that scripts and emoji need (U+200C, U+200D) and ESC (it starts a sequence)."""
+    kept = {"\u200c", "\u200d", "\x1b"}  # ESC starts a sequence: tested above
+    found = [
+        chr(c)
+        for c in range(sys.maxunicode + 1)
+        if unicodedata.category(chr(c)) in ("Cc", "Cf", "Zl", "Zp") and chr(c) not in kept
+    ]
+    assert len(found) > 150
+    text = "".join(f"{c}x" for c in found)
+    assert clean_text(text, limit=10_000).replace(" ", "") == "x" * len(found)
+    assert clean_block(text).replace("\n", "").replace("    ", "") == "x" * len(found)
 
 
 def test_clean_text_keeps_markup_like_text_verbatim() -> None:

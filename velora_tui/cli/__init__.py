@@ -85,6 +85,11 @@ def entry() -> None:
     except Exception as exc:
         if os.environ.get("VELORA_TUI_DEBUG"):
             raise
+        from velora_tui.remote.folders import FolderError  # only when something failed
+
+        if isinstance(exc, FolderError):  # a cache or ssh folder that is not ours alone
+            click.echo(f"velora-tui: {exc}", err=True)
+            raise SystemExit(1) from None
         click.echo(f"velora-tui: internal error: {type(exc).__name__}: {exc}", err=True)
         click.echo("velora-tui: set VELORA_TUI_DEBUG=1 for details, and please report it", err=True)
         raise SystemExit(1) from None

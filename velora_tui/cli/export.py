@@ -61,9 +61,10 @@ def command(
     x_axis: str,
     smoothing: float,
 ) -> None:
-    """Export every episode of experiment ID (or groups' curves): all its columns; with --group
-    or --group-by, every group's aggregated reward curve (mean, std, min, max and runs at each
-    x)."""
+    """Export every episode of experiment ID (or groups' curves): all columns, as stored: text
+    stays text (also in a number column), a time keeps its stored form and offset, floats are
+    bit-exact; JSON has inf as "inf" and "-inf", a blob as x'<hex>'. With --group or --group-by,
+    every group's aggregated reward curve (mean, std, min, max and runs at each x)."""
     keys = group_keys(group_seeds, group_by)
     if keys is None:
         if exp_id is None or not exp_id.lstrip("-").isdigit():

@@ -10,6 +10,7 @@ import click
 
 from velora_tui.cli.common import JSON, SOURCES, Failure, find_experiment, load, require_data
 from velora_tui.data.database import ReadFailed
+from velora_tui.data.records import json_value
 
 
 @click.command("show")
@@ -30,7 +31,7 @@ def command(exp_id: int, sources: tuple[Path | str, ...], as_json: bool) -> None
     now = datetime.now()
     if as_json:
         data = summary.to_json(now)
-        data["config"] = config.data if config.ok else None
+        data["config"] = json_value(config.data) if config.ok else None  # NaN: "nan", as export
         data["config_error"] = config.error
         click.echo(json.dumps(data, indent=2))
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 import sys
 from datetime import datetime
@@ -53,13 +54,7 @@ def command(
     monitor = load_to_follow(sources, following)
     wanted = set(experiments)
     printer = EpisodePrinter(monitor, as_json, several=len(monitor.databases) > 1)
-    pairs: list[tuple[Path, EpisodeRow]] = []
-    for path, database in monitor.databases.items():
-        ids: list[int | None] = [*sorted(wanted)] if wanted else [None]
-        for exp in ids:
-            pairs.extend((path, row) for row in database.latest_episodes(exp, count))
-    pairs.sort(key=lambda p: (p[1].created_at or datetime.min, str(p[0]), p[1].id))
-    for path, row in pairs[-count:] if count else []:
+    for path, row in latest_episodes(monitor, wanted, count):
         printer.print(path, row)
     if not following:
         return
@@ -71,6 +66,34 @@ def command(
                     printer.print(update.db, row)
 
     follow(monitor, poll, show)
+
+
+def latest_episodes(
+    monitor: Monitor, wanted: set[int], count: int
+) -> list[tuple[Path, EpisodeRow]]:
+    """The last `count` episodes committed (of the `wanted` experiments, or all), oldest
+    first. In a database, commit order is the row id (times step back with the clock, or do
+    not parse); databases have no common order, so theirs are interleaved by time, each one's
+    rows kept in its own commit order."""
+    if count <= 0:
+        return []
+    per_database: list[list[tuple[datetime, Path, EpisodeRow]]] = []
+    for path in sorted(monitor.databases, key=str):
+        database = monitor.databases[path]
+        if wanted:
+            each = [database.latest_episodes(exp, count) for exp in sorted(wanted)]
+            rows = list(heapq.merge(*each, key=lambda row: row.id))[-count:]
+        else:
+            rows = database.latest_episodes(None, count)
+        moment = datetime.min  # a row without a readable time sorts with the one before it
+        timed = []
+        for row in rows:
+            moment = row.created_at or moment
+            timed.append((moment, path, row))
+        per_database.append(timed)
+    # heapq.merge keeps each input's order even where its times go back (a clock step).
+    merged = heapq.merge(*per_database, key=lambda item: item[0])
+    return [(path, row) for _, path, row in merged][-count:]
 
 
 class EpisodePrinter:

@@ -13,6 +13,19 @@ from datetime import datetime
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _CONTROL_WITH_NEWLINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ESCAPE_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)?")
+# Unicode's format characters (category Cf, Unicode 15) but the joiners U+200C and U+200D,
+# which scripts and emoji need: the bidi controls (U+061C, U+200E-200F, U+202A-202E,
+# U+2066-2069) reorder what the terminal shows (`txt.exe` shows as `exe.txt`), the others are
+# invisible (zero-width space, BOM, soft hyphen, tags) and hide a difference between names.
+# Listed rather than looked up: scanning every code point at import would cost start-up.
+_FORMAT = re.compile(
+    "[\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2\u180e\u200b\u200e\u200f"
+    "\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb\U000110bd\U000110cd"
+    "\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0001"
+    "\U000e0020-\U000e007f]"
+)
+# The line and paragraph separators (categories Zl, Zp): a line break, in a one-line text a space.
+_SEPARATOR = re.compile("[\u2028\u2029]")
 
 
 def as_float(value: object) -> float:
@@ -68,7 +81,8 @@ def parse_timestamp(value: object) -> datetime | None:
 
 
 def clean_text(value: object, limit: int = 200) -> str:
-    """Text safe for a terminal: escape sequences and control characters removed, one line."""
+    """Text safe for a terminal, one line: escape sequences and format characters (bidi
+    controls, zero-width) removed, control characters and line separators made spaces."""
     if value is None:
         return ""
     if isinstance(value, bytes):
@@ -78,14 +92,20 @@ def clean_text(value: object, limit: int = 200) -> str:
         text = text[: limit * 4]
     text = _ESCAPE_SEQUENCE.sub("", text)
     text = _CONTROL_WITH_NEWLINES.sub(" ", text)
+    if not text.isascii():
+        text = _SEPARATOR.sub(" ", _FORMAT.sub("", text))
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
 
 
 def clean_block(text: str) -> str:
-    """Multi-line text (a config) safe for a terminal: keeps newlines and tabs only."""
-    return _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text)).replace("\t", "    ")
+    """Multi-line text (a config) safe for a terminal: keeps newlines and tabs only (line and
+    paragraph separators become newlines)."""
+    text = _CONTROL.sub("", _ESCAPE_SEQUENCE.sub("", text))
+    if not text.isascii():
+        text = _SEPARATOR.sub("\n", _FORMAT.sub("", text))
+    return text.replace("\t", "    ")
 
 
 def format_number(value: float | int | None, digits: int = 2) -> str:

@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, wait
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,6 +40,8 @@ from velora_tui.data.exact_totals import Pending, Scan
 from velora_tui.data.files import FileSystem, NotRegular, is_link_loop, not_regular, system
 from velora_tui.data.records import (
     EPISODE_FIELDS,
+    RECENT,
+    TIME_SEPARATOR,
     EpisodeRow,
     ExperimentSummary,
     SourceState,
@@ -55,10 +58,11 @@ BATCH = 20_000
 # Between two reads of `data_version` (which take the read lock, and so find a writer holding
 # it), changes are seen in the header's file change counter, read without any lock.
 CONFIRM_INTERVAL = 1.0
-# Experiment rows, and experiment ids with their first and last episodes, read per statement on
-# a first load: each such read stays short however many experiments a file holds.
+# Experiment rows, and experiment ids with their first and last episodes and the times of their
+# newest RECENT rows, read per statement on a first load: each such read stays short however
+# many experiments a file holds (about exact_totals.ROWS_PER_READ rows).
 EXPERIMENTS_PER_READ = 1_000
-EDGES_PER_READ = 250
+EDGES_PER_READ = exact_totals.ROWS_PER_READ // RECENT
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
 _GONE = (-1, -1)
 
@@ -73,6 +77,20 @@ class ReadFailed(Exception):
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
+
+
+# What a first load knows of an experiment (MetricsDatabase._experiment_edges).
+Edges = tuple[Any, int, EpisodeRow, EpisodeRow, list[datetime | None]]
+
+
+def recent_times(stored: Any) -> list[datetime | None]:
+    """experiment_edges' `recent` (times as stored, newest first, joined by TIME_SEPARATOR) as
+    times, oldest first; None for a piece that is not one. It relies on SQLite handing a
+    subquery's rows to group_concat in the subquery's order (its ORDER BY id DESC LIMIT)."""
+    if not isinstance(stored, bytes):
+        return []
+    pieces = stored.split(TIME_SEPARATOR.encode())
+    return [parse_timestamp(piece) for piece in reversed(pieces)]
 
 
 def estimate_episodes(first: EpisodeRow | None, last: EpisodeRow | None, span: int) -> int:
@@ -471,7 +489,7 @@ class MetricsDatabase:
         self._load_experiments(update)
         found = self._experiment_edges(mark)
         pending: deque[Pending] = deque()
-        for key, exp_id, first_row, last_row in found:
+        for key, exp_id, first_row, last_row, times in found:
             first, last = first_row.id, last_row.id
             summary = self._summary_for(exp_id, update)
             estimate = estimate_episodes(first_row, last_row, last - first + 1)
@@ -488,15 +506,17 @@ class MetricsDatabase:
                 summary.last_reward = last_row.reward
                 summary.reward_moving_avg = last_row.reward_moving_avg
                 summary.last_activity = last_row.created_at
+                summary.recall(times)
             update.experiments.add(exp_id)
         self._scan = Scan(mark, pending, exact_totals.ROWS_PER_READ) if pending else None
         update.first_load = self._scan is not None
         self._episode_mark = mark
         self._loaded = True
 
-    def _experiment_edges(self, upto: int) -> list[tuple[Any, int, EpisodeRow, EpisodeRow]]:
-        """(experiment id as stored, as an int, first row, last row) of every experiment with
-        episodes up to id `upto`, EDGES_PER_READ experiments a read."""
+    def _experiment_edges(self, upto: int) -> list[Edges]:
+        """(experiment id as stored, as an int, first row, last row, the times of its newest
+        RECENT rows oldest first) of every experiment with episodes up to id `upto`,
+        EDGES_PER_READ experiments a read."""
         schema = self._schema
         assert schema is not None
         edges = first_load_sql.EXPERIMENT_EDGES
@@ -506,9 +526,9 @@ class MetricsDatabase:
         found = []
         after: Any = -math.inf  # below every id SQLite can hold (NULL aside)
         while True:
-            page = self._fetch(edges, upto=upto, after=after, count=EDGES_PER_READ)
+            page = self._fetch(edges, upto=upto, after=after, count=EDGES_PER_READ, recent=RECENT)
             for row in page:
-                first, last = row[1 : 1 + width], row[1 + width :]
+                first, last = row[1 : 1 + width], row[1 + width : 1 + 2 * width]
                 exp_id = as_int(row[0])
                 if exp_id is not None and first[0] is not None and last[0] is not None:
                     found.append(
@@ -517,6 +537,7 @@ class MetricsDatabase:
                             exp_id,
                             EpisodeRow.from_stored(first),
                             EpisodeRow.from_stored(last),
+                            recent_times(row[-1]),
                         )
                     )
             if len(page) < EDGES_PER_READ:
@@ -729,8 +750,9 @@ class MetricsDatabase:
         return [EpisodeRow.from_stored(values) for values in found]
 
     def iter_episodes(self, exp_id: int, chunk: int = 5_000) -> Iterator[list[EpisodeRow]]:
-        """All episodes of an experiment in id order, in short chunks (each its own read).
-        Raises ReadFailed when the file cannot be read (before or between chunks)."""
+        """All episodes of an experiment in id order, in short chunks (each its own read),
+        with their values as stored (StoredEpisode: for an export). Raises ReadFailed when
+        the file cannot be read (before or between chunks)."""
         after = 0
         while True:
             try:
@@ -747,11 +769,13 @@ class MetricsDatabase:
             if self._schema is None:
                 raise ReadFailed(self._status)
             from velora_tui.data import queries
+            from velora_tui.data.records import StoredEpisode
 
             statement = queries.experiment_episodes(self._schema)
             try:
                 found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
-                return [EpisodeRow.from_stored(values) for values in found]
+                # Kept as stored too: an export writes what the file holds (export.py).
+                return [StoredEpisode.read(values) for values in found]
             except sqlite3.Error as exc:
                 self._fail(exc)
                 raise ReadFailed(self._status) from None

@@ -2,8 +2,8 @@
 
 Each may block in the kernel for as long as the file system does not answer (a dead NFS or
 Lustre server): they are only ever made in a source's lane (deadline_lanes.py). The tests put a
-double in their place that blocks until released, as a dead server would (tests/hanging_fs.py),
-and pass it to the Monitor (or set `SYSTEM` in a child process).
+double in their place that blocks until released, as a dead server would
+(tests/support/hanging_fs.py), and pass it to the Monitor (or set `SYSTEM` in a child process).
 
 Only a regular file is ever opened as a database. The kind of a path is asked of `stat` first;
 a FIFO's `open` waits for a writer (forever), a terminal's may make it the process's
@@ -12,14 +12,16 @@ controlling terminal, and a device, a socket or a directory holds no database an
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import sqlite3
 import stat
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 from velora_tui.data.connection import connect_readonly
 
@@ -105,3 +107,33 @@ def system() -> FileSystem:
     """The calls sources use unless given others (looked up at each use: a child process run
     by a test may put a double here before it starts)."""
     return SYSTEM
+
+
+# -- files the app writes (not a source's: its exports and screenshots, in the output folder) --
+
+
+@contextlib.contextmanager
+def new_output(path: Path) -> Iterator[IO[str]]:
+    """A text file to write at `path` (an export, a screenshot): written into a new file of a
+    random name beside it, opened with O_EXCL | O_NOFOLLOW, then renamed to `path`. Nothing is
+    ever opened through a symbolic link: the working folder may be shared, and a link planted
+    under a name the app writes (names are predictable) would have it overwrite the link's
+    target. A `path` that is a symbolic link is refused (OSError, its strerror says why); a
+    rename replaces a link planted after that check, never what it points to."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise OSError(errno.ELOOP, "it is a symbolic link, not written through", str(path))
+    part = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(part, flags, 0o666)  # the umask applies, as to any file the user writes
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as out:
+            fd = -1  # closed with `out` from here on
+            yield out
+        os.replace(part, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise

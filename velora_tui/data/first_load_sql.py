@@ -27,7 +27,7 @@ EXPERIMENT_EDGES = Prepared(
         "WITH RECURSIVE experiment_ids(x, n) AS \n"
         "(SELECT (SELECT min(episode.experiment_id) AS min_2 \n"
         "FROM episode \n"
-        "WHERE episode.experiment_id > :after) AS x, :param_1 AS n UNION ALL SELECT (SELECT min(episode.experiment_id) AS min_3 \n"
+        "WHERE episode.experiment_id > :after) AS x, :param_2 AS n UNION ALL SELECT (SELECT min(episode.experiment_id) AS min_3 \n"
         "FROM episode \n"
         "WHERE episode.experiment_id > experiment_ids.x) AS anon_1, experiment_ids.n + :n_1 AS anon_2 \n"
         "FROM experiment_ids \n"
@@ -37,13 +37,17 @@ EXPERIMENT_EDGES = Prepared(
         "FROM episode \n"
         "WHERE episode.experiment_id = experiment_ids.x AND episode.id <= :upto) AS first_id, (SELECT max(episode.id) AS max_1 \n"
         "FROM episode \n"
-        "WHERE episode.experiment_id = experiment_ids.x AND episode.id <= :upto) AS last_id \n"
+        "WHERE episode.experiment_id = experiment_ids.x AND episode.id <= :upto) AS last_id, (SELECT CAST(group_concat(latest.at, char(:char_1)) AS BLOB) AS group_concat_1 \n"
+        "FROM (SELECT CAST(newest.created_at AS BLOB) AS at \n"
+        "FROM episode AS newest \n"
+        "WHERE newest.experiment_id = experiment_ids.x AND newest.id <= :upto ORDER BY newest.id DESC\n"
+        " LIMIT :recent OFFSET :param_1) AS latest) AS recent \n"
         "FROM experiment_ids \n"
         "WHERE experiment_ids.x IS NOT NULL)\n"
-        " SELECT edges.x, first.id, first.experiment_id, first.episode_num, first.reward, first.length, first.reward_moving_avg, first.reward_moving_std, first.actor_loss, first.critic_loss, first.entropy_loss, first.created_at AS created_at, last.id AS id_1, last.experiment_id AS experiment_id_1, last.episode_num AS episode_num_1, last.reward AS reward_1, last.length AS length_1, last.reward_moving_avg AS reward_moving_avg_1, last.reward_moving_std AS reward_moving_std_1, last.actor_loss AS actor_loss_1, last.critic_loss AS critic_loss_1, last.entropy_loss AS entropy_loss_1, last.created_at AS created_at__1 \n"
+        " SELECT edges.x, first.id, first.experiment_id, first.episode_num, first.reward, first.length, first.reward_moving_avg, first.reward_moving_std, first.actor_loss, first.critic_loss, first.entropy_loss, first.created_at AS created_at, last.id AS id_1, last.experiment_id AS experiment_id_1, last.episode_num AS episode_num_1, last.reward AS reward_1, last.length AS length_1, last.reward_moving_avg AS reward_moving_avg_1, last.reward_moving_std AS reward_moving_std_1, last.actor_loss AS actor_loss_1, last.critic_loss AS critic_loss_1, last.entropy_loss AS entropy_loss_1, last.created_at AS created_at__1, edges.recent \n"
         "FROM edges LEFT OUTER JOIN episode AS first ON first.id = edges.first_id LEFT OUTER JOIN episode AS last ON last.id = edges.last_id ORDER BY edges.x"
     ),
-    {"param_1": 1, "n_1": 1},
+    {"char_1": 31, "param_1": 0, "param_2": 1, "n_1": 1},
 )
 
 EXPERIMENT_EDGES_0_1_1 = Prepared(
@@ -51,7 +55,7 @@ EXPERIMENT_EDGES_0_1_1 = Prepared(
         "WITH RECURSIVE experiment_ids(x, n) AS \n"
         "(SELECT (SELECT min(episode.experiment_id) AS min_2 \n"
         "FROM episode \n"
-        "WHERE episode.experiment_id > :after) AS x, :param_1 AS n UNION ALL SELECT (SELECT min(episode.experiment_id) AS min_3 \n"
+        "WHERE episode.experiment_id > :after) AS x, :param_2 AS n UNION ALL SELECT (SELECT min(episode.experiment_id) AS min_3 \n"
         "FROM episode \n"
         "WHERE episode.experiment_id > experiment_ids.x) AS anon_2, experiment_ids.n + :n_1 AS anon_3 \n"
         "FROM experiment_ids \n"
@@ -61,11 +65,15 @@ EXPERIMENT_EDGES_0_1_1 = Prepared(
         "FROM episode \n"
         "WHERE episode.experiment_id = experiment_ids.x AND episode.id <= :upto) AS first_id, (SELECT max(episode.id) AS max_1 \n"
         "FROM episode \n"
-        "WHERE episode.experiment_id = experiment_ids.x AND episode.id <= :upto) AS last_id \n"
+        "WHERE episode.experiment_id = experiment_ids.x AND episode.id <= :upto) AS last_id, (SELECT CAST(group_concat(latest.at, char(:char_1)) AS BLOB) AS group_concat_1 \n"
+        "FROM (SELECT CAST(newest.created_at AS BLOB) AS at \n"
+        "FROM episode AS newest \n"
+        "WHERE newest.experiment_id = experiment_ids.x AND newest.id <= :upto ORDER BY newest.id DESC\n"
+        " LIMIT :recent OFFSET :param_1) AS latest) AS recent \n"
         "FROM experiment_ids \n"
         "WHERE experiment_ids.x IS NOT NULL)\n"
-        " SELECT edges.x, first.id, first.experiment_id, first.episode_num, first.reward, first.length, first.reward_moving_avg, first.reward_moving_std, first.actor_loss, first.critic_loss, NULL AS anon_1, first.created_at AS created_at, last.id AS id_1, last.experiment_id AS experiment_id_1, last.episode_num AS episode_num_1, last.reward AS reward_1, last.length AS length_1, last.reward_moving_avg AS reward_moving_avg_1, last.reward_moving_std AS reward_moving_std_1, last.actor_loss AS actor_loss_1, last.critic_loss AS critic_loss_1, NULL AS anon__1, last.created_at AS created_at__1 \n"
+        " SELECT edges.x, first.id, first.experiment_id, first.episode_num, first.reward, first.length, first.reward_moving_avg, first.reward_moving_std, first.actor_loss, first.critic_loss, NULL AS anon_1, first.created_at AS created_at, last.id AS id_1, last.experiment_id AS experiment_id_1, last.episode_num AS episode_num_1, last.reward AS reward_1, last.length AS length_1, last.reward_moving_avg AS reward_moving_avg_1, last.reward_moving_std AS reward_moving_std_1, last.actor_loss AS actor_loss_1, last.critic_loss AS critic_loss_1, NULL AS anon__1, last.created_at AS created_at__1, edges.recent \n"
         "FROM edges LEFT OUTER JOIN episode AS first ON first.id = edges.first_id LEFT OUTER JOIN episode AS last ON last.id = edges.last_id ORDER BY edges.x"
     ),
-    {"param_1": 1, "n_1": 1},
+    {"char_1": 31, "param_1": 0, "param_2": 1, "n_1": 1},
 )

@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
+from velora_tui.data.config import part_name, path_parts
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, json_number
 from velora_tui.data.source_names import source_names
 
@@ -39,6 +40,8 @@ SUMMARY_KEYS: dict[str, Callable[[ExperimentSummary], str]] = {
     "db": lambda s: source_names.name(s.db),
 }
 MISSING = "-"  # a chosen key the run's config does not have
+# The experiment's fields that are part of every seed grouping key.
+SEED_KEY_BASE = frozenset({"agent", "env"})
 UNREADABLE = "(config unreadable)"
 # The width of a group's sparkline, in points.
 SPARK_POINTS = 60
@@ -49,8 +52,9 @@ GroupKey = tuple[tuple[str, str], ...]
 
 @lru_cache(maxsize=65_536)
 def is_seed_key(key: str) -> bool:
-    """`seed`, `env_params.seed`, `torch.device`, `seed.0` (a list of seeds)..."""
-    return any(part.lower() in SEED_KEYS for part in key.split("."))
+    """`seed`, `env_params.seed`, `torch.device`, `seed.0` (a list of seeds)...: a part of the
+    path is so named (a quoted key `"run.seed"` is one part, not named `seed`)."""
+    return any(part_name(part).lower() in SEED_KEYS for part in path_parts(key))
 
 
 def normalize_key(key: str) -> str:
@@ -62,9 +66,11 @@ def normalize_key(key: str) -> str:
 
 
 def value_text(value: Any) -> str:
-    """A config value as one comparable text: strings as they are, the rest as JSON."""
+    """A config value as one comparable text: the value as JSON, but a string as it is unless
+    it would read as another value (`"128"`, `"true"`, `"-"` quoted): one text per value, so
+    that 128 and "128" group apart, and a name still shows `CartPole-v1`, not quoted."""
     if isinstance(value, str):
-        return value
+        return json.dumps(value, ensure_ascii=False) if _reads_as_other(value) else value
     # What json.dumps gives for these, without its cost (grouping calls this per config key).
     if value is None:
         return "null"
@@ -76,6 +82,24 @@ def value_text(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError):
         return repr(value)
+
+
+# What a JSON text (other than a string's) can start with, blanks stripped.
+_JSON_STARTS = frozenset('-0123456789"[{tfnNI')
+
+
+def _reads_as_other(text: str) -> bool:
+    """Whether `text` as it is would be the text of another value: JSON (a number, true,
+    null, a list, a quoted string; NaN and Infinity as Python writes them) or MISSING."""
+    if text == MISSING:
+        return True
+    if text.strip()[:1] not in _JSON_STARTS:
+        return False
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def lookup(config: Config | None, summary: ExperimentSummary, key: str) -> str:
@@ -95,20 +119,27 @@ def lookup(config: Config | None, summary: ExperimentSummary, key: str) -> str:
 
 
 def seed_key(summary: ExperimentSummary, config: Config | None) -> GroupKey:
-    """Everything that is not a seed: agent, env and every other config key with its value.
-    A run whose config cannot be read is a group of its own."""
+    """Everything that is not a seed: the experiment's agent and env, and every other config
+    key with its value. A run whose config cannot be read is a group of its own."""
     base = {"agent": summary.agent, "env": summary.env}
     if config is None:
         base[UNREADABLE] = f"{summary.db}#{summary.id}"
         return tuple(sorted(base.items()))
     items = [
-        (key, value if type(value) is str else value_text(value))
+        (_config_key(str(key)), value_text(value))
         for key, value in config.items()
         if not is_seed_key(str(key))
     ]
-    named = {key for key, _ in items}
-    items += [(key, value) for key, value in base.items() if key not in named]
+    items += base.items()
     return tuple(sorted(items))
+
+
+@lru_cache(maxsize=65_536)
+def _config_key(key: str) -> str:
+    """A config key as a part of a group key: a config's own top-level `agent` or `env` is
+    written quoted (`"agent"`, a form flatten never gives that key), apart from the
+    experiment's agent and env, which it must not stand in for."""
+    return json.dumps(key) if key in SEED_KEY_BASE else key
 
 
 def chosen_key(summary: ExperimentSummary, config: Config | None, keys: Sequence[str]) -> GroupKey:
@@ -244,8 +275,9 @@ class Group:
 
 
 def short_keys(keys: Sequence[str]) -> dict[str, str]:
-    """Each key by its last part when no other key of `keys` ends the same way."""
-    lasts = [key.rsplit(".", 1)[-1] for key in keys]
+    """Each key by its last part (as the path writes it: a quoted part stays quoted) when no
+    other key of `keys` ends the same way."""
+    lasts = [(path_parts(key) or [key])[-1] for key in keys]
     return {
         key: last if lasts.count(last) == 1 else key for key, last in zip(keys, lasts, strict=True)
     }
@@ -345,8 +377,9 @@ Curve = tuple[Sequence[float], Sequence[float]]  # x ascending, y (any float)
 
 @dataclass(slots=True)
 class Aggregate:
-    """Per point: x, and over the runs with a finite value there their count, mean, population
-    std, min and max. `exact`: each point is one x of the runs (no binning)."""
+    """Per point: x, how many runs have a finite value there (`count`), and the mean,
+    population std, min and max of those values. `exact`: each point is one x of the runs (no
+    binning)."""
 
     x: list[float] = field(default_factory=list)
     count: list[int] = field(default_factory=list)
@@ -361,11 +394,12 @@ class Aggregate:
     def __len__(self) -> int:
         return len(self.x)
 
-    def add(self, x: float, values: Sequence[float]) -> None:
+    def add(self, x: float, values: Sequence[float], runs: int | None = None) -> None:
+        """A point of `values` (one per run, or more where runs repeat the x: `runs`)."""
         n = len(values)
         mean = math.fsum(values) / n
         self.x.append(x)
-        self.count.append(n)
+        self.count.append(n if runs is None else runs)
         self.mean.append(mean)
         self.std.append(population_std(values, mean))
         self.low.append(min(values))
@@ -376,7 +410,8 @@ def aggregate(curves: Sequence[Curve], points: int) -> Aggregate:
     """Mean, std, min and max over the runs at each x.
 
     When the runs' x values, taken together, are at most `points` distinct values, each is a
-    point and a run's value there is its y at that x (the mean of its ys there, if several):
+    point, over every y there (a run that repeats an x, as a resumed run repeats episode
+    numbers, counts each of its ys: `SELECT avg(y) ... GROUP BY x`), `count` the runs there:
     exact. Otherwise [lowest x, highest x] is cut into `points` bins of equal width; a run's
     value in a bin is the mean of its finite ys whose x falls in it, and the point's x is the
     bin's middle. A run counts at a point only where it has a finite value: non-finite values
@@ -393,14 +428,14 @@ def aggregate(curves: Sequence[Curve], points: int) -> Aggregate:
     points = max(1, points)
     if len(distinct) <= points:
         per_x: dict[float, list[float]] = {}
+        runs_at: dict[float, int] = {}
         for run in runs:
-            mine: dict[float, list[float]] = {}
             for x, y in run:
-                mine.setdefault(x, []).append(y)
-            for x, ys in mine.items():
-                per_x.setdefault(x, []).append(ys[0] if len(ys) == 1 else math.fsum(ys) / len(ys))
+                per_x.setdefault(x, []).append(y)
+            for x in {x for x, _ in run}:
+                runs_at[x] = runs_at.get(x, 0) + 1
         for x in sorted(per_x):
-            out.add(x, per_x[x])
+            out.add(x, per_x[x], runs_at[x])
         return out
     out.exact = False
     low, high = min(distinct), max(distinct)

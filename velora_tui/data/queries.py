@@ -20,10 +20,12 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Integer,
+    LargeBinary,
     String,
     and_,
     bindparam,
     case,
+    cast,
     func,
     literal,
     null,
@@ -37,7 +39,7 @@ from sqlmodel.sql.expression import Select
 
 from velora_tui.data.connection import Prepared
 from velora_tui.data.models import Episode, Experiment
-from velora_tui.data.records import EPISODE_METRICS
+from velora_tui.data.records import EPISODE_METRICS, TIME_SEPARATOR
 from velora_tui.data.schema import Schema
 
 MAX_FLOAT = 1.7976931348623157e308
@@ -123,8 +125,12 @@ def config_of() -> Prepared:
 def experiment_edges(schema: Schema) -> Prepared:
     """Up to `:count` experiment ids found among the episodes, the lowest above `:after` first,
     each with its first and last episode rows up to id `:upto` (`episode_columns` twice; NULL
-    where it has none up to there): a skip scan of the experiment_id index, two seeks per
-    experiment, whatever the number of episodes. All a first screen needs."""
+    where it has none up to there), and the times of its newest `:recent` rows up to there
+    (`created_at` as stored, as bytes, newest first, joined by TIME_SEPARATOR: one value, so
+    a read of many experiments stays a row each): a skip scan of the experiment_id index, two
+    seeks per experiment and one short stretch of the index (which carries the rowid, so the
+    newest rows come without a sort), whatever the number of episodes. All a first screen
+    needs."""
     experiment = col(Episode.experiment_id)
 
     def lowest_above(value: Any) -> Any:
@@ -143,16 +149,36 @@ def experiment_edges(schema: Schema) -> Prepared:
         within = and_(experiment == ids.c.x, col(Episode.id) <= number("upto"))
         return select(which(Episode.id)).where(within).scalar_subquery()
 
+    # Bytes: a time that is not valid UTF-8 text must not make the whole value unreadable.
+    newest = aliased(Episode, name="newest")
+    latest = (
+        select(cast(newest.created_at, LargeBinary).label("at"))
+        .where(col(newest.experiment_id) == ids.c.x, col(newest.id) <= number("upto"))
+        .order_by(col(newest.id).desc())
+        .limit(number("recent"))
+        .correlate(ids)
+        .subquery("latest")
+    )
+    joined = func.group_concat(latest.c.at, func.char(ord(TIME_SEPARATOR)))
+    recent = select(cast(joined, LargeBinary)).scalar_subquery()
     edges = (
         select_columns(
-            ids.c.x.label("x"), edge(func.min).label("first_id"), edge(func.max).label("last_id")
+            ids.c.x.label("x"),
+            edge(func.min).label("first_id"),
+            edge(func.max).label("last_id"),
+            recent.label("recent"),
         )
         .where(ids.c.x.is_not(None))
         .cte("edges")
     )
     first, last = aliased(Episode, name="first"), aliased(Episode, name="last")
     return compiled(
-        select_columns(edges.c.x, *episode_columns(schema, first), *episode_columns(schema, last))
+        select_columns(
+            edges.c.x,
+            *episode_columns(schema, first),
+            *episode_columns(schema, last),
+            edges.c.recent,
+        )
         .join_from(edges, first, col(first.id) == edges.c.first_id, isouter=True)
         .join(last, col(last.id) == edges.c.last_id, isouter=True)
         .order_by(edges.c.x)
@@ -242,16 +268,24 @@ def sampled(schema: Schema) -> Prepared:
 # -- aggregates --------------------------------------------------------------------------------
 
 
-def _aggregate_columns(schema: Schema) -> list[Any]:
-    """Rows, best finite reward, and rows with inf/NaN/text in a reward or loss."""
-    bad = [~finite(Episode.reward), ~finite(Episode.actor_loss), ~finite(Episode.critic_loss)]
+def finite_row(schema: Schema) -> ColumnElement[bool]:
+    """True for the rows EpisodeRow.has_nonfinite does not flag: every metric but the length
+    (the reward, its moving average and std, the losses) a finite number, entropy_loss NULL
+    allowed. Anything else, NULL included, makes it NULL or false."""
+    metrics = [name for name in EPISODE_METRICS if name not in ("length", "entropy_loss")]
+    fine = [finite(getattr(Episode, name)) for name in metrics]
     if schema.has_entropy:
         entropy = col(Episode.entropy_loss)
-        bad.append(and_(entropy.is_not(None), ~finite(entropy)))
+        fine.append(or_(entropy.is_(None), finite(entropy)))
+    return and_(*fine)
+
+
+def _aggregate_columns(schema: Schema) -> list[Any]:
+    """Rows, best finite reward, and rows with inf/NaN/text in a number column."""
     return [
         func.count(),
         func.max(finite_or_null(Episode.reward)),
-        func.sum(case((or_(*bad), 1), else_=0)),
+        func.sum(case((finite_row(schema), 0), else_=1)),
     ]
 
 
@@ -288,14 +322,15 @@ def aggregate_range(schema: Schema) -> Prepared:
 @cache
 def series_buckets(schema: Schema) -> Prepared:
     """Experiment `:exp_id`'s rows with ids in (`:low`, `:high`], grouped into buckets of
-    `:width` ids from `:base`: per bucket its number, lowest episode number, rows, latest time,
-    and for every metric the total, count, min and max of its finite values."""
+    `:width` ids from `:base`: per bucket its number, lowest and highest episode numbers, rows,
+    latest time, and for every metric the total, count, min and max of its finite values."""
     values = [finite_or_null(metric_column(schema, name)) for name in EPISODE_METRICS]
     bucket = ((col(Episode.id) - number("base")) // number("width")).label("bucket")
     return compiled(
         select_columns(
             bucket,
             func.min(Episode.episode_num),
+            func.max(Episode.episode_num),
             func.count(),
             as_stored(func.max(Episode.created_at), String),
             *[func.total(v) for v in values],

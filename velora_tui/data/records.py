@@ -62,7 +62,16 @@ class EpisodeRow:
 
     @property
     def has_nonfinite(self) -> bool:
-        values = (self.reward, self.actor_loss, self.critic_loss)
+        """inf/NaN or text in a reward, its moving average or std, or a loss (the README's
+        `!`; NaN in these is what from_stored makes of text). The scan counts the same rows in
+        SQL (queries.finite_row)."""
+        values = (
+            self.reward,
+            self.reward_moving_avg,
+            self.reward_moving_std,
+            self.actor_loss,
+            self.critic_loss,
+        )
         entropy_bad = self.entropy_loss is not None and not math.isfinite(self.entropy_loss)
         return entropy_bad or not all(math.isfinite(v) for v in values)
 
@@ -105,6 +114,22 @@ EPISODE_FIELDS = tuple(EpisodeRow.__slots__)
 
 
 @dataclass(frozen=True, slots=True)
+class StoredEpisode(EpisodeRow):
+    """An episode read for an export: also its values exactly as stored (EPISODE_FIELDS
+    order), which an export writes (text in a number column stays its text, a time keeps its
+    stored form and offset) where the fields above are what the monitor makes of them."""
+
+    stored: tuple[Any, ...] = ()
+
+    @classmethod
+    def read(cls, values: Sequence[Any]) -> StoredEpisode:
+        row = cls.from_stored(values)
+        assert isinstance(row, StoredEpisode)
+        object.__setattr__(row, "stored", tuple(values))  # frozen: set once, as it is made
+        return row
+
+
+@dataclass(frozen=True, slots=True)
 class MetricColumn:
     """How an episode's metric is shown wherever episodes are listed (the app's tail, `tail`)."""
 
@@ -130,7 +155,12 @@ assert EPISODE_FIELDS[3:-1] == EPISODE_METRICS, "EpisodeRow.from_stored reads th
 # A run counts as stalled after this long without an episode, or 20x its usual interval.
 STALL_FLOOR = timedelta(seconds=60)
 STALL_FACTOR = 20
-_RECENT = 64
+# The times of a run's newest episodes kept for its usual interval (the median of their gaps);
+# a first load reads as many (data/database.py), so a run reads the same cold as live.
+RECENT = 64
+# Between the times a first load reads in one value (queries.experiment_edges): a control
+# character, which no time holds.
+TIME_SEPARATOR = "\x1f"
 
 
 @dataclass(slots=True)
@@ -157,7 +187,7 @@ class ExperimentSummary:
     # `episodes` is an estimate from the first and last rows' episode numbers, and
     # `best_reward` and `nonfinite` count only the rows read since.
     scanned: bool = True
-    recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=_RECENT))
+    recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=RECENT))
 
     @property
     def key(self) -> Key:
@@ -180,8 +210,17 @@ class ExperimentSummary:
             self.last_activity = row.created_at
             self.recent.append(row.created_at)
 
+    def recall(self, times: Sequence[datetime | None]) -> None:
+        """The times of its newest rows, oldest first, as a first load reads them: what the
+        live path would have kept of them, and the last valid one as its last activity (a
+        newest row whose time is unreadable does not make the run's last episode unknown)."""
+        self.recent.extend(time for time in times if time is not None)
+        if self.recent:
+            self.last_activity = self.recent[-1]
+
     def typical_interval(self) -> timedelta | None:
-        """Median gap between recent episodes, else the run's mean gap."""
+        """Median gap between its recent episodes (the last RECENT), else, with fewer than 6
+        times, the run's mean gap."""
         stamps = list(self.recent)
         if len(stamps) >= 6:
             gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(stamps)]
@@ -191,11 +230,20 @@ class ExperimentSummary:
         return None
 
     @property
+    def reached(self) -> int:
+        """The episode the run has reached towards its plan. Velora numbers the episodes of a
+        training 1..n_episodes and writes the last one when it ends, so its last row's number
+        says where it is: not the row count, which a run numbered again from 1 in the same
+        experiment overstates and lost rows understate. The count only where that number is
+        unreadable."""
+        number = self.last_episode_num
+        return number if number is not None and number > 0 else self.episodes
+
+    @property
     def finished(self) -> bool:
         if not self.n_episodes:
             return False
-        done = max(self.episodes, self.last_episode_num or 0)
-        return done >= self.n_episodes
+        return self.reached >= self.n_episodes
 
     def stall_after(self) -> timedelta:
         interval = self.typical_interval()
@@ -224,7 +272,7 @@ class ExperimentSummary:
         interval = self.typical_interval()
         if interval is None:
             return None
-        return interval * (self.n_episodes - self.episodes)
+        return interval * (self.n_episodes - self.reached)
 
     def to_json(self, now: datetime) -> dict[str, Any]:
         return {
@@ -269,6 +317,26 @@ def json_number(value: float | None) -> float | str | None:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return value
+
+
+def json_value(data: Any) -> Any:
+    """Parsed JSON (a config) that json.dumps writes as standard JSON: NaN and +-inf as
+    json_number's strings, at any depth (iteratively: a config may be nested as deeply as the
+    parser allowed)."""
+    holder = [data]
+    stack: list[tuple[Any, Any]] = [(holder, 0)]
+    while stack:
+        parent, key = stack.pop()
+        value = parent[key]
+        if isinstance(value, float):
+            parent[key] = json_number(value)
+        elif isinstance(value, dict):
+            parent[key] = value = dict(value)  # a copy: the caller's data is left as it is
+            stack.extend((value, k) for k in value)
+        elif isinstance(value, list):
+            parent[key] = value = list(value)
+            stack.extend((value, i) for i in range(len(value)))
+    return holder[0]
 
 
 def json_time(value: datetime | None) -> str | None:

@@ -62,7 +62,8 @@ MAX_POINTS = 2_000
 class _Bucket:
     """Aggregates of the rows whose ids fall in one bucket; two buckets merge exactly."""
 
-    episode: float
+    episode: float  # the lowest and highest episode numbers of its rows
+    last_episode: float
     rows: int
     stamp: datetime | None
     sums: list[float]
@@ -70,8 +71,20 @@ class _Bucket:
     lows: list[float]
     highs: list[float]
 
+    def middle(self, index: int) -> float:
+        """Where the bucket sits on the episode axis: the middle of its episode numbers (its
+        one episode when it holds one row), as its values are the mean of those episodes'.
+        Labelled at its first episode, a bucket of episodes 1-2 showed their mean at 1."""
+        first, last = self.episode, self.last_episode
+        if not math.isfinite(first):
+            return float(index + 1)
+        if not math.isfinite(last) or last <= first:
+            return first
+        return first / 2 + last / 2  # halved first: first + last may overflow
+
     def merge(self, other: _Bucket) -> None:
         self.episode = _lowest(self.episode, other.episode)
+        self.last_episode = _highest(self.last_episode, other.last_episode)
         self.rows += other.rows
         if other.stamp is not None and (self.stamp is None or other.stamp > self.stamp):
             self.stamp = other.stamp
@@ -184,12 +197,13 @@ class SeriesReader:
             key = int(row[0])
             bucket = _Bucket(
                 episode=_finite(row[1]),
-                rows=int(row[2] or 0),
-                stamp=parse_timestamp(row[3]),
-                sums=[_finite_or_zero(v) for v in row[4 : 4 + n]],
-                counts=[int(v or 0) for v in row[4 + n : 4 + 2 * n]],
-                lows=[_finite(v) for v in row[4 + 2 * n : 4 + 3 * n]],
-                highs=[_finite(v) for v in row[4 + 3 * n : 4 + 4 * n]],
+                last_episode=_finite(row[2]),
+                rows=int(row[3] or 0),
+                stamp=parse_timestamp(row[4]),
+                sums=[_finite_or_zero(v) for v in row[5 : 5 + n]],
+                counts=[int(v or 0) for v in row[5 + n : 5 + 2 * n]],
+                lows=[_finite(v) for v in row[5 + 2 * n : 5 + 3 * n]],
+                highs=[_finite(v) for v in row[5 + 3 * n : 5 + 4 * n]],
             )
             if self.keys and self.keys[-1] == key:
                 self.buckets[-1].merge(bucket)
@@ -220,8 +234,7 @@ class SeriesReader:
             if metric in metrics
         ]
         for index, bucket in enumerate(self.buckets):
-            episode = bucket.episode
-            series.episode.append(episode if math.isfinite(episode) else float(index + 1))
+            series.episode.append(bucket.middle(index))
             series.rows += bucket.rows
             steps += bucket.sums[LENGTH]
             series.steps.append(steps)

@@ -6,7 +6,17 @@ age of the last word when it is overdue), unreachable (since when, retrying in N
 doubles from 1 s to 60 s, with jitter, and starts again from 1 s after a connection that
 worked), refused (authentication refused, host key changed, unknown host, no python3: trying
 again cannot help, so it does not), unreadable (the remote sent something that is not the
-protocol, or its reader died: tried again as an unreachable host is).
+protocol, or its reader died, or storing what it sent failed here: tried again as an
+unreachable host is).
+
+Any error while a link runs ends that connection in a state (unreadable, with the error's text)
+and a retry, never in a dead thread: what cannot be stored of one database (rows the copy
+cannot hold, such as an id beyond SQLite's 64 bits) is that database's state, and the link
+goes on with the others.
+
+The remote command line is a constant bootstrap (BOOTSTRAP): the reader's source and its
+arguments (the sources, and where each copy ends, which for thousands of databases pass
+Linux's 128 KiB limit on one argument) follow on the reader's stdin, not visible in `ps`.
 
 Nothing from the remote reaches the terminal unclean (values.clean_text), and no line, however
 long or malformed, stops anything but this link.
@@ -32,7 +42,15 @@ from velora_tui.data.cleaning import clean_text
 from velora_tui.data.source_names import source_names
 from velora_tui.remote import reader
 from velora_tui.remote.address import Host, RemoteSource
-from velora_tui.remote.mirror import MAX_PATH, BadData, Mirror, check_int, digest
+from velora_tui.remote.mirror import (
+    MAX_PATH,
+    BadData,
+    BadRows,
+    Mirror,
+    OpenCopies,
+    check_int,
+    digest,
+)
 from velora_tui.remote.ssh import READY, SshOptions, last_line, refusal, ssh_argv
 
 MAX_LINE = 8 * 1024 * 1024  # a rows message of 2,000 episodes is ~300 kB; configs <= 1 MB
@@ -43,6 +61,14 @@ WORKED_FOR = 10.0  # a connection up this long resets the delay
 OVERDUE = 2 * reader.HEARTBEAT
 REMOTE_STATES = ("waiting", "locked", "unreadable", "ok")
 READY_LINE = READY.encode() + b"\n"
+# Run by the remote python: reads the reader's source (its length, a newline, the text), then
+# runs it, which reads its arguments from the next line. Kept to what Python 2 and 3.0-3.7 can
+# parse, so that they say why they are refused (ssh.refusal looks for "SyntaxError").
+BOOTSTRAP = (
+    "import sys;sys.version_info<(3,8)and sys.exit('SyntaxError: velora-tui needs Python 3.8');"
+    "b=sys.stdin.buffer;n=int(b.readline());s=b.read(n);len(s)==n or sys.exit(2);"
+    "exec(compile(s,'velora-tui-reader','exec'),{'__name__':'__main__'})"
+)
 
 
 class Truncated(BadData):
@@ -117,13 +143,19 @@ class Link:
         self.folders = list(folders)
         self.python = python
         self.options = options or SshOptions.from_env()
+        self.copies = OpenCopies()  # the copies' open connections, a bounded number
         self.mirrors: dict[tuple[int, str], Mirror] = {}
         for index, folder in enumerate(self.folders):
             source_names.register(folder, self.sources[index].label, host.label)
-            for mirror in Mirror.existing(folder):
+            for mirror in Mirror.existing(folder, self.copies):
                 self._keep(index, mirror)
         # What the reader says of each remote file or source: (spec, path) -> (state, why).
         self.remote_states: dict[tuple[int, str], tuple[str, str]] = {}
+        # The remote states that are a database's (not a source's: a folder with none yet).
+        self.database_states: set[tuple[int, str]] = set()
+        # Databases whose rows the copy cannot hold, with why: their rows are left aside until
+        # the reader announces them anew (the next connection, or the file replaced).
+        self.refused_rows: dict[tuple[int, str], str] = {}
         self.status = LinkStatus(host.label, LinkState.CONNECTING, datetime.now())
         self.received = 0  # episodes stored
         self.wire_bytes = 0  # bytes read from ssh
@@ -132,6 +164,7 @@ class Link:
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.process: subprocess.Popen[bytes] | None = None
+        self._feeder: threading.Thread | None = None
         self._delay = FIRST_DELAY
         self.ready = False  # the remote shell answered (ssh.READY) in the current connection
         # Told of every change of state, from the link's thread (`tail -f` says it on stderr).
@@ -187,7 +220,13 @@ class Link:
             if self.stopping.wait(delay):
                 return
 
-    def command(self, once: bool) -> list[str]:
+    def command(self) -> list[str]:
+        """The ssh command: the same short line for every connection (see `program`)."""
+        return ssh_argv(self.host, [self.python, "-c", BOOTSTRAP], self.options)
+
+    def program(self, once: bool) -> bytes:
+        """What the reader's stdin begins with: its source (for BOOTSTRAP), then its arguments
+        on one line (the sources, and where each copy ends: one resume position each)."""
         starts = {
             mirror.remote_path: [
                 mirror.position.ident,
@@ -201,11 +240,20 @@ class Link:
             {"specs": [s.path for s in self.sources], "from": starts, "once": once},
             separators=(",", ":"),
         )
-        words = [self.python, "-c", reader_source(), arguments]
-        return ssh_argv(self.host, words, self.options)
+        source = reader_source().encode("utf-8")
+        return b"%d\n%s%s\n" % (len(source), source, arguments.encode("utf-8", "surrogatepass"))
 
     def attempt(self, once: bool) -> None:
-        """One connection, from start to end; the status says how it ended."""
+        """One connection, from start to end; the status says how it ended (any error too:
+        a state and, in `_run`, a retry, never a thread that ends in silence)."""
+        try:
+            self._attempt(once)
+        except Exception as exc:
+            self._end_process()
+            if not self.stopping.is_set():
+                self._set(LinkState.UNREADABLE, f"an error here: {_describe(exc)}")
+
+    def _attempt(self, once: bool) -> None:
         self.ready = False
         if once:
             self.synced.clear()
@@ -214,7 +262,7 @@ class Link:
         with tempfile.TemporaryFile() as errors:
             try:
                 process = subprocess.Popen(
-                    self.command(once),
+                    self.command(),
                     stdin=subprocess.PIPE,
                     stdout=subprocess.PIPE,
                     stderr=errors,
@@ -224,6 +272,7 @@ class Link:
                 self._set(LinkState.REFUSED, f"cannot run ssh: {exc.strerror or exc}")
                 return
             self.process = process
+            self._feed(process, self.program(once))
             if self.stopping.is_set():
                 self._end_process()
             cut = False
@@ -256,11 +305,30 @@ class Link:
             why = last_line(stderr) or f"exit status {process.returncode}"
             self._set(LinkState.UNREADABLE, f"the remote reader ended: {why}")
 
+    def _feed(self, process: subprocess.Popen[bytes], program: bytes) -> None:
+        """Write the reader's program to its stdin in a thread of its own: a remote that does
+        not read it (not our reader) must not stop this thread from reading what it says."""
+        stdin = process.stdin
+        assert stdin is not None
+
+        def write() -> None:
+            with contextlib.suppress(OSError, ValueError):  # the remote ended (EPIPE), closed
+                stdin.write(program)
+                stdin.flush()
+
+        feeder = threading.Thread(target=write, name=f"velora-tui feed {self.host.label}")
+        feeder.daemon = True
+        feeder.start()
+        self._feeder = feeder
+
     def _end_process(self) -> None:
         process = self.process
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(OSError):
+        feeder = self._feeder
+        if feeder is not None and feeder.is_alive():
+            process.terminate()  # the write then fails at once: closing stdin waits for it
+        with contextlib.suppress(OSError, ValueError):
             if process.stdin:
                 process.stdin.close()  # the reader ends when its stdin closes
         process.terminate()
@@ -274,7 +342,7 @@ class Link:
         """Handle the reader's lines until the connection ends; whether it said hello."""
         stream: IO[bytes] | None = process.stdout
         assert stream is not None
-        keys: dict[int, Mirror] = {}
+        keys: dict[int, tuple[tuple[int, str], Mirror]] = {}
         hello = False
         while True:
             line = stream.readline(MAX_LINE + 1)
@@ -312,15 +380,25 @@ class Link:
                 if once:
                     return hello
 
-    def _handle(self, kind: Any, message: dict[str, Any], keys: dict[int, Mirror]) -> None:
+    def _handle(
+        self, kind: Any, message: dict[str, Any], keys: dict[int, tuple[tuple[int, str], Mirror]]
+    ) -> None:
         if kind == "rows":
-            mirror = keys.get(check_int(message.get("k"), "k"))
-            if mirror is None:
+            known = keys.get(check_int(message.get("k"), "k"))
+            if known is None:
                 raise BadData("rows of a database never announced")
+            place, mirror = known
             experiments, episodes = message.get("x"), message.get("e")
             if not isinstance(experiments, list) or not isinstance(episodes, list):
                 raise BadData("rows that are not lists")
-            self.received += mirror.apply(experiments, episodes)
+            if place in self.refused_rows:
+                return  # the copy stops at the rows it could not hold: none after them
+            try:
+                self.received += mirror.apply(experiments, episodes)
+            except BadRows as exc:
+                self.refused_rows[place] = str(exc)
+                self.remote_states[place] = ("unreadable", str(exc))
+                return
             left = message.get("left")
             with self.lock:
                 behind = left if type(left) is int and left >= 0 else 0
@@ -330,16 +408,22 @@ class Link:
             ident, entropy = message.get("ident"), message.get("entropy")
             if not isinstance(ident, str) or len(ident) > 200 or type(entropy) is not bool:
                 raise BadData("a database without a proper identity")
-            mirror = self.mirrors.get((spec, path)) or Mirror(self.folders[spec], path)
+            mirror = self.mirrors.get((spec, path)) or Mirror(self.folders[spec], path, self.copies)
             mirror.start(ident, entropy, message.get("reset") is True)
             self._keep(spec, mirror)
-            keys[check_int(message.get("k"), "k")] = mirror
+            keys[check_int(message.get("k"), "k")] = ((spec, path), mirror)
+            self.refused_rows.pop((spec, path), None)
             self.remote_states[(spec, path)] = ("ok", "")
         elif kind == "state":
             spec, path = self._place(message)
             state, why = message.get("state"), message.get("why")
             if state not in REMOTE_STATES:
                 raise BadData("an unknown state")
+            refused = self.refused_rows.get((spec, path))
+            if refused is not None and state == "ok":
+                state, why = "unreadable", refused  # its copy still cannot hold its rows
+            if "k" in message:
+                self.database_states.add((spec, path))
             self.remote_states[(spec, path)] = (str(state), clean_text(why, 200))
         elif kind == "error":
             raise BadData(f"the remote reader: {clean_text(message.get('why'), 160)}")
@@ -353,6 +437,15 @@ class Link:
         if not isinstance(path, str) or not path or len(path) > MAX_PATH:
             raise BadData("a path that is not one")
         return spec, path
+
+    def place(self, spec: int, path: str) -> Path:
+        """Where the copy of the database at `path` is, or will be (named as `host:path`)."""
+        mirror = self.mirrors.get((spec, path))
+        if mirror is not None:
+            return mirror.path
+        place = Mirror(self.folders[spec], path, self.copies).path
+        source_names.register(place, clean_text(f"{self.host.label}:{path}", 300), self.host.label)
+        return place
 
     def _keep(self, spec: int, mirror: Mirror) -> None:
         self.mirrors[(spec, mirror.remote_path)] = mirror
@@ -377,6 +470,12 @@ class Link:
             )
         if state in (LinkState.CONNECTED, LinkState.REFUSED):
             self._announce()
+
+
+def _describe(exc: BaseException) -> str:
+    """An unforeseen error, for the status line: its kind and its text."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _replace(status: LinkStatus, **changes: Any) -> LinkStatus:

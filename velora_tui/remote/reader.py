@@ -1,5 +1,6 @@
-"""The remote reader: the program velora-tui runs on another host, sent over the connection
-(`python3 -c <this file> <arguments as JSON>`). Nothing is installed, created or written there.
+"""The remote reader: the program velora-tui runs on another host, sent over the connection.
+The command line is a short bootstrap (link.BOOTSTRAP) that reads this file's text from stdin;
+the arguments (JSON) follow on the next line. Nothing is installed, created or written there.
 
 It must run on any Python 3.8+ with the standard library alone, so it imports nothing of
 velora-tui and keeps to 3.8's syntax. It keeps the project's reading rules
@@ -9,6 +10,9 @@ read short (at most ROWS rows) and fetched whole at once; a commit in progress f
 at (a pread, no lock), confirmed by `PRAGMA data_version` once a second and always in WAL mode;
 reads of one file at least READ_GAP apart while commits pour in (the first after a quiet spell
 at once), as `tail -f` does (data/feed.py: READ_GAP).
+At most OPEN_FILES databases are open at once (a host may hold thousands: a sweep): the one
+read least recently is closed, and looked at every CLOSED_LOOK s by its header alone (opened,
+read, closed: its change counter and identity) until it changes, when it is opened again.
 It is single-threaded, so no other thread of its own can hold the GIL while a read holds the lock.
 
 What it writes to stdout, one JSON object per line (PROTOCOL is the version):
@@ -47,6 +51,8 @@ BUSY_SHARE = 8
 CONFIRM = 1.0  # data_version at least this often, and the file's identity
 RESCAN = 2.0  # directories walked again for new metrics.db files
 HEARTBEAT = 5.0
+OPEN_FILES = 64  # databases open at once (two file descriptors each), fewer under a low limit
+CLOSED_LOOK = 0.5  # seconds between looks at a closed database's header
 MAX_TEXT = 1_000_000  # a config longer than this is cut (the local side refuses longer lines)
 SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", ".git", ".venv", "venv"}
 EPISODE = (
@@ -87,9 +93,21 @@ def cell(value: Any) -> Any:
 class Database:
     """One remote metrics.db, read from (exp, episode) ids on."""
 
-    def __init__(self, key: int, spec: int, path: str, start: Optional[List[Any]]) -> None:
+    def __init__(
+        self,
+        key: int,
+        spec: int,
+        path: str,
+        start: Optional[List[Any]],
+        pool: Optional[Dict[Database, None]] = None,
+    ) -> None:
         self.key, self.spec, self.path = key, spec, path
         self.start = start  # [ident, last experiment id, last episode id] of the local copy
+        # The databases open now, least recently read first (Reader.trim closes the first).
+        self.pool: Dict[Database, None] = {} if pool is None else pool
+        self.known = False  # opened and announced (and still so while evicted)
+        self.evicted = False  # closed to spare file descriptors: its header is looked at
+        self.looked = 0.0
         self.fd = -1
         self.conn: Optional[sqlite3.Connection] = None
         self.ident = ""
@@ -108,9 +126,20 @@ class Database:
     def report(self, state: str, why: str = "") -> None:
         if state != self.state:
             self.state = state
-            send({"t": "state", "spec": self.spec, "path": self.path, "state": state, "why": why})
+            send(
+                {
+                    "t": "state",
+                    "k": self.key,  # a database's state (a source's own has no key)
+                    "spec": self.spec,
+                    "path": self.path,
+                    "state": state,
+                    "why": why,
+                }
+            )
 
     def close(self) -> None:
+        self.pool.pop(self, None)
+        self.evicted = False
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -118,7 +147,71 @@ class Database:
             os.close(self.fd)
             self.fd = -1
 
+    def evict(self) -> None:
+        """Closed to spare file descriptors; read on from where it was when it changes."""
+        self.close()
+        self.evicted = True
+
+    def changed_while_closed(self, now: float) -> bool:
+        """Whether an evicted database may hold something new: its identity or its header's
+        change counter moved (in WAL mode, where commits leave the counter: once a second)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        except OSError:
+            return True  # opening it says why
+        try:
+            st = os.fstat(fd)
+            counter = os.pread(fd, 4, 24)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # no connection of ours is open on it: no lock of ours to drop
+        if "%d:%d" % (st.st_dev, st.st_ino) != ":".join(self.ident.split(":")[:2]):
+            return True
+        if self.wal:
+            return now - self.confirmed >= CONFIRM
+        return counter != self.counter
+
+    def attach(self) -> bool:
+        """Open again an evicted database, without announcing it anew (a file replaced
+        meanwhile is opened as a new one)."""
+        self.evicted = False
+        if self.replaced():
+            return self.open()
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            self.conn = self.connect()
+        except (OSError, sqlite3.Error) as exc:
+            self.close()
+            text = (exc.strerror if isinstance(exc, OSError) else None) or str(exc)
+            self.report("locked" if "locked" in text else "unreadable", text)
+            self.known = False  # opened (and announced) anew once it can be
+            return False
+        self.version = -1  # data_version counts per connection: the old one's is no measure
+        self.counter = b""
+        self.pool[self] = None
+        return True
+
+    def connect(self) -> sqlite3.Connection:
+        from urllib.parse import quote
+
+        conn = sqlite3.connect(
+            # An empty authority: a path that begins with `//` is no host name.
+            "file://" + quote(os.path.abspath(self.path)) + "?mode=ro",
+            uri=True,
+            isolation_level=None,
+            timeout=1.0,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA temp_store = MEMORY")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
     def open(self) -> bool:
+        self.known = False
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
@@ -147,17 +240,8 @@ class Database:
             self.close()
             self.report("unreadable", "not a SQLite database")
             return False
-        from urllib.parse import quote
-
         try:
-            self.conn = sqlite3.connect(
-                "file:" + quote(os.path.abspath(self.path)) + "?mode=ro",
-                uri=True,
-                isolation_level=None,
-                timeout=1.0,
-                check_same_thread=False,
-            )
-            self.conn.execute("PRAGMA temp_store = MEMORY")
+            self.conn = self.connect()
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
             if not tables:
                 self.close()
@@ -201,6 +285,9 @@ class Database:
         )
         self.report("ok")
         self.counter = b""
+        self.version = -1
+        self.known = True
+        self.pool[self] = None
         return True
 
     def replaced(self) -> bool:
@@ -212,7 +299,13 @@ class Database:
 
     def poll(self, now: float, gap: float = READ_GAP) -> bool:
         """Read what is new; True when rows were sent."""
-        if self.conn is None and not self.open():
+        if self.conn is None and self.evicted:
+            if now - self.looked < CLOSED_LOOK:
+                return False
+            self.looked = now
+            if not self.changed_while_closed(now) or not self.attach():
+                return False
+        elif self.conn is None and not self.open():
             return False
         if now - self.confirmed >= CONFIRM:
             if self.replaced():
@@ -230,6 +323,9 @@ class Database:
         if not changed:
             return False
         self.last_read = now
+        if self in self.pool:  # the most recently read: the last to be closed
+            del self.pool[self]
+            self.pool[self] = None
         return self.read(now)
 
     def read(self, now: float) -> bool:
@@ -299,6 +395,8 @@ class Reader:
         self.starts = starts
         self.databases: Dict[str, Database] = {}
         self.dir_state: Dict[int, str] = {}
+        self.pool: Dict[Database, None] = {}  # open databases, least recently read first
+        self.open_files = open_files()
 
     def discover(self) -> None:
         for index, spec in enumerate(self.specs):
@@ -333,7 +431,7 @@ class Reader:
             for path in found:
                 if path not in self.databases:
                     self.databases[path] = Database(
-                        len(self.databases), index, path, self.starts.get(path)
+                        len(self.databases), index, path, self.starts.get(path), self.pool
                     )
 
     def walk(self, root: str) -> List[str]:
@@ -361,7 +459,9 @@ class Reader:
                 if database.poll(now, gap):
                     busy = True
                     database.last_sent = now
-            if not synced and all(d.caught_up or d.conn is None for d in self.databases.values()):
+                while len(self.pool) > self.open_files:
+                    next(iter(self.pool)).evict()
+            if not synced and all(d.caught_up or not d.known for d in self.databases.values()):
                 synced = True
                 send({"t": "synced"})
                 if once:
@@ -377,6 +477,20 @@ class Reader:
                 return
 
 
+def open_files() -> int:
+    """How many databases may be open at once: OPEN_FILES, or fewer when this process may
+    open few files (each open database holds two, a third while a hot journal is looked at)."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ImportError, OSError, ValueError):
+        return OPEN_FILES
+    if limit == resource.RLIM_INFINITY:
+        return OPEN_FILES
+    return max(1, min(OPEN_FILES, (limit - 16) // 3))
+
+
 def stdin_closed(timeout: float) -> bool:
     """Sleep `timeout` s; True when stdin closed meanwhile (the local side is gone)."""
     try:
@@ -387,13 +501,14 @@ def stdin_closed(timeout: float) -> bool:
     return bool(ready) and not os.read(sys.stdin.fileno(), 4096)
 
 
-def main(argv: List[str]) -> int:
+def main() -> int:
+    """The arguments: one JSON line on stdin (after this program's text, see link.BOOTSTRAP)."""
     try:
-        args = json.loads(argv[1])
+        args = json.loads(sys.stdin.buffer.readline())
         specs = [str(s) for s in args["specs"]]
         starts = {str(k): list(v) for k, v in dict(args.get("from") or {}).items()}
         once = bool(args.get("once"))
-    except (IndexError, ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:
         send({"t": "error", "why": "bad arguments: %s" % exc})
         return 2
     try:
@@ -404,4 +519,4 @@ def main(argv: List[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())

@@ -117,17 +117,27 @@ class RemoteMonitor(Monitor):
 
     def statuses(self) -> list[SourceStatus]:
         remote_states: dict[Path, tuple[str, str]] = {}
+        databases: set[Path] = set()
         for link in self.remotes.links:
             for (spec, path), found in list(link.remote_states.items()):
-                mirror = link.mirrors.get((spec, path))
-                place = mirror.path if mirror is not None else link.folders[spec]
+                if (spec, path) in link.database_states or (spec, path) in link.mirrors:
+                    place = link.place(spec, path)
+                    databases.add(place)
+                else:
+                    place = link.folders[spec]  # the source's own state
                 remote_states[place] = found
         shown = []
         for status in super().statuses():
+            databases.discard(status.path)
             state, why = remote_states.get(status.path, ("ok", ""))
             if state in _REMOTE_STATES and status.state in (SourceState.OK, SourceState.WAITING):
                 status = SourceStatus(status.path, _REMOTE_STATES[state], why)
             shown.append(status)
+        # Databases with no copy yet (unreadable there from the start): a state all the same.
+        for place in sorted(databases):
+            state, why = remote_states[place]
+            if state in _REMOTE_STATES:
+                shown.append(SourceStatus(place, _REMOTE_STATES[state], why))
         for link in self.remotes.links:
             host = link.status
             message = host.describe().partition(": ")[2]

@@ -10,14 +10,18 @@ for the remote user's shell (POSIX sh), every word of it quoted with shlex.quote
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import os
 import shlex
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from velora_tui.remote.address import Host, check_name
+from velora_tui.remote.folders import FolderError, private_folder
 
 # Environment: another ssh_config file for every connection (`ssh -F`); the tests' own server.
 CONFIG_ENV = "VELORA_TUI_SSH_CONFIG"
@@ -42,14 +46,40 @@ def cache_dir() -> Path:
 
 
 def control_dir() -> Path:
-    """Where the shared connections' sockets live (created 0700): in the cache folder, or in
-    the temporary folder when that path is too long for a socket."""
+    """Where the shared connections' sockets live, a folder of ours alone (folders.py): in the
+    cache folder, or when that path is too long for a socket, in $XDG_RUNTIME_DIR (per user by
+    definition) or the temporary folder, under a name every velora-tui process of ours finds,
+    so that they share connections. Another user can make that name first in a folder everyone
+    writes to: then this process takes a folder of its own with a name nobody can guess (it
+    shares no connection with other processes; one of theirs is never used)."""
     folder = cache_dir() / "ssh"
-    if len(str(folder)) > _SOCKET_ROOM:
-        mark = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
-        folder = Path(tempfile.gettempdir()) / f"velora-tui-ssh-{os.getuid()}-{mark}"
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return folder
+    if len(str(folder)) <= _SOCKET_ROOM:
+        private_folder(cache_dir())
+        return private_folder(folder)
+    mark = hashlib.sha256(str(folder).encode()).hexdigest()[:8]
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if os.path.isabs(runtime) and os.path.isdir(runtime):
+        candidate = Path(runtime) / f"velora-tui-ssh-{mark}"
+        if len(str(candidate)) <= _SOCKET_ROOM:
+            with contextlib.suppress(FolderError):
+                return private_folder(candidate)
+    candidate = Path(tempfile.gettempdir()) / f"velora-tui-ssh-{os.getuid()}-{mark}"
+    try:
+        return private_folder(candidate)
+    except FolderError:
+        return _unguessable(mark)
+
+
+# mark -> this process's own socket folder, when the shared name was taken (control_dir).
+_OWN: dict[str, Path] = {}
+
+
+def _unguessable(mark: str) -> Path:
+    if mark not in _OWN:
+        folder = Path(tempfile.mkdtemp(prefix=f"velora-tui-ssh-{mark}-"))  # made 0700
+        atexit.register(shutil.rmtree, folder, True)
+        _OWN[mark] = folder
+    return _OWN[mark]
 
 
 @dataclass(frozen=True, slots=True)

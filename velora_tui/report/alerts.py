@@ -1,5 +1,6 @@
 """Alerts worth a notification, found by comparing each experiment with what was seen before:
-a run that stalls, a run that reaches its planned episodes, a first inf/NaN in its numbers.
+a run that stalls, a run that reaches its planned episodes, a first inf/NaN or text in its
+numbers.
 
 The one place their rules live: the app shows them as notifications (and, with `--notify`, as
 desktop notifications through the terminal), `velora-tui alerts` prints them and hands them to a
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
 from velora_tui.data.source_names import source_names
-from velora_tui.report.format import duration
+from velora_tui.report.format import duration, episode_count
 
 if TYPE_CHECKING:
     from velora_tui.data.monitor import Monitor
@@ -45,15 +46,20 @@ def stalled(summary: ExperimentSummary, now: datetime) -> Alert:
 
 
 def finished(summary: ExperimentSummary) -> Alert:
-    message = (
-        f"{label(summary)} finished: {summary.episodes} of {summary.n_episodes} planned episodes"
-    )
-    return Alert(summary.key, "finished", "information", message)
+    """What the run reached (its last episode number: ExperimentSummary.reached), and its
+    rows where they are not as many (a run numbered again from 1, rows lost)."""
+    reached, planned = summary.reached, summary.n_episodes
+    if summary.episodes == reached:
+        text = f"{reached} of {planned} planned episodes"
+    else:
+        recorded = episode_count(summary, planned=False)
+        text = f"reached episode {reached} of {planned} planned ({recorded} episodes recorded)"
+    return Alert(summary.key, "finished", "information", f"{label(summary)} finished: {text}")
 
 
 def nonfinite(summary: ExperimentSummary) -> Alert:
     message = (
-        f"{label(summary)}: inf, NaN or text in a reward or loss "
+        f"{label(summary)}: inf, NaN or text in a reward, loss or moving average/std "
         f"({summary.nonfinite} episodes so far)"
     )
     return Alert(summary.key, "nonfinite", "error", message)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
+from yarl import URL
 
 TOKEN_ENV = "VELORA_TUI_TOKEN"
 TOKEN_QUERY = "token"
@@ -113,7 +114,8 @@ class Gate:
 
     def _keep_in_cookie(self, request: web.Request) -> web.StreamResponse:
         kept = [(key, value) for key, value in request.query.items() if key != TOKEN_QUERY]
-        location = str(request.rel_url.with_query(kept))
+        path = URL.build(path=local_path(request.rel_url.raw_path), encoded=True)
+        location = str(path.with_query(kept))
         response = web.Response(status=303, headers={"Location": location})
         response.set_cookie(
             self.cookie,
@@ -124,6 +126,13 @@ class Gate:
         )
         response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def local_path(raw_path: str) -> str:
+    """`raw_path` as a path of this server: one `/` in front. A browser reads a Location of
+    `//host/...` (and `/\\host`, or with a tab or a newline in between, which it drops) as
+    another site: the redirect that takes the token out of the URL must not lead there."""
+    return "/" + raw_path.lstrip("/\\\t\n\r ")
 
 
 def refusal(status: int, text: str) -> web.Response:

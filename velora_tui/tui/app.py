@@ -21,12 +21,16 @@ from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.content import Content
+from textual.fuzzy import Matcher
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.database import ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
+from velora_tui.data.files import new_output
 from velora_tui.data.monitor import Monitor, sort_summaries
 from velora_tui.data.records import Key, Update
 from velora_tui.report.alerts import AlertTracker
@@ -66,12 +70,27 @@ class ExperimentCommands(Provider):
             )
             score = matcher.match(label)
             if score > 0:
+                # Content, not str: Textual reads a hit's text (and its help) as markup, and
+                # names and paths come from the data. The path goes on the prompt's second
+                # line, as the help would be.
+                where = Content(clean_text(shown_path(summary.db), 200)).stylize("dim")
                 yield Hit(
                     score,
-                    matcher.highlight(label),
+                    Content.assemble(highlighted(matcher, label), "\n", where),
                     partial(app.open_experiment, summary.key),
-                    help=clean_text(shown_path(summary.db), 200),
+                    text=label,
                 )
+
+
+def highlighted(matcher: Matcher, label: str) -> Content:
+    """`matcher.highlight(label)` without reading `label` as markup."""
+    content = Content(label)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, label)
+    if score:
+        for offset in offsets:
+            if not label[offset].isspace():
+                content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
 
 
 class VeloraApp(ReportsWorkerFailures, App[None]):
@@ -108,6 +127,20 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         # The first read starts now, while Textual starts up, and is shown once both are done.
         self.first_read: Future[list[Update]] = Future()
         threading.Thread(target=self._read_first, name="first-read", daemon=True).start()
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's, but text unless asked otherwise: a notification names runs, folders and
+        values from the data, and Textual's markup would run `[@click=app.quit]` when clicked
+        (or fail on `[/oops]`). The screens' own notifications say `markup=False` too."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def _read_first(self) -> None:
         # Started before runtime.guard_exit blocks SIGTERM and SIGHUP everywhere else: such a
@@ -291,29 +324,38 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         db, exp_id = key
         database = self.monitor.databases[db]
         target = self.settings.output_dir / f"velora-{db.parent.name or 'db'}-exp{exp_id}.csv"
+        shown = clean_text(str(target), 300)  # the folder's name is the data's
+        stopped: ReadFailed | None = None
         try:
-            with target.open("w", newline="", encoding="utf-8") as out:
-                count = write_episodes(out, "csv", database.iter_episodes(exp_id))
+            with new_output(target) as out:
+                try:
+                    count = write_episodes(out, "csv", database.iter_episodes(exp_id))
+                except ReadFailed as exc:
+                    stopped = exc  # what was read is kept, and said to be incomplete
         except OSError as exc:
-            message = f"Export failed: cannot write {target}: {exc.strerror or exc}"
+            message = f"Export failed: cannot write {shown}: {exc.strerror or exc}"
             self.call_from_thread(self.notify, message, severity="error")
             return
-        except ReadFailed as exc:
-            message = clean_text(f"Export stopped, {target} is incomplete: {exc}", 300)
+        if stopped is not None:
+            message = clean_text(f"Export stopped, {shown} is incomplete: {stopped}", 300)
             self.call_from_thread(self.notify, message, severity="error")
             return
-        self.call_from_thread(self.notify, f"Exported {count} episodes to {target}", timeout=8)
+        self.call_from_thread(self.notify, f"Exported {count} episodes to {shown}", timeout=8)
 
     def action_save_svg(self) -> None:
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
+        path = self.settings.output_dir / f"velora-tui-{stamp}.svg"
+        shown = clean_text(str(path), 300)
         try:
-            path = self.save_screenshot(
-                filename=f"velora-tui-{stamp}.svg", path=str(self.settings.output_dir)
-            )
+            svg = self.export_screenshot()
+            with new_output(path) as out:
+                out.write(svg)
         except OSError as exc:
-            self.notify(f"Screenshot failed: {exc}", severity="error")
+            self.notify(
+                f"Screenshot failed: cannot write {shown}: {exc.strerror or exc}", severity="error"
+            )
             return
-        self.notify(f"Saved screenshot to {path}", timeout=8)
+        self.notify(f"Saved screenshot to {shown}", timeout=8)
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         for command in super().get_system_commands(screen):

@@ -66,6 +66,7 @@ def report_failure(worker: Worker[Any]) -> None:
         clean_text(f"{what} failed: {type(error).__name__}: {error}", 300),
         severity="error",
         timeout=10,
+        markup=False,  # the error's text may hold names and values from the data
     )
 
 

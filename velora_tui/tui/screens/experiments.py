@@ -424,7 +424,7 @@ class ExperimentsScreen(VeloraScreen):
     def action_compare(self) -> None:
         marked = self.marked()
         if len(marked) < 2:
-            self.notify("Mark two or more experiments with Space to compare them")
+            self.notify("Mark two or more experiments with Space to compare them", markup=False)
             return
         from velora_tui.tui.screens.compare import CompareScreen
 
@@ -433,7 +433,9 @@ class ExperimentsScreen(VeloraScreen):
     def action_diff(self) -> None:
         marked = self.marked()
         if len(marked) != 2:
-            self.notify("Mark exactly two experiments with Space to diff their configs")
+            self.notify(
+                "Mark exactly two experiments with Space to diff their configs", markup=False
+            )
             return
         from velora_tui.tui.screens.diff import DiffScreen
 
@@ -534,7 +536,7 @@ class ExperimentsScreen(VeloraScreen):
     def action_group_sort(self) -> None:
         names = [name for name, _ in SORTS]
         self.group_sort = names[(names.index(self.group_sort) + 1) % len(names)]
-        self.notify(f"Groups sorted by {self.group_sort}", timeout=2)
+        self.notify(f"Groups sorted by {self.group_sort}", timeout=2, markup=False)
         self.refresh_view()
 
     def action_sweep(self) -> None:
@@ -543,10 +545,12 @@ class ExperimentsScreen(VeloraScreen):
         matching = self.shown_summaries()
         groups, missing = self.make_groups(matching)
         if missing:
-            self.notify(f"Reading the configs of {len(missing):,} experiments: press w again")
+            self.notify(
+                f"Reading the configs of {len(missing):,} experiments: press w again", markup=False
+            )
             return
         if not groups:
-            self.notify("No experiments to group")
+            self.notify("No experiments to group", markup=False)
             return
         scope = f"the {len(matching):,} experiments"
         scope += f" matching “{clean_text(self.query_text, 40)}”" if self.query_text else ""

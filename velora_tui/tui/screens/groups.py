@@ -288,7 +288,8 @@ class KeyPicker(ModalScreen[list[str] | None]):
                 )
             )
             yield SelectionList[str](
-                *[(clean_text(key, 90), key, key in self.chosen) for key in self.varied],
+                # Text: a str prompt is read as markup, and the keys are the configs'.
+                *[(Text(clean_text(key, 90)), key, key in self.chosen) for key in self.varied],
                 id="key-list",
             )
             yield Input(

@@ -44,7 +44,8 @@ class SweepScreen(VeloraScreen):
         shorts = short_keys(self.keys)
         table.add_column("#", key="rank")
         for key in self.keys:
-            table.add_column(clean_text(shorts[key], 30), key=f"k:{key}")
+            # Text: a str label is read as markup, and the keys are the configs'.
+            table.add_column(Text(clean_text(shorts[key], 30)), key=f"k:{key}")
         for key, label in (
             ("runs", "Runs"),
             ("episodes", "Episodes"),

@@ -152,9 +152,13 @@ class ConfigPanel(Vertical):
                 tree.move_cursor(node)
                 tree.scroll_to_node(node)
                 hits = sum(needle in t for _, t in self.searchable)
-                self.notify(f"match {self.matches_before(needle, index)} of {hits}", timeout=2)
+                self.notify(
+                    f"match {self.matches_before(needle, index)} of {hits}", timeout=2, markup=False
+                )
                 return
-        self.notify(f"“{clean_text(needle, 40)}” is not in the config", severity="warning")
+        self.notify(
+            f"“{clean_text(needle, 40)}” is not in the config", severity="warning", markup=False
+        )
 
     def matches_before(self, needle: str, index: int) -> int:
         return sum(needle in t for _, t in self.searchable[: index + 1])

@@ -239,7 +239,7 @@ class GroupTable(DataTable[Text]):
     def action_compare(self) -> None:
         marked = [g for ident in self.marked for g in self.groups if g.ident == ident]
         if len(marked) < 2:
-            self.app.notify("Mark two or more groups with Space to compare them")
+            self.app.notify("Mark two or more groups with Space to compare them", markup=False)
             return
         self.post_message(OpenGroups(marked))
 
