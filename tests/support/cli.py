@@ -108,8 +108,12 @@ class Lines:
             self.take(len(self.lines) + 1, timeout)
         return self.lines[start:]
 
-    def first(self, wanted: Callable[[str], bool], timeout: float = TIMEOUT) -> str:
-        """The first line (already read or still to come) for which `wanted` holds."""
+    def first(self, wanted: str | Callable[[str], bool], timeout: float = TIMEOUT) -> str:
+        """The first line (already read or still to come) that holds `wanted` (a text), or for
+        which `wanted` (a test) holds."""
+        if isinstance(wanted, str):
+            text = wanted
+            wanted = lambda line: text in line  # noqa: E731
         deadline = time.monotonic() + timeout
         checked = 0
         while True:

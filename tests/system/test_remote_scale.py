@@ -118,7 +118,7 @@ def test_closed_databases_are_followed_exactly_once(
     assert tail.stdout is not None
     assert tail.stderr is not None
     out, err = Lines(tail.stdout), Lines(tail.stderr)
-    err.first(lambda line: "vt: connected" in line)
+    err.first("vt: connected")
     time.sleep(1.0)  # the first reads done: most databases are closed now
     dbs = sorted(runs.glob("*/metrics.db"))
     for _ in range(2):

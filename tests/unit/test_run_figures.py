@@ -11,6 +11,7 @@ import sqlite3
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from tests.support import PROJECT_ROOT
 from tests.support.databases import RunSpec, build_velora_db
 from tests.support.reading import opened
 from velora_tui.data.records import RECENT, EpisodeRow, ExperimentSummary
@@ -76,7 +77,7 @@ MARKED = "inf/NaN or text in a reward, loss or moving average/std"
 
 
 def test_the_readme_says_one_thing_about_the_mark() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    readme = (PROJECT_ROOT / "README.md").read_text()
     flat = " ".join(readme.split())
     assert flat.count(MARKED) == 3  # the list's `!`, the alerts, `velora-tui alerts`
     assert "in a number column" not in flat
