@@ -49,13 +49,13 @@ def test_kinds_and_order() -> None:
         ("agent", "NeuroFlow", "NeuroFlow", "same"),
         ("seed", 64, None, "removed"),
         ("model.gamma", 0.99, 0.99, "same"),
-        ("model.sizes.0", 20, 20, "same"),
-        ("model.sizes.1", 64, 64, "same"),
+        ("model.sizes[0]", 20, 20, "same"),
+        ("model.sizes[1]", 64, 64, "same"),
         ("model.log_std", None, None, "removed"),
         ("train_params.batch_size", 64, 128, "changed"),
         ("train_params.n_episodes", 100, 100, "same"),
         ("train_params.warmup", None, 10, "added"),  # then right-only keys, in right's order
-        ("model.sizes.2", None, 64, "added"),
+        ("model.sizes[2]", None, 64, "added"),
         ("notes", None, "bigger batch", "added"),
     ]
     assert [r.marker for r in rows if r.kind != "same"] == ["-", "-", "~", "+", "+", "+"]
@@ -96,12 +96,12 @@ def test_empty_configs_have_no_keys() -> None:
 @pytest.mark.parametrize(
     ("left", "right", "expected"),
     [
-        ([1, 2], [1, 3, 4], {"0": "same", "1": "changed", "2": "added"}),
+        ([1, 2], [1, 3, 4], {"[0]": "same", "[1]": "changed", "[2]": "added"}),
         (None, None, {"(root)": "same"}),
         (None, {"a": 1}, {"(root)": "removed", "a": "added"}),
         ("text", 5, {"(root)": "changed"}),
         ([], {}, {"(root)": "removed"}),
-        ({"a": 1}, [1], {"a": "removed", "0": "added"}),
+        ({"a": 1}, [1], {"a": "removed", "[0]": "added"}),
     ],
 )
 def test_configs_that_are_not_dicts(left: Any, right: Any, expected: dict[str, str]) -> None:
@@ -115,7 +115,7 @@ def test_to_json_is_strict() -> None:
         {"key": "a", "left": "nan", "right": "-inf", "kind": "changed"},
         {"key": "b", "left": "inf", "right": None, "kind": "removed"},
         {"key": "c", "left": {}, "right": None, "kind": "removed"},
-        {"key": "d.0", "left": None, "right": 1, "kind": "added"},
+        {"key": "d[0]", "left": None, "right": 1, "kind": "added"},
     ]
     assert json.loads(json.dumps(data, allow_nan=False)) == data
 
@@ -362,7 +362,7 @@ def test_usage(runs: Runs) -> None:
 
 
 def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -> None:
-    """A key holding the separator, or a dict key that looks like a list index, is quoted:
+    """A key holding the separator is quoted and a list's items are `[0]`:
     `{"a": {"b": 1}, "l": [5]}` and `{"a.b": 1, "l": {"0": 5}}` differ everywhere, and a
     config holding both `a.b` and `a: {b}` keeps both values."""
     left = {"a": {"b": 1}, "l": [5]}
@@ -370,9 +370,9 @@ def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -
     both = {"a.b": 1, "a": {"b": 2}}
     assert kinds(diff_configs(left, right)) == {
         "a.b": "removed",
-        "l.0": "removed",
+        "l[0]": "removed",
         '"a.b"': "added",
-        'l."0"': "added",
+        "l.0": "added",
     }
     assert flatten(both) == {'"a.b"': 1, "a.b": 2}
     db = build_velora_db(tmp_path / "metrics.db", [RunSpec(planned=3)] * 3)
@@ -382,9 +382,9 @@ def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -
     assert result.code == 0, result.err
     assert {row["key"]: row["kind"] for row in strict_json(result.out)} == {
         "a.b": "removed",
-        "l.0": "removed",
+        "l[0]": "removed",
         '"a.b"': "added",
-        'l."0"': "added",
+        "l.0": "added",
     }
     result = run_cli("diff", "3", "1", db, "--all", "--json")
     assert result.code == 0, result.err
@@ -401,7 +401,9 @@ def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -
         ({"(root)": 1}, '"(root)"'),
         ({'say "hi"': 1}, '"say \\"hi\\""'),
         ({"x\u202ey": 1}, '"x\\u202ey"'),
-        ({"12": {"3": 4}}, '"12"."3"'),
+        ({"12": {"3": [4]}}, "12.3[0]"),
+        ({"l[0]": 1}, '"l[0]"'),
+        ([[1]], "[0][0]"),
         ({"batch size": 1}, "batch size"),
         ({"café": {"n0": 1}}, "café.n0"),
     ],
