@@ -18,5 +18,4 @@ RIGHT = {
 
 
 def kinds(rows: list[DiffRow]) -> dict[str, str]:
-    """Each diffed key's kind (same, changed, added, removed)."""
     return {row.key: row.kind for row in rows}

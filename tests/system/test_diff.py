@@ -211,7 +211,7 @@ def test_usage(runs: Runs) -> None:
 
 
 def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -> None:
-    """A key holding the separator, or a dict key that looks like a list index, is quoted:
+    """A key holding the separator is quoted and a list's items are `[0]`:
     `{"a": {"b": 1}, "l": [5]}` and `{"a.b": 1, "l": {"0": 5}}` differ everywhere, and a
     config holding both `a.b` and `a: {b}` keeps both values."""
     left = {"a": {"b": 1}, "l": [5]}
@@ -219,9 +219,9 @@ def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -
     both = {"a.b": 1, "a": {"b": 2}}
     assert kinds(diff_configs(left, right)) == {
         "a.b": "removed",
-        "l.0": "removed",
+        "l[0]": "removed",
         '"a.b"': "added",
-        'l."0"': "added",
+        "l.0": "added",
     }
     assert flatten(both) == {'"a.b"': 1, "a.b": 2}
     db = build_velora_db(tmp_path / "metrics.db", [RunSpec(planned=3)] * 3)
@@ -231,9 +231,9 @@ def test_keys_that_look_like_paths_are_not_confused_with_paths(tmp_path: Path) -
     assert result.code == 0, result.err
     assert {row["key"]: row["kind"] for row in strict_json(result.out)} == {
         "a.b": "removed",
-        "l.0": "removed",
+        "l[0]": "removed",
         '"a.b"': "added",
-        'l."0"': "added",
+        "l.0": "added",
     }
     result = run_cli("diff", "3", "1", db, "--all", "--json")
     assert result.code == 0, result.err

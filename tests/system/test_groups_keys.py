@@ -75,12 +75,14 @@ def test_keys_that_look_like_paths(tmp_path: Path) -> None:
     )
     assert sorted(grouped(db).values()) == [[1], [2], [3], [4]]
     assert is_seed_key("env_params.seed")
-    assert is_seed_key("seeds.seed.0")
-    assert is_seed_key('x."0".seed')
+    assert is_seed_key("seeds.seed[0]")
+    assert is_seed_key("x.0.seed")
+    assert not is_seed_key("seeds[0]")
     assert not is_seed_key('"run.seed"')
     assert not is_seed_key('"my.seed.x"')
     assert short_keys(['"agent"', "agent"]) == {'"agent"': '"agent"', "agent": "agent"}
     assert short_keys(['x."b.c"', "y"]) == {'x."b.c"': '"b.c"', "y": "y"}
+    assert short_keys(["a.sizes[1]", "b"]) == {"a.sizes[1]": "sizes[1]", "b": "b"}
 
 
 @pytest.mark.ui

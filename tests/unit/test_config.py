@@ -173,8 +173,8 @@ def test_flatten_dotted_keys(real_config: str) -> None:
     assert flat["train_params.batch_size"] == view.data["train_params"]["batch_size"]
     assert all(not isinstance(v, dict) or not v for v in flat.values())
     assert flatten({"a": {"b": [1, {"c": 2}], "d": {}}, "e": []}) == {
-        "a.b.0": 1,
-        "a.b.1.c": 2,
+        "a.b[0]": 1,
+        "a.b[1].c": 2,
         "a.d": {},
         "e": [],
     }

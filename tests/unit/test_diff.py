@@ -37,12 +37,12 @@ def test_empty_configs_have_no_keys() -> None:
 @pytest.mark.parametrize(
     ("left", "right", "expected"),
     [
-        ([1, 2], [1, 3, 4], {"0": "same", "1": "changed", "2": "added"}),
+        ([1, 2], [1, 3, 4], {"[0]": "same", "[1]": "changed", "[2]": "added"}),
         (None, None, {"(root)": "same"}),
         (None, {"a": 1}, {"(root)": "removed", "a": "added"}),
         ("text", 5, {"(root)": "changed"}),
         ([], {}, {"(root)": "removed"}),
-        ({"a": 1}, [1], {"a": "removed", "0": "added"}),
+        ({"a": 1}, [1], {"a": "removed", "[0]": "added"}),
     ],
 )
 def test_configs_that_are_not_dicts(left: Any, right: Any, expected: dict[str, str]) -> None:
@@ -56,7 +56,7 @@ def test_to_json_is_strict() -> None:
         {"key": "a", "left": "nan", "right": "-inf", "kind": "changed"},
         {"key": "b", "left": "inf", "right": None, "kind": "removed"},
         {"key": "c", "left": {}, "right": None, "kind": "removed"},
-        {"key": "d.0", "left": None, "right": 1, "kind": "added"},
+        {"key": "d[0]", "left": None, "right": 1, "kind": "added"},
     ]
     assert json.loads(json.dumps(data, allow_nan=False)) == data
 
@@ -122,13 +122,13 @@ def test_kinds_and_order() -> None:
         ("agent", "NeuroFlow", "NeuroFlow", "same"),
         ("seed", 64, None, "removed"),
         ("model.gamma", 0.99, 0.99, "same"),
-        ("model.sizes.0", 20, 20, "same"),
-        ("model.sizes.1", 64, 64, "same"),
+        ("model.sizes[0]", 20, 20, "same"),
+        ("model.sizes[1]", 64, 64, "same"),
         ("model.log_std", None, None, "removed"),
         ("train_params.batch_size", 64, 128, "changed"),
         ("train_params.n_episodes", 100, 100, "same"),
         ("train_params.warmup", None, 10, "added"),  # then right-only keys, in right's order
-        ("model.sizes.2", None, 64, "added"),
+        ("model.sizes[2]", None, 64, "added"),
         ("notes", None, "bigger batch", "added"),
     ]
     assert [r.marker for r in rows if r.kind != "same"] == ["-", "-", "~", "+", "+", "+"]
@@ -158,7 +158,9 @@ def test_identical_configs() -> None:
         ({"(root)": 1}, '"(root)"'),
         ({'say "hi"': 1}, '"say \\"hi\\""'),
         ({"x\u202ey": 1}, '"x\\u202ey"'),
-        ({"12": {"3": 4}}, '"12"."3"'),
+        ({"12": {"3": [4]}}, "12.3[0]"),
+        ({"l[0]": 1}, '"l[0]"'),
+        ([[1]], "[0][0]"),
         ({"batch size": 1}, "batch size"),
         ({"café": {"n0": 1}}, "café.n0"),
     ],

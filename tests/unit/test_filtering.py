@@ -251,7 +251,7 @@ def test_infinite_rewards_compare() -> None:
         ("cfg.train_params.callbacks!=null", False),
         ("cfg.model_details.tau<0.01", True),  # numeric text compares as a number
         ("cfg.model_details.tau=0.005", True),
-        ("cfg.buffer.sizes.1=16", True),
+        ("cfg.buffer.sizes[1]=16", True),  # a list's item: [1]
         ("cfg.weird.empty={}", True),
         ("cfg.Train_Params.Batch_Size=64", True),  # keys: exact first, then ignoring case
         ('cfg.env="CartPole-v1"', True),

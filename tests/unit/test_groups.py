@@ -195,7 +195,7 @@ def test_spark_curve_averages_runs_by_episode() -> None:
     [
         ("seed", True),
         ("env_params.seed", True),
-        ("seed.0", True),
+        ("seed[0]", True),
         ("torch.device", True),
         ("Seed", True),
         ("seeds", False),

@@ -64,36 +64,33 @@ def planned_from_text(raw: object) -> int | None:
 
 
 ROOT = "(root)"  # the one key of a config that is a single value
-_PATH_PART = re.compile(r'"(?:[^"\\]|\\.)*"|[^."]+')
+# A flattened path's dotted parts: a key (plain or quoted) and the list indexes after it.
+_PATH_PART = re.compile(r'(?:"(?:[^"\\]|\\.)*"|[^."\[]+)(?:\[\d+\])*|(?:\[\d+\])+')
+_INDEXES = re.compile(r"(?:\[\d+\])+$")
 
 
 @lru_cache(maxsize=65_536)
 def key_part(key: str) -> str:
     """A dict key as one part of a flattened path: as it is, or quoted as a JSON string when
     it could be read otherwise (so that two different configs never flatten alike): a key
-    holding `.`, `"` or `\\`, an empty one, one of digits only (a list index is a path's
-    digits), one starting with `(` (`(root)`), and one that does not show as it is (controls,
-    bidi and zero-width characters: then every non-ASCII character is escaped, `\\u202e`)."""
-    if (
-        key
-        and not (key.isascii() and key.isdigit())
-        and not key.startswith("(")
-        and "." not in key
-        and '"' not in key
-        and "\\" not in key
-        and key.isprintable()
-    ):
+    holding `.`, `[`, `"` or `\\`, an empty one, one starting with `(` (`(root)`), and one
+    that does not show as it is (controls, bidi and zero-width characters: then every
+    non-ASCII character is escaped, `\\u202e`). Digits are a key like any other (`ncp.0`,
+    as velora writes a torch Sequential's layers): a list's items are `[0]`."""
+    if key and not key.startswith("(") and not any(c in key for c in '.["\\') and key.isprintable():
         return key
     return json.dumps(key, ensure_ascii=not key.isprintable())
 
 
 def path_parts(path: str) -> list[str]:
-    """A flattened path's parts, each as it is written in the path (quoted ones quoted)."""
+    """A flattened path's dotted parts as written (`a."b.c".seeds[0]`: `a`, `"b.c"`,
+    `seeds[0]`)."""
     return _PATH_PART.findall(path)
 
 
 def part_name(part: str) -> str:
-    """The key a path part names: a quoted part unquoted."""
+    """The key a path part names: list indexes dropped, a quoted key unquoted."""
+    part = _INDEXES.sub("", part)
     if part.startswith('"'):
         try:
             name = json.loads(part)
@@ -104,21 +101,21 @@ def part_name(part: str) -> str:
 
 
 def flatten(data: Any, prefix: str = "", limit: int = 20_000) -> dict[str, Any]:
-    """Nested JSON as dotted keys (`train_params.batch_size`, `layers.0` for a list's first
+    """Nested JSON as dotted keys (`train_params.batch_size`, `layers[0]` for a list's first
     item), iteratively (no recursion), at most `limit` keys. A dict key that could be read as
-    something else is quoted (`key_part`): `{"a.b": 1}` is `"a.b"`, `{"l": {"0": 5}}` is
-    `l."0"`, so that no two configs flatten alike."""
+    something else is quoted (`key_part`): `{"a.b": 1}` is `"a.b"`, so that no two configs
+    flatten alike (`{"l": [5]}` is `l[0]`, `{"l": {"0": 5}}` is `l.0`)."""
     flat: dict[str, Any] = {}
     stack: list[tuple[str, Any]] = [(prefix, data)]
     while stack and len(flat) < limit:
         path, value = stack.pop()
         if isinstance(value, dict) and value:
-            items = [(key_part(str(key)), child) for key, child in value.items()]
+            dotted = f"{path}." if path else ""
+            items = [(dotted + key_part(str(key)), child) for key, child in value.items()]
         elif isinstance(value, list) and value:
-            items = [(str(i), v) for i, v in enumerate(value)]
+            items = [(f"{path}[{i}]", child) for i, child in enumerate(value)]
         else:
             flat[path or ROOT] = value
             continue
-        for key, child in reversed(items):
-            stack.append((f"{path}.{key}" if path else key, child))
+        stack.extend(reversed(items))
     return flat

@@ -46,9 +46,10 @@ class DiffRow:
 
 
 def diff_configs(left: Any, right: Any) -> list[DiffRow]:
-    """Both configs flattened to dotted keys, in the left config's order, then keys only in right.
+    """Both configs flattened to dotted keys (`config.flatten`: unambiguous, quoted where a key
+    could be read as a path), in the left config's order, then keys only in right.
 
-    Any JSON value works: a dict, a list (keys "0", "1", ...), a scalar or null (key "(root)").
+    Any JSON value works: a dict, a list (keys "[0]", "[1]", ...), a scalar or null (key "(root)").
     An empty dict has no keys. Pass `{}` for a config that did not parse.
     """
     flat_left, flat_right = _flat(left), _flat(right)
