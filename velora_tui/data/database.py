@@ -12,7 +12,6 @@ docs/reading-rules.md.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import sqlite3
@@ -24,7 +23,7 @@ from concurrent.futures import Future, wait
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from velora_tui.data import deadline_lanes, exact_totals, first_load_sql
 from velora_tui.data.cleaning import as_int, clean_text, parse_timestamp
@@ -73,6 +72,11 @@ class ReadFailed(Exception):
     def __init__(self, status: SourceStatus) -> None:
         super().__init__(status.describe())
         self.status = status
+
+
+def failed(status: SourceStatus) -> NoReturn:
+    """A read that must not look complete when the file did not answer: ReadFailed."""
+    raise ReadFailed(status)
 
 
 def _signature(st: os.stat_result) -> tuple[int, ...]:
@@ -224,23 +228,21 @@ class MetricsDatabase:
             return not_responding(self.path, self.lane.deadline)
         return self._status
 
-    def _run(self, call: Callable[[], T]) -> T:
-        """`call` in this file's lane, waited for at most the deadline (NotResponding)."""
-        return self.lane.run(call)
-
-    def _silent(self) -> SourceStatus:
-        """The state a call that did not come back in time reports."""
-        return not_responding(self.path, self.lane.deadline)
+    def _answer(self, call: Callable[[], T], silent: Callable[[SourceStatus], T]) -> T:
+        """`call` in this file's lane, waited for at most the deadline. A file that has not
+        answered by then gives what `silent` makes of its "not responding" state: an empty
+        answer, or `failed` (ReadFailed) for the reads that must not look complete."""
+        try:
+            return self.lane.run(call)
+        except NotResponding:
+            return silent(not_responding(self.path, self.lane.deadline))
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def close(self) -> None:
         """Close the file (the next refresh opens it again). A file that does not respond is
         left to its call, which ends on its own."""
-        try:
-            self._run(self._close)
-        except NotResponding:
-            self.lane.abandon()
+        self._answer(self._close, lambda _: self.lane.abandon())
 
     def shutdown(self) -> Future[None] | None:
         """Close the file without waiting for it (None when it does not respond: then
@@ -278,8 +280,7 @@ class MetricsDatabase:
         the file does not respond: its state says so)."""
         with self._late_lock:
             self._late.clear()  # what a late call read is forgotten too
-        with contextlib.suppress(NotResponding):
-            self._run(self._reload)
+        self._answer(self._reload, lambda _: None)
 
     def _reload(self) -> None:
         with self._lock:
@@ -614,10 +615,7 @@ class MetricsDatabase:
         """One short read of the scan. Returns the experiments whose summaries it made exact,
         or None when there is nothing to add up, or nothing can be read now (the source's
         state says why; the scan goes on from where it was once the file reads again)."""
-        try:
-            return self._run(self._scan_step)
-        except NotResponding:
-            return None
+        return self._answer(self._scan_step, lambda _: None)
 
     def start_scan(self) -> Future[set[int] | None] | None:
         """Start a scan step without waiting for it, as `start_refresh` does a refresh."""
@@ -645,10 +643,7 @@ class MetricsDatabase:
 
     def add_up(self, exp_id: int) -> None:
         """Make one experiment's summary exact now (its part of the scan, in short reads)."""
-        try:
-            self._run(lambda: self._add_up(exp_id))
-        except NotResponding:
-            raise ReadFailed(self._silent()) from None
+        self._answer(lambda: self._add_up(exp_id), failed)
 
     def _add_up(self, exp_id: int) -> None:
         with self._lock:
@@ -702,10 +697,7 @@ class MetricsDatabase:
     def latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         """The newest `limit` episodes (of one experiment, or of all) read so far, oldest
         first; none when the file cannot be read now (its state says why)."""
-        try:
-            return self._run(lambda: self._latest_episodes(exp_id, limit))
-        except NotResponding:
-            return []
+        return self._answer(lambda: self._latest_episodes(exp_id, limit), lambda _: [])
 
     def _latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         with self._lock:
@@ -726,10 +718,7 @@ class MetricsDatabase:
     def sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
         """Up to `points` episodes evenly spread over the experiment (as read so far), oldest
         first: a sparkline's worth, or a first look at a long run, one seek per point."""
-        try:
-            return self._run(lambda: self._sample(exp_id, points))
-        except NotResponding:
-            return []
+        return self._answer(lambda: self._sample(exp_id, points), lambda _: [])
 
     def _sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
         with self._lock:
@@ -755,10 +744,7 @@ class MetricsDatabase:
         the file cannot be read (before or between chunks)."""
         after = 0
         while True:
-            try:
-                rows = self._run(partial(self._episodes_after, exp_id, after, chunk))
-            except NotResponding:
-                raise ReadFailed(self._silent()) from None
+            rows = self._answer(partial(self._episodes_after, exp_id, after, chunk), failed)
             if not rows:
                 return
             yield rows
@@ -781,10 +767,9 @@ class MetricsDatabase:
                 raise ReadFailed(self._status) from None
 
     def config(self, exp_id: int) -> ConfigView:
-        try:
-            return self._run(lambda: self._config(exp_id))
-        except NotResponding:
-            return ConfigView(text="", error=self._silent().describe())
+        return self._answer(
+            lambda: self._config(exp_id), lambda silent: ConfigView("", error=silent.describe())
+        )
 
     def _config(self, exp_id: int) -> ConfigView:
         with self._lock:
@@ -804,10 +789,7 @@ class MetricsDatabase:
     def run_locked(self, query: Any) -> Any:
         """Run `query(fetch, schema)` under this file's lock (for the series module); None when
         the file cannot be read now (or does not answer in time)."""
-        try:
-            return self._run(lambda: self._run_locked(query))
-        except NotResponding:
-            return None
+        return self._answer(lambda: self._run_locked(query), lambda _: None)
 
     def _run_locked(self, query: Any) -> Any:
         with self._lock:
