@@ -378,3 +378,51 @@ def build_sweep_db(path: Path, now: datetime | None = None) -> Path:
     finally:
         conn.close()
     return path
+
+
+def run_file(
+    path: Path,
+    planned: int,
+    times: Sequence[datetime | str | int],
+    numbers: Sequence[Any] | None = None,
+    **columns: Sequence[Any],
+) -> Path:
+    """A velora 0.2.0 file of one experiment (`planned` episodes in its config) with one row a
+    time of `times` (text and numbers as stored), numbered `numbers`
+    (default 1..n); `columns` override a metric column row by row."""
+    build_velora_db(path, [RunSpec(planned=planned, write=0)])
+    numbers = list(range(1, len(times) + 1)) if numbers is None else list(numbers)
+    rows = []
+    for index, (num, at) in enumerate(zip(numbers, times, strict=True)):
+        row = {
+            "experiment_id": 1,
+            "episode_num": num,
+            "reward": 1.0,
+            "length": 10,
+            "reward_moving_avg": 1.0,
+            "reward_moving_std": 0.0,
+            "actor_loss": -0.5,
+            "critic_loss": 0.5,
+            "entropy_loss": -0.01,
+            "created_at": at if not isinstance(at, datetime) else str(at),
+        }
+        row.update({name: values[index] for name, values in columns.items()})
+        rows.append(row)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        names = list(rows[0])
+        values = ", ".join(":" + name for name in names)
+        conn.executemany(f"INSERT INTO episode ({', '.join(names)}) VALUES ({values})", rows)
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return path
+
+
+def spaced(end: datetime, gaps: Sequence[float]) -> list[datetime]:
+    """Times ending at `end`, each `gaps[i]` seconds after the one before."""
+    times = [end]
+    for gap in reversed(gaps):
+        times.append(times[-1] - timedelta(seconds=gap))
+    return times[::-1]

@@ -108,8 +108,8 @@ def test_default_shows_only_the_differences(runs: Runs) -> None:
     header, *rows = result.lines
     assert re.split(r"\s{2,}", header) == [
         "KEY",
-        "#1 NeuroFlow CartPole-v1",
-        "#2 NeuroFlowCT InvertedPendulum-v5",
+        "#1 NeuroFlow · CartPole-v1",
+        "#2 NeuroFlowCT · InvertedPendulum-v5",
     ]
     assert [line.split() for line in rows] == [
         ["torch.loss", '"MSELoss"', "-"],

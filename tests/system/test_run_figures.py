@@ -8,8 +8,6 @@ which rows count as holding inf/NaN or text in a number column.
 from __future__ import annotations
 
 import math
-import sqlite3
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,59 +15,11 @@ from typing import Any
 import pytest
 
 from tests.support.cli import run_cli, strict_json
-from tests.support.databases import RunSpec, build_velora_db
+from tests.support.databases import run_file, spaced
 from tests.support.folders import assert_unchanged
 from tests.support.reading import add_up, opened
 from velora_tui.data.groups import group_runs
 from velora_tui.data.records import RECENT, ExperimentSummary, RunStatus
-
-
-def run_file(
-    path: Path,
-    planned: int,
-    times: Sequence[datetime | str | int],
-    numbers: Sequence[Any] | None = None,
-    **columns: Sequence[Any],
-) -> Path:
-    """A velora 0.2.0 file of one experiment (`planned` episodes in its config) with one row a
-    time of `times` (text and numbers as stored), numbered `numbers`
-    (default 1..n); `columns` override a metric column row by row."""
-    build_velora_db(path, [RunSpec(planned=planned, write=0)])
-    numbers = list(range(1, len(times) + 1)) if numbers is None else list(numbers)
-    rows = []
-    for index, (num, at) in enumerate(zip(numbers, times, strict=True)):
-        row = {
-            "experiment_id": 1,
-            "episode_num": num,
-            "reward": 1.0,
-            "length": 10,
-            "reward_moving_avg": 1.0,
-            "reward_moving_std": 0.0,
-            "actor_loss": -0.5,
-            "critic_loss": 0.5,
-            "entropy_loss": -0.01,
-            "created_at": at if not isinstance(at, datetime) else str(at),
-        }
-        row.update({name: values[index] for name, values in columns.items()})
-        rows.append(row)
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("BEGIN")
-        names = list(rows[0])
-        values = ", ".join(":" + name for name in names)
-        conn.executemany(f"INSERT INTO episode ({', '.join(names)}) VALUES ({values})", rows)
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return path
-
-
-def spaced(end: datetime, gaps: Sequence[float]) -> list[datetime]:
-    """Times ending at `end`, each `gaps[i]` seconds after the one before."""
-    times = [end]
-    for gap in reversed(gaps):
-        times.append(times[-1] - timedelta(seconds=gap))
-    return times[::-1]
 
 
 def cold_and_live(path: Path) -> tuple[ExperimentSummary, ExperimentSummary]:

@@ -10,8 +10,7 @@ import click
 from velora_tui.cli.common import JSON, SOURCES, find_experiment, load, require_data, say
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.diff import diff_configs, format_value
-from velora_tui.data.records import ExperimentSummary
-from velora_tui.report.format import table
+from velora_tui.report.format import experiment_label, table
 
 
 @click.command("diff")
@@ -43,10 +42,7 @@ def command(
         say("no differences" if rows else "no config keys")
         return
 
-    def label(s: ExperimentSummary) -> str:
-        return clean_text(f"#{s.id} {s.agent} {s.env}", 60)
-
-    headers = ["KEY", label(left), label(right), ""]
+    headers = ["KEY", experiment_label(left), experiment_label(right), ""]
     cells = [
         [
             clean_text(r.key, 80),

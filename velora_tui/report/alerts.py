@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
 from velora_tui.data.source_names import source_names
-from velora_tui.report.format import duration, episode_count
+from velora_tui.report.format import duration, episode_count, experiment_label
 
 if TYPE_CHECKING:
     from velora_tui.data.monitor import Monitor
@@ -33,15 +33,11 @@ class Alert:
     message: str  # terminal-safe: names cleaned by clean_text
 
 
-def label(summary: ExperimentSummary) -> str:
-    return f"#{summary.id} {clean_text(summary.agent, 40)} · {clean_text(summary.env, 40)}"
-
-
 def stalled(summary: ExperimentSummary, now: datetime) -> Alert:
     idle = now - summary.last_activity if summary.last_activity else None
     usual = summary.typical_interval()
     every = f" (usually one every {_short(usual.total_seconds())})" if usual else ""
-    message = f"{label(summary)} stalled: no episode for {duration(idle)}{every}"
+    message = f"{experiment_label(summary)} stalled: no episode for {duration(idle)}{every}"
     return Alert(summary.key, "stalled", "warning", message)
 
 
@@ -54,12 +50,14 @@ def finished(summary: ExperimentSummary) -> Alert:
     else:
         recorded = episode_count(summary, planned=False)
         text = f"reached episode {reached} of {planned} planned ({recorded} episodes recorded)"
-    return Alert(summary.key, "finished", "information", f"{label(summary)} finished: {text}")
+    return Alert(
+        summary.key, "finished", "information", f"{experiment_label(summary)} finished: {text}"
+    )
 
 
 def nonfinite(summary: ExperimentSummary) -> Alert:
     message = (
-        f"{label(summary)}: inf, NaN or text in a reward, loss or moving average/std "
+        f"{experiment_label(summary)}: inf, NaN or text in a reward, loss or moving average/std "
         f"({summary.nonfinite} episodes so far)"
     )
     return Alert(summary.key, "nonfinite", "error", message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
-from velora_tui.data.cleaning import format_number
+from velora_tui.data.cleaning import clean_text, format_number
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.source_names import source_names
 
@@ -85,3 +85,9 @@ def episode_count(summary: ExperimentSummary, planned: bool = True) -> str:
 
 def best_reward(summary: ExperimentSummary) -> str:
     return format_number(summary.best_reward) if summary.scanned else PENDING
+
+
+def experiment_label(summary: ExperimentSummary) -> str:
+    """How an experiment is named wherever it is written out: `#3 NeuroFlow · CartPole-v1`
+    (alerts, notifications, the diff's and the comparison's headers), its names cleaned."""
+    return f"#{summary.id} {clean_text(summary.agent, 40)} · {clean_text(summary.env, 40)}"

@@ -15,7 +15,7 @@ from textual_plotext.plot import Plot
 from velora_tui.data.records import Key
 from velora_tui.data.series import Series, SeriesReader, SeriesReaders, thin
 from velora_tui.data.smoothing import smooth
-from velora_tui.report.alerts import label
+from velora_tui.report.format import experiment_label
 from velora_tui.tui.messages import CurvesRead, DataChanged
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.charts import (
@@ -100,7 +100,7 @@ class CompareScreen(VeloraScreen):
         legend = Text("comparing  ", style="bold", no_wrap=True, overflow="ellipsis")
         for index, key in enumerate(self.keys):
             summary = self.host.monitor.summary(key)
-            name = label(summary) if summary else f"#{key[1]}"
+            name = experiment_label(summary) if summary else f"#{key[1]}"
             if len(self.host.monitor.databases) > 1:
                 name += f" ({key[0].parent.name})"
             red, green, blue = PALETTE[index % len(PALETTE)]

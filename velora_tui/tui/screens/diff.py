@@ -13,7 +13,7 @@ from velora_tui.data.config import ConfigView
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.diff import DiffRow, diff_configs, format_value
 from velora_tui.data.records import Key
-from velora_tui.report.alerts import label
+from velora_tui.report.format import experiment_label
 from velora_tui.tui.messages import DiffRead
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.key_footer import KeyFooter
@@ -57,7 +57,7 @@ class DiffScreen(VeloraScreen):
 
     def name_of(self, key: Key) -> str:
         summary = self.host.monitor.summary(key)
-        return label(summary) if summary else f"#{key[1]}"
+        return experiment_label(summary) if summary else f"#{key[1]}"
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="◆")

@@ -52,7 +52,7 @@ class ExperimentHeader(Vertical):
         if bar.display != (summary.n_episodes is not None):
             bar.display = summary.n_episodes is not None
         if summary.n_episodes:
-            bar.update(total=summary.n_episodes, progress=min(summary.episodes, summary.n_episodes))
+            bar.update(total=summary.n_episodes, progress=min(summary.reached, summary.n_episodes))
         parts = [f"{episode_count(summary)} episodes"]
         rate = summary.episodes_per_minute()
         if status.value == "running" and rate is not None:
