@@ -124,7 +124,8 @@ class ChangeFeed:
         """Poll while asked to, or (when watching) until the stream of commits ends."""
         last_beat = last_change = time.monotonic()
         while not self._stopped.is_set() and (self.mode is FeedMode.POLLING or self.streaming):
-            # Each check costs ~50 us: beyond 10 files, poll less often rather than more per second.
+            # Checks are cheap but not free (docs/performance.md, Polling): beyond 10 files, poll
+            # less often rather than more per second.
             count = len(self.monitor.databases)
             fast = self._rows_read >= STREAM_ROWS
             interval = self.stream_interval if fast else self.poll_interval

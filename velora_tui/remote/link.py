@@ -49,11 +49,12 @@ from velora_tui.remote.mirror import (
     Mirror,
     OpenCopies,
     check_int,
-    digest,
 )
 from velora_tui.remote.ssh import READY, SshOptions, last_line, refusal, ssh_argv
 
-MAX_LINE = 8 * 1024 * 1024  # a rows message of 2,000 episodes is ~300 kB; configs <= 1 MB
+# Room for the largest message the reader sends (a rows message of reader.ROWS episodes, a
+# config of up to 1 MB; sizes in docs/performance.md, Remote hosts), with a wide margin.
+MAX_LINE = 8 * 1024 * 1024
 FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
 JITTER = 0.2
@@ -488,11 +489,7 @@ _SOURCE: list[str] = []
 
 
 def reader_source() -> str:
-    """reader.py's text, sent as the remote command (read once)."""
+    """reader.py's text, sent to the host over stdin (read once)."""
     if not _SOURCE:
         _SOURCE.append(Path(reader.__file__).read_text(encoding="utf-8"))
     return _SOURCE[0]
-
-
-def source_key(source: RemoteSource) -> str:
-    return digest(source.label)

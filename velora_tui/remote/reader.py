@@ -39,7 +39,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 PROTOCOL = 1
-ROWS = 2000  # rows per read: ~2 ms of read lock
+ROWS = 2000  # rows per read: a short read lock (docs/performance.md, Remote hosts)
 BUSY_STEP = 0.01  # seconds between looks while rows come in (the 2 s after a change)
 IDLE_STEP = 0.025
 BUSY_FOR = 2.0

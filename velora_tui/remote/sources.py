@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 SYNC_TIMEOUT = 60.0  # a one-shot command waits at most this long for a host's copy
 
 # By link.LinkState (a StrEnum: its members are these strings). The links and the copies are
-# imported only when a source is remote: every command imports this module, and they cost
-# ~30 ms of start-up.
+# imported only when a source is remote: every command imports this module, and their import
+# is a measurable part of start-up (docs/performance.md, Remote hosts).
 _HOST_STATES = {
     "connected": SourceState.OK,
     "connecting": SourceState.WAITING,
