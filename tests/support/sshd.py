@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tests.support.processes import stop_process
 from tests.support.waiting import wait_for
 
-if TYPE_CHECKING:
-    pass
-
 SSHD = Path("/usr/sbin/sshd")
 SSH_ALIASES = 16  # vt-00 ... vt-15: the same server under as many names
+
+
+KEYS = ("host_key", "user_key", "other_key")
+_KEYS: list[Path] = []
+
+
+def generated_keys() -> Path:
+    """A folder holding the host key, the user's key and a key the server does not know, made
+    once per process (each server copies them: ssh-keygen for every test costs time)."""
+    if not _KEYS:
+        folder = Path(tempfile.mkdtemp(prefix="velora-tui-test-keys-"))
+        atexit.register(shutil.rmtree, folder, True)
+        for name in KEYS:
+            subprocess.run(
+                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)],
+                check=True,
+            )
+        _KEYS.append(folder)
+    return _KEYS[0]
 
 
 def free_port() -> int:
@@ -37,11 +55,9 @@ class SshServer:
         self.folder = folder
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
-        for name in ("host_key", "user_key", "other_key"):
-            subprocess.run(
-                ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(folder / name)],
-                check=True,
-            )
+        for name in KEYS:
+            for suffix in ("", ".pub"):
+                shutil.copy2(generated_keys() / f"{name}{suffix}", folder / f"{name}{suffix}")
         (folder / "authorized_keys").write_text((folder / "user_key.pub").read_text())
         (folder / "sshd_config").write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {folder / 'host_key'}\n"
