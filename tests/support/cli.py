@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import pytest
 
-from tests.support.processes import Spawn, child_env, python_command
+from tests.support.processes import Spawn, child_env, python_command, with_open_files
 
 TIMEOUT = 30.0
 
@@ -52,6 +52,24 @@ def run_cli(*args: str | Path, cwd: Path | None = None) -> Result:
         timeout=TIMEOUT,
         env=child_env(),
         cwd=cwd,
+    )
+    result = Result(
+        proc.returncode,
+        proc.stdout.decode("utf-8", "replace"),
+        proc.stderr.decode("utf-8", "replace"),
+    )
+    check_output(result.out, result.err)
+    return result
+
+
+def run_cli_with_files(files: int, *args: str | Path, timeout: float = TIMEOUT) -> Result:
+    """`run_cli` with at most `files` open file descriptors (as under `ulimit -n FILES`)."""
+    proc = subprocess.run(
+        with_open_files(files, python_command(*args)),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        env=child_env(),
     )
     result = Result(
         proc.returncode,
@@ -100,6 +118,18 @@ class Lines:
                 pytest.fail(f"stream ended after {len(self.lines)} of {count} lines")
             self.lines.append(line)
         return self.lines
+
+    def drain(self) -> list[str]:
+        """The lines arrived so far, without waiting (None, the stream's end, left queued)."""
+        while True:
+            try:
+                line = self.queue.get_nowait()
+            except queue.Empty:
+                return self.lines
+            if line is None:
+                self.queue.put(None)
+                return self.lines
+            self.lines.append(line)
 
     def until(self, wanted: str, timeout: float = TIMEOUT) -> list[str]:
         """Wait for the line `wanted`; the lines up to it and itself."""

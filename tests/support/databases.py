@@ -8,6 +8,7 @@ import heapq
 import json
 import math
 import random
+import shutil
 import sqlite3
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -426,3 +427,15 @@ def spaced(end: datetime, gaps: Sequence[float]) -> list[datetime]:
     for gap in reversed(gaps):
         times.append(times[-1] - timedelta(seconds=gap))
     return times[::-1]
+
+
+def copies(root: Path, count: int, name: str = "run") -> Path:
+    """`count` small velora databases (3 episodes of experiment 1, ids 1-3), one per folder
+    `root/runs/NAME-NNNNN`, as a sweep of runs leaves them (copies of one: fast)."""
+    proto = build_velora_db(root / "proto" / "metrics.db", [3])
+    runs = root / "runs"
+    for index in range(count):
+        folder = runs / f"{name}-{index:05d}"
+        folder.mkdir(parents=True)
+        shutil.copyfile(proto, folder / "metrics.db")
+    return runs

@@ -31,6 +31,18 @@ def python_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "velora_tui", *(str(a) for a in args)]
 
 
+# Runs argv[2:] with at most argv[1] open file descriptors (`ulimit -n`).
+_FEW_FILES = (
+    "import os, resource, sys; n = int(sys.argv[1]);"
+    " resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def with_open_files(files: int, command: Sequence[str]) -> list[str]:
+    """`command` run with at most `files` open file descriptors (as under `ulimit -n FILES`)."""
+    return [sys.executable, "-c", _FEW_FILES, str(files), *command]
+
+
 def child_env(*, plain: bool = True, bytecode_cache: Path | None = None) -> dict[str, str]:
     """The environment for a child process: this checkout importable, no debug mode.
 

@@ -12,6 +12,7 @@ docs/reading-rules.md.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sqlite3
@@ -37,6 +38,7 @@ from velora_tui.data.connection import (
 from velora_tui.data.deadline_lanes import SETTLE, Lane, NotResponding
 from velora_tui.data.exact_totals import Pending, Scan
 from velora_tui.data.files import FileSystem, NotRegular, is_link_loop, not_regular, system
+from velora_tui.data.open_files import OpenFiles
 from velora_tui.data.records import (
     EPISODE_FIELDS,
     RECENT,
@@ -50,6 +52,17 @@ from velora_tui.data.records import (
 from velora_tui.data.schema import NotReady, Schema, SchemaError, check_header, detect_schema
 
 NOT_CREATED = "not created yet; waiting for training to start"
+# Before its first read: pending, not a guess at what the file is.
+NOT_READ = "not read yet"
+# Reasons that pass by themselves: the file is tried again even if it has not changed.
+TOO_MANY_FILES = "this process has too many files open; retrying"
+NOT_OPENED = "SQLite could not open it; retrying"
+_TRANSIENT = (TOO_MANY_FILES, NOT_OPENED)
+# A closed database (open_files.py) whose file looks as it did when last read is not opened
+# again, unless it was written less than this long ago (seconds): a commit in the same tick of
+# the file system's clock as the last read leaves its stat as it was; its header's change
+# counter then says.
+FRESH = 2.0
 LINK_LOOP = "symbolic link loop: the link leads back to itself"
 T = TypeVar("T")
 # New rows fetched per refresh; `Update.more` says when there are more waiting.
@@ -124,6 +137,8 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
     if isinstance(exc, NotReady):
         return SourceStatus(path, SourceState.WAITING, str(exc))
     original = exc
+    if isinstance(original, OSError) and original.errno in (errno.EMFILE, errno.ENFILE):
+        return SourceStatus(path, SourceState.WAITING, TOO_MANY_FILES)
     if isinstance(original, PermissionError):
         return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
     if isinstance(original, OSError) and is_link_loop(original):
@@ -161,7 +176,13 @@ def _unopenable(path: Path) -> SourceStatus:
         return classify(problem, path)
     if not os.access(path, os.R_OK):
         return SourceStatus(path, SourceState.UNREADABLE, "permission denied")
-    return SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+    # It is there: say why it could not be opened (out of file descriptors, most often).
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        return classify(exc, path)
+    os.close(fd)
+    return SourceStatus(path, SourceState.WAITING, NOT_OPENED)
 
 
 class MetricsDatabase:
@@ -181,6 +202,7 @@ class MetricsDatabase:
         *,
         files: FileSystem | None = None,
         lane: Lane | None = None,
+        open_files: OpenFiles | None = None,
     ) -> None:
         self.path = path
         # When set, a first load (a file that appears, or replaces another) hands out every
@@ -191,11 +213,15 @@ class MetricsDatabase:
         self.lane = (
             lane if lane is not None else Lane(f"velora-tui {path}", deadline_lanes.DEADLINE)
         )
-        self._status = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
+        # The databases open at once, when bounded (a Monitor's): this one is closed when it is
+        # the least recently used past the limit, and opened again by its next read.
+        self._open_files = open_files
+        self._unread = self._status = SourceStatus(path, SourceState.WAITING, NOT_READ)
         # The status last handed out with an update (to flag its changes, not responding
-        # included), and the calls of each kind ("refresh", "scan") that did not come back in
-        # time: their results go with the next call of the kind once they do.
-        self._reported = self._status
+        # included; a file found missing at its first read is no change), and the calls of each
+        # kind ("refresh", "scan") that did not come back in time: their results go with the
+        # next call of the kind once they do.
+        self._reported = SourceStatus(path, SourceState.WAITING, NOT_CREATED)
         self._late: dict[str, Future[Any]] = {}
         self._late_lock = threading.Lock()
         self.summaries: dict[int, ExperimentSummary] = {}
@@ -219,6 +245,9 @@ class MetricsDatabase:
         self._scan: Scan | None = None
         self._unscanned: dict[int, int] = {}
         self._seen_stat: tuple[int, ...] | None = None
+        # Closed to free its descriptors (close_idle): the file's stat, version and schema as
+        # last read (the same file, opened again, is not asked its schema again).
+        self._parked: tuple[tuple[int, ...], tuple[str, int], Schema] | None = None
 
     @property
     def status(self) -> SourceStatus:
@@ -262,6 +291,80 @@ class MetricsDatabase:
             self._conn = self._schema = None
             self._header = self._seen = None
             self._confirmed = -math.inf
+            self._parked = None
+            if self._open_files is not None:
+                self._open_files.closed(self)
+
+    def close_idle(self) -> bool:
+        """Close the file if no call is using it (its lock is taken without waiting), keeping
+        everything read: for OpenFiles, from the lane of a database being opened. What the
+        file looked like when last read is kept, so that a refresh opens it again only when it
+        changed (`_still`)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            if self._conn is None:
+                return False
+            seen, stat_seen, schema = self._seen, self._seen_stat, self._schema
+            self._close()
+            if (
+                self._loaded
+                and self._status.state is SourceState.OK
+                and seen is not None
+                and seen[0] == "counter"  # `data_version` (WAL mode) is the connection's own
+                and stat_seen is not None
+                and schema is not None
+            ):
+                self._parked = (stat_seen, seen, schema)
+                self._seen = seen
+            return True
+        finally:
+            self._lock.release()
+
+    def _still(self, st: os.stat_result, signature: tuple[int, ...]) -> bool:
+        """A closed database's file is as it was when last read: the same stat and, while it
+        was written less than FRESH seconds ago, the same change counter (read through a file
+        descriptor opened for that alone)."""
+        parked = self._parked
+        if (
+            parked is None
+            or not self._loaded
+            or self._status.state is not SourceState.OK
+            or signature != parked[0]
+        ):
+            return False
+        if abs(time.time() - st.st_mtime) >= FRESH:
+            return True
+        try:
+            fd = self.files.open(self.path)
+        except (OSError, NotRegular):
+            return False
+        try:
+            counter = change_counter(fd, self.files.read)
+        finally:
+            self.files.close(fd)
+        return counter is not None and ("counter", counter) == parked[1]
+
+    def _connected(self) -> bool:
+        """The file open for a read (this file's lock held): opened again if it was closed to
+        free its descriptors, unless another file is at its path now (the next refresh reads
+        that one, as a new file)."""
+        if self._conn is not None:
+            if self._open_files is not None:
+                self._open_files.used(self)
+            return True
+        parked = self._parked
+        if parked is None:
+            return False
+        try:
+            st = self.files.stat(self.path)
+            if (st.st_dev, st.st_ino) != self._identity:
+                return False
+            self._open(parked[2])
+        except (sqlite3.Error, SchemaError, NotReady, OSError, NotRegular):
+            return False
+        self._seen = parked[1]  # what was read; the next refresh reads what is newer
+        return True
 
     def _reset(self) -> None:
         self._close()
@@ -288,7 +391,9 @@ class MetricsDatabase:
             self._identity = None
             self._failed_stat = None
 
-    def _open(self) -> None:
+    def _open(self, schema: Schema | None = None) -> None:
+        """Open the file; `schema`: the one it had when it was closed to free its descriptors
+        (the same file: not asked again)."""
         files = self.files
         fd = files.open(self.path)
         try:
@@ -298,7 +403,7 @@ class MetricsDatabase:
             files.close(fd)
             raise
         try:
-            self._schema = detect_schema(conn)
+            self._schema = schema if schema is not None else detect_schema(conn)
         except BaseException:
             conn.close()
             files.close(fd)
@@ -306,6 +411,9 @@ class MetricsDatabase:
         if isinstance(conn, ReadOnlyConnection) and change_counter(fd, files.read) is not None:
             conn.commit_probe = fd  # rollback-journal mode: a read can make a COMMIT wait
         self._conn, self._header = conn, fd
+        self._parked = None
+        if self._open_files is not None:
+            self._open_files.opened(self)  # may close the least recently used others
 
     # -- refreshing ------------------------------------------------------------------------
 
@@ -314,12 +422,21 @@ class MetricsDatabase:
         anything new? Its stat and header read block as long as the file system does: call it
         in the lane (Monitor.start_checks)."""
         try:
-            signature: tuple[int, ...] | None = _signature(self.files.stat(self.path))
+            st: os.stat_result | None = self.files.stat(self.path)
         except OSError:
-            signature = None
+            st = None
+        signature = None if st is None else _signature(st)
         if signature != self._seen_stat or self._status.state is SourceState.LOCKED:
             return True
         conn = self._conn
+        if conn is None and self._parked is not None and st is not None and signature:
+            # Closed to free its descriptors: its stat, and its header while fresh.
+            if not self._lock.acquire(blocking=False):
+                return True
+            try:
+                return not self._still(st, signature)
+            finally:
+                self._lock.release()
         if conn is None or not self._lock.acquire(blocking=False):
             return conn is not None  # busy reading: let the refresh decide
         try:
@@ -361,7 +478,7 @@ class MetricsDatabase:
             update = Update(self.path)
         shown = self.status
         with self._late_lock:
-            if shown != self._reported:
+            if shown is not self._unread and shown != self._reported:
                 update.status_changed = True
                 self._reported = shown
         return update
@@ -393,7 +510,7 @@ class MetricsDatabase:
     def _refresh_now(self) -> Update:
         with self._lock:
             update = Update(self.path)
-            before = self._status
+            before = self._reported if self._status is self._unread else self._status
             try:
                 self._refresh(update)
             except (sqlite3.Error, SchemaError, NotReady, OSError, NotRegular) as exc:
@@ -410,7 +527,8 @@ class MetricsDatabase:
             except OSError:
                 self._failed_stat = None
             else:
-                self._failed_stat = _signature(st)
+                transient = self._status.message in _TRANSIENT  # tried again as it is
+                self._failed_stat = None if transient else _signature(st)
 
     def _refresh(self, update: Update) -> None:
         self._seen_stat = None
@@ -439,10 +557,15 @@ class MetricsDatabase:
             self._reset()
         self._identity = identity
         if self._conn is None:
-            self._open()
+            parked = self._parked
+            if self._still(st, signature):
+                return  # closed to free its descriptors, and unchanged: stays closed
+            self._open(parked[2] if parked is not None else None)
         conn, header = self._conn, self._header
         assert conn is not None
         assert header is not None
+        if self._open_files is not None:
+            self._open_files.used(self)
         seen = self._version(conn, header)
         if self._loaded and seen == self._seen and self._status.state is SourceState.OK:
             return
@@ -617,9 +740,14 @@ class MetricsDatabase:
         state says why; the scan goes on from where it was once the file reads again)."""
         return self._answer(self._scan_step, lambda _: None)
 
+    @property
+    def may_scan(self) -> bool:
+        """A scan step has something to do, or one came back late."""
+        return self._scan is not None or "scan" in self._late
+
     def start_scan(self) -> Future[set[int] | None] | None:
         """Start a scan step without waiting for it, as `start_refresh` does a refresh."""
-        if self._scan is None and "scan" not in self._late:
+        if not self.may_scan:
             return None
         return self._start("scan", self._scan_step)
 
@@ -630,7 +758,7 @@ class MetricsDatabase:
     def _scan_step(self) -> set[int] | None:
         with self._lock:
             pending = self._scan
-            if pending is None or self._conn is None or self._schema is None:
+            if pending is None or not self._connected() or self._schema is None:
                 return None
             try:
                 finished = pending.step(self._fetch, self._schema)
@@ -650,7 +778,7 @@ class MetricsDatabase:
             pending = self._scan
             if pending is None:
                 return
-            if self._conn is None or self._schema is None:
+            if not self._connected() or self._schema is None:
                 raise ReadFailed(self._status)
             while (item := pending.take(exp_id)) is not None:
                 try:
@@ -701,7 +829,7 @@ class MetricsDatabase:
 
     def _latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         with self._lock:
-            if self._schema is None or limit <= 0:
+            if limit <= 0 or not self._connected() or self._schema is None:
                 return []
             from velora_tui.data import queries
 
@@ -723,7 +851,9 @@ class MetricsDatabase:
     def _sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
         with self._lock:
             summary = self.summaries.get(exp_id)
-            if self._schema is None or summary is None or summary.first_id is None:
+            if summary is None or summary.first_id is None:
+                return []
+            if not self._connected() or self._schema is None:
                 return []
             first, last = summary.first_id, min(summary.last_id or 0, self._episode_mark)
             if last < first or points <= 0:
@@ -752,7 +882,7 @@ class MetricsDatabase:
 
     def _episodes_after(self, exp_id: int, after: int, chunk: int) -> list[EpisodeRow]:
         with self._lock:
-            if self._schema is None:
+            if not self._connected() or self._schema is None:
                 raise ReadFailed(self._status)
             from velora_tui.data import queries
             from velora_tui.data.records import StoredEpisode
@@ -773,7 +903,7 @@ class MetricsDatabase:
 
     def _config(self, exp_id: int) -> ConfigView:
         with self._lock:
-            if self._schema is None:
+            if not self._connected() or self._schema is None:
                 return ConfigView(text="", error=self._status.describe())
             from velora_tui.data import queries
 
@@ -793,7 +923,7 @@ class MetricsDatabase:
 
     def _run_locked(self, query: Any) -> Any:
         with self._lock:
-            if self._schema is None:
+            if not self._connected() or self._schema is None:
                 return None
             try:
                 return query(self._fetch, self._schema)

@@ -214,6 +214,11 @@ class Lane:
         return self._since + self.deadline
 
     @property
+    def running(self) -> bool:
+        """A call is under way."""
+        return self._running is not None
+
+    @property
     def idle(self) -> bool:
         return self._running is None and not self._jobs
 

@@ -2,9 +2,12 @@
 of them, found by discovery.py), each database's reads and the experiments they found.
 
 One source never stops another: every call on a source (its stat, the walk of a directory, a
-database's reads) runs in that source's lane (deadline_lanes.py), the Monitor starts them all
-and waits for them together, at most a deadline. A source whose call has not come back is "not
-responding" and skipped until it does; then what it read is handed out as usual.
+database's reads) runs in that source's lane (deadline_lanes.py), the Monitor starts them and
+waits for each at most a deadline from when it started running. A source whose call has not
+come back is "not responding" and skipped until it does; then what it read is handed out as
+usual. Many databases (a sweep of 1,000 runs) are read BATCH at a time, and at most
+open_files.OPEN_DATABASES of them are open at once (the least recently used others closed,
+keeping what they read).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from velora_tui.data.discovery import (
     walk_tree,
 )
 from velora_tui.data.files import FileSystem, system
+from velora_tui.data.open_files import OpenFiles
 from velora_tui.data.records import (
     ExperimentSummary,
     RunStatus,
@@ -41,6 +45,9 @@ from velora_tui.data.records import (
 )
 
 _EPOCH = datetime(1970, 1, 1)
+# Databases whose refresh (or scan step) is started at once by `refresh` (and `scan`): the
+# first screen of a few comes as soon as they are read, that of many grows with their number.
+BATCH = 64
 
 
 # A database and its refresh under way (None: it was not started, see start_refresh).
@@ -77,6 +84,7 @@ class Monitor:
         self.specs = [Path(os.path.abspath(os.path.expanduser(str(s)))) for s in sources]
         self.directories: list[Path] = []
         self.databases: dict[Path, MetricsDatabase] = {}
+        self.open_files = OpenFiles()
         # Lanes of the directories: (what for, path) -> lane.
         self._lanes: dict[tuple[str, Path], Lane] = {}
         self._walks: dict[Path, Walk] = {}
@@ -114,9 +122,34 @@ class Monitor:
             return False
         lane = lane or self._new_lane(path)
         self.databases[path] = MetricsDatabase(
-            path, self.busy_timeout, self.replay, files=self.files, lane=lane
+            path,
+            self.busy_timeout,
+            self.replay,
+            files=self.files,
+            lane=lane,
+            open_files=self.open_files,
         )
         return True
+
+    def _settle(self, calls: Sequence[tuple[Lane, Future[Any] | None]]) -> bool:
+        """Until every call is done or its lane is stuck (a call of it has been running for
+        the deadline): a call still queued behind others is waited for, so many sources are
+        read whole, however long that takes, and one that does not answer costs a deadline.
+        Gives up when none came back for a deadline. Returns whether any did."""
+        pending = [(lane, future) for lane, future in calls if future is not None]
+        total = len(pending)
+        last_progress = time.monotonic()
+        while True:
+            left = [(lane, future) for lane, future in pending if not future.done()]
+            now = time.monotonic()
+            if len(left) < len(pending):
+                last_progress = now
+            pending = [(lane, future) for lane, future in left if not lane.stuck]
+            if not pending or now - last_progress >= self.deadline + SETTLE:
+                return len(left) < total
+            running = [lane.stuck_at() for lane, _ in pending if lane.running]
+            wake = min([last_progress + self.deadline, *running]) + SETTLE
+            wait([future for _, future in pending], timeout=max(0.01, wake - now))
 
     def _wait(self, futures: Iterable[Future[Any]], timeout: float | None = None) -> None:
         """Until every call is done, or `timeout` (the deadline) has passed."""
@@ -247,13 +280,21 @@ class Monitor:
     # -- reading ---------------------------------------------------------------------------
 
     def refresh(self, paths: Iterable[Path] | None = None) -> list[Update]:
-        """Refresh the given databases (all when None), each in its own lane, waiting at most
-        the deadline for them together; only non-empty updates come back. A database whose
-        refresh is still out is skipped (its state says "not responding" once it has been out
-        for the deadline) until it comes back: its update comes with the next call then."""
-        started = self.start_refresh(paths)
-        self._wait(future for _, future in started if future is not None)
-        return self.finish_refresh(started)
+        """Refresh the given databases (all when None), each in its own lane, BATCH at a time,
+        waiting for each at most the deadline from when it starts; only non-empty updates
+        come back. A database whose refresh is still out is skipped (its state says "not
+        responding" once it has been out for the deadline) until it comes back: its update
+        comes with the next call then. When a whole batch does not answer, the rest are left
+        for the next call (their state: "not read yet" until then)."""
+        targets = list(self.databases) if paths is None else list(paths)
+        updates: list[Update] = []
+        for start in range(0, len(targets), BATCH):
+            started = self.start_refresh(targets[start : start + BATCH])
+            answered = self._settle([(db.lane, future) for db, future in started])
+            updates.extend(self.finish_refresh(started))
+            if not answered and any(future is not None for _, future in started):
+                break
+        return updates
 
     def start_refresh(self, paths: Iterable[Path] | None = None) -> list[Started]:
         """The first half of `refresh`: every refresh started, none waited for (the change
@@ -309,26 +350,34 @@ class Monitor:
 
     def scan(self) -> Iterator[list[Update]]:
         """Add up the first loads' rows, one short read of each database at a time (each in
-        its lane, waited for together); after each round, the experiments whose summaries
-        became exact. Ends when nothing is left that can be read now."""
+        its lane, BATCH databases at a time, each waited for at most the deadline from when it
+        starts); after each batch, the experiments whose summaries became exact. Ends when
+        nothing is left that can be read now."""
         while not self.closed:
-            started = [
-                (path, database, database.start_scan())
-                for path, database in list(self.databases.items())
-            ]
-            self._wait(future for _, _, future in started if future is not None)
-            updates = []
             progressed = False
-            for path, database, future in started:
-                exact = database.finish_scan(future)
-                if exact is None:
-                    continue
-                progressed = True
-                if exact:
-                    updates.append(Update(path, experiments=exact))
+            databases = [(p, db) for p, db in list(self.databases.items()) if db.may_scan]
+            for start in range(0, len(databases), BATCH):
+                if self.closed:
+                    return
+                started = [
+                    (path, database, database.start_scan())
+                    for path, database in databases[start : start + BATCH]
+                ]
+                self._settle([(database.lane, future) for _, database, future in started])
+                updates = []
+                stepped = False
+                for path, database, future in started:
+                    exact = database.finish_scan(future)
+                    if exact is None:
+                        continue
+                    stepped = True
+                    if exact:
+                        updates.append(Update(path, experiments=exact))
+                if stepped:
+                    progressed = True
+                    yield updates
             if not progressed:
                 return
-            yield updates
 
     def scan_all(self) -> list[Path]:
         """Add up everything now; returns the databases that could not be added up."""
