@@ -54,6 +54,10 @@ def child_env(*, plain: bool = True, bytecode_cache: Path | None = None) -> dict
     """
     env = dict(os.environ)
     env.pop("VELORA_TUI_DEBUG", None)
+    # pytest-xdist's workers have COLUMNS=80 and LINES=24, which the child's size lookup
+    # (shutil.get_terminal_size, Textual's) prefers to its terminal's real size.
+    env.pop("COLUMNS", None)
+    env.pop("LINES", None)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
     )

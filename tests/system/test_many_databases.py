@@ -88,4 +88,6 @@ def test_tail_follow_600_databases_with_256_files(tmp_path: Path, spawn: Spawn) 
     assert seen == sorted((str(db), n) for db in dbs for n in (4, 5))
     rest = err.rest()
     check_output("\n".join(rest))
-    assert rest == []
+    # Nothing but the feed's own notice, which a busy machine may cause (events arriving after
+    # the heartbeat that found their rows): no database's state, no error.
+    assert [line for line in rest if "polling: file events are missing" not in line] == []
