@@ -81,10 +81,10 @@ snapshots: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py
 
-# The first load's statements, compiled ahead of time (velora_tui/data/queries.py says why).
+# Every statement, compiled ahead of time (velora_tui/data/queries.py says why).
 sql: $(STAMP)
-	$(BIN)/python -c "from velora_tui.data.queries import write_first_load_sql as w; w()"
-	$(BIN)/ruff format -q velora_tui/data/first_load_sql.py
+	$(BIN)/python -c "from velora_tui.data.queries import write_compiled_sql as w; w()"
+	$(BIN)/ruff format -q velora_tui/data/compiled_sql.py
 
 clean:
 	rm -rf $(VENV) $(OLD) $(OLD).log .mypy_cache .pytest_cache .ruff_cache

@@ -5,21 +5,28 @@ from __future__ import annotations
 
 import sqlite3
 
-from velora_tui.data import first_load_sql, queries
+from velora_tui.data import compiled_sql, queries, statements
 from velora_tui.data.models import Episode, Experiment
 from velora_tui.data.schema import REQUIRED_COLUMNS, Schema
 
 
-def test_first_load_sql_is_current() -> None:
-    """first_load_sql.py is what `make sql` writes from queries.py today."""
-    expected = {
-        "MAX_EPISODE_ID": queries.max_episode_id(),
-        "EXPERIMENTS_AFTER": queries.experiments_after(),
-        "EXPERIMENT_EDGES": queries.experiment_edges(Schema(has_entropy=True)),
-        "EXPERIMENT_EDGES_0_1_1": queries.experiment_edges(Schema(has_entropy=False)),
-    }
+def test_compiled_sql_is_current() -> None:
+    """compiled_sql.py is what `make sql` writes from queries.py today, every statement."""
+    expected = queries.every_statement()
+    assert len(expected) == 22
     for name, prepared in expected.items():
-        assert getattr(first_load_sql, name) == prepared, f"run `make sql`: {name} is stale"
+        assert getattr(compiled_sql, name) == prepared, f"run `make sql`: {name} is stale"
+
+
+def test_statements_are_the_builders_statements() -> None:
+    """statements.py gives, for each builder of queries.py and each schema, what it builds."""
+    for schema in queries.SCHEMAS:
+        for build in queries.BY_SCHEMA:
+            assert getattr(statements, build.__name__)(schema) == build(schema)
+        for one in (False, True):
+            assert statements.latest_episodes(schema, one) == queries.latest_episodes(schema, one)
+    for name in ("max_episode_id", "experiments_after", "configs_after", "config_of"):
+        assert getattr(statements, name)() == getattr(queries, name)()
 
 
 def test_required_columns_are_the_models_columns() -> None:

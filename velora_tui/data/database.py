@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
-from velora_tui.data import deadline_lanes, exact_totals, first_load_sql
+from velora_tui.data import deadline_lanes, exact_totals, statements
 from velora_tui.data.cleaning import as_int, clean_text, parse_timestamp
 from velora_tui.data.config import ConfigView, parse_config, planned_from_text
 from velora_tui.data.connection import (
@@ -599,7 +599,7 @@ class MetricsDatabase:
         return rows
 
     def _max_episode_id(self) -> int:
-        value = self._fetch(first_load_sql.MAX_EPISODE_ID)[0][0]
+        value = self._fetch(statements.max_episode_id())[0][0]
         return int(value or 0)
 
     def _initial_load(self, update: Update) -> None:
@@ -643,9 +643,7 @@ class MetricsDatabase:
         EDGES_PER_READ experiments a read."""
         schema = self._schema
         assert schema is not None
-        edges = first_load_sql.EXPERIMENT_EDGES
-        if not schema.has_entropy:
-            edges = first_load_sql.EXPERIMENT_EDGES_0_1_1
+        edges = statements.experiment_edges(schema)
         width = len(EPISODE_FIELDS)
         found = []
         after: Any = -math.inf  # below every id SQLite can hold (NULL aside)
@@ -695,7 +693,7 @@ class MetricsDatabase:
         """Experiment rows not read yet, EXPERIMENTS_PER_READ a read."""
         while True:
             page = self._fetch(
-                first_load_sql.EXPERIMENTS_AFTER,
+                statements.experiments_after(),
                 after=self._experiment_mark,
                 limit=EXPERIMENTS_PER_READ,
             )
@@ -815,10 +813,9 @@ class MetricsDatabase:
 
     def _new_episodes(self, after: int, limit: int) -> tuple[list[EpisodeRow], int]:
         """Episodes above id `after`, and the newest experiment id (0 when no row came)."""
-        from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
 
         assert self._schema is not None
-        found = self._fetch(queries.new_episodes(self._schema), after=after, limit=limit)
+        found = self._fetch(statements.new_episodes(self._schema), after=after, limit=limit)
         newest = as_int(found[-1][-1]) if found else None
         return [EpisodeRow.from_stored(values) for values in found], newest or 0
 
@@ -831,9 +828,8 @@ class MetricsDatabase:
         with self._lock:
             if limit <= 0 or not self._connected() or self._schema is None:
                 return []
-            from velora_tui.data import queries
 
-            statement = queries.latest_episodes(self._schema, one_experiment=exp_id is not None)
+            statement = statements.latest_episodes(self._schema, one_experiment=exp_id is not None)
             try:
                 found = self._fetch(statement, upto=self._episode_mark, limit=limit, exp_id=exp_id)
                 rows = [EpisodeRow.from_stored(values) for values in found]
@@ -858,9 +854,8 @@ class MetricsDatabase:
             first, last = summary.first_id, min(summary.last_id or 0, self._episode_mark)
             if last < first or points <= 0:
                 return []
-            from velora_tui.data import queries
 
-            statement = queries.sampled(self._schema)
+            statement = statements.sampled(self._schema)
             try:
                 found = self._fetch(statement, exp_id=exp_id, first=first, last=last, points=points)
             except sqlite3.Error as exc:
@@ -884,10 +879,9 @@ class MetricsDatabase:
         with self._lock:
             if not self._connected() or self._schema is None:
                 raise ReadFailed(self._status)
-            from velora_tui.data import queries
             from velora_tui.data.records import StoredEpisode
 
-            statement = queries.experiment_episodes(self._schema)
+            statement = statements.experiment_episodes(self._schema)
             try:
                 found = self._fetch(statement, after=after, limit=chunk, exp_id=exp_id)
                 # Kept as stored too: an export writes what the file holds (export.py).
@@ -905,10 +899,9 @@ class MetricsDatabase:
         with self._lock:
             if not self._connected() or self._schema is None:
                 return ConfigView(text="", error=self._status.describe())
-            from velora_tui.data import queries
 
             try:
-                found = self._fetch(queries.config_of(), exp_id=exp_id)
+                found = self._fetch(statements.config_of(), exp_id=exp_id)
             except sqlite3.Error as exc:
                 self._fail(exc)
                 return ConfigView(text="", error=self._status.describe())

@@ -15,6 +15,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from velora_tui.data import statements
 from velora_tui.data.cleaning import as_float
 from velora_tui.data.connection import Fetch
 from velora_tui.data.schema import Schema
@@ -90,10 +91,9 @@ class Scan:
                 break
             group.append(item)
             rows += item.span
-        from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
 
         found = {}
-        statement = queries.aggregate_experiments(schema)
+        statement = statements.aggregate_experiments(schema)
         for key, count, best, nonfinite in fetch(
             statement, low=group[0].key, high=group[-1].key, upto=self.upto
         ):
@@ -108,9 +108,8 @@ class Scan:
         low = max(head.first, head.next_id)
         ids = max(1, int(self.rows_per_read / max(head.density, 1e-9)))
         high = min(head.last, low + ids - 1)
-        from velora_tui.data import queries
 
-        statement = queries.aggregate_range(schema)
+        statement = statements.aggregate_range(schema)
         (count, best, nonfinite), *_ = fetch(statement, exp_id=head.key, low=low, high=high)
         head.total.merge(count, best, nonfinite)
         read = high - low + 1

@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from velora_tui.data import statements
 from velora_tui.data.config import flatten, parse_config
 from velora_tui.data.connection import Fetch
 from velora_tui.data.database import MetricsDatabase
@@ -56,9 +57,8 @@ def _stored_configs(database: MetricsDatabase, ids: set[int]) -> dict[int, objec
     while after < last:
 
         def query(fetch: Fetch, schema: Schema, after: int = after) -> Sequence[Any]:
-            from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
 
-            return fetch(queries.configs_after(), after=after, limit=CONFIG_CHUNK)
+            return fetch(statements.configs_after(), after=after, limit=CONFIG_CHUNK)
 
         rows = database.run_locked(query)
         if not rows:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from velora_tui.data import statements
 from velora_tui.data.cleaning import as_float, parse_timestamp
 from velora_tui.data.connection import Fetch
 from velora_tui.data.database import MetricsDatabase
@@ -178,10 +179,9 @@ class SeriesReader:
         base, width, exp_id = self.base, self.width, self.exp_id
 
         def query(fetch: Fetch, schema: Schema) -> Sequence[Any]:
-            from velora_tui.data import queries  # SQLAlchemy: not needed for the first screen
 
             return fetch(
-                queries.series_buckets(schema),
+                statements.series_buckets(schema),
                 exp_id=exp_id,
                 base=base,
                 width=width,
