@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -295,6 +296,11 @@ async def test_the_session_limit_tells_the_next_one_why(serve: Serve, sample_db:
     assert "refused a session: 2 of 2 sessions are open" in served.log_text()
 
 
+def new_tab(served: Served, seen: frozenset[int]) -> bool:
+    """Whether an app process is running that is none of `seen`."""
+    return bool(served.tabs() - seen)
+
+
 @pytest.mark.parametrize(
     "cycles", [12, pytest.param(50, marks=pytest.mark.soak)], ids=["12-tabs", "50-tabs"]
 )
@@ -311,7 +317,7 @@ async def test_open_close_cycles_leave_no_process(
             if cycle % 2:
                 await screen_text(ws, "NeuroFlowCT")
             else:
-                await until(lambda: bool(served.tabs()), "the app to start", 10.0)
+                await until(partial(new_tab, served, frozenset(seen)), "its app to start", 10.0)
             seen |= served.tabs()
             await ws.close()
     await until(lambda: not served.tabs(), "every app to end", 5.0)
