@@ -32,3 +32,16 @@ def test_grouping_keys_of_hostile_configs_never_collide(tmp_path: Path) -> None:
     configs = [{"x": 1}, {"x": "1"}, {'"x"': 1}, {"x.y": 1}, {"x": {"y": 1}}, {"agent": "A"}]
     keys = [seed_key(summary, flatten(c)) for c in configs]
     assert len(set(keys)) == len(keys)
+
+
+def test_a_config_naming_the_experiments_own_agent_and_env_adds_nothing(tmp_path: Path) -> None:
+    """velora writes the agent and env into the config too: they do not come back, quoted, in
+    every group's name; a config whose `agent` says something else still counts."""
+    from velora_tui.data.groups import seed_key
+
+    summary = ExperimentSummary(db=tmp_path / "m.db", id=1, agent="A", env="E", created_at=None)
+    same = seed_key(summary, flatten({"agent": "A", "env": "E", "lr": 0.1}))
+    assert same == seed_key(summary, flatten({"lr": 0.1}))
+    assert not [key for key, _ in same if key.startswith('"')]
+    other = seed_key(summary, flatten({"agent": "B", "lr": 0.1}))
+    assert ('"agent"', "B") in other

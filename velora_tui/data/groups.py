@@ -128,10 +128,16 @@ def seed_key(summary: ExperimentSummary, config: Config | None) -> GroupKey:
     items = [
         (_config_key(str(key)), value_text(value))
         for key, value in config.items()
-        if not is_seed_key(str(key))
+        if not is_seed_key(str(key)) and not _says_again(base, str(key), value)
     ]
     items += base.items()
     return tuple(sorted(items))
+
+
+def _says_again(base: dict[str, str], key: str, value: object) -> bool:
+    """A config's own `agent` or `env` that names the experiment's (velora writes both there):
+    it would only repeat them, quoted, in every group's name."""
+    return key in SEED_KEY_BASE and value == base[key]
 
 
 @lru_cache(maxsize=65_536)
