@@ -148,7 +148,7 @@ class Tail:
         return [strict_json(line) for line in self.out.take(count, timeout)]
 
     def wait_err(self, needle: str, timeout: float = TIMEOUT) -> str:
-        return self.err.first(lambda line: needle in line, timeout)
+        return self.err.first(needle, timeout)
 
     def alive(self) -> bool:
         return self.proc.poll() is None

@@ -12,7 +12,7 @@ import click
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, SourceState
 from velora_tui.data.source_names import source_names
-from velora_tui.remote.sources import RemoteMonitor, file_statuses
+from velora_tui.remote.sources import file_statuses
 from velora_tui.report.notify import METHODS as NOTIFY_METHODS
 
 DEFAULT_SOURCE = "metrics.db"
@@ -165,15 +165,6 @@ def find_experiment(monitor: Monitor, exp_id: int) -> ExperimentSummary:
         places = ", ".join(source_names.name(m.db) for m in matches)
         raise Failure(f"experiment {exp_id} is in several databases ({places}); name one SOURCE")
     return matches[0]
-
-
-def keep_remotes_live(monitor: Monitor) -> None:
-    """For a command that follows: remote sources' links keep running (in threads of their
-    own), and each change of a host's state is said on stderr."""
-    if isinstance(monitor, RemoteMonitor):
-        for link in monitor.remotes.links:
-            link.on_change = lambda status: say(status.describe())
-        monitor.remotes.start()
 
 
 def group_keys(seeds: bool, keys: tuple[str, ...]) -> list[str] | None:

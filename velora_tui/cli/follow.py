@@ -13,14 +13,24 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable
 
-from velora_tui.cli.common import keep_remotes_live, say
+from velora_tui.cli.common import say
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.placement import stay_off_io_cpus
 from velora_tui.data.records import Update
 from velora_tui.data.source_names import source_names
+from velora_tui.remote.sources import RemoteMonitor
 
 OnUpdates = Callable[[list[Update]], Awaitable[None]]
+
+
+def keep_remotes_live(monitor: Monitor) -> None:
+    """For a command that follows: remote sources' links keep running (in threads of their
+    own), and each change of a host's state is said on stderr."""
+    if isinstance(monitor, RemoteMonitor):
+        for link in monitor.remotes.links:
+            link.on_change = lambda status: say(status.describe())
+        monitor.remotes.start()
 
 
 def follow(
