@@ -1,3 +1,3 @@
 """velora-tui: a live terminal monitor for Velora training runs."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
