@@ -12,10 +12,11 @@ plot itself.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from plotext import _utility as plotext_utility
 from rich.segment import Segment
@@ -85,6 +86,130 @@ def matrix_lines(matrix: Any, width: int, height: int) -> list[Strip]:
     return lines
 
 
+# Round steps of the y axis (times a power of ten): the steps people read a scale in.
+ROUND_STEPS = (1, 2, 5)
+# Rows a y label wants to itself: a tick every few rows at least, as plotext's own (7 at most).
+ROWS_PER_TICK = 3
+MOST_Y_TICKS = 7
+# Rows of a plot that are not its canvas: the frame, the x labels, the title, the x label.
+FRAME_ROWS = 5
+
+
+def round_ticks(low: float, high: float, most: int) -> tuple[list[float], int]:
+    """Ticks at multiples of the smallest step of 1, 2 or 5 times a power of ten that puts at
+    most `most` of them in [low, high] (one more where that alone gives two rather than one),
+    and the decimals their labels need (0 for a step of 1 or more). ([], 0) for a range that
+    is not finite or is empty."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        return [], 0
+    half = high / 2 - low / 2  # halved: high - low may overflow where both are finite
+    if half == 0:
+        return [low], _decimals(abs(low))
+    most = max(2, most)
+    exponent = math.floor(math.log10(half) + math.log10(2 / most))
+    found: tuple[list[float], int] = ([], 0)
+    for power in range(exponent + 2, exponent - 2, -1):  # from the coarsest step down
+        for nice in reversed(ROUND_STEPS):
+            try:
+                step = nice * 10.0**power
+            except OverflowError:
+                continue
+            if step <= 0 or not math.isfinite(step):
+                continue
+            first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
+            count = last - first + 1
+            if count > most + (len(found[0]) < 2):
+                return found
+            decimals = max(0, -power)
+            ticks = [round(k * step, decimals) for k in range(first, last + 1)]
+            # Each once: a step below the floats' resolution there rounds ticks together.
+            kept = list(dict.fromkeys(t for t in ticks if low <= t <= high))
+            found = kept or ticks[:1], decimals
+            if count == most + 1:
+                return found
+    return found
+
+
+def _decimals(value: float) -> int:
+    """Decimals a lone value's label keeps: three significant digits."""
+    if value == 0 or not math.isfinite(value):
+        return 0
+    return max(0, 2 - math.floor(math.log10(value)))
+
+
+def tick_labels(ticks: Sequence[float], decimals: int) -> list[str]:
+    """The ticks' labels: as many decimals as the step has; very large or small values in
+    scientific form (a label is at most about ten columns), with the digits that tell them
+    apart."""
+    sizes = [abs(t) for t in ticks if t]
+    if sizes and (max(sizes) >= 1e9 or max(sizes) < 1e-5):
+        for digits in range(3, 18):
+            labels = [f"{tick:.{digits}g}" for tick in ticks]
+            if len(set(labels)) == len(labels):
+                return labels
+        return labels
+    labels = [f"{tick:.{decimals}f}" for tick in ticks]
+    return ["0" if label.lstrip("-").strip("0.") == "" else label for label in labels]
+
+
+def log_ticks(low: float, high: float, most: int) -> list[float]:
+    """Round ticks of a log axis over [10**low, 10**high]: the powers of ten, else 1, 2 and 5
+    times them; within one of those, round linear ticks."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high < low:
+        return []
+    powers = [10.0**k for k in range(math.ceil(low - 1e-9), math.floor(high + 1e-9) + 1)]
+    if len(powers) > most:
+        stride = math.ceil(len(powers) / most)
+        return powers[::stride]
+    if len(powers) >= 2:
+        return powers
+    nice = [
+        m * 10.0**k
+        for k in range(math.floor(low) - 1, math.ceil(high) + 1)
+        for m in ROUND_STEPS
+        if low - 1e-9 <= math.log10(m * 10.0**k) <= high + 1e-9
+    ]
+    if len(nice) >= 2:
+        return nice[:most]
+    ticks, _ = round_ticks(10.0**low, 10.0**high, most)
+    return [t for t in ticks if t > 0]
+
+
+def set_round_y_ticks(plt: Plot, height: int) -> None:
+    """Ticks of the left y axis at round steps (1, 2 or 5 times a power of ten) within the
+    range plotext will draw (its own are spread evenly between the data's ends: 63.9, 49.9,
+    35.8). Left as they are where a paint set its own."""
+    monitor: Any = cast(Any, plt).monitor
+    if monitor.yticks[0] is not None:
+        return
+    left = monitor.default.yside[0]
+    log = monitor.yscale[0] == monitor.default.yscale[1]
+    ys: list[float] = []
+    for y, side in zip(monitor.y, monitor.yside, strict=False):
+        if side == left:
+            ys.extend(y)
+    ys.extend(y for y, side in zip(monitor.ty, monitor.tyside, strict=False) if side == left)
+    ys.extend(monitor.hcoord[0])
+    values = [float(y) for y in ys if isinstance(y, int | float) and math.isfinite(y)]
+    if log:
+        values = [math.log10(y) for y in values if y > 0]
+    if not values:
+        return
+    low, high = plotext_utility.get_lim(values)
+    if monitor.ylim[0][0] is not None and monitor.ylim[0][1] is not None:
+        low, high = sorted(monitor.ylim[0])
+    most = max(2, min(MOST_Y_TICKS, (height - FRAME_ROWS) // ROWS_PER_TICK))
+    if log:
+        ticks = log_ticks(low, high, most)
+        if not ticks:
+            return
+        plt.yticks(ticks, [f"{tick:.6g}" for tick in ticks])  # 0.01, 1, 100, 1e+06
+        return
+    ticks, decimals = round_ticks(low, high, most)
+    if ticks:
+        plt.yticks(ticks, tick_labels(ticks, decimals))
+
+
 @dataclass(frozen=True, slots=True)
 class Build:
     """One picture to build: for which chart, at which size and theme, painted how, of what
@@ -107,6 +232,7 @@ class Build:
             plt.plotsize(width, height)
             plt._set_size(width, height)  # as PlotextPlot.render does: resizing needs both
             plt.theme(theme)
+            set_round_y_ticks(plt, height)
             figure: Any = plt  # plt.build() without writing the ANSI text (see the top)
             figure._set_sizes()
             figure._build_matrix()
