@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from velora_tui.data.config import flatten
 from velora_tui.data.records import ExperimentSummary, RunStatus
+from velora_tui.data.slurm import Job, JobTie
 from velora_tui.tui.filtering import FIELDS, FilterError, Query, parse_query
 
 NOW = datetime(2025, 6, 1, 12, 0, 0)
@@ -52,6 +53,8 @@ def make_summary(
         summary.n_episodes = 50
     if status is RunStatus.STALLED:
         summary.last_activity = NOW - timedelta(hours=1)
+    if status is RunStatus.ENDED:  # its Slurm job is over
+        summary.job = JobTie((Job("7", "TIMEOUT"),))
     for name, value in values.items():
         setattr(summary, name, value)
     assert summary.status(NOW) is status

@@ -29,6 +29,10 @@ class SourcePath(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, Path):
             return value
+        if value.startswith("slurm:"):
+            found = slurm_source(value, param, ctx)
+            if found is not None:
+                return found
         from velora_tui.remote.address import AddressError, looks_remote, parse_source
 
         if looks_remote(value):  # kept as written (`ssh://h/x` is no path); refused ones now
@@ -40,13 +44,62 @@ class SourcePath(click.Path):
         return Path(value)
 
 
+def slurm_source(
+    value: str, param: click.Parameter | None, ctx: click.Context | None
+) -> str | None:
+    """`slurm:` / `slurm:HOST` kept as written (None: not one). Without Slurm here, `slurm:`
+    says so in one line and exits 2."""
+    from velora_tui.data.slurm import SlurmSourceError, parse_slurm_source
+
+    try:
+        found = parse_slurm_source(value)
+    except SlurmSourceError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+    if found is None:
+        return None
+    if found.host is None:
+        from velora_tui.data.slurm_client import slurm_here
+        from velora_tui.data.slurm_monitor import NO_SLURM
+
+        if not slurm_here():
+            say(NO_SLURM)
+            raise SystemExit(2)
+    else:
+        raise click.BadParameter(
+            f"{value}: Slurm on another host is not supported yet; run velora-tui slurm: on"
+            " the login node (ssh -t HOST velora-tui slurm:)",
+            ctx,
+            param,
+        )
+    return value
+
+
+def _remember_slurm_path(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value:
+        from velora_tui.data.slurm import PathTemplate, SlurmSourceError
+
+        try:
+            ctx.meta["slurm_path"] = PathTemplate(value)
+        except SlurmSourceError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def _remember_python(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value:
         ctx.meta["remote_python"] = value
 
 
 def SOURCES(command: Any) -> Any:
-    """SOURCE... and --remote-python (for the remote ones), on every command that reads."""
+    """SOURCE... and --remote-python (for the remote ones), --slurm-path (for `slurm:`), on
+    every command that reads."""
+    command = click.option(
+        "--slurm-path",
+        metavar="TEMPLATE",
+        expose_value=False,
+        callback=_remember_slurm_path,
+        help="Where a Slurm job's runs are, for slurm: sources (default '{workdir}'; fields:"
+        " {workdir} {job_id} {array_job_id} {array_task_id} {name}).",
+    )(command)
     command = click.option(
         "--remote-python",
         metavar="PROGRAM",
@@ -102,9 +155,39 @@ def remote_python() -> str:
     return str(ctx.meta.get("remote_python", "python3")) if ctx else "python3"
 
 
+def slurm_path() -> Any:
+    """--slurm-path's template (None: each job's WorkDir)."""
+    ctx = click.get_current_context(silent=True)
+    return ctx.meta.get("slurm_path") if ctx else None
+
+
+def has_slurm(sources: Sequence[Path | str]) -> bool:
+    from velora_tui.data.slurm import is_slurm
+
+    return any(isinstance(s, str) and is_slurm(s) for s in sources)
+
+
+def slurm_monitor(sources: Sequence[Path | str]) -> Monitor:
+    """The monitor of `slurm:` and the local paths beside it, Slurm asked first; Slurm's state
+    said on stderr when it did not answer."""
+    from velora_tui.data.slurm_monitor import open_slurm
+    from velora_tui.remote.address import looks_remote
+
+    if any(isinstance(s, str) and looks_remote(s) for s in sources if not has_slurm([s])):
+        raise Failure("slurm: cannot be combined with remote sources yet")
+    monitor = open_slurm(sources, slurm_path(), wait=True)
+    for status in monitor.statuses():
+        if status.path == monitor.slurm_path_status and status.state is not SourceState.OK:
+            say(status.describe())
+    return monitor
+
+
 def monitor_for(sources: Sequence[Path | str]) -> Monitor:
     """A monitor on the sources; remote ones' local copies brought up to date first."""
     from velora_tui.remote.sources import open_sources
+
+    if has_slurm(sources):
+        return slurm_monitor(sources)
 
     monitor, remotes = open_sources(sources_or_default(sources), python=remote_python())
     if remotes is not None:
@@ -145,6 +228,8 @@ def load_to_follow(sources: Sequence[Path | str], follow: bool) -> Monitor:
 
 
 def require_data(monitor: Monitor) -> None:
+    if monitor.__class__.__name__ == "SlurmMonitor":
+        return  # Slurm's jobs are shown with or without databases (slurm_monitor.py)
     if not any(s.state is SourceState.OK for s in file_statuses(monitor)):
         monitor.close()
         raise SystemExit(1)

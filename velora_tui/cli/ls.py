@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,6 +15,15 @@ from velora_tui.data.monitor import sort_summaries
 from velora_tui.data.source_names import source_names
 from velora_tui.remote.sources import several_hosts, with_host
 from velora_tui.report.format import ago, table
+
+
+def slurm_view(monitor: object) -> Any:
+    """The Slurm columns' maker when the sources hold `slurm:` (its module loaded only then)."""
+    if monitor.__class__.__name__ != "SlurmMonitor":
+        return None
+    from velora_tui.cli.slurm_output import SlurmView
+
+    return SlurmView(monitor)  # type: ignore[arg-type]
 
 
 @click.command("ls")
@@ -41,10 +51,12 @@ def command(
         text = group_output.groups_json if as_json else group_output.groups_table
         click.echo(text(groups, now))
         return
+    slurm = slurm_view(monitor)
     if as_json:
-        click.echo(
-            json.dumps([with_host(monitor, s.db, s.to_json(now)) for s in summaries], indent=2)
-        )
+        listed = [with_host(monitor, s.db, s.to_json(now)) for s in summaries]
+        if slurm is not None:
+            listed = slurm.add_json(listed, summaries, now)
+        click.echo(json.dumps(listed, indent=2))
         return
     several = len(monitor.databases) > 1
     hosts = several_hosts(monitor)
@@ -65,9 +77,14 @@ def command(
         ]
         if hosts:
             row.append(source_names.host(s.db) or "local")
+        if slurm is not None:
+            row.append(slurm.cell(s, now))
         rows.append([*row, source_names.name(s.db)] if several else row)
     if hosts:
         headers.append("HOST")
+    if slurm is not None:
+        headers.append("SLURM")
+        rows.extend(slurm.job_rows(len(headers) + several, now))
     if several:
         headers.append("DB")
     if not rows:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from velora_tui.data.cleaning import as_float, as_int, parse_timestamp
+from velora_tui.data.slurm import JobTie
 from velora_tui.data.source_names import source_names
 
 Key = tuple[Path, int]  # (database path, experiment id): an experiment across sources
@@ -44,6 +45,7 @@ class RunStatus(StrEnum):
     STALLED = "stalled"
     FINISHED = "finished"
     EMPTY = "empty"
+    ENDED = "ended"  # its Slurm job is over before its planned episodes (never "stalled")
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,8 @@ class ExperimentSummary:
     # `best_reward` and `nonfinite` count only the rows read since.
     scanned: bool = True
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=RECENT))
+    # The Slurm job(s) that may have written it (data/slurm_monitor.py; None: no Slurm source).
+    job: JobTie | None = None
 
     @property
     def key(self) -> Key:
@@ -256,6 +260,8 @@ class ExperimentSummary:
             return RunStatus.EMPTY
         if self.finished:
             return RunStatus.FINISHED
+        if self.job is not None and self.job.ended:
+            return RunStatus.ENDED
         if self.last_activity is None or now - self.last_activity > self.stall_after():
             return RunStatus.STALLED
         return RunStatus.RUNNING

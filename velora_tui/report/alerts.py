@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
+from velora_tui.data.slurm import Job, limit_text
 from velora_tui.data.source_names import source_names
 from velora_tui.report.format import duration, episode_count, experiment_label
 
@@ -75,6 +76,7 @@ def current_alerts(summaries: Iterable[ExperimentSummary], now: datetime) -> lis
             alerts.append(finished(summary))
         if summary.nonfinite:
             alerts.append(nonfinite(summary))
+    alerts.extend(SlurmAlerts().observe(summaries, now, first_look=False))
     return alerts
 
 
@@ -108,6 +110,7 @@ class AlertTracker:
     def __init__(self) -> None:
         self.status: dict[Key, RunStatus] = {}
         self.nonfinite: dict[Key, int] = {}
+        self.slurm = SlurmAlerts()
 
     def running(self) -> set[Key]:
         """Experiments last seen running: the only ones a clock tick can change."""
@@ -139,6 +142,7 @@ class AlertTracker:
 
     def observe(self, summaries: Iterable[ExperimentSummary], now: datetime) -> list[Alert]:
         alerts: list[Alert] = []
+        summaries = list(summaries)
         for summary in summaries:
             key = summary.key
             status = summary.status(now)
@@ -158,7 +162,7 @@ class AlertTracker:
                 alerts.append(finished(summary))
             if summary.nonfinite and not bad_before:
                 alerts.append(nonfinite(summary))
-        return alerts
+        return alerts + self.slurm.observe(summaries, now)
 
 
 def _recent(summary: ExperimentSummary, now: datetime) -> bool:
@@ -167,3 +171,81 @@ def _recent(summary: ExperimentSummary, now: datetime) -> bool:
 
 def _short(seconds: float) -> str:
     return f"{seconds:.2f} s" if seconds < 10 else duration(timedelta(seconds=seconds))
+
+
+# -- Slurm jobs ------------------------------------------------------------------------------
+# A run tied to its job (data/slurm_monitor.py: ExperimentSummary.job; an ambiguous tie never
+# alerts): the job ended other than COMPLETED before the run's planned episodes, and a running
+# job whose ETA passes its time limit (said once per job, as soon as the run's pace is known:
+# early enough to act, on the first look too).
+
+SLURM_KINDS = ("job_ended", "time_limit")
+# The ETA must pass the time left by this much before it is said (a pace that wavers around
+# the limit says it once, not never).
+LIMIT_MARGIN = 1.05
+
+
+def job_ended(summary: ExperimentSummary, job: Job) -> Alert:
+    """`#3 NeuroFlow · CartPole-v1: job 12 TIMEOUT at 612/1000 episodes, 2 h 00 min limit`."""
+    planned = f"/{summary.n_episodes}" if summary.n_episodes else ""
+    text = f"job {clean_text(job.job_id, 40)} {job.state} at {summary.reached}{planned} episodes"
+    if job.state == "TIMEOUT" and job.time_limit is not None:
+        text += f", {limit_text(job.time_limit)} limit"
+    elif job.exit_code:
+        text += f", exit {job.exit_code}"
+    elif job.signal:
+        text += f", signal {job.signal}"
+    return Alert(summary.key, "job_ended", "error", f"{experiment_label(summary)}: {text}")
+
+
+def time_limit(summary: ExperimentSummary, job: Job, eta: timedelta, left: timedelta) -> Alert:
+    """`...: job 12 needs ~40 min more, has 25 min left (2 h 00 min limit)`."""
+    text = (
+        f"job {clean_text(job.job_id, 40)} needs ~{limit_text(eta)} more, has"
+        f" {limit_text(left)} left ({limit_text(job.time_limit)} limit)"
+    )
+    return Alert(summary.key, "time_limit", "warning", f"{experiment_label(summary)}: {text}")
+
+
+class SlurmAlerts:
+    """Each job's alerts once: (experiment, job, kind) said."""
+
+    def __init__(self) -> None:
+        self.said: set[tuple[Key, str, str]] = set()
+        self.seen: set[Key] = set()
+
+    def observe(
+        self, summaries: Iterable[ExperimentSummary], now: datetime, first_look: bool | None = None
+    ) -> list[Alert]:
+        """`first_look`: an ended job seen at the first look of a run is history (recorded,
+        not said) unless False (`alerts` without -f: what holds now)."""
+        alerts: list[Alert] = []
+        for summary in summaries:
+            tied = summary.job
+            first = summary.key not in self.seen if first_look is None else first_look
+            self.seen.add(summary.key)
+            job = tied.job if tied is not None else None
+            if job is None:
+                continue
+            if job.ended:
+                if job.state == "COMPLETED" or summary.finished:
+                    continue
+                if self._once(summary.key, job, "job_ended") and not first:
+                    alerts.append(job_ended(summary, job))
+                continue
+            left = job.time_left(now)
+            eta = summary.eta() if job.running else None
+            if left is None or eta is None or len(summary.recent) < 6:
+                continue
+            if eta.total_seconds() > left.total_seconds() * LIMIT_MARGIN and self._once(
+                summary.key, job, "time_limit"
+            ):
+                alerts.append(time_limit(summary, job, eta, left))
+        return alerts
+
+    def _once(self, key: Key, job: Job, kind: str) -> bool:
+        mark = (key, job.job_id, kind)
+        if mark in self.said:
+            return False
+        self.said.add(mark)
+        return True

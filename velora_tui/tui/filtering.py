@@ -3,7 +3,7 @@
     cartpole             plain word: case-insensitive substring of agent, env, #id or database
     agent:neuro env:cart case-insensitive substring (agent=X: whole name, agent!=X: not it)
     id:3                 exact id (also id>3, id!=3 ...)
-    status:running       running, stalled, finished or empty (status!=finished)
+    status:running       running, stalled, finished, ended (its Slurm job is over) or empty
     reward>100           last reward; best (best reward), avg (reward moving average),
                          episodes and id take > >= < <= = != (":" is "=")
     cfg.train_params.batch_size=64   a key of the config flattened to dotted keys: numbers

@@ -14,6 +14,7 @@ STATUS_GLYPHS: dict[RunStatus, tuple[str, str]] = {
     RunStatus.RUNNING: ("●", "bold green"),
     RunStatus.STALLED: ("◌", "bold yellow"),
     RunStatus.FINISHED: ("✔", "blue"),
+    RunStatus.ENDED: ("■", "bold red"),
     RunStatus.EMPTY: ("○", "dim"),
 }
 _BLOCKS = "▁▂▃▄▅▆▇█"
