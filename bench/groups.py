@@ -15,13 +15,18 @@ grouping 10,000 experiments.
    of the 2M rows (once, when the chart opens; the chart grows while it runs) is printed too.
 2. Grouping: 10,000 experiments (velora-shaped configs) grouped by seeds: the configs read
    (by id ranges) and parsed, then grouped, named and sorted. Goal: grouping <= 1 s; reading
-   the configs is printed apart (it is done once: a config never changes).
+   the configs is printed apart (it is done once: a config never changes). Then the same with
+   each group's figures of `ls --group` (IQM and 95% bootstrap interval of the final and best
+   rewards; the remembered ones forgotten first), goal <= 1 s, grouping alone the baseline;
+   and those figures alone for 10,000 runs in groups of 3, 5, 10, 20 and 64 seeds (the
+   bootstrap's cost depends on the group size; the file's groups are of about 500).
 
 `.venv/bin/python bench/groups.py` (also a step of bench/run_all.py).
 """
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
 import sys
@@ -33,8 +38,9 @@ from typing import Any, cast
 
 from bench.common import Metric, big_database, load_note, median, ms, print_header, ratio
 from tests.support.processes import child_env, stop_process
+from velora_tui.data import seed_stats
 from velora_tui.data.group_reads import group_curve, read_configs, read_series
-from velora_tui.data.groups import group_runs, sort_groups
+from velora_tui.data.groups import Group, group_runs, sort_groups
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.series import SeriesReader, thin
 from velora_tui.tui.screens.groups import RUN_POINTS, GroupChart, GroupChartState
@@ -46,6 +52,7 @@ EPISODES = 100_000
 EXPERIMENTS = 10_000
 REDRAW_GOAL = 0.200
 GROUPING_GOAL = 1.0
+SEED_GROUP_SIZES = (3, 5, 10, 20, 64)
 WIDTH, HEIGHT = 120, 30
 POINTS = 2 * WIDTH
 
@@ -143,22 +150,58 @@ def redraws(db: Path, rounds: int) -> tuple[list[float], list[float], list[float
     return group_times, group_cpu, single_times, first, added
 
 
-def grouping(db: Path, rounds: int) -> tuple[float, list[float], int]:
+def forget_figures() -> None:
+    """The figures are remembered per set of values: each timed round computes them anew."""
+    seed_stats._iqm_estimate.cache_clear()
+    seed_stats._improvement_estimate.cache_clear()
+    seed_stats._plan.cache_clear()
+    seed_stats.resamples.cache_clear()
+
+
+def with_figures(groups: list[Group]) -> None:
+    """What `ls --group` computes for each group beyond grouping: the IQM and its bootstrap
+    interval of the final and best rewards."""
+    for group in groups:
+        group.final_iqm()
+        group.best_iqm()
+
+
+def grouping(db: Path, rounds: int) -> tuple[float, list[float], list[float], int]:
+    """Configs read; then grouping alone (the baseline) and grouping with the figures, timed
+    in turns."""
     monitor = Monitor([db])
     monitor.refresh()
+    monitor.scan_all()
     summaries = monitor.summaries()
     started = time.perf_counter()
     configs = read_configs(monitor.databases, [s.key for s in summaries])
     reading = time.perf_counter() - started
-    times = []
+    times, figured = [], []
     count = 0
     for _ in range(rounds):
         started = time.perf_counter()
         groups = sort_groups(group_runs(summaries, configs), datetime.now())
         times.append(time.perf_counter() - started)
         count = len(groups)
+        forget_figures()
+        started = time.perf_counter()
+        with_figures(sort_groups(group_runs(summaries, configs), datetime.now()))
+        figured.append(time.perf_counter() - started)
     monitor.close()
-    return reading, times, count
+    return reading, times, figured, count
+
+
+def seed_figures(size: int, runs: int = EXPERIMENTS) -> float:
+    """Seconds for the IQM intervals of the final and best rewards of `runs` runs in groups
+    of `size` (values alone, no database): the bootstrap's cost at the group sizes of seeds."""
+    rng = random.Random(size)
+    groups = [[rng.gauss(400, 60) for _ in range(size)] for _ in range(runs // size)]
+    forget_figures()
+    started = time.perf_counter()
+    for values in groups:
+        seed_stats.iqm_interval(values)
+        seed_stats.iqm_interval([v + 25 for v in values])
+    return time.perf_counter() - started
 
 
 def main(rounds: int = 15) -> list[Metric]:
@@ -177,10 +220,19 @@ def main(rounds: int = 15) -> list[Metric]:
     print(f"  group chart ({RUNS} runs) redraw: median {ms(group_ms)}, max {ms(max(group_times))}")
     print(f"  group chart redraw, CPU of this process: median {ms(median(group_cpu))}")
     print(f"  one run's reward chart redraw:  median {ms(single_ms)}, max {ms(max(single_times))}")
-    reading, times, count = grouping(many, max(3, rounds // 3))
+    reading, times, figured, count = grouping(many, max(3, rounds // 3))
     print(
         f"{EXPERIMENTS:,} experiments: configs read and parsed in {reading:.2f} s;"
         f" grouped into {count} groups in median {ms(median(times))}"
+    )
+    print(
+        f"  grouped with the IQM intervals of final and best reward: median"
+        f" {ms(median(figured))} ({ratio(median(figured), median(times)):.1f}x grouping alone)"
+    )
+    sizes = {size: seed_figures(size) for size in SEED_GROUP_SIZES}
+    print(
+        f"  IQM intervals (final and best) of {EXPERIMENTS:,} runs in groups of "
+        + ", ".join(f"{size}: {ms(seconds)}" for size, seconds in sizes.items())
     )
     return [
         Metric(
@@ -204,6 +256,21 @@ def main(rounds: int = 15) -> list[Metric]:
             median(times) <= GROUPING_GOAL,
         ),
         Metric(f"reading {EXPERIMENTS:,} configs", "-", f"{reading:.2f} s"),
+        Metric(
+            f"grouping {EXPERIMENTS:,} experiments with IQM intervals (median)",
+            f"<= {GROUPING_GOAL:.0f} s",
+            ms(median(figured)),
+            median(figured) <= GROUPING_GOAL,
+        ),
+        *(
+            Metric(
+                f"IQM intervals of {EXPERIMENTS:,} runs in groups of {size}",
+                f"<= {GROUPING_GOAL:.0f} s",
+                ms(seconds),
+                seconds <= GROUPING_GOAL,
+            )
+            for size, seconds in sizes.items()
+        ),
     ]
 
 

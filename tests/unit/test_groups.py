@@ -402,7 +402,13 @@ def test_summaries_without_episodes_group_too(tmp_path: Path) -> None:
     assert math.isnan(group.final().mean)
     assert group.best().count == 0
     assert group.eta(NOW) is None
-    assert group.to_json(NOW)["final_reward"] == {"mean": "nan", "std": "nan", "n": 0}
+    assert group.to_json(NOW)["final_reward"] == {
+        "mean": "nan",
+        "std": "nan",
+        "n": 0,
+        "iqm": "nan",
+        "ci95": None,
+    }
 
 
 def test_database_handles_are_closed(sweep: Path) -> None:

@@ -85,6 +85,7 @@ def command(
                 from velora_tui.cli import group_output
 
                 now = datetime.now()
+                monitor.scan_all()  # the best rewards, for the groups' figures
                 groups = group_output.make_groups(monitor, monitor.summaries(), keys, now)
                 points = group_output.EXPORT_POINTS
                 curves = group_output.group_curves(

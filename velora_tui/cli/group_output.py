@@ -17,6 +17,7 @@ from velora_tui.data.group_reads import group_curve, read_configs
 from velora_tui.data.groups import Aggregate, Group, Stat, group_runs, sort_groups
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, RunStatus, json_number
+from velora_tui.data.seed_stats import WIDE_NOTE, Estimate, interval_text
 from velora_tui.data.series import SeriesReader
 from velora_tui.data.source_names import source_names
 from velora_tui.report.format import duration, table
@@ -41,15 +42,44 @@ def make_groups(
 
 
 def stat_text(stat: Stat) -> str:
+    """`450.03 ± 52.25`; one run has no spread: its value alone."""
     if not stat.count:
         return "-"
+    if stat.count == 1:
+        return format_number(stat.mean)
     return f"{format_number(stat.mean)} ± {format_number(stat.std)}"
 
 
-def groups_table(groups: Sequence[Group], now: datetime) -> str:
-    headers = ["GROUP", "RUNS", "RUNNING", "FINISHED", "EPISODES", "FINAL", "BEST", "ETA"]
+def iqm_text(estimate: Estimate) -> str:
+    """`448.10 [402.30, 480.00]`; `464.27 —` for one run; the wide mark for two."""
+    return interval_text(estimate, format_number)
+
+
+COMPARE_NOTE = (
+    "P(#1 BEATS): the probability that a run of the first group ends above a run of this one"
+    " (final reward, ties count 1/2), with its 95% bootstrap interval"
+)
+IQM_NOTE = "IQM: interquartile mean over the runs, [95% bootstrap interval]; — one run, no interval"
+
+
+def groups_table(groups: Sequence[Group], now: datetime, compare: bool = False) -> str:
+    headers = [
+        "GROUP",
+        "RUNS",
+        "RUNNING",
+        "FINISHED",
+        "EPISODES",
+        "FINAL",
+        "FINAL IQM [95% CI]",
+        "BEST",
+        "BEST IQM [95% CI]",
+        "ETA",
+    ]
+    if compare:
+        headers.append("P(#1 BEATS)")
     rows = []
-    for group in groups:
+    wide = False
+    for index, group in enumerate(groups):
         counts = group.counts(now)
         low, high = group.episodes()
         eta = group.eta(now)
@@ -61,15 +91,52 @@ def groups_table(groups: Sequence[Group], now: datetime) -> str:
                 str(counts[RunStatus.FINISHED]),
                 f"{low}" if low == high else f"{low}-{high}",
                 stat_text(group.final()),
+                iqm_text(final := group.final_iqm()),
                 stat_text(group.best()),
+                iqm_text(best := group.best_iqm()),
                 "-" if eta is None else duration(eta),
             ]
         )
-    return table(headers, rows, right={1, 2, 3, 4, 5, 6})
+        wide = wide or final.wide or best.wide
+        if compare:
+            beats = groups[0].beats(group) if index else None
+            rows[-1].append(_probability_text(beats))
+            wide = wide or (beats is not None and beats.wide)
+    notes = [IQM_NOTE]
+    if wide:
+        notes.append(WIDE_NOTE)
+    if compare:
+        notes.append(COMPARE_NOTE)
+    # The notes after a blank line: the table's lines stay the table's.
+    return "\n".join([table(headers, rows, right={1, 2, 3, 4, 5, 6, 7, 8, 10}), "", *notes])
 
 
-def groups_json(groups: Sequence[Group], now: datetime) -> str:
-    return json.dumps([group.to_json(now) for group in groups], indent=2, ensure_ascii=False)
+def _probability_text(estimate: Estimate | None) -> str:
+    if estimate is None:
+        return "-"
+    return interval_text(estimate, lambda p: f"{p:.2f}")
+
+
+def groups_json(groups: Sequence[Group], now: datetime, compare: bool = False) -> str:
+    documents = []
+    for index, group in enumerate(groups):
+        document = group.to_json(now)
+        if compare:
+            document["first_beats_this"] = (
+                _probability_json(groups[0].beats(group), groups[0]) if index else None
+            )
+        documents.append(document)
+    return json.dumps(documents, indent=2, ensure_ascii=False)
+
+
+def _probability_json(estimate: Estimate, first: Group) -> dict[str, Any]:
+    found = estimate.to_json()
+    return {
+        "first": first.label(),
+        "probability": found["iqm"],
+        "ci95": found["ci95"],
+        "n": found["n"],
+    }
 
 
 def group_curves(
@@ -96,6 +163,28 @@ def group_curves(
 
 
 POINT_FIELDS = ("x", "runs", "mean", "std", "min", "max")
+# The group's own figures, repeated on each of its rows in csv and jsonl (as its values are).
+FIGURE_FIELDS = (
+    "final_iqm",
+    "final_ci_low",
+    "final_ci_high",
+    "best_iqm",
+    "best_ci_low",
+    "best_ci_high",
+)
+
+
+def _figures(group: Group) -> list[Any]:
+    """The IQM and 95% interval of the final and best rewards (no interval for one run)."""
+    cells: list[Any] = []
+    for estimate in (group.final_iqm(), group.best_iqm()):
+        interval = estimate.has_interval
+        cells += [
+            json_number(estimate.value) if estimate.count else None,
+            json_number(estimate.low) if interval else None,
+            json_number(estimate.high) if interval else None,
+        ]
+    return cells
 
 
 def _points(curve: Aggregate) -> list[list[Any]]:
@@ -123,20 +212,31 @@ def write_group_curves(
     if fmt == "csv":
         writer = csv.writer(out)
         # Text from the configs, cleaned: a CSV is often read in a terminal.
-        writer.writerow(["group", *(clean_text(k, 200) for k in keys), "x_axis", *POINT_FIELDS])
+        writer.writerow(
+            [
+                "group",
+                *(clean_text(k, 200) for k in keys),
+                "x_axis",
+                *POINT_FIELDS,
+                *FIGURE_FIELDS,
+            ]
+        )
         for group, curve in zip(groups, curves, strict=True):
             values = dict(group.name)
             label = clean_text(group.label(), 400)
             cells = [clean_text(values.get(k, ""), 200) for k in keys]
+            blanks = ["" if cell is None else cell for cell in _figures(group)]
             for point in _points(curve):
-                writer.writerow([label, *cells, axis, *point])
+                writer.writerow([label, *cells, axis, *point, *blanks])
                 count += 1
         return count
     if fmt == "jsonl":
         for group, curve in zip(groups, curves, strict=True):
+            figures = dict(zip(FIGURE_FIELDS, _figures(group), strict=True))
             for point in _points(curve):
                 data = {"group": group.label(), "values": dict(group.name), "x_axis": axis}
-                out.write(json.dumps(data | dict(zip(POINT_FIELDS, point, strict=True))) + "\n")
+                data |= dict(zip(POINT_FIELDS, point, strict=True)) | figures
+                out.write(json.dumps(data) + "\n")
                 count += 1
         return count
     documents = []
@@ -153,6 +253,8 @@ def write_group_curves(
                 "x_axis": axis,
                 "smoothing": smoothing,
                 "exact": curve.exact,
+                "final_reward": group.final().to_json() | group.final_iqm().to_json(),
+                "best_reward": group.best().to_json() | group.best_iqm().to_json(),
                 "points": points,
             }
         )

@@ -31,11 +31,23 @@ def slurm_view(monitor: object) -> Any:
 @JSON
 @GROUP
 @GROUP_BY
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="With --group/--group-by: the probability that a run of the first group (best final"
+    " reward) beats a run of each other group, with its 95% bootstrap interval.",
+)
 def command(
-    sources: tuple[Path | str, ...], as_json: bool, group_seeds: bool, group_by: tuple[str, ...]
+    sources: tuple[Path | str, ...],
+    as_json: bool,
+    group_seeds: bool,
+    group_by: tuple[str, ...],
+    compare: bool,
 ) -> None:
     """List experiments with their progress and rewards (or their groups)."""
     keys = group_keys(group_seeds, group_by)
+    if compare and keys is None:
+        raise click.UsageError("--compare compares groups: add --group or --group-by KEY")
     monitor = load(sources)
     require_data(monitor)
     # Users script on these numbers: every aggregate exact, or the source named as failing.
@@ -49,7 +61,7 @@ def command(
 
         groups = group_output.make_groups(monitor, summaries, keys, now)
         text = group_output.groups_json if as_json else group_output.groups_table
-        click.echo(text(groups, now))
+        click.echo(text(groups, now, compare))
         return
     slurm = slurm_view(monitor)
     if as_json:

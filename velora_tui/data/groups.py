@@ -28,6 +28,7 @@ from typing import Any
 
 from velora_tui.data.config import part_name, path_parts
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, json_number
+from velora_tui.data.seed_stats import Estimate, improvement_interval, iqm_interval
 from velora_tui.data.source_names import source_names
 
 # Config keys that tell seeds of one configuration apart (a dotted key with any part so named).
@@ -233,6 +234,21 @@ class Group:
     def best(self) -> Stat:
         return Stat.of(run.best_reward for run in self.runs if run.scanned)
 
+    def finals(self) -> list[float]:
+        return [run.reward_moving_avg for run in self.runs]
+
+    def final_iqm(self) -> Estimate:
+        """The IQM of the runs' final rewards and its 95% bootstrap interval (seed_stats)."""
+        return iqm_interval(self.finals())
+
+    def best_iqm(self) -> Estimate:
+        return iqm_interval(run.best_reward for run in self.runs if run.scanned)
+
+    def beats(self, other: Group) -> Estimate:
+        """The probability that a run of this group ends above a run of `other` (final
+        reward, ties a half), with its 95% bootstrap interval."""
+        return improvement_interval(self.finals(), other.finals())
+
     @property
     def scanned(self) -> bool:
         return all(run.scanned for run in self.runs)
@@ -273,11 +289,18 @@ class Group:
             "runs": len(self.runs),
             "status": {str(k): v for k, v in self.counts(now).items() if v},
             "episodes": {"min": low, "max": high},
-            "final_reward": self.final().to_json(),
-            "best_reward": self.best().to_json(),
+            "final_reward": self.final().to_json() | _iqm_json(self.final_iqm()),
+            "best_reward": self.best().to_json() | _iqm_json(self.best_iqm()),
             "eta_seconds": None if eta is None else round(eta.total_seconds(), 1),
             "experiments": [{"db": source_names.name(run.db), "id": run.id} for run in self.runs],
         }
+
+
+def _iqm_json(estimate: Estimate) -> dict[str, Any]:
+    """The IQM and its interval, beside the mean and std (n is the same count)."""
+    found = estimate.to_json()
+    found.pop("n", None)
+    return found
 
 
 def short_keys(keys: Sequence[str]) -> dict[str, str]:
