@@ -4,11 +4,13 @@ packages `slurm-wlm` and `munge`, started in a temporary folder:
 - `munged --foreground` run as the `munge` user, its key, socket, pid, log and seed files in the
   folder (`--key-file --socket --pid-file --log-file --seed-file`, `-f`: the folder is below
   /tmp, which munged would otherwise refuse as writable by others);
-- `slurmctld -D` and `slurmd -D` (each `-f` the folder's slurm.conf, also named by SLURM_CONF
-  for the client commands), with `AuthInfo=socket=` munged's socket,
+- `slurmctld -D -i` and `slurmd -D` (each `-f` the folder's slurm.conf, also named by
+  SLURM_CONF for the client commands), with `AuthInfo=socket=` munged's socket,
   `ProctrackType=proctrack/linuxproc`, `TaskPlugin=task/none`, no cgroup.conf, the short host
-  name as `NodeName` with the machine's CPUs, the state and spool folders in the folder, and
-  `SlurmUser` = the user who runs the tests;
+  name as `NodeName` (`NodeAddr=127.0.0.1`, its ports free ones), the state and spool folders in
+  the folder, and `SlurmUser` = the user who runs the tests. The node says it has CPUS CPUs
+  (`SlurmdParameters=config_overrides`: more than the machine's 2), so that the tests' jobs,
+  each of one CPU and mostly asleep, run side by side;
 - no accounting daemon (`AccountingStorageType=accounting_storage/none`): `sacct` has nothing
   then, and an ended job is known from `scontrol show job` for `MinJobAge` seconds, raised here
   to an hour (velora-tui's data/slurm reads it that way).
@@ -28,12 +30,14 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tests.support.waiting import wait_for
 
+PROJECT = Path(__file__).resolve().parents[2]
 DAEMONS = ("munged", "slurmctld", "slurmd")
+CPUS = 12
 CLIENTS = ("squeue", "sbatch", "scancel", "scontrol", "sinfo")
 
 
@@ -76,7 +80,7 @@ class SlurmCluster:
         self.folder = folder
         self.user = pwd.getpwuid(os.geteuid()).pw_name
         self.node = socket.gethostname().split(".")[0]
-        self.cpus = os.cpu_count() or 1
+        self.cpus = CPUS
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         folder.mkdir(parents=True, exist_ok=True)
         self.conf = folder / "slurm.conf"
@@ -123,6 +127,7 @@ class SlurmCluster:
                     "SelectType=select/cons_tres",
                     "SelectTypeParameters=CR_CPU",
                     "MpiDefault=none",
+                    "SlurmdParameters=config_overrides",
                     "ReturnToService=2",
                     "MinJobAge=3600",
                     "SchedulerParameters=sched_interval=1",
@@ -137,8 +142,10 @@ class SlurmCluster:
 
     @property
     def env(self) -> dict[str, str]:
-        """The environment in which Slurm's commands find this cluster."""
-        return {**os.environ, "SLURM_CONF": str(self.conf)}
+        """The environment in which Slurm's commands find this cluster (and the jobs, which
+        inherit sbatch's, this checkout)."""
+        path = os.pathsep.join(p for p in (str(PROJECT), os.environ.get("PYTHONPATH", "")) if p)
+        return {**os.environ, "SLURM_CONF": str(self.conf), "PYTHONPATH": path}
 
     def _start(self, name: str, argv: Sequence[str], as_munge: bool = False) -> None:
         log = (self.folder / "log" / f"{name}.out").open("ab")
@@ -246,3 +253,26 @@ class SlurmCluster:
                     proc.wait(5)
         self.processes.clear()
         shutil.rmtree(self.munge_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster(folder: Path) -> Iterator[SlurmCluster]:
+    """A cluster started in `folder`, SLURM_CONF naming it for this process and its children
+    (the CLI's, the app's), stopped at the end; the test skips where Slurm cannot be had."""
+    import pytest
+
+    why = missing()
+    if why is not None:
+        pytest.skip(f"no Slurm cluster: {why}")
+    cluster = SlurmCluster(folder)
+    before = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = str(cluster.conf)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        if before is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = before
