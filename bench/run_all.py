@@ -31,6 +31,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("tail_latency", {}),
     ("writer_impact", {"rounds": 3}),
     ("ls_speed", {"runs": 3}),
+    ("idle", {"seconds": 30}),  # tail -f and the app at rest on a 10,000-directory tree
     ("app", {}),  # the app's own benchmark (bench/app.py), when it is there
     ("app_keys", {}),
     ("startup", {"rounds": 1}),

@@ -350,19 +350,40 @@ def _row(row_id: int) -> EpisodeRow:
 
 
 def test_unannounced_changes_switch_to_polling(sample_db: Path) -> None:
+    """Rows a heartbeat finds that no event announces, even by the next heartbeat, are missed;
+    two heartbeats in a row with a miss switch to polling."""
     monitor = Monitor([sample_db])
     feed = ChangeFeed(monitor)
     assert feed.describe() == "watching"
     beat = Changes(frozenset(), heartbeat=True)
     silent = [Update(sample_db, episodes=[_row(1)])]
     feed.note(beat, silent)
-    assert mode(feed) is FeedMode.WATCHING  # once can be a race with the event
+    assert mode(feed) is FeedMode.WATCHING  # its event may still be on its way
     feed.note(beat, [])
+    assert mode(feed) is FeedMode.WATCHING  # it did not come: one miss
+    feed.note(beat, [])
+    assert mode(feed) is FeedMode.WATCHING  # nothing new to judge by: no sign either way
     feed.note(beat, silent)
-    assert mode(feed) is FeedMode.WATCHING  # not twice in a row
-    feed.note(beat, silent)
-    assert mode(feed) is FeedMode.POLLING
+    assert mode(feed) is FeedMode.WATCHING
+    feed.note(beat, [])
+    assert mode(feed) is FeedMode.POLLING  # no event again: a second miss
     assert "missing changes" in feed.describe()
+    monitor.close()
+
+
+def test_late_events_do_not_switch_to_polling(sample_db: Path, tmp_path: Path) -> None:
+    """A busy process (a heartbeat reading many databases, or starved of CPU) gets its events
+    after the heartbeat that read their rows: every heartbeat then finds rows of some database
+    that no event announced yet, but each one's event comes. That is no reason to poll (the
+    feed used to switch after two such heartbeats)."""
+    monitor = Monitor([sample_db])
+    feed = ChangeFeed(monitor)
+    beat = Changes(frozenset(), heartbeat=True)
+    dbs = [tmp_path / f"run-{n}" / "metrics.db" for n in range(6)]
+    for db in dbs:
+        feed.note(beat, [Update(db, episodes=[_row(1)])])  # read before its event came
+        feed.announce([db])  # which comes after the heartbeat's read
+        assert mode(feed) is FeedMode.WATCHING, db
     monitor.close()
 
 

@@ -45,6 +45,15 @@ class Walk:
     stop: bool = False  # given up on: stop after the listing under way
     ended: threading.Event = field(default_factory=threading.Event)
     future: Future[None] | None = None
+    started: float = 0.0  # monotonic, when the walk began listing (0.0: not yet)
+    finished: float = 0.0  # monotonic, when it ended
+    harvested: bool = False  # what it found has been handed to the Monitor
+
+    @property
+    def duration(self) -> float:
+        """How long the walk took (wall time: what a file server sees too); 0.0 until it
+        ends."""
+        return max(0.0, self.finished - self.started) if self.finished else 0.0
 
     def stuck(self, now: float, deadline: float) -> bool:
         return self.current is not None and now - self.since >= deadline
@@ -56,6 +65,7 @@ def walk_tree(walk: Walk, files: FileSystem) -> None:
     each of any kind: what it is, a FIFO or a directory, is for its own stat to say. Nothing
     beyond a directory listing is asked: a symbolic link's target is never looked up here."""
     stack = [walk.root]
+    walk.started = time.monotonic()
     try:
         while stack and not walk.stop:
             directory = stack.pop()
@@ -76,6 +86,7 @@ def walk_tree(walk: Walk, files: FileSystem) -> None:
             stack.extend(path for path in reversed(below) if path not in walk.skip)
     finally:
         walk.current = None
+        walk.finished = time.monotonic()
         walk.ended.set()
 
 

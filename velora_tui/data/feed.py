@@ -5,7 +5,8 @@ watchfiles, and yields a heartbeat at least every second. Whoever consumes it co
 change with `PRAGMA data_version` (MetricsDatabase.refresh). Where inotify sees nothing (NFS,
 some container mounts) or cannot be used (watch limit reached), it polls every 40 ms instead:
 by request (`--poll`), on a watcher error, or when heartbeats keep finding changes that no file
-event announced.
+event announced, even later (a busy or starved process gets its events late: a heartbeat may read
+a commit whose event is still on its way, which is no sign that events are missing).
 
 Nothing here waits on a source on the event loop: polls and the roots' stats run in the sources'
 lanes (deadline_lanes.py) and are awaited with the deadline; a file watcher is made in a lane of
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from enum import StrEnum
@@ -84,7 +85,8 @@ class ChangeFeed:
         self.mode = FeedMode.POLLING if poll else FeedMode.WATCHING
         self.reason = "polling as asked (--poll)" if poll else ""
         self._stopped = asyncio.Event()
-        self._announced: set[Path] = set()
+        self._announced: set[Path] = set()  # since the last heartbeat's read
+        self._suspects: set[Path] = set()  # changed at the last heartbeat, unannounced then
         self._misses = 0
         self.streaming = False  # watching, but polling while a stream of commits lasts
 
@@ -94,14 +96,26 @@ class ChangeFeed:
     def describe(self) -> str:
         return self.reason or str(self.mode)
 
+    def announce(self, paths: Iterable[Path]) -> None:
+        """Databases a file event (or a poll) said may have changed."""
+        self._announced.update(paths)
+
     def note(self, changes: Changes, updates: list[Update]) -> None:
         """After each read. After a heartbeat's: switch to polling if changes keep arriving
-        unannounced."""
+        that no event announces. A database whose new rows a heartbeat found unannounced is a
+        suspect; it counts as missed only if no event for it came by the next heartbeat (its
+        event may still have been on its way: queued while the heartbeat read, or late on a
+        starved machine). Two heartbeats in a row that each find a miss switch; an event
+        that comes for a suspect shows events arrive, and starts the count anew."""
         self._rows_read = sum(len(u.episodes) for u in updates)
         if self.mode is not FeedMode.WATCHING or not changes.heartbeat:
             return
-        silent = [u for u in updates if u.episodes and u.db not in self._announced]
-        self._misses = self._misses + 1 if silent else 0
+        missed = self._suspects - self._announced
+        if missed:
+            self._misses += 1
+        elif self._suspects:
+            self._misses = 0
+        self._suspects = {u.db for u in updates if u.episodes and u.db not in self._announced}
         self._announced.clear()
         if self._misses >= 2:
             self._switch_to_polling("file events are missing changes (network filesystem?)")
@@ -135,7 +149,7 @@ class ChangeFeed:
             if beat:
                 last_beat = now
             changed = await self._changed()
-            self._announced |= changed
+            self.announce(changed)
             if changed:
                 last_change = now
             elif self.streaming and now - last_change >= BUSY_FOR:
@@ -195,7 +209,7 @@ class ChangeFeed:
             await asyncio.gather(*(made.wait() for made in ready))
             missed = await self._changed()
             if missed:
-                self._announced |= missed
+                self.announce(missed)
                 last_read = time.monotonic()
                 yield Changes(missed)
             while not self._stopped.is_set() and self.mode is FeedMode.WATCHING:
@@ -220,7 +234,7 @@ class ChangeFeed:
                     batch = None if queue.empty() else queue.get_nowait()
                     if isinstance(batch, BaseException):
                         raise batch
-                self._announced |= paths
+                self.announce(paths)
                 beat = time.monotonic() - last_beat >= self.heartbeat
                 if beat:
                     last_beat = time.monotonic()
@@ -313,7 +327,7 @@ async def live_updates(monitor: Monitor, feed: ChangeFeed) -> AsyncIterator[list
     async for changes in feed:
         if changes.heartbeat:
             if monitor.directories or monitor.unsettled:
-                await asyncio.to_thread(monitor.discover)
+                await asyncio.to_thread(monitor.discover_due)
             targets: list[Path] | None = None
         else:
             targets = sorted(changes.paths)

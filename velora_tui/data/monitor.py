@@ -48,6 +48,15 @@ _EPOCH = datetime(1970, 1, 1)
 # Databases whose refresh (or scan step) is started at once by `refresh` (and `scan`): the
 # first screen of a few comes as soon as they are read, that of many grows with their number.
 BATCH = 64
+# A directory source's tree is walked again (by the live feed's heartbeat: `discover_due`) no
+# sooner than WALK_GAP_FACTOR times its last walk's duration after that walk ended, and no
+# sooner than MIN_WALK_GAP: walks take at most 1/WALK_GAP_FACTOR of the time, whatever the
+# tree's size (on a cluster's shared file system, a walk is a load on a server others use).
+# Between walks a new database comes from the file events (feed.py: Monitor.owns); the walk is
+# what finds one where events do not come (polling) or came before a new directory was watched.
+# Figures: docs/performance.md, "Idle".
+WALK_GAP_FACTOR = 500
+MIN_WALK_GAP = 1.0
 
 
 # A database and its refresh under way (None: it was not started, see start_refresh).
@@ -188,7 +197,42 @@ class Monitor:
             wake = min([end, *(walk.since + self.deadline for walk in running if walk.current)])
             futures = [walk.future for walk in running if walk.future is not None]
             wait(futures, timeout=max(0.01, wake - now), return_when=FIRST_COMPLETED)
+        for walk in walks:
+            walk.harvested = walk.ended.is_set()
         return [path for walk in walks for path in list(walk.found) if self._add(path)]
+
+    def discover_due(self) -> list[Path]:
+        """`discover` for the live feed's heartbeat, which never waits here: adds what the walks
+        that ended since found, and starts a walk of each directory source whose last walk
+        ended long enough ago (WALK_GAP_FACTOR); a walk stuck on a directory goes around it."""
+        if self.closed:
+            return []
+        now = time.monotonic()
+        self._decide(now)
+        added: list[Path] = []
+        for root in list(self.directories):
+            walk = self._walks.get(root)
+            if walk is not None and not walk.ended.is_set():
+                if walk.stuck(now, self.deadline):
+                    self._walk_around(walk)
+                continue
+            if walk is not None and not walk.harvested:
+                walk.harvested = True
+                added += [path for path in list(walk.found) if self._add(path)]
+            if walk is None or self._walk_due(root, walk, now):
+                self._walk(root)
+        return added
+
+    def _walk_due(self, root: Path, walk: Walk, now: float) -> bool:
+        """Whether `root`'s tree may be walked again: its last walk ended long enough ago, or a
+        directory that did not answer below it has answered since (its part is walked then)."""
+        if now - walk.finished >= max(MIN_WALK_GAP, WALK_GAP_FACTOR * walk.duration):
+            return True
+        return any(
+            waiting.ended.is_set()
+            for directory, waiting in list(self._stuck.items())
+            if directory == root or root in directory.parents
+        )
 
     @property
     def unsettled(self) -> bool:
