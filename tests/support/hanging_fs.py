@@ -22,6 +22,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import TypeVar
 
+from velora_tui.data.connection import connect_readonly
 from velora_tui.data.files import FileSystem
 
 T = TypeVar("T")
@@ -111,7 +112,7 @@ class HangingFiles(FileSystem):
 
     def connect(self, path: Path, busy_timeout: float) -> sqlite3.Connection:
         self._wait("connect", path)
-        conn = super().connect(path, busy_timeout)
+        conn = connect_readonly(path, busy_timeout)
 
         def step() -> int:
             self._wait("query", path)

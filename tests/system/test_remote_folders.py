@@ -1,4 +1,4 @@
-"""velora-tui's own folders (the cache, each source's copies, the ssh sockets) are used only when
+"""velora-tui's own folders (the cache, each source's stand-ins, the ssh sockets) are used only when
 they are ours alone; another user's folder, one others can write to, or a symbolic link in its
 place is refused with one line (or, for the sockets' shared name in the temporary folder, left
 for a folder nobody can guess). Another user is simulated: mode 0777, symbolic links, and
@@ -6,7 +6,6 @@ for a folder nobody can guess). Another user is simulated: mode 0777, symbolic l
 
 from __future__ import annotations
 
-import fcntl
 import os
 import stat
 import subprocess
@@ -17,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.support.processes import child_env
-from velora_tui.remote import mirror
-from velora_tui.remote.mirror import LOCK_NAME, clear_cache, digest, source_folder
 from velora_tui.remote.ssh import control_dir
+from velora_tui.remote.stand_ins import StandIn, clear_cache, digest, source_folder
 
 NOBODY = 65534
 REFUSED = "refused folder"
@@ -98,7 +96,7 @@ def test_a_folder_of_another_user_is_refused(tmp_path: Path) -> None:
         private_folder(nobodys(tmp_path / "theirs"))
 
 
-# -- the cache and the copies ----------------------------------------------------------------
+# -- the cache and the stand-ins ----------------------------------------------------------------
 
 
 @pytest.fixture
@@ -108,18 +106,34 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+def source_of_mine(cache: Path, label: str) -> Path:
+    return cache / "remote" / f"{os.getpid()}-{digest(label)}"
+
+
 def test_a_source_folder_is_made_ours_alone(cache: Path) -> None:
     folder = source_folder("gpu1:runs")
-    assert folder == cache / "remote" / digest("gpu1:runs")
+    assert folder == source_of_mine(cache, "gpu1:runs")
     for path in (cache, cache / "remote", folder):
         ours(path)
-    assert not (folder / LOCK_NAME).is_symlink()
+    assert (folder / "source").read_text() == "gpu1:runs"
 
 
-@pytest.mark.parametrize(
-    "plant",
-    ["cache-0777", "remote-0777", "source-0777", "cache-link", "source-link"],
-)
+def test_folders_of_ended_processes_are_removed(cache: Path) -> None:
+    """A process killed before it removed its folder: the next one removes it, and what older
+    versions kept there (whole copies of remote databases)."""
+    ended = cache / "remote" / "999999999-abc"
+    ended.mkdir(parents=True, mode=0o700)
+    (ended / "metrics.db").write_text("stand-in")
+    old_copy = cache / "remote" / "0123456789abcdef0123"
+    old_copy.mkdir(mode=0o700)
+    (old_copy / "metrics.db").write_bytes(b"x" * 1000)
+    cache.chmod(0o700)
+    (cache / "remote").chmod(0o700)
+    folder = source_folder("gpu1:ended")
+    assert sorted((cache / "remote").iterdir()) == [folder]
+
+
+@pytest.mark.parametrize("plant", ["cache-0777", "remote-0777", "cache-link", "remote-link"])
 def test_a_cache_others_can_change_is_refused(cache: Path, tmp_path: Path, plant: str) -> None:
     """A shared VELORA_TUI_CACHE let another user swap a source's folder and read the copy."""
     label = "gpu1:runs"
@@ -130,17 +144,38 @@ def test_a_cache_others_can_change_is_refused(cache: Path, tmp_path: Path, plant
     elif plant == "remote-0777":
         shared_folder(cache / "remote")
         cache.chmod(0o700)
-    elif plant == "source-0777":
-        shared_folder(cache / "remote" / digest(label))
-        cache.chmod(0o700)
-        (cache / "remote").chmod(0o700)
     elif plant == "cache-link":
         cache.symlink_to(theirs)
     else:
-        (cache / "remote").mkdir(parents=True, mode=0o700)
-        (cache / "remote" / digest(label)).symlink_to(theirs)
+        cache.mkdir(mode=0o700)
+        (cache / "remote").symlink_to(theirs)
     with pytest.raises(OSError, match=REFUSED):
         source_folder(label)
+    assert list(theirs.iterdir()) == []
+
+
+@pytest.mark.parametrize("plant", ["0777", "link", "file"])
+def test_what_is_found_in_place_of_a_source_folder_is_replaced(
+    cache: Path, tmp_path: Path, plant: str
+) -> None:
+    """Only we can write in the cache's `remote` folder: what is found under this process's
+    name is of an earlier process of the same pid, replaced by a fresh folder of ours alone
+    (a link's target is left as it is)."""
+    label = "gpu1:runs"
+    (cache / "remote").mkdir(parents=True, mode=0o700)
+    cache.chmod(0o700)
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    place = source_of_mine(cache, label)
+    if plant == "0777":
+        shared_folder(place)
+    elif plant == "link":
+        place.symlink_to(theirs)
+    else:
+        place.write_text("x")
+    folder = source_folder(label)
+    assert folder == place
+    ours(folder)
     assert list(theirs.iterdir()) == []
 
 
@@ -151,44 +186,33 @@ def test_a_cache_of_another_user_is_refused(cache: Path) -> None:
         source_folder("gpu1:runs")
 
 
-def test_a_planted_lock_link_creates_nothing(cache: Path, tmp_path: Path) -> None:
-    """O_CREAT follows a symbolic link: the lock would be made where it points."""
-    label = "gpu1:planted"
-    folder = cache / "remote" / digest(label)
-    folder.mkdir(parents=True)
+def test_a_planted_stand_in_link_creates_nothing(cache: Path, tmp_path: Path) -> None:
+    """A stand-in is written to a fresh file (O_EXCL | O_NOFOLLOW) and renamed into place: a
+    symbolic link found there is replaced, never written through; a link in place of its
+    folder is refused."""
     victim = tmp_path / "victim"
-    (folder / LOCK_NAME).symlink_to(victim)
+    victim.write_text("theirs")
+    folder = source_folder("gpu1:planted")
+    stand_in = StandIn(folder, "/runs/a/metrics.db")
+    stand_in.folder.mkdir(mode=0o700)
+    stand_in.path.symlink_to(victim)
+    stand_in.start("1:2", True)
+    assert victim.read_text() == "theirs"
+    assert not stand_in.path.is_symlink()
+    assert stand_in.path.read_bytes()[:16] == b"SQLite format 3\x00"
+
+    other = StandIn(folder, "/runs/b/metrics.db")
+    other.folder.symlink_to(tmp_path)
     with pytest.raises(OSError, match="symbolic link"):
-        source_folder(label)
-    assert not victim.exists()
+        other.start("1:3", True)
 
 
-def test_private_copies_are_made_in_a_folder_of_ours_alone(cache: Path) -> None:
-    """Another process keeps the source (its lock is held): this one takes a private copy,
-    in `private/`, which must be ours alone too."""
-    label = "gpu1:busy"
-    shared = cache / "remote" / digest(label)
-    shared.mkdir(parents=True, mode=0o700)
-    fd = os.open(shared / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        folder = source_folder(label)
-        assert folder.parent == cache / "remote" / mirror.PRIVATE
-        ours(folder)
-        ours(folder.parent)
-        shared_folder(folder.parent)
-        with pytest.raises(OSError, match=REFUSED):
-            source_folder(label)
-    finally:
-        os.close(fd)
-
-
-def test_a_copy_folder_others_can_write_to_is_refused(tmp_path: Path) -> None:
-    copy = mirror.Mirror(tmp_path, "/x/metrics.db")
-    copy.folder.mkdir(mode=0o777)
-    copy.folder.chmod(0o777)
+def test_a_stand_in_folder_others_can_write_to_is_refused(tmp_path: Path) -> None:
+    stand_in = StandIn(tmp_path, "/x/metrics.db")
+    stand_in.folder.mkdir(mode=0o777)
+    stand_in.folder.chmod(0o777)
     with pytest.raises(OSError, match=REFUSED):
-        copy.start("1:1:1", True, reset=False)
+        stand_in.start("1:1", True)
 
 
 # -- `velora-tui cache` and the commands ------------------------------------------------------

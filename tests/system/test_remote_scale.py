@@ -1,7 +1,7 @@
 """A big host, through the real test sshd: many databases under one source (a sweep of ~1,000
-runs is a real case) never run either side out of file descriptors, a reconnect with thousands
-of saved positions still starts the reader, and any error in a link is a state and a retry,
-never a silent dead thread."""
+runs is a real case) never run either side out of file descriptors, long paths by the thousand
+never make a command line too long, and any error in a link is a state and a retry, never a
+silent dead thread."""
 
 from __future__ import annotations
 
@@ -20,15 +20,16 @@ import pytest
 from tests.support.browser import command_line
 from tests.support.cli import Lines, Result, check_output
 from tests.support.databases import add_episode, build_velora_db
+from tests.support.fake_reader import fake_reader
 from tests.support.processes import Spawn, child_env, python_command
 from tests.support.sshd import SshServer
 from tests.support.waiting import wait_for
 from velora_tui.remote.address import parse_source
-from velora_tui.remote.mirror import Mirror
 from velora_tui.remote.sources import Remotes
+from velora_tui.remote.stand_ins import StandIn
 
 TIMEOUT = 300.0
-# Long folder names: 1,200 saved positions then pass Linux's 128 KiB limit on one argument.
+# Long folder names: 1,200 of them pass Linux's 128 KiB limit on one argument.
 LONG = "a-run-of-a-sweep-with-a-long-descriptive-folder-name-as-schedulers-make-them"
 
 
@@ -93,8 +94,8 @@ def test_more_databases_than_file_descriptors(sshd: SshServer, tmp_path: Path) -
 
 
 def test_a_reconnect_with_1200_saved_positions(sshd: SshServer, tmp_path: Path) -> None:
-    """The second `ls` resumes 1,200 copies: their positions (~170 kB) no longer travel as one
-    argument of the ssh command (Linux refuses one over 128 KiB: the link said `refused`)."""
+    """Two `ls` of 1,200 databases with long paths: nothing of them travels as an argument of
+    the ssh command (once, 1,200 resume positions did, and Linux refused it over 128 KiB)."""
     runs = sweep(tmp_path, 1200, LONG)
     first = run_limited("ls", "--json", f"vt:{runs}", files=4096)
     assert listed(first) == expected(runs)
@@ -134,47 +135,44 @@ def test_closed_databases_are_followed_exactly_once(
     check_output("\n".join(err.rest()))
 
 
-# A fake remote python: a reader that announces two databases and sends, for the second, an
-# experiment id SQLite cannot hold (2**63).
-OUT_OF_RANGE = """#!/bin/sh
-cat >/dev/null &
-printf '%s\\n' '{"t":"hello","v":1}' \
- '{"t":"db","k":0,"spec":0,"path":"/r/ok/metrics.db","ident":"1","entropy":true,"reset":true}' \
- '{"t":"db","k":1,"spec":0,"path":"/r/big/metrics.db","ident":"2","entropy":true,"reset":true}' \
- '{"t":"rows","k":1,"x":[[9223372036854775808,"a","e","{}","2026-01-01 10:00:00"]],"e":[]}' \
- '{"t":"rows","k":0,"x":[[1,"NeuroFlow","CartPole-v1","{}","2026-01-01 10:00:00"]],"e":[]}' \
- '{"t":"synced"}'
-"""
-
-
 def test_an_id_out_of_range_is_that_database_s_state(sshd: SshServer, tmp_path: Path) -> None:
-    """Before, OverflowError killed the link's thread while `ls --json` said "connected"."""
-    fake = tmp_path / "fake-python"
-    fake.write_text(OUT_OF_RANGE)
-    fake.chmod(0o755)
+    """A host whose answer holds an id SQLite cannot hold (2**63): that database's state, the
+    other listed (once, OverflowError killed the link's thread while `ls` said "connected")."""
+    fake = fake_reader(
+        tmp_path,
+        [
+            {
+                "path": "/r/ok/metrics.db",
+                "experiments": [[1, "NeuroFlow", "CartPole-v1", "{}", "t"]],
+            },
+            {"path": "/r/big/metrics.db", "experiments": [[2**63, "a", "e", "{}", "t"]]},
+        ],
+    )
     result = run_limited("ls", "--json", "--remote-python", fake, "vt:/r", files=1024)
-    assert result.code == 0, result.err
     rows = json.loads(result.out)
     assert [(row["db"], row["agent"]) for row in rows] == [("vt:/r/ok/metrics.db", "NeuroFlow")]
     assert {row["host_state"]["state"] for row in rows} == {"connected"}
-    assert "vt:/r/big/metrics.db: unreadable: experiment id out of range" in result.err
+    assert (
+        "vt:/r/big/metrics.db: unreadable: the host's answer is not rows: an integer" in result.err
+    )
 
 
 def test_any_error_in_a_link_is_a_state_and_a_retry(
     sshd: SshServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An error nobody foresaw while storing rows (here: the copy's write raising) makes the
-    link `unreadable` with the error's text and a retry; the next connection goes on."""
+    """An error nobody foresaw while handling what the host says (here: a stand-in's write
+    raising) makes the link `unreadable` with the error's text and a retry; the next
+    connection goes on."""
     runs = sweep(tmp_path, 2)
     failures = ["boom"]
-    apply = Mirror.apply
+    start = StandIn.start
 
-    def failing(self: Mirror, *args: object) -> int:
+    def failing(self: StandIn, ident: str, entropy: bool) -> None:
         if failures:
             raise RuntimeError(failures.pop())
-        return apply(self, *args)  # type: ignore[arg-type]
+        start(self, ident, entropy)
 
-    monkeypatch.setattr(Mirror, "apply", failing)
+    monkeypatch.setattr(StandIn, "start", failing)
     remotes = Remotes(parse_source(f"vt:{runs}") or [])
     (link,) = remotes.links
     remotes.start()
@@ -182,8 +180,8 @@ def test_any_error_in_a_link_is_a_state_and_a_retry(
         wait_for(lambda: link.status.state == "unreadable", 30, what="unreadable")
         assert "boom" in link.status.message
         wait_for(lambda: link.status.retry_at is not None, 10, what="a retry")
-        wait_for(lambda: link.received == 6, 30, what="the rows, after the retry")
-        assert link.status.state == "connected"
+        wait_for(lambda: len(link.stand_ins) == 2, 30, what="both databases, after the retry")
+        wait_for(lambda: link.status.state == "connected", 30, what="connected again")
     finally:
         remotes.stop()
 
@@ -208,8 +206,8 @@ def open_files(pid: int) -> int:
 
 @pytest.mark.soak
 def test_a_host_with_5000_databases(sshd: SshServer, tmp_path: Path) -> None:
-    """`ls` with an empty cache copies all 5,000 and lists them; the peak open files of the app
-    and of the reader are measured (printed), the reader's bounded."""
+    """`ls` lists all 5,000; the peak open files of the app and of the reader are measured
+    (printed), the reader's bounded."""
     runs = sweep(tmp_path, 5000)
     started = time.monotonic()
     proc = subprocess.Popen(
@@ -238,12 +236,12 @@ def test_a_host_with_5000_databases(sshd: SshServer, tmp_path: Path) -> None:
     result = Result(proc.returncode, out.decode(), err.decode())
     check_output(result.out, result.err)
     cache = Path(os.environ["VELORA_TUI_CACHE"]) / "remote"
-    copies = len(list(cache.glob("*/*/metrics.db")))
-    print(f"\n5,000 databases: ls {took:.1f} s, copies {copies}, peak open files: {peaks}")
+    left = list(cache.rglob("metrics.db"))
+    print(f"\n5,000 databases: ls {took:.1f} s, peak open files: {peaks}")
     assert result.code == 0, result.err[-2000:]
     rows = json.loads(result.out)
     assert {row["host_state"]["state"] for row in rows} == {"connected"}
-    assert copies == 5000
+    assert left == []  # the stand-ins went with the process
     assert 0 < peaks["reader"] < 200
     assert {row["db"] for row in rows} == expected(runs)  # was 24 (one deadline for all)
     assert result.err == ""  # no per-database line ("...: ok", "not created yet")

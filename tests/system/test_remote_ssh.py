@@ -24,8 +24,7 @@ from tests.support.processes import Simulator, Spawn, python_command
 from tests.support.reading import query
 from tests.support.sshd import SSH_ALIASES, SshServer
 from tests.support.waiting import wait_for
-from velora_tui.remote.address import parse_source
-from velora_tui.remote.sources import Remotes
+from velora_tui.remote.sources import open_sources
 
 TIMEOUT = 60.0
 
@@ -253,18 +252,49 @@ def test_injection_attempts_run_nothing(sshd: SshServer, tmp_path: Path) -> None
     assert {row["db"] for row in json.loads(listed.out)} == {f"vt:{odd}/metrics.db"}
 
 
+# A reader that answers as velora-tui's would, with a hostile path and hostile values: escapes
+# in the path (never where a file is written) and in an experiment's agent (shown as text).
+HOSTILE_ANSWERS = r"""
+import json, sys
+out = sys.stdout
+def say(m):
+    out.write(json.dumps(m) + "\n"); out.flush()
+say({"t": "hello", "v": 2})
+say({"t": "db", "k": 0, "spec": 0, "path": "../../x\u001b[2J", "ident": "1:1", "entropy": True})
+say({"t": "v", "k": 0})
+say({"t": "synced"})
+for line in sys.stdin:
+    try:
+        q = json.loads(line)
+    except ValueError:
+        continue
+    if not isinstance(q, dict) or "sql" not in q:
+        continue
+    sql = q["sql"]
+    if "sqlite_master" in sql:
+        rows = [["experiment"], ["episode"]]
+    elif "table_info(experiment)" in sql:
+        rows = [[0, c] for c in ("id", "agent", "env", "config", "created_at")]
+    elif "table_info(episode)" in sql:
+        rows = [[0, c] for c in ("id", "experiment_id", "episode_num", "reward", "length",
+                "reward_moving_avg", "reward_moving_std", "actor_loss", "critic_loss",
+                "entropy_loss", "created_at")]
+    elif "data_version" in sql:
+        rows = [[1]]
+    elif "FROM experiment" in sql and "max(" not in sql:
+        rows = [[1, "\u001b[31mred", "e", "{}", "t"]] if q["p"].get("after", 0) == 0 else []
+    else:
+        rows = [[None]] if "max(" in sql else []
+    say({"t": "a", "n": q["q"], "rows": rows})
+"""
+
 HOSTILE = {
     "garbage": "printf 'hello\\033[31m red \\033]0;title\\007\\n'",
     "version": 'printf \'{"t":"hello","v":99}\\n\'',
-    "truncated": 'printf \'{"t":"hello","v":1}\\n{"t":"hb"\'',
-    "oversized": 'printf \'{"t":"hello","v":1}\\n\'; head -c 9000000 /dev/zero | tr \'\\0\' x',
-    "bad-rows": ('printf \'{"t":"hello","v":1}\\n{"t":"rows","k":0,"x":[],"e":[[1]]}\\n\''),
-    "escape-path": (
-        'printf \'{"t":"hello","v":1}\\n{"t":"db","k":0,"spec":0,"path":"../../x'
-        '\\\\u001b[2J","ident":"1","entropy":true,"reset":true}\\n'
-        '{"t":"rows","k":0,"x":[[1,"\\\\u001b[31mred","e","{}","t"]],"e":[]}\\n'
-        '{"t":"synced"}\\n\''
-    ),
+    "truncated": 'printf \'{"t":"hello","v":2}\\n{"t":"hb"\'',
+    "oversized": 'printf \'{"t":"hello","v":2}\\n\'; head -c 9000000 /dev/zero | tr \'\\0\' x',
+    "bad-rows": ('printf \'{"t":"hello","v":2}\\n{"t":"rows","k":0,"x":[],"e":[[1]]}\\n\''),
+    "escape-path": "exec python3 -c '" + HOSTILE_ANSWERS.replace("'", "'\\''") + "'",
     "dies": "echo 'boom' >&2; kill -9 $$",
 }
 
@@ -280,7 +310,7 @@ def test_a_hostile_remote_reader(sshd: SshServer, tmp_path: Path, kind: str) -> 
     written = [p for p in cache.rglob("*") if p.is_file()]
     assert all(cache in p.parents for p in written)
     if kind == "escape-path":
-        assert result.code == 0
+        assert result.code == 0, result.err
         assert "red" in result.out
         return
     assert result.code == 1
@@ -302,36 +332,45 @@ def test_a_python_too_old_is_refused(sshd: SshServer, tmp_path: Path) -> None:
     assert "older than Python 3.8" in result.err
 
 
-def test_a_new_connection_resumes_after_what_is_held(sshd: SshServer, tmp_path: Path) -> None:
-    """A restart of the local side (a new Remotes on the same cache) asks only for new rows."""
+def test_a_new_connection_reads_on_from_where_it_was(sshd: SshServer, tmp_path: Path) -> None:
+    """After a dropped connection, only what is new is read (the data layer keeps its marks:
+    nothing is read again, nothing twice), with few bytes on the wire."""
     db = remote_copy(tmp_path / "remote")
-    first = Remotes(parse_source(f"vt:{db}") or [])
-    first.sync(30)
-    (link,) = first.links
-    assert link.received == 220
-    first.stop()
-    again = Remotes(parse_source(f"vt:{db}") or [])
-    again.sync(30)
-    (link,) = again.links
-    assert (link.status.state, link.received) == ("connected", 0)
-    for _ in range(5):
-        add_episode(db, 2)
-    again.sync(30)
-    assert link.received == 5
-    again.stop()
-    (mirror,) = link.mirrors.values()
-    assert query(mirror.path, "SELECT id FROM episode ORDER BY id") == query(
-        db, "SELECT id FROM episode ORDER BY id"
-    )
+    monitor, remotes = open_sources([f"vt:{db}"])
+    assert remotes is not None
+    try:
+        monitor.refresh()
+        monitor.scan_all()
+        before = sum(s.episodes for s in monitor.summaries())
+        (link,) = remotes.links
+        assert sshd.drop_connections() > 0
+        wait_for(lambda: link.status.state != "connected", 30, what="the connection dropped")
+        for _ in range(5):
+            add_episode(db, 2)
+        wait_for(lambda: link.status.state == "connected", 30, what="connected again")
+        wire = link.wire_bytes
+        new: list[int] = []
+
+        def read_new() -> bool:
+            for update in monitor.refresh():
+                new.extend(row.id for row in update.episodes)
+            return len(new) >= 5
+
+        wait_for(read_new, 30, what="the new episodes")
+        expected = query(db, "SELECT id FROM episode ORDER BY id DESC LIMIT 5")
+        assert new == sorted(row[0] for row in expected)
+        assert sum(s.episodes for s in monitor.summaries()) == before + 5
+        assert link.wire_bytes - wire < 20_000  # the 5 rows and a few small answers
+    finally:
+        monitor.close()
 
 
 def test_two_processes_on_one_source_each_get_every_episode_once(
     sshd: SshServer, tmp_path: Path, spawn: Spawn, simulator: Simulator
 ) -> None:
-    """`tail -f` keeps the source's copy; `ls`, `tail` and a second `tail -f` run beside it on
-    the same source get a private copy (begun from a snapshot of the shared one) instead of
-    writing the shared one too: before, two links wrote one copy and the second said
-    "unreadable: rows the copy refuses (UNIQUE constraint failed)"."""
+    """`ls`, `tail` and a second `tail -f` beside a `tail -f` on the same source: each process
+    has its own link and stand-ins, and none disturbs another (two processes once wrote one
+    local copy, and the second said "unreadable: rows the copy refuses")."""
     db = tmp_path / "remote" / "metrics.db"
     db.parent.mkdir()
     source = f"vt:{db}"

@@ -153,7 +153,7 @@ def test_a_writers_lock_is_not_touched_between_commits(
     writer = sqlite3.connect(sample_db, isolation_level=None)
     try:
         db.refresh()
-        assert db._conn is not None
+        assert isinstance(db._conn, sqlite3.Connection)
         statements: list[str] = []
         db._conn.set_trace_callback(statements.append)
         writer.execute("BEGIN EXCLUSIVE")

@@ -19,6 +19,7 @@ from tests.support.databases import MakeDb, add_episode, execute
 from tests.support.folders import assert_unchanged
 from tests.support.reading import add_up, opened, query, state
 from velora_tui.data import database, exact_totals
+from velora_tui.data.connection import connect_readonly
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.files import FileSystem
 from velora_tui.data.monitor import Monitor
@@ -109,7 +110,7 @@ def test_first_load_cost_does_not_grow_with_episodes(tmp_path: Path, make_db: Ma
 
         class Counting(FileSystem):
             def connect(self, target: Path, busy_timeout: float) -> sqlite3.Connection:
-                conn = super().connect(target, busy_timeout)
+                conn = connect_readonly(target, busy_timeout)
 
                 def tick() -> int:
                     counted[0] += 1

@@ -34,7 +34,7 @@ COMMANDS = {
     "export": Entry("export", "Export every episode of experiment ID (or groups' curves)."),
     "alerts": Entry("alerts", "Print the app's alerts: stalled and finished runs, inf/NaN."),
     "serve": Entry("serve", "Serve the monitor to a browser."),
-    "cache": Entry("cache", "The local copies of remote databases."),
+    "cache": Entry("cache", "What velora-tui keeps of remote sources (in the cache folder)."),
     "simulate": Entry("simulate", "Write a fake training run into DB exactly as velora does."),
 }
 

@@ -1,26 +1,30 @@
-"""`velora-tui cache info|clear`: the local copies of remote databases."""
+"""`velora-tui cache info|clear`: the stand-ins of remote databases (a few hundred bytes each:
+the hosts answer every read, stand_ins.py), in the cache folder."""
 
 from __future__ import annotations
 
 import click
 
-from velora_tui.remote.mirror import cache_size, clear_cache, remote_root
+from velora_tui.data.cleaning import clean_text
+from velora_tui.remote.stand_ins import cache_size, cache_sizes, clear_cache, remote_root
 
 
 @click.group("cache")
 def command() -> None:
-    """The local copies of remote databases (in the cache folder)."""
+    """What velora-tui keeps of remote sources (in the cache folder)."""
 
 
 @command.command("info")
 def info() -> None:
-    """Where the local copies are and how much room they take."""
+    """Where it is, and how much room each source takes."""
     click.echo(f"{remote_root()}  {cache_size() / 1e6:.1f} MB")
+    for name, size in cache_sizes().items():
+        click.echo(f"  {clean_text(name, 200)}  {size:,} bytes")
 
 
 @command.command("clear")
 def clear() -> None:
-    """Delete every local copy (they are fetched again when next needed)."""
+    """Delete it (a running velora-tui makes its stand-ins again at their host's next change)."""
     size = cache_size()
     root = clear_cache()
     click.echo(f"removed {root} ({size / 1e6:.1f} MB)", err=True)

@@ -29,7 +29,7 @@ def keep_remotes_live(monitor: Monitor) -> None:
     own), and each change of a host's state is said on stderr."""
     if isinstance(monitor, RemoteMonitor):
         for link in monitor.remotes.links:
-            link.on_change = lambda status: say(status.describe())
+            link.tell(lambda status: say(status.describe()))
         monitor.remotes.start()
 
 

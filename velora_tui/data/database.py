@@ -37,7 +37,15 @@ from velora_tui.data.connection import (
 )
 from velora_tui.data.deadline_lanes import SETTLE, Lane, NotResponding
 from velora_tui.data.exact_totals import Pending, Scan
-from velora_tui.data.files import FileSystem, NotRegular, is_link_loop, not_regular, system
+from velora_tui.data.files import (
+    FileSystem,
+    NotRegular,
+    Readable,
+    SourceAway,
+    is_link_loop,
+    not_regular,
+    system,
+)
 from velora_tui.data.open_files import OpenFiles
 from velora_tui.data.records import (
     EPISODE_FIELDS,
@@ -136,6 +144,8 @@ def classify(exc: BaseException, path: Path) -> SourceStatus:
         return SourceStatus(path, SourceState.UNREADABLE, str(exc))
     if isinstance(exc, NotReady):
         return SourceStatus(path, SourceState.WAITING, str(exc))
+    if isinstance(exc, SourceAway):
+        return SourceStatus(path, SourceState.NOT_RESPONDING, clean_text(str(exc)))
     original = exc
     if isinstance(original, OSError) and original.errno in (errno.EMFILE, errno.ENFILE):
         return SourceStatus(path, SourceState.WAITING, TOO_MANY_FILES)
@@ -226,7 +236,7 @@ class MetricsDatabase:
         self._late_lock = threading.Lock()
         self.summaries: dict[int, ExperimentSummary] = {}
         self._lock = threading.RLock()
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Readable | None = None
         self._schema: Schema | None = None
         self._identity: tuple[int, int] | None = None
         # The file, opened beside the connection (and closed only after it: closing any file
@@ -527,7 +537,8 @@ class MetricsDatabase:
             except OSError:
                 self._failed_stat = None
             else:
-                transient = self._status.message in _TRANSIENT  # tried again as it is
+                # Tried again as it is: a transient reason, or a host that is away.
+                transient = self._status.message in _TRANSIENT or isinstance(exc, SourceAway)
                 self._failed_stat = None if transient else _signature(st)
 
     def _refresh(self, update: Update) -> None:
@@ -577,7 +588,7 @@ class MetricsDatabase:
         self._failed_stat = None
         self._status = SourceStatus(self.path, SourceState.OK)
 
-    def _version(self, conn: sqlite3.Connection, header: int) -> tuple[str, int]:
+    def _version(self, conn: Readable, header: int) -> tuple[str, int]:
         """The file's version: its change counter, read without a lock, and at least every
         CONFIRM_INTERVAL `data_version`, which takes the read lock (a writer holding its lock
         then shows as "locked") and is the version in WAL mode."""

@@ -21,7 +21,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, Protocol, TypeVar
 
 from velora_tui.data.connection import connect_readonly
 
@@ -34,6 +34,26 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
     (stat.S_ISDIR, "a directory"),
 )
+
+
+class Rows(Protocol):
+    def fetchall(self) -> list[Any]: ...
+
+    def fetchone(self) -> Any: ...
+
+
+class Readable(Protocol):
+    """What the data layer reads a database through: a read-only SQLite connection here, or
+    one whose statements a remote host answers (remote/link.py)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows: ...
+
+    def close(self) -> None: ...
+
+
+class SourceAway(sqlite3.OperationalError):
+    """The database's host is not connected now (its link retries): the source keeps what it
+    read, says why, and is read again as soon as its host is back."""
 
 
 class NotRegular(Exception):
@@ -84,7 +104,7 @@ class FileSystem:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def connect(self, path: Path, busy_timeout: float) -> sqlite3.Connection:
+    def connect(self, path: Path, busy_timeout: float) -> Readable:
         """The read-only connection (SQLite makes its own calls on the file through it)."""
         return connect_readonly(path, busy_timeout)
 

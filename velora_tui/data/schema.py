@@ -4,12 +4,15 @@ schemas (0.1.1 has no `entropy_loss`)."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import EPISODE_FIELDS
+
+if TYPE_CHECKING:
+    from velora_tui.data.files import Readable
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 # The columns a file must have to be read as velora's (models.py declares the same tables).
@@ -42,7 +45,7 @@ def check_header(fd: int, pread: Callable[[int, int, int], bytes] = os.pread) ->
         raise SchemaError("not a SQLite database")
 
 
-def detect_schema(conn: sqlite3.Connection) -> Schema:
+def detect_schema(conn: Readable) -> Schema:
     """The schema of a SQLite file, or SchemaError/NotReady saying why it is not velora's."""
     found = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     tables = {str(name) for (name,) in found}

@@ -1,8 +1,8 @@
-"""How a source's path is said to the user. A remote database is read from its local copy in
-the cache folder (velora_tui/remote/mirror.py); everywhere it is shown, it is named by where it
-really is (`node01:/runs/a/metrics.db`), and its host is known.
+"""How a source's path is said to the user. A remote database is opened through its local
+stand-in in the cache folder (velora_tui/remote/stand_ins.py); everywhere it is shown, it is
+named by where it really is (`node01:/runs/a/metrics.db`), and its host is known.
 
-The remote layer registers each copy it makes (and each host's own status line) with the
+The remote layer registers each stand-in it makes (and each host's own status line) with the
 process's `source_names`; everything that shows a path asks it. A path never registered is a
 local one and is said as it is.
 """
@@ -22,7 +22,7 @@ class SourceNames:
         self._hosts: set[Path] = set()
 
     def register(self, path: Path, label: str, host: str) -> None:
-        """`path` (a local copy or its folder) stands for `label` on `host`."""
+        """`path` (a stand-in or its folder) stands for `label` on `host`."""
         with self._lock:
             self._labels[path] = (label, host)
 

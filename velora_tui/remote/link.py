@@ -1,5 +1,6 @@
 """One connection per host: ssh runs the remote reader (reader.py) for every source on that host,
-and what it sends is checked and stored in the local copies (mirror.py).
+which answers the data layer's statements there (RemoteConnection) and says when a database
+changed, which moves its local stand-in (stand_ins.py).
 
 States: connecting, connected (with how far behind: episodes the reader has yet to send, or the
 age of the last word when it is overdue), unreachable (since when, retrying in N s: the delay
@@ -10,13 +11,14 @@ protocol, or its reader died, or storing what it sent failed here: tried again a
 unreachable host is).
 
 Any error while a link runs ends that connection in a state (unreadable, with the error's text)
-and a retry, never in a dead thread: what cannot be stored of one database (rows the copy
-cannot hold, such as an id beyond SQLite's 64 bits) is that database's state, and the link
-goes on with the others.
+and a retry, never in a dead thread: an answer that is not rows (a value SQLite cannot hold,
+such as an id beyond its 64 bits) fails that one read, which makes that database's state, and
+the link goes on with the others. A request whose connection ends, or whose host does not
+answer within ANSWER_TIMEOUT, fails with SourceAway: the database keeps what it read and is
+read again, from where it was, once its host is back.
 
 The remote command line is a constant bootstrap (BOOTSTRAP): the reader's source and its
-arguments (the sources, and where each copy ends, which for thousands of databases pass
-Linux's 128 KiB limit on one argument) follow on the reader's stdin, not visible in `ps`.
+arguments follow on the reader's stdin, not visible in `ps`; then the requests.
 
 Nothing from the remote reaches the terminal unclean (values.clean_text), and no line, however
 long or malformed, stops anything but this link.
@@ -25,13 +27,15 @@ long or malformed, stops anything but this link.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import random
+import sqlite3
 import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -39,22 +43,21 @@ from pathlib import Path
 from typing import IO, Any
 
 from velora_tui.data.cleaning import clean_text
+from velora_tui.data.files import Rows, SourceAway
 from velora_tui.data.source_names import source_names
 from velora_tui.remote import reader
 from velora_tui.remote.address import Host, RemoteSource
-from velora_tui.remote.mirror import (
-    MAX_PATH,
-    BadData,
-    BadRows,
-    Mirror,
-    OpenCopies,
-    check_int,
-)
 from velora_tui.remote.ssh import READY, SshOptions, last_line, refusal, ssh_argv
+from velora_tui.remote.stand_ins import MAX_PATH, StandIn
 
-# Room for the largest message the reader sends (a rows message of reader.ROWS episodes, a
-# config of up to 1 MB; sizes in docs/performance.md, Remote hosts), with a wide margin.
+# Room for the largest message the reader sends (an answer is cut at reader.MAX_ANSWER bytes;
+# sizes in docs/performance.md, Remote hosts), with a margin.
 MAX_LINE = 8 * 1024 * 1024
+# How long a read waits for its answer (a host that takes longer is away for that read; the
+# data layer's lane says "not responding" after its own, shorter, deadline).
+ANSWER_TIMEOUT = 20.0
+MAX_TEXT = 1_000_000  # a text or blob value of an answer (the reader cuts configs there too)
+INT_RANGE = range(-(2**63), 2**63)  # SQLite's integers
 FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
 JITTER = 0.2
@@ -72,8 +75,90 @@ BOOTSTRAP = (
 )
 
 
+class BadData(ValueError):
+    """Something the remote sent that is not what the protocol allows."""
+
+
 class Truncated(BadData):
     """The stream ended inside a line."""
+
+
+def check_int(value: Any, what: str) -> int:
+    if type(value) is not int:
+        raise BadData(f"{what} is not an integer")
+    return value
+
+
+def _cell(value: Any) -> Any:
+    """One value of an answer, as SQLite could have given it (BadData otherwise)."""
+    if value is None or type(value) is float or type(value) is str:
+        return value[:MAX_TEXT] if type(value) is str else value
+    if type(value) is int:
+        if value not in INT_RANGE:
+            raise BadData("an integer beyond SQLite's 64 bits")
+        return value
+    if isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b"), str):
+        try:
+            return bytes.fromhex(value["b"][: 2 * MAX_TEXT])
+        except ValueError:
+            raise BadData("a blob that is not hex") from None
+    raise BadData("a value that is not one SQLite holds")
+
+
+def decode_rows(rows: Any) -> list[tuple[Any, ...]]:
+    """An answer's rows, checked: a list of lists of values (BadData otherwise)."""
+    if not isinstance(rows, list):
+        raise BadData("an answer whose rows are not a list")
+    decoded = []
+    for row in rows:
+        if not isinstance(row, list):
+            raise BadData("an answer row that is not a list")
+        decoded.append(tuple(_cell(value) for value in row))
+    return decoded
+
+
+class _Waiter:
+    """A request's answer, handed from the link's thread to the one that asked."""
+
+    __slots__ = ("away", "done", "error", "rows")
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.rows: Any = None
+        self.error: str | None = None
+        self.away = False
+
+    def fail(self, why: str, away: bool) -> None:
+        self.error, self.away = why, away
+        self.done.set()
+
+
+class Answer:
+    """An answer's rows, as a cursor gives them."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[Any]:
+        return list(self.rows)
+
+    def fetchone(self) -> Any:
+        return self.rows[0] if self.rows else None
+
+
+class RemoteConnection:
+    """What the data layer reads a remote database through (files.Readable): each statement is
+    answered by the host. It holds nothing open here; closing it is nothing."""
+
+    def __init__(self, link: Link, place: tuple[int, str], timeout: float = ANSWER_TIMEOUT):
+        self.link, self.place, self.timeout = link, place, timeout
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows:
+        given = dict(parameters) if isinstance(parameters, Mapping) else list(parameters)
+        return Answer(self.link.ask(self.place, sql, given, self.timeout))
+
+    def close(self) -> None:
+        pass
 
 
 class LinkState(StrEnum):
@@ -144,23 +229,20 @@ class Link:
         self.folders = list(folders)
         self.python = python
         self.options = options or SshOptions.from_env()
-        self.copies = OpenCopies()  # the copies' open connections, a bounded number
-        self.mirrors: dict[tuple[int, str], Mirror] = {}
         for index, folder in enumerate(self.folders):
             source_names.register(folder, self.sources[index].label, host.label)
-            for mirror in Mirror.existing(folder, self.copies):
-                self._keep(index, mirror)
+        self.stand_ins: dict[tuple[int, str], StandIn] = {}
+        # Each stand-in's path, and the remote database it stands for: (spec, path).
+        self.places: dict[Path, tuple[int, str]] = {}
         # What the reader says of each remote file or source: (spec, path) -> (state, why).
         self.remote_states: dict[tuple[int, str], tuple[str, str]] = {}
         # The remote states that are a database's (not a source's: a folder with none yet).
         self.database_states: set[tuple[int, str]] = set()
-        # Databases whose rows the copy cannot hold, with why: their rows are left aside until
-        # the reader announces them anew (the next connection, or the file replaced).
-        self.refused_rows: dict[tuple[int, str], str] = {}
         self.status = LinkStatus(host.label, LinkState.CONNECTING, datetime.now())
-        self.received = 0  # episodes stored
+        self.answers = 0  # requests answered
         self.wire_bytes = 0  # bytes read from ssh
         self.synced = threading.Event()
+        self.settled = threading.Event()  # synced, or a first connection ended without
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
@@ -171,6 +253,13 @@ class Link:
         # Told of every change of state, from the link's thread (`tail -f` says it on stderr).
         self.on_change: Callable[[LinkStatus], None] | None = None
         self._announced: LinkState | None = None
+        # The current connection's numbers for the databases, and the requests it has yet
+        # to answer (each with the thread that waits for it).
+        self._keys: dict[tuple[int, str], int] = {}
+        self._requests: dict[int, _Waiter] = {}
+        self._numbers = itertools.count(1)
+        # Held while a line goes to the reader's stdin (the program first, then requests).
+        self._write_lock = threading.Lock()
 
     # -- running ---------------------------------------------------------------------------
 
@@ -187,20 +276,12 @@ class Link:
         self._end_process()
         if self.thread is not None:
             self.thread.join(wait_for)
-            if self.thread.is_alive():
-                return  # still storing a message: the process's end closes its files
-        for mirror in list(self.mirrors.values()):
-            mirror.close()
 
     def sync(self, timeout: float) -> LinkStatus:
-        """Bring the copies up to what the host holds now (one connection; no retry)."""
-        timer = threading.Timer(timeout, self._end_process)
-        timer.daemon = True
-        timer.start()
-        try:
-            self.attempt(once=True)
-        finally:
-            timer.cancel()
+        """Connect (the link keeps running from then on) and wait until the host has said
+        which databases it holds, or the first connection failed, or `timeout`."""
+        self.start()
+        self.settled.wait(timeout)
         if not self.synced.is_set() and self.status.state is LinkState.CONNECTED:
             self._set(LinkState.UNREACHABLE, f"no answer within {timeout:g} s")
         return self.status
@@ -208,8 +289,9 @@ class Link:
     def _run(self) -> None:
         while not self.stopping.is_set():
             began = time.monotonic()
-            self.attempt(once=False)
+            self.attempt()
             if self.stopping.is_set() or self.status.state is LinkState.REFUSED:
+                self.settled.set()
                 return
             if time.monotonic() - began >= WORKED_FOR:
                 self._delay = FIRST_DELAY
@@ -218,6 +300,7 @@ class Link:
             with self.lock:
                 self.status = _replace(self.status, retry_at=time.monotonic() + delay)
             self._announce()
+            self.settled.set()
             if self.stopping.wait(delay):
                 return
 
@@ -225,39 +308,27 @@ class Link:
         """The ssh command: the same short line for every connection (see `program`)."""
         return ssh_argv(self.host, [self.python, "-c", BOOTSTRAP], self.options)
 
-    def program(self, once: bool) -> bytes:
+    def program(self) -> bytes:
         """What the reader's stdin begins with: its source (for BOOTSTRAP), then its arguments
-        on one line (the sources, and where each copy ends: one resume position each)."""
-        starts = {
-            mirror.remote_path: [
-                mirror.position.ident,
-                mirror.position.last_experiment,
-                mirror.position.last_episode,
-            ]
-            for mirror in self.mirrors.values()
-            if mirror.position is not None
-        }
-        arguments = json.dumps(
-            {"specs": [s.path for s in self.sources], "from": starts, "once": once},
-            separators=(",", ":"),
-        )
+        on one line (the sources)."""
+        arguments = json.dumps({"specs": [s.path for s in self.sources]}, separators=(",", ":"))
         source = reader_source().encode("utf-8")
         return b"%d\n%s%s\n" % (len(source), source, arguments.encode("utf-8", "surrogatepass"))
 
-    def attempt(self, once: bool) -> None:
+    def attempt(self) -> None:
         """One connection, from start to end; the status says how it ended (any error too:
         a state and, in `_run`, a retry, never a thread that ends in silence)."""
         try:
-            self._attempt(once)
+            self._attempt()
         except Exception as exc:
             self._end_process()
             if not self.stopping.is_set():
                 self._set(LinkState.UNREADABLE, f"an error here: {_describe(exc)}")
+        finally:
+            self._end_requests()
 
-    def _attempt(self, once: bool) -> None:
+    def _attempt(self) -> None:
         self.ready = False
-        if once:
-            self.synced.clear()
         hello = False
         failure: str | None = None
         with tempfile.TemporaryFile() as errors:
@@ -273,12 +344,12 @@ class Link:
                 self._set(LinkState.REFUSED, f"cannot run ssh: {exc.strerror or exc}")
                 return
             self.process = process
-            self._feed(process, self.program(once))
+            self._feed(process, self.program())
             if self.stopping.is_set():
                 self._end_process()
             cut = False
             try:
-                hello = self._read(process, once)
+                hello = self._read(process)
             except Truncated as exc:
                 failure, cut, hello = str(exc), True, True
             except BadData as exc:
@@ -296,8 +367,6 @@ class Link:
             self._set(LinkState.UNREADABLE, failure)
         elif reason is not None and not hello:
             self._set(LinkState.REFUSED, reason)
-        elif once and self.synced.is_set():
-            return
         elif hello:
             self._set(LinkState.UNREACHABLE, "connection lost: " + (last_line(stderr) or "closed"))
         elif not self.ready:  # the remote shell never answered: ssh's own failure
@@ -313,7 +382,7 @@ class Link:
         assert stdin is not None
 
         def write() -> None:
-            with contextlib.suppress(OSError, ValueError):  # the remote ended (EPIPE), closed
+            with self._write_lock, contextlib.suppress(OSError, ValueError):  # ended, closed
                 stdin.write(program)
                 stdin.flush()
 
@@ -339,11 +408,68 @@ class Link:
             process.kill()
             process.wait()
 
-    def _read(self, process: subprocess.Popen[bytes], once: bool) -> bool:
+    def _end_requests(self) -> None:
+        """The connection ended: the requests it had yet to answer fail (read again later)."""
+        with self.lock:
+            self._keys = {}
+            waiting, self._requests = self._requests, {}
+        why = f"{self.host.label}: connection lost; read again when it is back"
+        for waiter in waiting.values():
+            waiter.fail(why, away=True)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def ask(
+        self, place: tuple[int, str], sql: str, parameters: Any, timeout: float = ANSWER_TIMEOUT
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one statement, answered by the host (called from a database's lane).
+        SourceAway while the host is not connected or does not answer in time;
+        sqlite3.OperationalError with the host's words when its read failed there."""
+        with self.lock:
+            key = self._keys.get(place)
+            process = self.process
+            if key is None or process is None or process.stdin is None:
+                raise SourceAway(f"{self.status.describe()}; read again when it is connected")
+            number = next(self._numbers)
+            waiter = self._requests[number] = _Waiter()
+        try:
+            line = json.dumps(
+                {"q": number, "k": key, "sql": sql, "p": parameters},
+                separators=(",", ":"),
+                default=str,
+            ).encode("utf-8", "surrogatepass")
+            if not self._write_lock.acquire(timeout=timeout):
+                raise SourceAway(f"{self.host.label}: not reading requests")
+            try:
+                process.stdin.write(line + b"\n")
+                process.stdin.flush()
+            except (OSError, ValueError):
+                raise SourceAway(f"{self.host.label}: connection lost") from None
+            finally:
+                self._write_lock.release()
+            if not waiter.done.wait(timeout):
+                raise SourceAway(f"{self.host.label}: no answer within {timeout:g} s")
+        finally:
+            with self.lock:
+                self._requests.pop(number, None)
+        if waiter.error is not None:
+            if waiter.away:
+                raise SourceAway(waiter.error)
+            raise sqlite3.OperationalError(waiter.error)
+        try:
+            rows = decode_rows(waiter.rows)
+        except BadData as exc:
+            raise sqlite3.OperationalError(f"the host's answer is not rows: {exc}") from None
+        self.answers += 1
+        return rows
+
+    # -- what the reader says ----------------------------------------------------------------
+
+    def _read(self, process: subprocess.Popen[bytes]) -> bool:
         """Handle the reader's lines until the connection ends; whether it said hello."""
         stream: IO[bytes] | None = process.stdout
         assert stream is not None
-        keys: dict[int, tuple[tuple[int, str], Mirror]] = {}
+        keys: dict[int, tuple[int, str]] = {}
         hello = False
         while True:
             line = stream.readline(MAX_LINE + 1)
@@ -378,54 +504,45 @@ class Link:
             self._handle(kind, message, keys)
             if kind == "synced":
                 self.synced.set()
-                if once:
-                    return hello
+                self.settled.set()
 
-    def _handle(
-        self, kind: Any, message: dict[str, Any], keys: dict[int, tuple[tuple[int, str], Mirror]]
-    ) -> None:
-        if kind == "rows":
-            known = keys.get(check_int(message.get("k"), "k"))
-            if known is None:
-                raise BadData("rows of a database never announced")
-            place, mirror = known
-            experiments, episodes = message.get("x"), message.get("e")
-            if not isinstance(experiments, list) or not isinstance(episodes, list):
-                raise BadData("rows that are not lists")
-            if place in self.refused_rows:
-                return  # the copy stops at the rows it could not hold: none after them
-            try:
-                self.received += mirror.apply(experiments, episodes)
-            except BadRows as exc:
-                self.refused_rows[place] = str(exc)
-                self.remote_states[place] = ("unreadable", str(exc))
-                return
-            left = message.get("left")
+    def _handle(self, kind: Any, message: dict[str, Any], keys: dict[int, tuple[int, str]]) -> None:
+        if kind == "a":
+            number = check_int(message.get("n"), "n")
             with self.lock:
-                behind = left if type(left) is int and left >= 0 else 0
-                self.status = _replace(self.status, behind=behind)
+                waiter = self._requests.get(number)
+            if waiter is None:
+                return  # given up on (timed out): nobody waits for it
+            error = message.get("error")
+            if error is not None:
+                waiter.fail(clean_text(error, 300), away=False)
+                return
+            waiter.rows = message.get("rows")
+            waiter.done.set()
+        elif kind == "v":
+            place = keys.get(check_int(message.get("k"), "k"))
+            if place is None:
+                raise BadData("a change of a database never announced")
+            self.stand_ins[place].changed()
         elif kind == "db":
-            spec, path = self._place(message)
+            place = self._place(message)
             ident, entropy = message.get("ident"), message.get("entropy")
             if not isinstance(ident, str) or len(ident) > 200 or type(entropy) is not bool:
                 raise BadData("a database without a proper identity")
-            mirror = self.mirrors.get((spec, path)) or Mirror(self.folders[spec], path, self.copies)
-            mirror.start(ident, entropy, message.get("reset") is True)
-            self._keep(spec, mirror)
-            keys[check_int(message.get("k"), "k")] = ((spec, path), mirror)
-            self.refused_rows.pop((spec, path), None)
-            self.remote_states[(spec, path)] = ("ok", "")
+            key = check_int(message.get("k"), "k")
+            keys[key] = place
+            with self.lock:
+                self._keys[place] = key  # before the stand-in moves: its readers then ask
+            self._stand_in(*place).start(ident, entropy)
+            self.remote_states[place] = ("ok", "")
         elif kind == "state":
-            spec, path = self._place(message)
+            place = self._place(message)
             state, why = message.get("state"), message.get("why")
             if state not in REMOTE_STATES:
                 raise BadData("an unknown state")
-            refused = self.refused_rows.get((spec, path))
-            if refused is not None and state == "ok":
-                state, why = "unreadable", refused  # its copy still cannot hold its rows
             if "k" in message:
-                self.database_states.add((spec, path))
-            self.remote_states[(spec, path)] = (str(state), clean_text(why, 200))
+                self.database_states.add(place)
+            self.remote_states[place] = (str(state), clean_text(why, 200))
         elif kind == "error":
             raise BadData(f"the remote reader: {clean_text(message.get('why'), 160)}")
         elif kind not in ("hb", "synced"):
@@ -439,19 +556,25 @@ class Link:
             raise BadData("a path that is not one")
         return spec, path
 
-    def place(self, spec: int, path: str) -> Path:
-        """Where the copy of the database at `path` is, or will be (named as `host:path`)."""
-        mirror = self.mirrors.get((spec, path))
-        if mirror is not None:
-            return mirror.path
-        place = Mirror(self.folders[spec], path, self.copies).path
-        source_names.register(place, clean_text(f"{self.host.label}:{path}", 300), self.host.label)
-        return place
+    def _stand_in(self, spec: int, path: str) -> StandIn:
+        stand_in = self.stand_ins.get((spec, path))
+        if stand_in is None:
+            stand_in = self.stand_ins[(spec, path)] = StandIn(self.folders[spec], path)
+            self.places[stand_in.path] = (spec, path)
+            shown = clean_text(f"{self.host.label}:{path}", 300)
+            source_names.register(stand_in.path, shown, self.host.label)
+        return stand_in
 
-    def _keep(self, spec: int, mirror: Mirror) -> None:
-        self.mirrors[(spec, mirror.remote_path)] = mirror
-        shown = clean_text(f"{self.host.label}:{mirror.remote_path}", 300)
-        source_names.register(mirror.path, shown, self.host.label)
+    def place(self, spec: int, path: str) -> Path:
+        """Where the stand-in of the database at `path` is, or will be (named `host:path`)."""
+        return self._stand_in(spec, path).path
+
+    def tell(self, on_change: Callable[[LinkStatus], None]) -> None:
+        """Tell `on_change` of the state now (a link already connected by `sync`) and of
+        every change from now on."""
+        self.on_change = on_change
+        self._announced = None
+        self._announce()
 
     def _announce(self) -> None:
         status = self.status

@@ -4,27 +4,35 @@ the arguments (JSON) follow on the next line. Nothing is installed, created or w
 
 It must run on any Python 3.8+ with the standard library alone, so it imports nothing of
 velora-tui and keeps to 3.8's syntax. It keeps the project's reading rules
-(docs/reading-rules.md): the database opened read-only by URI (`mode=ro`, autocommit), every
-read short (at most ROWS rows) and fetched whole at once; a commit in progress finishes first
+(docs/reading-rules.md): the database opened read-only by URI (`mode=ro`, autocommit,
+`query_only`), every read short and fetched whole at once; a commit in progress finishes first
 (F_GETLK on the writer's lock bytes); between reads only the header's change counter is looked
-at (a pread, no lock), confirmed by `PRAGMA data_version` once a second and always in WAL mode;
-reads of one file at least READ_GAP apart while commits pour in (the first after a quiet spell
-at once), as `tail -f` does (data/feed.py: READ_GAP).
+at (a pread, no lock), confirmed by `PRAGMA data_version` once a second and always in WAL mode.
+
+The host answers the questions the local side asks (its data layer's own statements, each
+bounded by a LIMIT): rows nobody looks at never cross the link. What it says unasked is only
+that a database is there (`db`), that it changed (`v`, at most once per READ_GAP while commits
+pour in, as `tail -f` reads), and its state.
+
 At most OPEN_FILES databases are open at once (a host may hold thousands: a sweep): the one
-read least recently is closed, and looked at every CLOSED_LOOK s by its header alone (opened,
+used least recently is closed, and looked at every CLOSED_LOOK s by its header alone (opened,
 read, closed: its change counter and identity) until it changes, when it is opened again.
+Directories are walked for new databases no more often than their last walk's cost allows
+(WALK_SHARE): a tree of 10,000 folders on a shared file system is not walked every 2 s.
 It is single-threaded, so no other thread of its own can hold the GIL while a read holds the lock.
 
 What it writes to stdout, one JSON object per line (PROTOCOL is the version):
 - {"t": "hello", "v": PROTOCOL, "python": "3.11.2"}
-- {"t": "db", "k": N, "spec": I, "path": ..., "ident": ..., "entropy": bool, "reset": bool}:
-  a database found below source I, read from where the local copy ended unless `reset`
-  (another file than the copy's, or rewritten: the copy starts anew);
-- {"t": "rows", "k": N, "x": [experiment rows], "e": [episode rows], "left": n}: new rows by
-  id, episodes first read so that every episode's experiment is in the same message or before;
+- {"t": "db", "k": N, "spec": I, "path": ..., "ident": ..., "entropy": bool}: a database found
+  below source I (again, with another ident, when the file was replaced);
+- {"t": "v", "k": N}: database N may hold something new;
+- {"t": "a", "n": N, "rows": [[...], ...]} or {"t": "a", "n": N, "error": "..."}: the answer to
+  request N (bytes as {"b": hex}; NaN and infinities as JSON's NaN/Infinity);
 - {"t": "state", "spec": I, "path": ..., "state": "waiting|locked|unreadable|ok", "why": ...};
-- {"t": "synced"} once everything there was at the start has been sent; {"t": "hb"} heartbeats.
-It ends when its stdin closes (the local side went away), or after `synced` when asked `once`.
+- {"t": "synced"} once every database there was at the start is announced; {"t": "hb"}.
+What it reads on stdin after its arguments, one JSON object per line:
+- {"q": N, "k": K, "sql": "SELECT ...", "p": {...} or [...]}: a request.
+It ends when its stdin closes (the local side went away).
 """
 
 from __future__ import annotations
@@ -38,27 +46,26 @@ import sys
 import time
 from typing import Any, Dict, List, Optional
 
-PROTOCOL = 1
-ROWS = 2000  # rows per read: a short read lock (docs/performance.md, Remote hosts)
-BUSY_STEP = 0.01  # seconds between looks while rows come in (the 2 s after a change)
+PROTOCOL = 2
+BUSY_STEP = 0.01  # seconds between looks while commits come in (the 2 s after a change)
 IDLE_STEP = 0.025
 BUSY_FOR = 2.0
-READ_GAP = 0.04  # reads of one database at least this far apart while commits pour in
-# ... and further apart when many databases stream at once: each read is a message and a commit
-# of the local copy, so 32 files at 20 episodes/s would otherwise cost the local side 640
-# commits a second (the gap grows by READ_GAP for every BUSY_SHARE databases streaming).
+READ_GAP = 0.04  # changes of one database said at most this often while commits pour in
+# ... and less often when many databases stream at once: each change said is a read of the
+# local side (the gap grows by READ_GAP for every BUSY_SHARE databases streaming).
 BUSY_SHARE = 8
 CONFIRM = 1.0  # data_version at least this often, and the file's identity
-RESCAN = 2.0  # directories walked again for new metrics.db files
+RESCAN = 2.0  # directories walked again for new metrics.db files at most this often ...
+WALK_SHARE = 0.005  # ... and no more often than keeps the walks below this share of the time
+MAX_RESCAN = 60.0
 HEARTBEAT = 5.0
 OPEN_FILES = 64  # databases open at once (two file descriptors each), fewer under a low limit
 CLOSED_LOOK = 0.5  # seconds between looks at a closed database's header
 MAX_TEXT = 1_000_000  # a config longer than this is cut (the local side refuses longer lines)
+MAX_ANSWER = 6_000_000  # bytes of one answer line (the local side reads lines up to 8 MiB)
+LOCKED_FOR = 2.0  # a lock that lasts this long is said (one met now and then is not)
+WRITER_WAIT = 0.005  # a read waits at most this long for a commit in progress to finish
 SKIP_DIRS = {"node_modules", "__pycache__", "site-packages", ".git", ".venv", "venv"}
-EPISODE = (
-    "id, experiment_id, episode_num, reward, length, reward_moving_avg, reward_moving_std,"
-    " actor_loss, critic_loss, {entropy}, created_at"
-)
 PENDING_BYTE = 0x40000000
 FLOCK = struct.Struct("hhqqi4x")
 
@@ -83,45 +90,39 @@ def writer_busy(fd: int) -> bool:
 
 
 def cell(value: Any) -> Any:
+    """A value as JSON carries it: bytes as {"b": hex}, long text cut."""
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
+        return {"b": value[:MAX_TEXT].hex()}
     if isinstance(value, str) and len(value) > MAX_TEXT:
         return value[:MAX_TEXT]
     return value
 
 
 class Database:
-    """One remote metrics.db, read from (exp, episode) ids on."""
+    """One remote metrics.db: its changes said, its questions answered."""
 
     def __init__(
-        self,
-        key: int,
-        spec: int,
-        path: str,
-        start: Optional[List[Any]],
-        pool: Optional[Dict[Database, None]] = None,
+        self, key: int, spec: int, path: str, pool: Optional[Dict["Database", None]] = None
     ) -> None:
         self.key, self.spec, self.path = key, spec, path
-        self.start = start  # [ident, last experiment id, last episode id] of the local copy
-        # The databases open now, least recently read first (Reader.trim closes the first).
-        self.pool: Dict[Database, None] = {} if pool is None else pool
+        # The databases open now, least recently used first (Reader.trim closes the first).
+        self.pool = {} if pool is None else pool  # type: Dict[Database, None]
         self.known = False  # opened and announced (and still so while evicted)
         self.evicted = False  # closed to spare file descriptors: its header is looked at
         self.looked = 0.0
         self.fd = -1
-        self.conn: Optional[sqlite3.Connection] = None
+        self.conn = None  # type: Optional[sqlite3.Connection]
         self.ident = ""
         self.entropy = True
-        self.last_exp = 0
-        self.last_ep = 0
         self.counter = b""
         self.version = -1
         self.confirmed = 0.0
         self.state = ""
         self.wal = False
-        self.caught_up = False
+        self.told = False  # its first change said (the local side then reads it)
         self.last_read = 0.0
         self.last_sent = -BUSY_FOR
+        self.locked_since = None  # type: Optional[float]
 
     def report(self, state: str, why: str = "") -> None:
         if state != self.state:
@@ -148,7 +149,7 @@ class Database:
             self.fd = -1
 
     def evict(self) -> None:
-        """Closed to spare file descriptors; read on from where it was when it changes."""
+        """Closed to spare file descriptors; looked at by its header until it changes."""
         self.close()
         self.evicted = True
 
@@ -188,7 +189,6 @@ class Database:
             self.known = False  # opened (and announced) anew once it can be
             return False
         self.version = -1  # data_version counts per connection: the old one's is no measure
-        self.counter = b""
         self.pool[self] = None
         return True
 
@@ -205,6 +205,7 @@ class Database:
         )
         try:
             conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA query_only = 1")
         except sqlite3.Error:
             conn.close()
             raise
@@ -253,25 +254,12 @@ class Database:
                 return False
             columns = {r[1] for r in self.conn.execute("PRAGMA table_info(episode)")}
             self.entropy = "entropy_loss" in columns
-            top_exp = self.conn.execute("SELECT max(id) FROM experiment").fetchone()[0] or 0
-            top_ep = self.conn.execute("SELECT max(id) FROM episode").fetchone()[0] or 0
         except sqlite3.Error as exc:
             self.close()
-            text = str(exc)
-            self.report("locked" if "locked" in text else "unreadable", text)
+            self.failed(str(exc), time.monotonic())
             return False
-        self.ident = "%d:%d:%d" % (st.st_dev, st.st_ino, int(st.st_ctime))
+        self.ident = "%d:%d" % (st.st_dev, st.st_ino)
         self.wal = header[18:19] == b"\x02"
-        reset = True
-        start = self.start
-        if start and start[0].split(":")[:2] == self.ident.split(":")[:2]:
-            self.ident = start[0]  # same file (its ctime moves with every write)
-            if int(start[1]) <= top_exp and int(start[2]) <= top_ep:
-                self.last_exp, self.last_ep = int(start[1]), int(start[2])
-                reset = False
-        if reset:
-            self.last_exp = self.last_ep = 0
-        self.start = None  # a file that comes back later is another one: read from its start
         send(
             {
                 "t": "db",
@@ -280,13 +268,13 @@ class Database:
                 "path": self.path,
                 "ident": self.ident,
                 "entropy": self.entropy,
-                "reset": reset,
             }
         )
         self.report("ok")
-        self.counter = b""
+        self.counter = os.pread(self.fd, 4, 24) if not self.wal else b""
         self.version = -1
         self.known = True
+        self.told = False
         self.pool[self] = None
         return True
 
@@ -295,10 +283,24 @@ class Database:
             st = os.stat(self.path)
         except OSError:
             return True
-        return "%d:%d" % (st.st_dev, st.st_ino) != ":".join(self.ident.split(":")[:2])
+        return "%d:%d" % (st.st_dev, st.st_ino) != self.ident
+
+    def ready(self, now: float) -> bool:
+        """Open (opened again when evicted or failed); False when it cannot be now."""
+        if self.conn is not None:
+            return True
+        if self.evicted:
+            return self.attach()
+        return self.open()
+
+    def use(self) -> None:
+        """The most recently used now: the last to be closed."""
+        if self in self.pool:
+            del self.pool[self]
+            self.pool[self] = None
 
     def poll(self, now: float, gap: float = READ_GAP) -> bool:
-        """Read what is new; True when rows were sent."""
+        """Say whether it changed; True when it did."""
         if self.conn is None and self.evicted:
             if now - self.looked < CLOSED_LOOK:
                 return False
@@ -312,93 +314,100 @@ class Database:
                 self.close()
                 if not self.open():
                     return False
-            changed = True
+            changed = self.confirm(now)
         else:
             if now - self.last_read < gap:
                 return False  # looked at again at a later step: nothing is missed
-            counter = os.pread(self.fd, 4, 24)
-            changed = self.wal or counter != self.counter
-            if changed:
+            if self.wal:
+                changed = self.confirm(now)
+            else:
+                counter = os.pread(self.fd, 4, 24)
+                changed = counter != self.counter
                 self.counter = counter
-        if not changed:
+        if not changed and self.told:
             return False
         self.last_read = now
-        if self in self.pool:  # the most recently read: the last to be closed
-            del self.pool[self]
-            self.pool[self] = None
-        return self.read(now)
+        self.use()
+        self.told = True
+        send({"t": "v", "k": self.key})
+        return True
 
-    def read(self, now: float) -> bool:
+    def confirm(self, now: float) -> bool:
+        """`data_version` read (the read lock, briefly): whether it moved since last read."""
         assert self.conn is not None
-        sent = False
-        for _ in range(50):  # at most 100,000 rows before the other databases' turn
-            deadline = time.perf_counter() + 0.005
-            while writer_busy(self.fd) and time.perf_counter() < deadline:
-                time.sleep(0.0002)
-            try:
-                if now - self.confirmed >= CONFIRM or self.wal:
-                    version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-                    self.confirmed = now
-                    if version == self.version and sent is False and self.caught_up:
-                        return False
-                    self.version = version
-                entropy = "entropy_loss" if self.entropy else "NULL"
-                episodes = self.conn.execute(
-                    "SELECT "
-                    + EPISODE.format(entropy=entropy)
-                    + " FROM episode WHERE id > ? ORDER BY id LIMIT ?",
-                    (self.last_ep, ROWS),
-                ).fetchall()
-                experiments = self.conn.execute(
-                    "SELECT id, agent, env, config, created_at FROM experiment"
-                    " WHERE id > ? ORDER BY id LIMIT ?",
-                    (self.last_exp, ROWS),
-                ).fetchall()
-                left = 0
-                if len(episodes) == ROWS:
-                    top = self.conn.execute("SELECT max(id) FROM episode").fetchone()[0]
-                    left = max(0, int(top or 0) - int(episodes[-1][0]))
-            except sqlite3.Error as exc:
-                text = str(exc)
-                self.report(
-                    "locked" if "locked" in text or "readonly" in text else "unreadable", text
-                )
-                self.counter = b""  # look again at the next step
-                return sent
-            self.report("ok")
-            if not episodes and not experiments:
-                self.caught_up = True
-                return sent
-            if experiments:
-                self.last_exp = int(experiments[-1][0])
-            if episodes:
-                self.last_ep = int(episodes[-1][0])
-            send(
-                {
-                    "t": "rows",
-                    "k": self.key,
-                    "x": [[cell(v) for v in row] for row in experiments],
-                    "e": [[cell(v) for v in row] for row in episodes],
-                    "left": left,
-                }
-            )
-            sent = True
-            if len(episodes) < ROWS and len(experiments) < ROWS:
-                self.caught_up = True
-                return sent
-        return sent
+        self.wait_for_writer()
+        try:
+            version = self.conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            self.failed(str(exc), now)
+            return False
+        self.locked_since = None
+        self.report("ok")
+        self.confirmed = now
+        if not self.wal:
+            self.counter = os.pread(self.fd, 4, 24)
+        changed = bool(version != self.version)
+        self.version = version
+        return changed
+
+    def failed(self, text: str, now: float) -> None:
+        """A read that failed. A lock met now and then (SQLite does not always wait out its
+        busy timeout for a commit in progress) is looked at again at the next step; one that
+        lasts LOCKED_FOR is the database's state."""
+        if "locked" in text or "busy" in text or "readonly" in text:
+            if self.locked_since is None:
+                self.locked_since = now
+            if now - self.locked_since < LOCKED_FOR:
+                self.confirmed = 0.0  # confirmed again at the next step
+                return
+            self.report("locked", text)
+        else:
+            self.report("unreadable", text)
+        self.confirmed = 0.0
+
+    def wait_for_writer(self) -> None:
+        deadline = time.perf_counter() + WRITER_WAIT
+        while writer_busy(self.fd) and time.perf_counter() < deadline:
+            time.sleep(0.0002)
+
+    def answer(self, number: int, sql: str, parameters: Any) -> None:
+        """One request: its rows fetched whole at once (the statement bounds them), or why not."""
+        if not self.ready(time.monotonic()):
+            send({"t": "a", "n": number, "error": "not open: %s" % (self.state or "unknown")})
+            return
+        assert self.conn is not None
+        self.use()
+        self.wait_for_writer()
+        try:
+            rows = self.conn.execute(sql, parameters).fetchall()
+        except (sqlite3.Error, ValueError, TypeError, OverflowError) as exc:
+            send({"t": "a", "n": number, "error": str(exc)[:500]})
+            return
+        line = json.dumps(
+            {"t": "a", "n": number, "rows": [[cell(v) for v in row] for row in rows]},
+            separators=(",", ":"),
+            default=str,
+        )
+        if len(line) > MAX_ANSWER:
+            send({"t": "a", "n": number, "error": "answer too large (%d bytes)" % len(line)})
+            return
+        sys.stdout.buffer.write(line.encode("utf-8", "replace") + b"\n")
+        sys.stdout.buffer.flush()
 
 
 class Reader:
-    def __init__(self, specs: List[str], starts: Dict[str, List[Any]]) -> None:
+    def __init__(self, specs: List[str]) -> None:
         self.specs = [os.path.abspath(os.path.expanduser(s)) for s in specs]
-        self.starts = starts
-        self.databases: Dict[str, Database] = {}
-        self.dir_state: Dict[int, str] = {}
-        self.pool: Dict[Database, None] = {}  # open databases, least recently read first
+        self.databases = {}  # type: Dict[str, Database]
+        self.by_key = {}  # type: Dict[int, Database]
+        self.dir_state = {}  # type: Dict[int, str]
+        self.pool = {}  # type: Dict[Database, None]  # open databases, least recently used first
         self.open_files = open_files()
+        self.pending = b""
+        self.walk_cost = 0.0
 
     def discover(self) -> None:
+        began = time.monotonic()
         for index, spec in enumerate(self.specs):
             if os.path.isdir(spec) and os.path.basename(spec) != "metrics.db":
                 found = self.walk(spec)
@@ -430,26 +439,54 @@ class Reader:
                 found = [spec]
             for path in found:
                 if path not in self.databases:
-                    self.databases[path] = Database(
-                        len(self.databases), index, path, self.starts.get(path), self.pool
-                    )
+                    database = Database(len(self.databases), index, path, self.pool)
+                    self.databases[path] = database
+                    self.by_key[database.key] = database
+        self.walk_cost = time.monotonic() - began
+
+    def rescan_every(self) -> float:
+        """Seconds between walks: RESCAN, or more when a walk costs more than WALK_SHARE of
+        that (a walk of 10,000 folders takes ~0.1 s of CPU: then every 20 s)."""
+        return min(MAX_RESCAN, max(RESCAN, self.walk_cost / WALK_SHARE))
 
     def walk(self, root: str) -> List[str]:
-        found: List[str] = []
+        found = []  # type: List[str]
         for directory, dirs, files in os.walk(root):
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
             if "metrics.db" in files:
                 found.append(os.path.join(directory, "metrics.db"))
         return found
 
-    def run(self, once: bool) -> None:
+    def handle(self, line: bytes) -> None:
+        try:
+            request = json.loads(line)
+            number, key, sql = request["q"], request["k"], request["sql"]
+            parameters = request.get("p", [])
+        except (ValueError, KeyError, TypeError):
+            send({"t": "error", "why": "a request that is not one"})
+            return
+        if type(number) is not int or not isinstance(sql, str):
+            send({"t": "error", "why": "a request that is not one"})
+            return
+        if not isinstance(parameters, (list, dict)):
+            send({"t": "a", "n": number, "error": "parameters that are not a list or an object"})
+            return
+        database = self.by_key.get(key) if type(key) is int else None
+        if database is None or not database.known:
+            send({"t": "a", "n": number, "error": "no such database open"})
+            return
+        database.answer(number, sql, parameters)
+        while len(self.pool) > self.open_files:
+            next(iter(self.pool)).evict()
+
+    def run(self) -> None:
         send({"t": "hello", "v": PROTOCOL, "python": sys.version.split()[0]})
         self.discover()
         last_change = last_beat = last_scan = time.monotonic()
         synced = False
         while True:
             now = time.monotonic()
-            if now - last_scan >= RESCAN:
+            if now - last_scan >= self.rescan_every():
                 last_scan = now
                 self.discover()
             busy = False
@@ -461,11 +498,9 @@ class Reader:
                     database.last_sent = now
                 while len(self.pool) > self.open_files:
                     next(iter(self.pool)).evict()
-            if not synced and all(d.caught_up or not d.known for d in self.databases.values()):
+            if not synced:
                 synced = True
                 send({"t": "synced"})
-                if once:
-                    return
             now = time.monotonic()
             if busy:
                 last_change = now
@@ -473,8 +508,33 @@ class Reader:
                 last_beat = now
                 send({"t": "hb"})
             step = BUSY_STEP if now - last_change < BUSY_FOR else IDLE_STEP
-            if stdin_closed(step):
+            if not self.requests(step):
                 return
+
+    def requests(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for requests and answer them; False when stdin closed (the
+        local side is gone). Requests keep coming: answered until none waits."""
+        fd = sys.stdin.fileno()
+        while True:
+            try:
+                ready, _, _ = select.select([fd], [], [], timeout)
+            except (OSError, ValueError):
+                time.sleep(timeout)
+                return True
+            if not ready:
+                return True
+            data = os.read(fd, 1 << 16)
+            if not data:
+                return False
+            self.pending += data
+            while b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                if line.strip():
+                    self.handle(line)
+            if len(self.pending) > 1 << 24:
+                send({"t": "error", "why": "a request longer than 16 MiB"})
+                return False
+            timeout = 0.0  # what else arrived, then back to the databases
 
 
 def open_files() -> int:
@@ -491,28 +551,18 @@ def open_files() -> int:
     return max(1, min(OPEN_FILES, (limit - 16) // 3))
 
 
-def stdin_closed(timeout: float) -> bool:
-    """Sleep `timeout` s; True when stdin closed meanwhile (the local side is gone)."""
-    try:
-        ready, _, _ = select.select([sys.stdin.fileno()], [], [], timeout)
-    except (OSError, ValueError):
-        time.sleep(timeout)
-        return False
-    return bool(ready) and not os.read(sys.stdin.fileno(), 4096)
-
-
 def main() -> int:
-    """The arguments: one JSON line on stdin (after this program's text, see link.BOOTSTRAP)."""
+    """The arguments: one JSON line on stdin (after this program's text, see link.BOOTSTRAP).
+    Requests follow it only once a database has been announced, so none is already in
+    stdin's buffer when `requests` reads the descriptor itself."""
     try:
         args = json.loads(sys.stdin.buffer.readline())
         specs = [str(s) for s in args["specs"]]
-        starts = {str(k): list(v) for k, v in dict(args.get("from") or {}).items()}
-        once = bool(args.get("once"))
     except (ValueError, KeyError, TypeError) as exc:
         send({"t": "error", "why": "bad arguments: %s" % exc})
         return 2
     try:
-        Reader(specs, starts).run(once)
+        Reader(specs).run()
     except (BrokenPipeError, KeyboardInterrupt):
         return 0
     return 0

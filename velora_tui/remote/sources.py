@@ -1,15 +1,17 @@
-"""Local and remote sources together: remote ones are read from their local copies, which the
-links keep up to date, by the same Monitor as local files (a copy's folder is a directory
-source to it). The Monitor's statuses then speak of the remote paths, and each host gets a line
-of its own: connected / connecting / unreachable / refused, and how far behind."""
+"""Local and remote sources together, read by the same Monitor: a remote database is a stand-in
+file to it (stand_ins.py: a stand-in's folder is a directory source), which it opens through
+RemoteFiles, whose connections have the host answer every statement (link.py). The Monitor's
+statuses then speak of the remote paths, and each host gets a line of its own: connected /
+connecting / unreachable / refused."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from velora_tui.data.files import FileSystem, Readable, system
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import SourceState, SourceStatus
 from velora_tui.data.source_names import source_names
@@ -19,9 +21,10 @@ if TYPE_CHECKING:
     from velora_tui.remote.link import LinkStatus
     from velora_tui.remote.ssh import SshOptions
 
-SYNC_TIMEOUT = 60.0  # a one-shot command waits at most this long for a host's copy
+T = TypeVar("T")
+SYNC_TIMEOUT = 60.0  # a one-shot command waits at most this long for a host's databases
 
-# By link.LinkState (a StrEnum: its members are these strings). The links and the copies are
+# By link.LinkState (a StrEnum: its members are these strings). The links and the stand-ins are
 # imported only when a source is remote: every command imports this module, and their import
 # is a measurable part of start-up (docs/performance.md, Remote hosts).
 _HOST_STATES = {
@@ -54,7 +57,7 @@ def split_sources(
 
 
 class Remotes:
-    """The links to every host named, and the folders of their copies."""
+    """The links to every host named, and the folders of their stand-ins."""
 
     def __init__(
         self,
@@ -63,7 +66,7 @@ class Remotes:
         options: SshOptions | None = None,
     ) -> None:
         from velora_tui.remote.link import Link
-        from velora_tui.remote.mirror import source_folder
+        from velora_tui.remote.stand_ins import source_folder
 
         self.sources = list(dict.fromkeys(sources))
         self.folders = [source_folder(source.label) for source in self.sources]
@@ -82,7 +85,8 @@ class Remotes:
         ]
 
     def sync(self, timeout: float = SYNC_TIMEOUT) -> list[LinkStatus]:
-        """Every host's copies brought up to date at once (one connection each)."""
+        """Every host connected at once, each until it has said which databases it holds (or
+        failed to connect); the links keep running (`stop` ends them)."""
         threads = [
             threading.Thread(target=link.sync, args=(timeout,), daemon=True) for link in self.links
         ]
@@ -106,21 +110,56 @@ class Remotes:
         return [link.status for link in self.links]
 
 
+class RemoteFiles(FileSystem):
+    """The file system calls of a Monitor with remote sources: a stand-in is connected to its
+    host; everything else is the system's (looked up at each use, as `files.system` is)."""
+
+    def __init__(self, remotes: Remotes) -> None:
+        self.remotes = remotes
+
+    def stat(self, path: Path) -> Any:
+        return system().stat(path)
+
+    def open(self, path: Path) -> int:
+        return system().open(path)
+
+    def read(self, fd: int, size: int, offset: int) -> bytes:
+        return system().read(fd, size, offset)
+
+    def close(self, fd: int) -> None:
+        system().close(fd)
+
+    def listdir(self, path: Path) -> list[tuple[str, bool]]:
+        return system().listdir(path)
+
+    def watch(self, paths: Sequence[Path], make: Callable[[], T]) -> T:
+        return system().watch(paths, make)
+
+    def connect(self, path: Path, busy_timeout: float) -> Readable:
+        from velora_tui.remote.link import RemoteConnection
+
+        for link in self.remotes.links:
+            place = link.places.get(path)
+            if place is not None:
+                return RemoteConnection(link, place)
+        return system().connect(path, busy_timeout)
+
+
 class RemoteMonitor(Monitor):
-    """A Monitor whose directory sources include the remote sources' copy folders."""
+    """A Monitor whose directory sources include the remote sources' stand-in folders."""
 
     def __init__(
         self, local: Sequence[Path | str], remotes: Remotes, patience: float | None = None
     ) -> None:
         self.remotes = remotes
-        super().__init__([*local, *remotes.folders], patience=patience)
+        super().__init__([*local, *remotes.folders], patience=patience, files=RemoteFiles(remotes))
 
     def statuses(self) -> list[SourceStatus]:
         remote_states: dict[Path, tuple[str, str]] = {}
         databases: set[Path] = set()
         for link in self.remotes.links:
             for (spec, path), found in list(link.remote_states.items()):
-                if (spec, path) in link.database_states or (spec, path) in link.mirrors:
+                if (spec, path) in link.database_states or (spec, path) in link.stand_ins:
                     place = link.place(spec, path)
                     databases.add(place)
                 else:
@@ -133,7 +172,7 @@ class RemoteMonitor(Monitor):
             if state in _REMOTE_STATES and status.state in (SourceState.OK, SourceState.WAITING):
                 status = SourceStatus(status.path, _REMOTE_STATES[state], why)
             shown.append(status)
-        # Databases with no copy yet (unreadable there from the start): a state all the same.
+        # Databases with no stand-in yet (unreadable there from the start): a state all the same.
         for place in sorted(databases):
             state, why = remote_states[place]
             if state in _REMOTE_STATES:
@@ -168,8 +207,8 @@ def open_sources(
     sync: bool = True,
     patience: float | None = None,
 ) -> tuple[Monitor, Remotes | None]:
-    """A Monitor on the sources. With remote ones: their copies brought up to date first when
-    `sync` (the one-shot commands), and the links (not started) to keep them so."""
+    """A Monitor on the sources. With remote ones: their hosts connected first, and their
+    databases found, when `sync` (the one-shot commands; else the links are not started)."""
     local, remote = split_sources(sources)
     if not remote:
         return Monitor(local, patience=patience), None
