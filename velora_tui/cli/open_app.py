@@ -12,6 +12,7 @@ from velora_tui.cli.common import (
     POLL,
     SOURCES,
     remote_python,
+    slurm_path,
     sources_or_default,
 )
 from velora_tui.tui.app import run_app
@@ -31,4 +32,5 @@ def command(
         poll=poll,
         notify=notify_with or ("auto" if notify else None),
         remote_python=remote_python(),
+        slurm_path=slurm_path(),
     )

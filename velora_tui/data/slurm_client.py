@@ -166,7 +166,11 @@ class SlurmClient:
                 for n, what in ((running, "running"), (pending, "pending"), (ended, "ended"))
                 if n
             ]
-            return f"{len(jobs)} jobs: " + ", ".join(parts)
+            first = next((j for j in jobs if j.pending), None)
+            if first is not None and first.reason not in ("", "None"):  # why, as Slurm says
+                index = parts.index(f"{pending} pending")
+                parts[index] += f" (job {first.job_id}: {first.reason})"
+            return clean_text(f"{len(jobs)} jobs: " + ", ".join(parts), 160)
         if self.state is SlurmState.WAITING:
             return "asking squeue"
         return f"{self.state}" + (f" ({self.message})" if self.message else "")

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, SystemCommand
@@ -43,6 +43,9 @@ from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.screens.experiments import ExperimentsScreen
 from velora_tui.tui.settings import Settings
 from velora_tui.tui.workers import ReportsWorkerFailures, cancelled, read_worker
+
+if TYPE_CHECKING:
+    from velora_tui.data.slurm import PathTemplate
 
 __all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 
@@ -392,9 +395,21 @@ REPLACED_COMMANDS = frozenset({"Screenshot", "Keys"})
 
 
 def make_app(
-    sources: Sequence[Path | str], settings: Settings | None = None, remote_python: str = "python3"
+    sources: Sequence[Path | str],
+    settings: Settings | None = None,
+    remote_python: str = "python3",
+    slurm_path: PathTemplate | None = None,
 ) -> VeloraApp:
+    from velora_tui.data.slurm import is_slurm
     from velora_tui.remote.sources import open_sources
+
+    if any(isinstance(s, str) and is_slurm(s) for s in sources):
+        # Slurm's jobs: asked in a thread of their own, their folders added as Slurm answers
+        # (data/slurm_monitor.py); the app never waits for squeue.
+        from velora_tui.data.slurm_monitor import open_slurm
+
+        slurm = open_slurm(sources, slurm_path, wait=False, patience=STARTUP_PATIENCE)
+        return VeloraApp(slurm, settings)
 
     # Remote sources: their links run in threads of their own from now on (closed with the
     # monitor); the app reads their local copies like any file.
@@ -411,8 +426,9 @@ def run_app(
     poll: bool = False,
     notify: str | None = None,
     remote_python: str = "python3",
+    slurm_path: PathTemplate | None = None,
 ) -> None:
-    run_prepared(make_app(sources, Settings(poll=poll, notify=notify), remote_python))
+    run_prepared(make_app(sources, Settings(poll=poll, notify=notify), remote_python, slurm_path))
 
 
 def run_prepared(app: VeloraApp) -> None:

@@ -11,6 +11,7 @@ from textual.widgets import ProgressBar
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary
+from velora_tui.data.slurm import describe_tie
 from velora_tui.report.format import ago, best_reward, duration, episode_count, shown_path
 from velora_tui.tui.render import STATUS_GLYPHS
 from velora_tui.tui.widgets.line import Line
@@ -54,6 +55,8 @@ class ExperimentHeader(Vertical):
         if summary.n_episodes:
             bar.update(total=summary.n_episodes, progress=min(summary.reached, summary.n_episodes))
         parts = [f"{episode_count(summary)} episodes"]
+        if summary.job is not None:  # its Slurm job: time left against its limit, or its end
+            parts.append(clean_text(describe_tie(summary.job, now), 80))
         rate = summary.episodes_per_minute()
         if status.value == "running" and rate is not None:
             parts.append(f"{rate:,.1f} ep/min")

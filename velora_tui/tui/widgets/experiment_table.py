@@ -10,7 +10,9 @@ from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key
+from velora_tui.data.slurm import describe, describe_tie
 from velora_tui.report.format import PENDING, ago, db_tag, episode_count
 from velora_tui.tui.render import number_cell, spark, status_cell, text_cell
 
@@ -25,12 +27,27 @@ COLUMNS = (
     ("avg", "Avg"),
     ("spark", "Reward"),
     ("active", "Active"),
+    ("slurm", "Slurm job"),  # only with a slurm: source (show_slurm)
 )
 OPEN_HELP = "open the highlighted experiment"
 SPARK_WIDTH = 14
 # What to leave out when the terminal is too narrow for every column (80 columns: the preview
 # under the list still shows the selected run's best reward and its reward sparkline).
 NARROWER = (("avg",), ("avg", "best", "spark"))
+
+
+def slurm_cell(s: ExperimentSummary, now: datetime) -> Text:
+    """Its Slurm job's state: time left against the limit, why it pends, how it ended; an
+    ambiguous tie said as such (plain text: names and reasons come from Slurm)."""
+    if s.job is None:
+        return Text("")
+    job = s.job.job
+    if job is None:
+        return Text(clean_text(describe_tie(s.job, now), 60), style="yellow")
+    style = "green" if job.running else "yellow" if job.pending else "blue"
+    if job.ended and job.state != "COMPLETED":
+        style = "bold red"
+    return Text(clean_text(f"{job.job_id} {describe(job, now)}", 60), style=style)
 
 
 def row_key(key: Key) -> str:
@@ -53,6 +70,7 @@ class ExperimentTable(DataTable[Text]):
         # Until the user moves the cursor, it stays on the top row as rows arrive and re-sort.
         self.user_moved = False
         self.show_db = False
+        self.show_slurm = False  # some run is tied to a Slurm job
         self.shown_columns: tuple[str, ...] = ()
         self.last_shown: tuple[Sequence[ExperimentSummary], datetime] = ((), datetime.min)
 
@@ -64,8 +82,9 @@ class ExperimentTable(DataTable[Text]):
                 widths[key] = max(widths[key], cell.cell_len)
         widths["spark"] = SPARK_WIDTH
         room = self.size.width - 2  # the vertical scrollbar
+        never = () if self.show_slurm else ("slurm",)
         for left_out in ((), *NARROWER):
-            keys = tuple(key for key, _ in COLUMNS if key not in left_out)
+            keys = tuple(key for key, _ in COLUMNS if key not in left_out and key not in never)
             if sum(widths[key] + 2 for key in keys) <= room:
                 return keys
         return keys
@@ -105,6 +124,7 @@ class ExperimentTable(DataTable[Text]):
             number_cell(s.reward_moving_avg),
             Text(spark(self.sparks.get(s.key, ()), SPARK_WIDTH), style="cyan"),
             Text(ago(s.last_activity, now), style="dim"),
+            slurm_cell(s, now),
         ]
 
     def show(
@@ -116,6 +136,10 @@ class ExperimentTable(DataTable[Text]):
         """Show `summaries` in this order: rows are added, removed or updated in place."""
         self.last_shown = (summaries, now)
         order = [s.key for s in summaries]
+        show_slurm = any(s.job is not None for s in summaries)
+        if show_slurm != self.show_slurm:
+            self.show_slurm = show_slurm
+            self.order = []  # the columns change: every row is added again
         selected = self.selected_key
         with self.app.batch_update():
             if order != self.order or not self.shown_columns:
