@@ -38,6 +38,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("new_experiment", {"tries": 5}),
     ("remote", {"rounds": 1}),  # runs on another host, through a loopback sshd
     ("groups", {"rounds": 8}),
+    ("health", {"rounds": 2}),
     ("serve", {}),  # the app in a browser (bench/serve.py; needs Chromium)
 ]
 

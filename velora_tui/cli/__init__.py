@@ -33,6 +33,7 @@ COMMANDS = {
     "tail": Entry("tail", "Print the latest episodes; with -f, every new one as it is committed."),
     "export": Entry("export", "Export every episode of experiment ID (or groups' curves)."),
     "alerts": Entry("alerts", "Print the app's alerts: stalled and finished runs, inf/NaN."),
+    "settings": Entry("settings", "Show the settings file and the settings in force."),
     "serve": Entry("serve", "Serve the monitor to a browser."),
     "cache": Entry("cache", "What velora-tui keeps of remote sources (in the cache folder)."),
     "simulate": Entry("simulate", "Write a fake training run into DB exactly as velora does."),

@@ -1,5 +1,6 @@
-"""`velora-tui alerts [-f]`: the app's alerts (report/alerts.py: stalled, finished, inf/NaN)
-without the app, one line or JSON object each, and optionally a command run for each (`--exec`).
+"""`velora-tui alerts [-f]`: the app's alerts (report/alerts.py: stalled, finished, inf/NaN, and
+each run's health) without the app, one line or JSON object each, and optionally a command run
+for each (`--exec`). Without -f a run's health is what its newest rows say (HISTORY of them).
 
 Without `-f` it reports what holds now and exits; with `-f` it follows the sources as `tail -f`
 does and reports each alert as it happens, by the app's rules (the first look only records;
@@ -31,12 +32,28 @@ from pathlib import Path
 
 import click
 
-from velora_tui.cli.common import JSON, POLL, SOURCES, Failure, load_to_follow, say
+from velora_tui.cli.common import (
+    JSON,
+    POLL,
+    SOURCES,
+    TARGET,
+    Failure,
+    load_to_follow,
+    say,
+    user_settings,
+)
 from velora_tui.cli.follow import follow
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.monitor import Monitor, sort_summaries
 from velora_tui.data.records import Update
-from velora_tui.report.alerts import Alert, AlertTracker, alert_json, current_alerts
+from velora_tui.report.alerts import (
+    Alert,
+    AlertTracker,
+    HealthRules,
+    HealthTracker,
+    alert_json,
+    current_alerts,
+)
 from velora_tui.report.format import clock, shown_path
 
 # Alerts waiting for the command while it runs. At the default timeout a full queue is over a
@@ -204,6 +221,7 @@ class AlertPrinter:
     help="Seconds before CMD (its whole process group) is killed.",
 )
 @POLL
+@TARGET
 def command(
     sources: tuple[Path | str, ...],
     following: bool,
@@ -211,50 +229,70 @@ def command(
     command_line: str | None,
     exec_timeout: float,
     poll: bool,
+    targets: dict[str, float],
 ) -> None:
-    """Print the app's alerts: stalled and finished runs, inf/NaN; with -f, each as it happens."""
+    """Print the app's alerts: stalled and finished runs, inf/NaN, and each run's health (target
+    reached, plateau, collapse, loss spike, entropy collapse, slowdown); with -f, each as it
+    happens."""
     argv = parse_command(command_line) if command_line is not None else None
+    settings = user_settings(targets)
+    rules, targets = settings.health, settings.targets
     monitor = load_to_follow(sources, following)
     runner = CommandRunner(argv, exec_timeout) if argv else None
     printer = AlertPrinter(monitor, as_json, runner, wait=not following)
     finished = False
     try:
         if following:
-            _follow(monitor, printer, poll)
+            _follow(monitor, printer, poll, rules, targets)
         else:
-            _report_now(monitor, printer)
+            _report_now(monitor, printer, rules, targets)
         finished = True
     finally:
         if runner is not None:
             runner.close(finish=finished and not following)
 
 
-def _report_now(monitor: Monitor, printer: AlertPrinter) -> None:
+def _report_now(
+    monitor: Monitor, printer: AlertPrinter, rules: HealthRules, targets: dict[str, float]
+) -> None:
     # Exact figures, as `ls` prints them: a source that cannot be added up is named, and left out.
     incomplete = set(monitor.scan_all())
     for path in incomplete:
         say(monitor.databases[path].status.describe())
     now = datetime.now()
     summaries = sort_summaries((s for s in monitor.summaries() if s.db not in incomplete), now)
-    printer.emit(current_alerts(summaries, now), now)
+    # Each run's health from its newest rows (report/alerts.py: HISTORY), as the app has it.
+    health = HealthTracker(rules, targets)
+    health.read_past(monitor, summaries)
+    printer.emit(current_alerts(summaries, now) + health.alerts_now(summaries), now)
 
 
 def _added_up(monitor: Monitor) -> list[Update]:
     return [update for updates in monitor.scan() for update in updates]
 
 
-def _follow(monitor: Monitor, printer: AlertPrinter, poll: bool) -> None:
-    tracker = AlertTracker()
+def _follow(
+    monitor: Monitor,
+    printer: AlertPrinter,
+    poll: bool,
+    rules: HealthRules,
+    targets: dict[str, float],
+) -> None:
+    tracker = AlertTracker(rules, targets)
     # The first look: what is there is recorded, not reported (inf/NaN in old rows included,
-    # hence the rows added up first).
+    # hence the rows added up first; each run's health from its newest rows).
     monitor.scan_all()
     tracker.observe(monitor.summaries(), datetime.now())
+    tracker.health.read_past(monitor, monitor.summaries())
 
     async def report(updates: list[Update]) -> None:
         if any(u.first_load or u.status_changed for u in updates) and monitor.scanning():
             tracker.added_up(monitor, await asyncio.to_thread(_added_up, monitor))
         now = datetime.now()
         printer.emit(tracker.after(monitor, updates, False, now), now)
+        pending = tracker.health.pending(monitor)  # runs first seen after their first episode
+        if pending:
+            await asyncio.to_thread(tracker.health.read_past, monitor, pending)
 
     def tick() -> None:  # the runs that stall, found by the clock
         now = datetime.now()

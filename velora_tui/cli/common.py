@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -14,6 +14,9 @@ from velora_tui.data.records import ExperimentSummary, SourceState
 from velora_tui.data.source_names import source_names
 from velora_tui.remote.sources import file_statuses
 from velora_tui.report.notify import METHODS as NOTIFY_METHODS
+
+if TYPE_CHECKING:
+    from velora_tui.report.user_settings import UserSettings
 
 DEFAULT_SOURCE = "metrics.db"
 
@@ -132,6 +135,46 @@ GROUP_BY = click.option(
     metavar="KEY",
     help="Group by these config keys (dotted; repeatable or comma-separated).",
 )
+
+
+def _targets(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, float]:
+    from velora_tui.report.user_settings import parse_target
+
+    found: dict[str, float] = {}
+    for text in values:
+        try:
+            env, value = parse_target(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx, param) from None
+        found[env] = value
+    return found
+
+
+TARGET = click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="ENV=VALUE",
+    callback=_targets,
+    help="The moving average at which ENV counts as solved (over the settings and Gymnasium's"
+    " reward_threshold; repeatable).",
+)
+
+
+def user_settings(
+    targets: dict[str, float] | None = None, notify: str | None = None
+) -> UserSettings:
+    """The settings in force (settings.toml, then these flags); the file's problems said once."""
+    from velora_tui.report.user_settings import load_settings
+
+    settings = load_settings()
+    problem = settings.problem()
+    if problem is not None:
+        say(problem)
+    settings.apply_flags(targets=targets, notify=notify)
+    return settings
 
 
 class Failure(click.ClickException):

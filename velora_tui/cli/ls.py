@@ -9,7 +9,17 @@ from typing import Any
 
 import click
 
-from velora_tui.cli.common import GROUP, GROUP_BY, JSON, SOURCES, group_keys, load, require_data
+from velora_tui.cli.common import (
+    GROUP,
+    GROUP_BY,
+    JSON,
+    SOURCES,
+    TARGET,
+    group_keys,
+    load,
+    require_data,
+    user_settings,
+)
 from velora_tui.data.cleaning import format_number
 from velora_tui.data.monitor import sort_summaries
 from velora_tui.data.source_names import source_names
@@ -37,12 +47,14 @@ def slurm_view(monitor: object) -> Any:
     help="With --group/--group-by: the probability that a run of the first group (best final"
     " reward) beats a run of each other group, with its 95% bootstrap interval.",
 )
+@TARGET
 def command(
     sources: tuple[Path | str, ...],
     as_json: bool,
     group_seeds: bool,
     group_by: tuple[str, ...],
     compare: bool,
+    targets: dict[str, float],
 ) -> None:
     """List experiments with their progress and rewards (or their groups)."""
     keys = group_keys(group_seeds, group_by)
@@ -65,7 +77,19 @@ def command(
         return
     slurm = slurm_view(monitor)
     if as_json:
-        listed = [with_host(monitor, s.db, s.to_json(now)) for s in summaries]
+        # Each run's health (report/alerts.py), from its newest rows as `alerts` has it.
+        from velora_tui.report.alerts import HealthTracker
+
+        settings = user_settings(targets)
+        health = HealthTracker(settings.health, settings.targets)
+        health.read_past(monitor, summaries)
+        listed = []
+        for s in summaries:
+            data = s.to_json(now)
+            run = health.get(s.key)
+            if run is not None:
+                data["health"] = run.to_json()
+            listed.append(with_host(monitor, s.db, data))
         if slurm is not None:
             listed = slurm.add_json(listed, summaries, now)
         click.echo(json.dumps(listed, indent=2))

@@ -1,6 +1,7 @@
 """Alerts worth a notification, found by comparing each experiment with what was seen before:
 a run that stalls, a run that reaches its planned episodes, a first inf/NaN or text in its
-numbers.
+numbers; and a run's health, from its episodes (docs/health.md): its target reached, a plateau,
+a collapse, a loss spike, an entropy collapse, a slowdown.
 
 The one place their rules live: the app shows them as notifications (and, with `--notify`, as
 desktop notifications through the terminal), `velora-tui alerts` prints them and hands them to a
@@ -9,21 +10,37 @@ command. Nothing here imports Textual.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+import math
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from velora_tui.data.cleaning import clean_text
-from velora_tui.data.records import ExperimentSummary, Key, RunStatus, Update, json_time
+from velora_tui.data.records import (
+    EpisodeRow,
+    ExperimentSummary,
+    Key,
+    RunStatus,
+    Update,
+    json_time,
+)
 from velora_tui.data.slurm import Job, limit_text
 from velora_tui.data.source_names import source_names
+from velora_tui.data.targets import target_for
 from velora_tui.report.format import duration, episode_count, experiment_label
 
 if TYPE_CHECKING:
     from velora_tui.data.monitor import Monitor
 
-KINDS = ("stalled", "finished", "nonfinite")
+KINDS = (
+    "stalled",
+    "finished",
+    "nonfinite",
+    *("solved", "plateau", "collapse", "loss_spike", "entropy", "slowdown"),  # HEALTH_KINDS
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +49,7 @@ class Alert:
     kind: str  # one of KINDS
     severity: str  # "information", "warning" or "error", as Textual's notify takes them
     message: str  # terminal-safe: names cleaned by clean_text
+    episode: int | None = None  # the episode of a health event
 
 
 def stalled(summary: ExperimentSummary, now: datetime) -> Alert:
@@ -91,6 +109,8 @@ def alert_json(alert: Alert, summary: ExperimentSummary | None, now: datetime) -
         "db": source_names.name(alert.key[0]),
         "id": alert.key[1],
     }
+    if alert.episode is not None:
+        data["episode"] = alert.episode
     if summary is not None:
         data |= {
             "agent": clean_text(summary.agent),
@@ -107,10 +127,13 @@ def alert_json(alert: Alert, summary: ExperimentSummary | None, now: datetime) -
 class AlertTracker:
     """Raises each alert once per experiment; the first look only records what is there."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, rules: HealthRules | None = None, targets: Mapping[str, float] | None = None
+    ) -> None:
         self.status: dict[Key, RunStatus] = {}
         self.nonfinite: dict[Key, int] = {}
         self.slurm = SlurmAlerts()
+        self.health = HealthTracker(rules, targets)
 
     def running(self) -> set[Key]:
         """Experiments last seen running: the only ones a clock tick can change."""
@@ -129,7 +152,7 @@ class AlertTracker:
                 keys |= self.running()
             found = (monitor.summary(key) for key in keys)
             summaries = [s for s in found if s is not None]
-        return self.observe(summaries, now)
+        return self.observe(summaries, now) + self.health.feed(monitor, updates)
 
     def added_up(self, monitor: Monitor, updates: list[Update]) -> None:
         """What a scan found in existing rows (inf/NaN counts) is history, not news: recorded
@@ -249,3 +272,571 @@ class SlurmAlerts:
             return False
         self.said.add(mark)
         return True
+
+
+# -- a run's health ---------------------------------------------------------------------------
+#
+# Rules read each episode once, in order, and keep a bounded state per run (docs/health.md has
+# the rules, their defaults and the reasons for them). A first look evaluates a run's newest
+# HISTORY rows (read with MetricsDatabase.latest_episodes), never its whole history; what they
+# find is the run's state, not news: alerts are for what happens while watching.
+
+HEALTH_KINDS = ("solved", "plateau", "collapse", "loss_spike", "entropy", "slowdown")
+# Rows of a run's past a first look evaluates (its newest): longer than every rule's stretch.
+HISTORY = 1000
+# How the list, the header and `ls --json` say a run's state: most pressing first.
+MARKS = {
+    "collapse": "collapse",
+    "loss_spike": "spike",
+    "entropy": "entropy",
+    "slowdown": "slow",
+    "plateau": "plateau",
+    "solved": "solved",
+}
+# Robust sigma from a median absolute deviation (normal data): sigma = 1.4826 MAD.
+MAD_SIGMA = 1.4826
+# How often (in episodes) a loss's MAD is worked out again while no value looks far out; any
+# value that might be a spike gets an exact one first.
+MAD_EVERY = 16
+LOSSES = (("critic_loss", "critic loss"), ("actor_loss", "actor loss"))
+
+
+@dataclass(frozen=True, slots=True)
+class HealthRules:
+    """Each rule's thresholds (settings' `[health]`; docs/health.md says why these defaults)."""
+
+    window: int = 100  # episodes before the moving average is a full window (SB3, Gymnasium)
+    plateau_episodes: int = 500  # no new best moving average for this many episodes
+    plateau_min_gain: float = 0.01  # a new best beats the old by this share of the range seen
+    collapse_fraction: float = 0.5  # the moving average lost this share of its gains...
+    collapse_episodes: int = 100  # ...and stayed there this many episodes
+    spike_window: int = 200  # a loss compared with the median and MAD of its last values
+    spike_factor: float = 10.0  # this many robust sigmas (1.4826 MAD) away is a spike
+    spike_min: int = 50  # values needed before a loss can spike
+    spike_cooldown: int = 50  # episodes after a spike in which another is the same event
+    entropy_fraction: float = 0.1  # entropy term below this share of its peak size...
+    entropy_min: int = 50  # ...once this many episodes have set its peak
+    slowdown_fraction: float = 0.5  # steps per minute below this share of the run's own...
+    slowdown_minutes: float = 3.0  # ...over this many minutes...
+    slowdown_reference: float = 15.0  # ...against this many minutes before them
+
+    def checked(self) -> HealthRules:
+        """Out-of-range values (a settings file's) brought to the nearest sensible one."""
+
+        def whole(value: int, low: int, high: int) -> int:
+            return min(max(int(value), low), high)
+
+        def share(value: float, low: float, high: float) -> float:
+            return min(max(float(value), low), high) if math.isfinite(value) else low
+
+        return HealthRules(
+            window=whole(self.window, 1, 100_000),
+            plateau_episodes=whole(self.plateau_episodes, 10, 10_000_000),
+            plateau_min_gain=share(self.plateau_min_gain, 0.0, 1.0),
+            collapse_fraction=share(self.collapse_fraction, 0.05, 1.0),
+            collapse_episodes=whole(self.collapse_episodes, 1, 10_000_000),
+            spike_window=whole(self.spike_window, 10, 10_000),
+            spike_factor=share(self.spike_factor, 2.0, 1e6),
+            spike_min=whole(self.spike_min, 5, 10_000),
+            spike_cooldown=whole(self.spike_cooldown, 0, 10_000_000),
+            entropy_fraction=share(self.entropy_fraction, 0.0, 1.0),
+            entropy_min=whole(self.entropy_min, 5, 10_000_000),
+            slowdown_fraction=share(self.slowdown_fraction, 0.0, 1.0),
+            slowdown_minutes=share(self.slowdown_minutes, 0.5, 24 * 60.0),
+            slowdown_reference=share(self.slowdown_reference, 1.0, 7 * 24 * 60.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HealthEvent:
+    kind: str  # one of HEALTH_KINDS
+    severity: str
+    episode: int
+    text: str  # what happened, with its numbers (the run's label is put before it)
+
+
+def _num(value: float) -> str:
+    """A figure in a message: short, and never more digits than it needs."""
+    if not math.isfinite(value):
+        return "inf" if value > 0 else "-inf" if value < 0 else "nan"
+    if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
+        return f"{value:.3g}"
+    return f"{value:,.4g}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+class _LossWindow:
+    """A loss's last values, kept sorted too: the median in O(1), the MAD every few values."""
+
+    __slots__ = ("cooldown", "last_spike", "mad", "mad_age", "order", "values")
+
+    def __init__(self, size: int) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self.order: list[float] = []
+        self.mad = math.nan
+        self.mad_age = MAD_EVERY
+        self.last_spike: int | None = None  # the fed-row count of its last spike
+        self.cooldown = False
+
+    def median(self) -> float:
+        order, n = self.order, len(self.order)
+        half = n // 2
+        return order[half] if n % 2 else (order[half - 1] + order[half]) / 2
+
+    def exact_mad(self, median: float) -> float:
+        deviations = sorted([abs(v - median) for v in self.order])
+        n, half = len(deviations), len(deviations) // 2
+        self.mad = deviations[half] if n % 2 else (deviations[half - 1] + deviations[half]) / 2
+        self.mad_age = 0
+        return self.mad
+
+    def add(self, value: float) -> None:
+        if len(self.values) == self.values.maxlen:
+            old = self.values[0]
+            del self.order[bisect.bisect_left(self.order, old)]
+        self.values.append(value)
+        bisect.insort(self.order, value)
+        self.mad_age += 1
+
+
+class RunHealth:
+    """One run's health, episode by episode (each row once, in id order)."""
+
+    def __init__(self, rules: HealthRules, target: float | None) -> None:
+        self.rules = rules
+        self.target = target
+        self.count = 0  # rows fed
+        self.last_id = 0
+        self.first_episode: int | None = None
+        self.episode = 0  # the newest row's episode number (its count where unreadable)
+        # target reached
+        self.solved_at: int | None = None
+        self.solved_exact = True  # False: already above it at the first row read
+        # plateau and collapse (moving average once its window is full)
+        self.best = math.nan
+        self.best_at = 0  # episode
+        self.best_count = 0  # fed-row count of the last progress
+        self.progress = math.nan  # the moving average at the last progress
+        self.low = math.nan  # lowest moving average so far
+        self.low_before_best = math.nan
+        self.std_at_best = 0.0
+        self.plateau = False
+        self.plateau_level = math.nan
+        self.below = 0
+        self.collapse = False
+        self.last_avg = math.nan
+        # loss spikes
+        self.losses = {name: _LossWindow(rules.spike_window) for name, _ in LOSSES}
+        self.last_spike: HealthEvent | None = None
+        self.spike_count: int | None = None
+        # entropy
+        self.entropy_level = math.nan
+        self.entropy_peak = 0.0
+        self.entropy_seen = 0
+        self.entropy_low = False
+        # slowdown: (second, steps, episodes) buckets of the last minutes, and the sums of the
+        # recent stretch and the reference stretch before it
+        self.recent: deque[tuple[int, float, int]] = deque()
+        self.reference: deque[tuple[int, float, int]] = deque()
+        self.recent_steps = self.reference_steps = 0.0
+        self.recent_count = self.reference_count = 0
+        self.started = math.inf
+        self.last_time = -math.inf
+        self.slow = False
+        self.events: list[HealthEvent] = []  # every event found, newest last (bounded)
+
+    # -- feeding ---------------------------------------------------------------------------
+
+    def feed(self, row: EpisodeRow) -> list[HealthEvent]:
+        """The events this episode raises (none for a row already read)."""
+        if row.id <= self.last_id:
+            return []
+        self.last_id = row.id
+        self.count += 1
+        number = row.episode_num
+        if number is None or number <= 0:
+            number = self.episode + 1
+        self.episode = number
+        if self.first_episode is None:
+            self.first_episode = number
+        found: list[HealthEvent] = []
+        avg = row.reward_moving_avg
+        if math.isfinite(avg) and abs(avg) < 1e300:
+            self._reward(avg, row.reward_moving_std, found)
+        for name, label in LOSSES:
+            value = getattr(row, name)
+            if math.isfinite(value):
+                self._loss(self.losses[name], label, value, found)
+        entropy = row.entropy_loss
+        if entropy is not None and math.isfinite(entropy):
+            self._entropy(abs(entropy), found)
+        if row.created_at is not None:
+            length = row.length if row.length is not None and row.length > 0 else 1
+            self._rate(row.created_at.timestamp(), float(min(length, 10**9)), found)
+        if found:
+            self.events.extend(found)
+            del self.events[:-50]
+        return found
+
+    def _full_window(self) -> bool:
+        return self.episode >= self.rules.window
+
+    def _reward(self, avg: float, std: float, found: list[HealthEvent]) -> None:
+        rules = self.rules
+        self.last_avg = avg
+        if not self._full_window():
+            return
+        target = self.target
+        if target is not None and self.solved_at is None and avg >= target:
+            self.solved_at = self.episode
+            self.solved_exact = self.count > 1 or self.episode <= rules.window
+            self.plateau = self.entropy_low = False
+            where = "" if self.solved_exact else " (or before: the first episode read)"
+            found.append(
+                HealthEvent(
+                    "solved",
+                    "information",
+                    self.episode,
+                    f"solved at episode {self.episode}{where}: moving average {_num(avg)}"
+                    f" reached the target {_num(target)}",
+                )
+            )
+        if math.isnan(self.low) or avg < self.low:
+            self.low = avg
+        if math.isnan(self.best):
+            self.best, self.best_at, self.best_count = avg, self.episode, self.count
+            self.progress = self.low_before_best = avg
+            return
+        span = self.best - self.low
+        if avg > self.best:
+            self.best, self.best_at = avg, self.episode
+            self.low_before_best = self.low
+            self.std_at_best = std if math.isfinite(std) else 0.0
+        # Progress: above the level of the last progress by a share of the range seen (a
+        # moving average that wanders at a level does not count; a slow steady climb does).
+        # The moving average's own noise (two standard errors) is not progress either.
+        noise = 2 * std / math.sqrt(rules.window) if math.isfinite(std) and std > 0 else 0.0
+        step = max(rules.plateau_min_gain * span, noise)
+        if avg > self.progress + step or (step == 0 and avg > self.progress):
+            self.progress, self.best_count = avg, self.count
+            # A plateau ends above its best, not with a record of its own noise: one event.
+            if self.plateau and avg > self.plateau_level + step:
+                self.plateau = False
+        # plateau: before the target (a run without one is left alone: converged or stuck?)
+        if (
+            target is not None
+            and self.solved_at is None
+            and not self.plateau
+            and self.count - self.best_count >= rules.plateau_episodes
+        ):
+            self.plateau, self.plateau_level = True, self.best
+            found.append(
+                HealthEvent(
+                    "plateau",
+                    "warning",
+                    self.episode,
+                    f"plateau: no new best moving average for {self.count - self.best_count}"
+                    f" episodes (best {_num(self.best)} at episode {self.best_at}, now"
+                    f" {_num(avg)}; target {_num(target)})",
+                )
+            )
+        # collapse: lost a share of a gain bigger than the episodes' spread, and stayed down
+        gain = self.best - self.low_before_best
+        if gain > 0 and gain >= self.std_at_best and math.isfinite(gain):
+            line = self.best - rules.collapse_fraction * gain
+            if avg < line:
+                self.below += 1
+            else:
+                self.below = 0
+                self.collapse = False
+            if self.below >= rules.collapse_episodes and not self.collapse:
+                self.collapse = True
+                lost = (self.best - avg) / gain
+                found.append(
+                    HealthEvent(
+                        "collapse",
+                        "warning",
+                        self.episode,
+                        f"collapse: moving average {_num(avg)} at episode {self.episode}, down"
+                        f" from its best {_num(self.best)} (episode {self.best_at}) for"
+                        f" {self.below} episodes: {lost:.0%} of its gain lost",
+                    )
+                )
+
+    def _loss(
+        self, window: _LossWindow, label: str, value: float, found: list[HealthEvent]
+    ) -> None:
+        rules = self.rules
+        if len(window.order) >= rules.spike_min:
+            median = window.median()
+            mad = window.mad
+            if window.mad_age >= MAD_EVERY or math.isnan(mad):
+                mad = window.exact_mad(median)
+            scale = max(MAD_SIGMA * mad, 1e-6 * abs(median), 1e-12)
+            distance = abs(value - median)
+            if distance > rules.spike_factor * scale:
+                scale = max(MAD_SIGMA * window.exact_mad(median), 1e-6 * abs(median), 1e-12)
+            if distance > rules.spike_factor * scale and math.isfinite(distance):
+                recent = (
+                    window.last_spike is not None
+                    and self.count - window.last_spike <= rules.spike_cooldown
+                )
+                window.last_spike = self.count
+                if not recent:
+                    sigmas = distance / scale
+                    if median > 0 and value > 0:
+                        how = f"{value / median:.1f}x the median"
+                    else:
+                        how = f"{sigmas:.0f} robust sigmas from the median"
+                    event = HealthEvent(
+                        "loss_spike",
+                        "warning",
+                        self.episode,
+                        f"{label} {_num(value)} at episode {self.episode}: {how} of the last"
+                        f" {len(window.order)} ({_num(median)}, MAD {_num(mad)})",
+                    )
+                    self.last_spike, self.spike_count = event, self.count
+                    found.append(event)
+        window.add(value)
+
+    def _entropy(self, size: float, found: list[HealthEvent]) -> None:
+        rules = self.rules
+        self.entropy_seen += 1
+        level = self.entropy_level
+        # A moving average over about 20 episodes: one small value is not a collapse.
+        level = size if math.isnan(level) else level + (size - level) / 10.0
+        self.entropy_level = level
+        if level > self.entropy_peak and math.isfinite(level):
+            self.entropy_peak = level
+        if (
+            self.entropy_seen >= rules.entropy_min
+            and self.target is not None
+            and self.solved_at is None
+            and self.entropy_peak > 0
+        ):
+            low = level < rules.entropy_fraction * self.entropy_peak
+            if low and not self.entropy_low:
+                self.entropy_low = True
+                found.append(
+                    HealthEvent(
+                        "entropy",
+                        "warning",
+                        self.episode,
+                        f"entropy collapse: entropy term {_num(level)} at episode {self.episode},"
+                        f" {level / self.entropy_peak:.0%} of its peak {_num(self.entropy_peak)}"
+                        f" before the target {_num(self.target)}",
+                    )
+                )
+            elif level >= 2 * rules.entropy_fraction * self.entropy_peak:
+                self.entropy_low = False
+
+    def _rate(self, at: float, steps: float, found: list[HealthEvent]) -> None:
+        """Steps per minute over the last minutes against the minutes before, from one-second
+        buckets (at most a few thousand a run), with running sums: O(1) an episode."""
+        if at < self.last_time:
+            return  # a clock set back: its rows say nothing about the rate
+        self.last_time = at
+        rules = self.rules
+        second = math.floor(at)
+        recent, reference = self.recent, self.reference
+        if recent and recent[-1][0] == second:
+            when, total, count = recent[-1]
+            recent[-1] = (when, total + steps, count + 1)
+        else:
+            recent.append((second, steps, 1))
+        self.recent_steps += steps
+        self.recent_count += 1
+        recent_from = at - rules.slowdown_minutes * 60.0
+        start = recent_from - rules.slowdown_reference * 60.0
+        while recent and recent[0][0] < recent_from:
+            bucket = recent.popleft()
+            reference.append(bucket)
+            self.recent_steps -= bucket[1]
+            self.recent_count -= bucket[2]
+            self.reference_steps += bucket[1]
+            self.reference_count += bucket[2]
+        while reference and reference[0][0] < start:
+            bucket = reference.popleft()
+            self.reference_steps -= bucket[1]
+            self.reference_count -= bucket[2]
+        self.started = min(self.started, at)
+        if self.started > start or self.reference_count < 10:
+            return  # the run is younger than the two stretches together, or too sparse
+        rate = self.recent_steps / rules.slowdown_minutes
+        usual = self.reference_steps / rules.slowdown_reference
+        if usual <= 0:
+            return
+        if not self.slow and rate < rules.slowdown_fraction * usual:
+            self.slow = True
+            found.append(
+                HealthEvent(
+                    "slowdown",
+                    "warning",
+                    self.episode,
+                    f"slowdown: {_num(rate)} steps/min over the last"
+                    f" {rules.slowdown_minutes:g} min ({self.recent_count} episodes),"
+                    f" {rate / usual:.0%} of its {_num(usual)} steps/min in the"
+                    f" {rules.slowdown_reference:g} min before",
+                )
+            )
+        elif self.slow and rate >= min(1.0, 1.5 * rules.slowdown_fraction) * usual:
+            self.slow = False
+
+    # -- what holds ------------------------------------------------------------------------
+
+    def spiking(self) -> bool:
+        return self.spike_count is not None and (
+            self.count - self.spike_count <= self.rules.spike_cooldown
+        )
+
+    def conditions(self) -> list[str]:
+        """The kinds that hold now, most pressing first."""
+        held = {
+            "collapse": self.collapse,
+            "loss_spike": self.spiking(),
+            "entropy": self.entropy_low,
+            "slowdown": self.slow,
+            "plateau": self.plateau,
+            "solved": self.solved_at is not None,
+        }
+        return [kind for kind in MARKS if held[kind]]
+
+    def mark(self) -> str:
+        """A word for the list and the header: the most pressing condition, or ''."""
+        held = self.conditions()
+        return MARKS[held[0]] if held else ""
+
+    def current(self) -> list[HealthEvent]:
+        """What a report of now says (`alerts` without -f): the run's solve, its conditions
+        that hold, and its latest loss spike among the rows read."""
+        kinds = set(self.conditions()) | {"loss_spike"}
+        latest: dict[str, HealthEvent] = {}
+        for event in self.events:
+            if event.kind in kinds:
+                latest[event.kind] = event
+        if self.solved_at is not None and "solved" not in latest:
+            latest["solved"] = HealthEvent(
+                "solved", "information", self.solved_at, f"solved at episode {self.solved_at}"
+            )
+        return [latest[kind] for kind in HEALTH_KINDS if kind in latest]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.mark() or "ok",
+            "conditions": self.conditions(),
+            "target": self.target,
+            "solved_at": self.solved_at,
+            "solved_at_exact": self.solved_exact if self.solved_at is not None else None,
+            "episodes_evaluated": self.count,
+        }
+
+
+def history_rows(monitor: Monitor, key: Key, limit: int = HISTORY) -> list[EpisodeRow]:
+    """A run's newest `limit` rows, oldest first: what a first look evaluates (none when its
+    source cannot be read now)."""
+    database = monitor.databases.get(key[0])
+    if database is None:
+        return []
+    return database.latest_episodes(key[1], limit)
+
+
+def evaluated(rules: HealthRules, target: float | None, rows: Iterable[EpisodeRow]) -> RunHealth:
+    """A run's health from rows of its past, their events kept as its state (not alerts)."""
+    health = RunHealth(rules, target)
+    for row in rows:
+        health.feed(row)
+    return health
+
+
+class HealthTracker:
+    """Every run's health: evaluated once from its newest rows, then fed as episodes arrive."""
+
+    def __init__(
+        self, rules: HealthRules | None = None, targets: Mapping[str, float] | None = None
+    ) -> None:
+        self.rules = (rules or HealthRules()).checked()
+        self.targets = dict(targets or {})
+        self.runs: dict[Key, RunHealth] = {}
+        # Rows that arrived for a run whose past is still being read (the app's worker).
+        self.waiting: dict[Key, deque[EpisodeRow]] = {}
+
+    def target(self, summary: ExperimentSummary) -> float | None:
+        return target_for(summary.env, self.targets)
+
+    def get(self, key: Key) -> RunHealth | None:
+        return self.runs.get(key)
+
+    def mark(self, key: Key) -> str:
+        health = self.runs.get(key)
+        return health.mark() if health is not None else ""
+
+    def needs_past(self, summary: ExperimentSummary) -> bool:
+        return summary.key not in self.runs and summary.key not in self.waiting
+
+    def expect(self, key: Key) -> None:
+        """Its past is being read: rows that arrive meanwhile wait for it."""
+        self.waiting.setdefault(key, deque(maxlen=HISTORY))
+
+    def install(self, key: Key, health: RunHealth) -> None:
+        """A run's past, evaluated (in a worker): the rows that came meanwhile follow, silently."""
+        for row in self.waiting.pop(key, ()):
+            health.feed(row)
+        self.runs[key] = health
+
+    def pending(self, monitor: Monitor) -> list[ExperimentSummary]:
+        """Runs whose rows arrived before their past was read."""
+        found = (monitor.summary(key) for key in list(self.waiting))
+        return [s for s in found if s is not None]
+
+    def read_past(self, monitor: Monitor, summaries: Iterable[ExperimentSummary]) -> None:
+        """Evaluate the newest rows of each run not known yet, here and now (the commands)."""
+        for summary in summaries:
+            if summary.key not in self.runs:
+                rows = history_rows(monitor, summary.key)
+                self.install(summary.key, evaluated(self.rules, self.target(summary), rows))
+
+    def feed(self, monitor: Monitor, updates: Iterable[Update]) -> list[Alert]:
+        """The alerts of new episodes. A run first seen from its first episode starts here;
+        one first seen later waits for its past (read_past, or the app's worker)."""
+        alerts: list[Alert] = []
+        for update in updates:
+            if update.reset:
+                for key in [k for k in self.runs if k[0] == update.db]:
+                    del self.runs[key]
+            for row in update.episodes:
+                key = (update.db, row.experiment_id)
+                health = self.runs.get(key)
+                if health is None:
+                    if key in self.waiting:
+                        self.waiting[key].append(row)
+                        continue
+                    summary = monitor.summary(key)
+                    if summary is None or summary.first_id != row.id:
+                        self.expect(key)
+                        self.waiting[key].append(row)
+                        continue
+                    health = self.runs[key] = RunHealth(self.rules, self.target(summary))
+                events = health.feed(row)
+                if events:
+                    summary = monitor.summary(key)
+                    label = experiment_label(summary) if summary is not None else f"run {key[1]}"
+                    alerts.extend(
+                        Alert(key, e.kind, e.severity, f"{label}: {e.text}", e.episode)
+                        for e in events
+                    )
+        return alerts
+
+    def current(
+        self, summaries: Iterable[ExperimentSummary]
+    ) -> list[tuple[ExperimentSummary, HealthEvent]]:
+        found: list[tuple[ExperimentSummary, HealthEvent]] = []
+        for summary in summaries:
+            health = self.runs.get(summary.key)
+            if health is not None:
+                found.extend((summary, event) for event in health.current())
+        return found
+
+    def alerts_now(self, summaries: Iterable[ExperimentSummary]) -> list[Alert]:
+        return [
+            Alert(s.key, e.kind, e.severity, f"{experiment_label(s)}: {e.text}", e.episode)
+            for s, e in self.current(summaries)
+        ]
