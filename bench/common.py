@@ -123,13 +123,48 @@ def load_note() -> str:
     return f"load average {load} on {os.cpu_count()} cores"
 
 
+def old_checkout(commit: str) -> Path | None:
+    """The project's files as of `commit` (git archive, once, in the temp folder: under
+    bench/ the linters would check it), to run an older version's command beside today's:
+    None without git or that commit."""
+    path = Path(tempfile.gettempdir()) / f"velora-tui-bench-{commit}"
+    if (path / "velora_tui").is_dir():
+        return path
+    try:
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", "--format=tar", commit],
+            capture_output=True,
+            check=True,
+        )
+        path.mkdir(exist_ok=True)
+        subprocess.run(["tar", "-x", "-C", str(path)], input=archive.stdout, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return path
+
+
+def old_env(checkout: Path) -> dict[str, str]:
+    """timed_env() for a command of an old checkout (old_checkout): its files, not ours."""
+    env = timed_env()
+    env["PYTHONPATH"] = str(checkout)
+    env["PYTHONPYCACHEPREFIX"] = str(checkout / "pycache")
+    return env
+
+
 @contextlib.contextmanager
 def process(
-    command: Sequence[str], *, stdout: int | IO[bytes] | None, stderr: Path
+    command: Sequence[str],
+    *,
+    stdout: int | IO[bytes] | None,
+    stderr: Path,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A subprocess stopped (SIGTERM, then SIGKILL) on exit; its stderr goes to a file."""
     with stderr.open("wb") as errors:
-        proc = subprocess.Popen(command, stdout=stdout, stderr=errors, env=timed_env())
+        proc = subprocess.Popen(
+            command, stdout=stdout, stderr=errors, env=env or timed_env(), cwd=cwd
+        )
         try:
             yield proc
         finally:

@@ -74,6 +74,22 @@ def sqlite_command(db: Path) -> list[str]:
     return ["sqlite3", "-readonly", "-json", str(db), SUMMARY_SQL]
 
 
+# The same summary from Python's own sqlite3 module, printed as JSON: what a user's script that
+# needs no velora-tui would take (interpreter start included, as in ls).
+PY_SUMMARY = """
+import json, sqlite3, sys
+from pathlib import Path
+conn = sqlite3.connect(Path(sys.argv[1]).resolve().as_uri() + "?mode=ro", uri=True)
+cursor = conn.execute(sys.argv[2])
+names = [column[0] for column in cursor.description]
+print(json.dumps([dict(zip(names, row)) for row in cursor.fetchall()], indent=2))
+"""
+
+
+def python_sqlite_command(db: Path) -> list[str]:
+    return [sys.executable, "-c", PY_SUMMARY, str(db), SUMMARY_SQL]
+
+
 def check_same_answer(db: Path) -> str:
     """ls and the raw query must agree (episodes, best reward) for the comparison to be fair."""
     ls_rows = json_output(ls_command(db))
@@ -256,6 +272,7 @@ def main(runs: int = 5) -> list[Metric]:
         {
             "velora-tui ls --json": ls_command(db),
             "sqlite3 CLI summary query": sqlite_command(db),
+            "python sqlite3 summary query": python_sqlite_command(db),
             "python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import velora_tui.cli'": [sys.executable, "-c", "import velora_tui.cli"],
         },
@@ -289,6 +306,21 @@ def main(runs: int = 5) -> list[Metric]:
     print(
         f"  ratio ls / sqlite3: best {best_ratio:.2f}x (best / best),"
         f" median {median_ratio:.2f}x (median of per-round ratios)"
+    )
+    py_best, _ = best_and_median(samples["python sqlite3 summary query"])
+    py_ratio = median(
+        [
+            ratio(a, b)
+            for a, b in zip(
+                samples["velora-tui ls --json"],
+                samples["python sqlite3 summary query"],
+                strict=True,
+            )
+        ]
+    )
+    print(
+        f"  ratio ls / python sqlite3: best {ratio(ls_best, py_best):.2f}x (best / best),"
+        f" median {py_ratio:.2f}x (median of per-round ratios)"
     )
 
     refresh_best, refresh_median = best_and_median(time_refresh(db, runs))
@@ -330,6 +362,12 @@ def main(runs: int = 5) -> list[Metric]:
             f"<= {GOAL_RATIO}x",
             f"{best_ratio:.2f}x / {median_ratio:.2f}x",
             median_ratio <= GOAL_RATIO,
+        ),
+        Metric(
+            "ls / python sqlite3 summary (best / median)",
+            f"<= {GOAL_RATIO}x",
+            f"{ratio(ls_best, py_best):.2f}x / {py_ratio:.2f}x (python: {ms(py_best)} best)",
+            py_ratio <= GOAL_RATIO,
         ),
         Metric("ls: quiet rounds used", "-", f"{quiet}/{len(loads)}"),
         Metric("Monitor.refresh() in-process, 1M rows", "-", ms(refresh_best)),

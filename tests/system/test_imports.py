@@ -12,6 +12,7 @@ Each check runs in a fresh interpreter (this one has imported Textual already, f
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,6 +72,20 @@ def test_headless_commands_import_neither_textual_nor_sqlalchemy(sample_db: Path
     result = run_python(RUN_COMMANDS, sample_db, *commands)
     assert result.returncode == 0, result.stderr
     assert "CartPole-v1" in result.stdout  # the commands did run and print
+
+
+def test_ls_imports_no_sqlalchemy(sample_db: Path, tmp_path: Path) -> None:
+    """`ls` in every form, on a directory of several databases too, reads with the compiled
+    statements alone: SQLAlchemy's import was most of a small `ls` (issue 26)."""
+    runs = tmp_path / "runs"
+    for name in ("a", "b"):
+        (runs / name).mkdir(parents=True)
+        shutil.copyfile(sample_db, runs / name / "metrics.db")
+    commands = ["ls", "ls --json", "ls --group", "ls --group --json", "ls --group-by agent"]
+    for source in (sample_db, runs):
+        result = run_python(RUN_COMMANDS, source, *commands)
+        assert result.returncode == 0, result.stderr
+        assert "CartPole-v1" in result.stdout  # they did list the experiments
 
 
 # The app's module, then a first load (what the first screen shows), then the scan that adds
