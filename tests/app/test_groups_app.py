@@ -10,7 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable, Input, SelectionList
+from rich.console import Console
+from textual.widgets import DataTable, Input, SelectionList, Static
 
 from tests.support.app import settle
 from tests.support.databases import SWEEP_BATCH_SIZES, build_sweep_db, execute
@@ -20,12 +21,21 @@ from tests.support.waiting import until
 from velora_tui.tui.app import Settings, VeloraApp, make_app
 from velora_tui.tui.screens.experiment import ExperimentScreen
 from velora_tui.tui.screens.groups import BAND_HELP, GroupChart, GroupChartScreen, KeyPicker
-from velora_tui.tui.screens.help import HelpScreen, sections
+from velora_tui.tui.screens.help import HelpScreen, help_tables, sections
 from velora_tui.tui.screens.sweep import SweepScreen
 from velora_tui.tui.widgets.experiment_table import ExperimentTable
 from velora_tui.tui.widgets.group_table import FOLD_HELP, GroupTable
 
 pytestmark = pytest.mark.ui
+
+
+def trimmed_mean(values: list[float] | tuple[float, ...]) -> float:
+    """scipy.stats.trim_mean(values, 0.25), written out."""
+    ordered = sorted(values)
+    cut = len(ordered) // 4
+    kept = ordered[cut : len(ordered) - cut]
+    return sum(kept) / len(kept)
+
 
 NOW = datetime(2026, 11, 23, 19, 45, 0)
 
@@ -98,11 +108,41 @@ async def test_group_row_shows_the_groups_figures(sweep: Path) -> None:
         ]
         mean = sum(finals) / len(finals)
         assert cells[1] == "batch_size=64"
-        assert cells[2] == "5 1● 3✔"
+        assert cells[2] == "5 (1 running, 3 done)"
         assert cells[3] == "120-200"
         assert cells[4].startswith(f"{mean:.2f} ± ")
+        iqm = groups_of(app).groups[0].final_iqm()
+        assert iqm.value == pytest.approx(trimmed_mean(finals))
+        assert cells[5] == f"{iqm.value:.2f} [{iqm.low:.2f}, {iqm.high:.2f}] "
         assert cells[6] == "1 min"  # the running run: 80 episodes left at one a second
         assert cells[7]  # the mean curve's sparkline
+        best = groups_of(app).groups[0].best_iqm()
+        assert cells[9] == f"{best.value:.2f} [{best.low:.2f}, {best.high:.2f}] "
+
+
+async def test_one_run_has_no_spread_and_two_runs_a_wide_interval(sweep: Path) -> None:
+    """`464.27`, not `464.27 ± 0.00`, and `—` for the interval of a group of one; `†` on the
+    interval of a group of two."""
+    execute(sweep, "UPDATE experiment SET config = 'not json' WHERE id = 3")  # alone
+    config = json.dumps({"seed": 1, "tag": "pair", "train_params": {}})
+    execute(sweep, "UPDATE experiment SET config = ? WHERE id IN (1, 2)", (config,))
+    app = still(sweep)
+    async with app.run_test(size=(160, 40)) as pilot:
+        await settle(app)
+        await pilot.press("g")
+        await settle(app)
+        table = groups_of(app)
+        rows = {
+            len(group.runs): [cell.plain for cell in table.rendered[ref]]
+            for ref in table.refs
+            for group in [table.group_of(ref)]
+            if group is not None and ref.run is None
+        }
+        alone = rows[1]
+        assert "±" not in alone[4]
+        assert alone[5].endswith(" —")
+        assert rows[2][5].endswith("]†")
+        assert "±" in rows[5][4]
 
 
 async def test_the_filter_filters_groups(sweep: Path) -> None:
@@ -198,6 +238,14 @@ async def test_group_chart_and_bands(sweep: Path) -> None:
         assert chart.band == "std"
         await pilot.press("b")
         assert chart.band == "min-max"
+        await pilot.press("b")
+        assert chart.band == "ci"
+        middle, low, high = curve.intervals()
+        for values, iqm, lowest, highest in zip(curve.values, middle, low, high, strict=True):
+            assert iqm == pytest.approx(trimmed_mean(values))
+            assert min(values) <= lowest <= iqm <= highest <= max(values)
+        await pilot.press("b")
+        assert chart.band == "std"
         await pilot.press("x")
         await settle(app, 0.2)
         await until(lambda: chart.options.x_axis == "steps" and chart.curves[0].x[-1] > 1000)
@@ -210,6 +258,11 @@ async def test_group_chart_and_bands(sweep: Path) -> None:
         chart = app.screen.query_one(GroupChart)
         await until(lambda: len(chart.curves) == 2)
         assert [g.label() for g in app.screen.groups] == ["batch_size=64", "batch_size=32"]
+        legend = str(app.screen.query_one("#group-legend", Static).render())
+        assert legend.count("IQM ") == 2
+        first, second = app.screen.groups
+        beats = first.beats(second)
+        assert f"P(1st beats) {beats.value:.2f} [{beats.low:.2f}, {beats.high:.2f}]" in legend
 
 
 async def test_sweep_table(sweep: Path) -> None:
@@ -224,7 +277,8 @@ async def test_sweep_table(sweep: Path) -> None:
         assert isinstance(app.screen, SweepScreen)
         table = app.screen.query_one("#sweep", DataTable)
         assert [str(c.label) for c in table.columns.values()] == [
-            "#", "batch_size", "Runs", "Episodes", "Final reward", "Best reward"
+            "#", "batch_size", "Runs", "Episodes", "Final reward", "Final IQM [95% CI]",
+            "Best reward", "Best IQM [95% CI]",
         ]  # fmt: skip
         rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
         assert [row[1] for row in rows] == ["64", "32", "128"]
@@ -247,6 +301,12 @@ async def test_the_help_lists_the_group_keys(sweep: Path) -> None:
         assert rows[BAND_HELP] == "b"
         assert rows[FOLD_HELP] == "→/←"
         assert any(what.startswith("sweep table") for what in rows)
+        shown = help_tables(app)
+        console = Console(width=200, record=True)
+        console.print(shown)
+        text = console.export_text()
+        assert "interquartile mean over the runs" in text
+        assert "two runs: the interval is wide" in text
 
 
 async def test_a_group_chart_follows_a_writer(tmp_path: Path, simulator: Simulator) -> None:

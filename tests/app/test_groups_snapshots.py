@@ -1,4 +1,4 @@
-"""Snapshots of the grouped list, a group's chart (both bands), compared groups and the sweep
+"""Snapshots of the grouped list, a group's chart (its three bands), compared groups and the sweep
 table, on the generated sweep (3 configs x 5 seeds, ragged, one run still running), at 80x24
 and 120x40. Deterministic as tests/app/test_snapshots.py: a fixed clock, no watcher, the file in
 the test's own folder (the working directory). Update with `make snapshots`."""
@@ -28,6 +28,7 @@ SCREENS = (
     ("unfolded", ("g", "right")),
     ("group-chart", ("g", "enter")),
     ("group-chart-minmax", ("g", "enter", "b")),
+    ("group-chart-ci", ("g", "enter", "b", "b")),
     ("groups-compared", ("g", "space", "space", "space", "c")),
     ("sweep", ("g", "w")),
 )

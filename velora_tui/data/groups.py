@@ -419,9 +419,25 @@ class Aggregate:
     exact: bool = True
     # The x where each run's curve ends (its last finite point), in run order.
     ends: list[float] = field(default_factory=list)
+    # Each point's values (one per run, or more where runs repeat the x), for its interval.
+    values: list[tuple[float, ...]] = field(default_factory=list)
+    _intervals: tuple[list[float], list[float], list[float]] | None = None
 
     def __len__(self) -> int:
         return len(self.x)
+
+    def intervals(self) -> tuple[list[float], list[float], list[float]]:
+        """Per point, the IQM of the runs' values and its 95% bootstrap interval (seed_stats;
+        a point of one run: its value, as both bounds). Computed once, when first asked for:
+        the chart asks only when its band is the interval."""
+        if self._intervals is None:
+            found = [iqm_interval(values) for values in self.values]
+            self._intervals = (
+                [e.value for e in found],
+                [e.low for e in found],
+                [e.high for e in found],
+            )
+        return self._intervals
 
     def add(self, x: float, values: Sequence[float], runs: int | None = None) -> None:
         """A point of `values` (one per run, or more where runs repeat the x: `runs`)."""
@@ -433,6 +449,7 @@ class Aggregate:
         self.std.append(population_std(values, mean))
         self.low.append(min(values))
         self.high.append(max(values))
+        self.values.append(tuple(values))
 
 
 def aggregate(curves: Sequence[Curve], points: int) -> Aggregate:

@@ -21,19 +21,28 @@ from textual_plotext.plot import Plot
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.group_reads import group_curve, read_series
 from velora_tui.data.groups import Aggregate, Group, normalize_key
+from velora_tui.data.seed_stats import WIDE_NOTE
 from velora_tui.data.series import SeriesReader, SeriesReaders
 from velora_tui.tui.messages import DataChanged, GroupCurvesRead
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.screens.compare import PALETTE
 from velora_tui.tui.widgets.charts import CHART_BINDINGS, ChartOptions, Redraws, set_x_ticks
-from velora_tui.tui.widgets.group_table import stat_cell
+from velora_tui.tui.widgets.group_table import interval_cell, stat_cell
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.plot import ThreadedPlot
 from velora_tui.tui.widgets.status_bar import StatusBar
 from velora_tui.tui.workers import read_worker, reply
 
-BANDS = ("std", "min-max")
-BAND_HELP = "group charts: band of ± std / of min to max over the runs"
+BANDS = ("std", "min-max", "ci")
+BAND_HELP = (
+    "group charts: band of ± std / of min to max over the runs / the IQM curve and its 95%"
+    " bootstrap interval"
+)
+BAND_TITLES = {
+    "std": "mean reward, ± std band",
+    "min-max": "mean reward, min-max band",
+    "ci": "IQM reward, 95% CI band",
+}
 # Seconds of reading a redraw: a group of long runs is first drawn from what was read in that
 # time, and grows redraw by redraw until every row is read.
 READ_BUDGET = 0.5
@@ -52,6 +61,10 @@ class GroupChartState:
     reading: bool = False  # rows are still being read: the curves end early
 
 
+def _probability(value: float) -> str:
+    return f"{value:.2f}"
+
+
 def _faint(color: tuple[int, int, int]) -> tuple[int, int, int]:
     red, green, blue = color
     return (red * 4 // 10, green * 4 // 10, blue * 4 // 10)
@@ -68,8 +81,11 @@ def time_scale(xs: Sequence[float]) -> tuple[float, str]:
     return 1.0, "seconds since start"
 
 
-def end_labels(curve: Aggregate, xs: Sequence[float]) -> list[tuple[float, float, str]]:
-    """(x, y, text) where runs end, but the last: the number of runs still going after it."""
+def end_labels(
+    curve: Aggregate, xs: Sequence[float], ys: Sequence[float]
+) -> list[tuple[float, float, str]]:
+    """(x, y, text) where runs end, but the last: the number of runs still going after it,
+    on the curve drawn (`ys`)."""
     ends = sorted({end for end in curve.ends if math.isfinite(end)})
     labels: list[tuple[float, float, str]] = []
     if not xs:
@@ -77,7 +93,7 @@ def end_labels(curve: Aggregate, xs: Sequence[float]) -> list[tuple[float, float
     for end in ends[:-1][-MAX_END_LABELS:]:
         after = sum(1 for other in curve.ends if math.isfinite(other) and other > end)
         index = min(range(len(curve.x)), key=lambda i: abs(curve.x[i] - end))
-        labels.append((xs[index], curve.mean[index], f"({after})"))
+        labels.append((xs[index], ys[index], f"({after})"))
     return labels
 
 
@@ -110,24 +126,26 @@ class GroupChart(ThreadedPlot):
             color = PALETTE[index % len(PALETTE)]
             xs = [x / scale for x in curve.x]
             every_x += xs
+            middle = curve.mean
             if state.band == "std":
                 low = [m - s for m, s in zip(curve.mean, curve.std, strict=True)]
                 high = [m + s for m, s in zip(curve.mean, curve.std, strict=True)]
+            elif state.band == "ci":
+                middle, low, high = curve.intervals()
             else:
                 low, high = curve.low, curve.high
             marker = "braille"
             plt.plot(xs, low, marker=marker, color=_faint(color))
             plt.plot(xs, high, marker=marker, color=_faint(color))
-            plt.plot(xs, curve.mean, marker=marker, color=color)
-            for x, y, text in end_labels(curve, xs):
+            plt.plot(xs, middle, marker=marker, color=color)
+            for x, y, text in end_labels(curve, xs, middle):
                 plt.text(text, x=x, y=y, color=color)
         if not drawn:
             plt.title("reward: reading…" if state.reading else "reward: waiting for episodes")
             return
         set_x_ticks(plt, options, every_x, width)
         plt.xlabel(x_label)
-        band = "± std" if state.band == "std" else "min-max"
-        title = f"mean reward, {band} band · (n) runs left"
+        title = f"{BAND_TITLES.get(state.band, state.band)} · (n) runs left"
         if options.smoothing:
             title += f" · smoothing {options.smoothing:g}"
         if not all(curve.exact for curve in state.curves):
@@ -139,6 +157,9 @@ class GroupChart(ThreadedPlot):
 
 class GroupChartScreen(VeloraScreen):
     """One group's chart, or several groups' overlaid (their means and bands)."""
+
+    # A group a line, cut where the screen is narrow (never wrapped into the next group's).
+    DEFAULT_CSS = "#group-legend { text-wrap: nowrap; text-overflow: ellipsis; }"
 
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the list"),
@@ -169,16 +190,29 @@ class GroupChartScreen(VeloraScreen):
     def show_legend(self) -> None:
         legend = Text(no_wrap=True, overflow="ellipsis")
         now = self.host.now()
+        wide = False
         for index, group in enumerate(self.groups):
             if index:
                 legend.append("\n" if len(self.groups) < 4 else "   ")
             red, green, blue = PALETTE[index % len(PALETTE)]
             legend.append("━━ ", style=f"rgb({red},{green},{blue})")
             legend.append(clean_text(group.label(), 60), style="bold")
-            runs = len(group.runs)
-            legend.append(f"  {runs} run{'' if runs == 1 else 's'} ({group.running(now)} running)")
+            runs, running = len(group.runs), group.running(now)
+            legend.append(f"  {runs} run{'' if runs == 1 else 's'}")
+            legend.append(f", {running} running" if running else "")
             legend.append("  final ")
             legend.append_text(stat_cell(group.final()))
+            final = group.final_iqm()
+            legend.append("  IQM ")
+            legend.append_text(interval_cell(final))
+            wide = wide or final.wide
+            if index and len(self.groups) < 4:
+                beats = self.groups[0].beats(group)
+                legend.append("  P(1st beats) ")
+                legend.append_text(interval_cell(beats, number=_probability))
+                wide = wide or beats.wide
+        if wide:
+            legend.append(f"\n{WIDE_NOTE}", style="dim")
         self.query_one("#group-legend", Static).update(legend)
 
     def _read_due(self) -> None:

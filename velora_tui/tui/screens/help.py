@@ -30,7 +30,7 @@ from velora_tui.tui.screens.groups import GroupChartScreen
 from velora_tui.tui.screens.sweep import SweepScreen
 from velora_tui.tui.widgets.episode_table import EpisodeTable
 from velora_tui.tui.widgets.experiment_table import ExperimentTable
-from velora_tui.tui.widgets.group_table import GroupTable
+from velora_tui.tui.widgets.group_table import FIGURE_HELP, GroupTable
 
 # Where the keys are: a title, and the classes whose BINDINGS hold them (the app's come first).
 SECTIONS: tuple[tuple[str, tuple[type[DOMNode], ...]], ...] = (
@@ -108,6 +108,8 @@ def help_tables(app: App[Any]) -> Group:
         table(*sections(app), ("Mouse", [("click, wheel", "select rows and tabs, scroll")])),
         Text(""),
         table(("Filter (/ in the list)", FILTER_SYNTAX)),
+        Text(""),
+        table(("Group figures (g in the list)", FIGURE_HELP)),
     )
 
 

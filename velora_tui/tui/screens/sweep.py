@@ -10,9 +10,10 @@ from textual.widgets import DataTable, Header, Static
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.groups import Group, short_keys, sort_groups
+from velora_tui.data.seed_stats import WIDE_NOTE
 from velora_tui.tui.messages import DataChanged
 from velora_tui.tui.screens.base import VeloraScreen
-from velora_tui.tui.widgets.group_table import OpenGroups, runs_cell, stat_cell
+from velora_tui.tui.widgets.group_table import OpenGroups, interval_cell, runs_cell, stat_cell
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.status_bar import StatusBar
 
@@ -50,13 +51,19 @@ class SweepScreen(VeloraScreen):
             ("runs", "Runs"),
             ("episodes", "Episodes"),
             ("final", "Final reward"),
+            ("final_iqm", "Final IQM [95% CI]"),
             ("best", "Best reward"),
+            ("best_iqm", "Best IQM [95% CI]"),
         ):
             table.add_column(label, key=key)
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f"{len(self.groups)} groups", style="bold")
         title.append(f" of {self.scope}, by final reward (each run's moving average at its end,")
-        title.append(" mean ± std over the runs)")
+        title.append(" mean ± std over the runs; IQM: interquartile mean, [95% bootstrap")
+        title.append(" interval], — one run")
+        if any(g.final_iqm().wide or g.best_iqm().wide for g in self.groups):
+            title.append(f"; {WIDE_NOTE}")
+        title.append(")")
         self.query_one("#sweep-title", Static).update(title)
         self.show_rows()
         self.show_status()
@@ -77,7 +84,9 @@ class SweepScreen(VeloraScreen):
                 runs_cell(group, now),
                 Text(f"{low}" if low == high else f"{low}-{high}", justify="right"),
                 stat_cell(group.final()),
+                interval_cell(group.final_iqm()),
                 stat_cell(group.best(), pending=not group.scanned),
+                interval_cell(group.best_iqm(), pending=not group.scanned),
             )
         if 0 <= cursor < len(self.order):
             table.move_cursor(row=cursor, animate=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
@@ -15,6 +16,7 @@ from textual.widgets import DataTable
 from velora_tui.data.cleaning import clean_text, format_number
 from velora_tui.data.groups import Group, Stat, spark_curve
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus
+from velora_tui.data.seed_stats import NO_INTERVAL, WIDE_MARK, WIDE_NOTE, Estimate
 from velora_tui.report.format import PENDING, duration, episode_count
 from velora_tui.tui.messages import OpenExperiment
 from velora_tui.tui.render import STATUS_GLYPHS, number_cell, spark, status_cell, text_cell
@@ -25,9 +27,12 @@ COLUMNS = (
     ("runs", "Runs"),
     ("episodes", "Episodes"),
     ("final", "Final reward"),
-    ("best", "Best"),
+    ("final_iqm", "Final IQM [95% CI]"),
+    # Before the best reward's: with them, the row fits 120 columns (the rest scrolls).
     ("eta", "ETA"),
     ("spark", "Mean reward"),
+    ("best", "Best"),
+    ("best_iqm", "Best IQM [95% CI]"),
 )
 SPARK_WIDTH = 14
 GROUP_NAME_WIDTH = 40
@@ -51,26 +56,60 @@ class RowRef:
     run: Key | None = None
 
 
+# What the group figures' marks mean: in the help (and the sweep table's and charts' legends).
+FIGURE_HELP = (
+    ("IQM [a, b]", "interquartile mean over the runs, [95% bootstrap interval] (docs/groups.md)"),
+    (NO_INTERVAL, "one run: no spread, no interval"),
+    (WIDE_MARK, WIDE_NOTE.removeprefix(WIDE_MARK).strip()),
+    ("P(1st beats)", "compared groups: the chance a run of the first beats a run of this one"),
+)
+
+
 def stat_cell(stat: Stat, pending: bool = False) -> Text:
+    """`450.03 ± 52.25`; a single run has no spread: its value alone."""
     if pending:
         return Text(PENDING, justify="right")
     if not stat.count:
         return Text("-", justify="right", style="dim")
     text = Text(justify="right")
     text.append(format_number(stat.mean))
-    text.append(f" ± {format_number(stat.std)}", style="dim")
+    if stat.count > 1:
+        text.append(f" ± {format_number(stat.std)}", style="dim")
+    return text
+
+
+def interval_cell(estimate: Estimate, pending: bool = False, number: Any = format_number) -> Text:
+    """`473.25 [384.18, 482.59]`, the interval dim; `—` for one run; the wide mark for two."""
+    if pending:
+        return Text(PENDING, justify="right")
+    if not estimate.count:
+        return Text("-", justify="right", style="dim")
+    text = Text(justify="right")
+    text.append(number(estimate.value))
+    if not estimate.has_interval:
+        text.append(f" {NO_INTERVAL}", style="dim")
+        return text
+    text.append(f" [{number(estimate.low)}, {number(estimate.high)}]", style="dim")
+    text.append(WIDE_MARK if estimate.wide else " ", style="bold yellow")
     return text
 
 
 def runs_cell(group: Group, now: datetime) -> Text:
-    """`5  1● 3✔`: the runs, how many are running and how many finished."""
+    """`5 (1 running, 3 done)`: the runs, how many are running and how many finished."""
     counts = group.counts(now)
-    text = Text(f"{len(group.runs)}", justify="right")
-    for status in (RunStatus.RUNNING, RunStatus.FINISHED):
-        if counts[status]:
-            glyph, style = STATUS_GLYPHS[status]
-            text.append(f" {counts[status]}")
-            text.append(glyph, style=style)
+    text = Text(f"{len(group.runs)}")
+    parts = [
+        (counts[RunStatus.RUNNING], "running", STATUS_GLYPHS[RunStatus.RUNNING][1]),
+        (counts[RunStatus.FINISHED], "done", STATUS_GLYPHS[RunStatus.FINISHED][1]),
+    ]
+    shown = [(count, word, style) for count, word, style in parts if count]
+    if shown:
+        text.append(" (", style="dim")
+        for index, (count, word, style) in enumerate(shown):
+            if index:
+                text.append(", ", style="dim")
+            text.append(f"{count} {word}", style=style)
+        text.append(")", style="dim")
     return text
 
 
@@ -118,9 +157,11 @@ class GroupTable(DataTable[Text]):
             runs_cell(group, now),
             Text(f"{low}" if low == high else f"{low}-{high}", justify="right"),
             stat_cell(group.final()),
-            stat_cell(group.best(), pending=not group.scanned),
+            interval_cell(group.final_iqm()),
             Text(duration(eta) if eta is not None else "-", justify="right", style="dim"),
             Text(spark(curve, SPARK_WIDTH), style="cyan"),
+            stat_cell(group.best(), pending=not group.scanned),
+            interval_cell(group.best_iqm(), pending=not group.scanned),
         ]
 
     def run_cells(
@@ -137,9 +178,11 @@ class GroupTable(DataTable[Text]):
             Text(""),
             Text(episode_count(run), justify="right"),
             number_cell(run.reward_moving_avg),
-            number_cell(run.best_reward) if run.scanned else Text(PENDING, justify="right"),
+            Text(""),
             Text(duration(eta) if eta is not None else "", justify="right", style="dim"),
             Text(spark(sparks.get(run.key, ()), SPARK_WIDTH), style="cyan"),
+            number_cell(run.best_reward) if run.scanned else Text(PENDING, justify="right"),
+            Text(""),
         ]
 
     def _all_runs(self) -> list[ExperimentSummary]:
