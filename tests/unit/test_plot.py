@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.strip import Strip
 from textual_plotext.plot import Plot
 
+from velora_tui.tui.widgets import plot as plot_module
 from velora_tui.tui.widgets.plot import Build, matrix_lines, round_ticks, tick_labels
 
 
@@ -159,3 +160,20 @@ def test_ticks_a_paint_sets_stay() -> None:
 
     labels = y_labels(Build(cast(Any, None), 0, (60, 20, "dark"), paint, None).picture())
     assert labels == ["b", "a"]
+
+
+@pytest.mark.parametrize("height", [5, 6, 7, 8, 9, 10, 12])
+def test_a_short_chart_never_puts_two_y_labels_on_one_row(height: int) -> None:
+    """Episode length at 80x24: ticks 20, 40 and 60 on three rows of canvas put 40 and 60 on
+    one row, and which label showed changed from build to build."""
+    xs = [float(x) for x in range(60)]
+
+    def paint(plt: Plot, width: int, state: object) -> None:
+        plt.plot(xs, [9.0 + x for x in xs], marker="braille")
+        plt.title("episode length")
+
+    lines = Build(cast(Any, None), 0, (30, height, "dark"), paint, None).picture()
+    ticks = cast(Any, plot_module._FIGURE).monitor.yticks[0]  # those of the build just done
+    labels = y_labels(lines)
+    assert len(labels) == len(ticks) >= 1  # each tick's label shows: none drawn over another
+    assert len(set(labels)) == len(labels)

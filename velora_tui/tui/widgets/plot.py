@@ -91,13 +91,14 @@ ROUND_STEPS = (1, 2, 5)
 # Rows a y label wants to itself: a tick every few rows at least, as plotext's own (7 at most).
 ROWS_PER_TICK = 3
 MOST_Y_TICKS = 7
-# Rows of a plot that are not its canvas: the frame, the x labels, the title, the x label.
-FRAME_ROWS = 5
 
 
-def round_ticks(low: float, high: float, most: int) -> tuple[list[float], int]:
+def round_ticks(
+    low: float, high: float, most: int, cap: int | None = None
+) -> tuple[list[float], int]:
     """Ticks at multiples of the smallest step of 1, 2 or 5 times a power of ten that puts at
-    most `most` of them in [low, high] (one more where that alone gives two rather than one),
+    most `most` of them in [low, high] (one more where that alone gives two rather than one,
+    unless `cap` says there is no room for it),
     and the decimals their labels need (0 for a step of 1 or more). ([], 0) for a range that
     is not finite or is empty."""
     if not (math.isfinite(low) and math.isfinite(high)) or high < low:
@@ -105,7 +106,8 @@ def round_ticks(low: float, high: float, most: int) -> tuple[list[float], int]:
     half = high / 2 - low / 2  # halved: high - low may overflow where both are finite
     if half == 0:
         return [low], _decimals(abs(low))
-    most = max(2, most)
+    most = max(1, most)
+    extra = most + 1 if cap is None else max(1, min(most + 1, cap))
     exponent = math.floor(math.log10(half) + math.log10(2 / most))
     found: tuple[list[float], int] = ([], 0)
     for power in range(exponent + 2, exponent - 2, -1):  # from the coarsest step down
@@ -118,14 +120,14 @@ def round_ticks(low: float, high: float, most: int) -> tuple[list[float], int]:
                 continue
             first, last = math.ceil(low / step - 1e-9), math.floor(high / step + 1e-9)
             count = last - first + 1
-            if count > most + (len(found[0]) < 2):
+            if count > (extra if len(found[0]) < 2 else most):
                 return found
             decimals = max(0, -power)
             ticks = [round(k * step, decimals) for k in range(first, last + 1)]
             # Each once: a step below the floats' resolution there rounds ticks together.
             kept = list(dict.fromkeys(t for t in ticks if low <= t <= high))
             found = kept or ticks[:1], decimals
-            if count == most + 1:
+            if count > most:
                 return found
     return found
 
@@ -198,14 +200,18 @@ def set_round_y_ticks(plt: Plot, height: int) -> None:
     low, high = plotext_utility.get_lim(values)
     if monitor.ylim[0][0] is not None and monitor.ylim[0][1] is not None:
         low, high = sorted(monitor.ylim[0])
-    most = max(2, min(MOST_Y_TICKS, (height - FRAME_ROWS) // ROWS_PER_TICK))
+    # The canvas's rows, as plotext counts them: the frame's two lines, the x labels, and a
+    # line each for the title and the x axis's name.
+    rows = height - 3 - (monitor.title is not None) - (monitor.xlabel[0] is not None)
+    most = max(1, min(MOST_Y_TICKS, rows // ROWS_PER_TICK))
+    room = max(1, (rows + 1) // 2)  # two labels never on one row (the last one drawn would win)
     if log:
         ticks = log_ticks(low, high, most)
         if not ticks:
             return
         plt.yticks(ticks, [f"{tick:.6g}" for tick in ticks])  # 0.01, 1, 100, 1e+06
         return
-    ticks, decimals = round_ticks(low, high, most)
+    ticks, decimals = round_ticks(low, high, most, room)
     if ticks:
         plt.yticks(ticks, tick_labels(ticks, decimals))
 
