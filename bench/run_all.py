@@ -40,6 +40,7 @@ STEPS: list[tuple[str, dict[str, int]]] = [
     ("groups", {"rounds": 8}),
     ("health", {"rounds": 2}),
     ("serve", {}),  # the app in a browser (bench/serve.py; needs Chromium)
+    ("slurm", {"seconds": 30}),  # the app at rest on slurm: with 50 jobs (a one-node cluster)
 ]
 
 

@@ -95,3 +95,19 @@ async def test_a_silent_squeue_is_a_state_and_the_app_answers(tmp_path: Path) ->
     finally:
         release.set()
     assert asked
+
+
+async def test_new_jobs_appear_while_the_app_runs(tmp_path: Path) -> None:
+    start = datetime.now().timestamp() - 60
+    jobs: list[dict[str, object]] = []
+    client = SlurmClient(runner=lambda argv, timeout: squeue_reply(list(jobs)), interval=0.2)
+    app = VeloraApp(open_slurm([], client=client, wait=False), Settings(poll=True))
+    async with app.run_test(size=(160, 40)):
+        bar = app.screen.query_one(StatusBar)
+        await until(lambda: "slurm: no jobs" in str(bar.render()), timeout=15)
+        for number in (21, 22):
+            folder = tmp_path / f"job-{number}"
+            build_velora_db(folder / "metrics.db", [RunSpec(planned=1000, write=10)])
+            jobs.append(job(number, folder, "RUNNING", start))
+        await until(lambda: table(app).row_count == 2, "the new jobs' runs", timeout=20)
+        await until(lambda: any(t.startswith("22 RUNNING") for t in cell_texts(app)), timeout=10)

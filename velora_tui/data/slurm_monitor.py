@@ -80,6 +80,12 @@ class SlurmMonitor(Monitor):
         self._add_job_folders()
         return super().discover(wait_for)
 
+    def discover_due(self) -> list[Path]:
+        """The live feed's heartbeat: new jobs' folders added (their walks start now, what they
+        find is added by a later heartbeat), Slurm asked again when due; never waits."""
+        self._add_job_folders()
+        return super().discover_due()
+
     @property
     def unsettled(self) -> bool:
         """Always: new jobs may appear, so every heartbeat looks (discover, never waiting)."""

@@ -63,6 +63,18 @@ FILTER_SYNTAX = (
     ('agent:"Neuro Flow"', "double quotes hold spaces; every term must hold"),
 )
 
+# What the list says of Slurm jobs (velora-tui slurm:, README "Slurm jobs").
+SLURM_HELP = (
+    ("slurm:", "your jobs (squeue --me): the runs below each job's folder (--slurm-path)"),
+    (
+        "Slurm job column",
+        "RUNNING time left of its limit, PENDING (why), FAILED exit N, TIMEOUT,"
+        " OUT_OF_MEMORY, CANCELLED...; 'ambiguous' when several jobs wrote one file",
+    ),
+    ("■ ended", "its job is over before its planned episodes: never 'stalled'"),
+    ("status line", "slurm: N jobs (and why the first pends), or slurm: not responding"),
+)
+
 Row = tuple[str, str]  # keys, what they do
 
 
@@ -110,6 +122,8 @@ def help_tables(app: App[Any]) -> Group:
         table(("Filter (/ in the list)", FILTER_SYNTAX)),
         Text(""),
         table(("Group figures (g in the list)", FIGURE_HELP)),
+        Text(""),
+        table(("Slurm jobs (velora-tui slurm:)", SLURM_HELP)),
     )
 
 
