@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tests.support.processes import stop_process
 from tests.support.waiting import wait_for
 
 SSHD = Path("/usr/sbin/sshd")
+RELAY = Path(__file__).with_name("relay.py")
 SSH_ALIASES = 16  # vt-00 ... vt-15: the same server under as many names
 
 
@@ -82,6 +84,10 @@ class SshServer:
             + f"Host vt-nokey\n  Port {self.port}\n  IdentityFile {folder / 'other_key'}\n"
             + common
             + f"Host vt-closed\n  Port {free_port()}\n  IdentityFile {folder / 'user_key'}\n"
+            + common
+            # Through a relay that passes bytes at $VELORA_TUI_RELAY_RATE and counts them.
+            + f"Host vt-slow\n  Port {self.port}\n  IdentityFile {folder / 'user_key'}\n"
+            + f"  ProxyCommand {sys.executable} {RELAY} %h %p\n"
             + common
         )
         self.config = folder / "ssh_config"

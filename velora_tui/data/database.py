@@ -260,6 +260,11 @@ class MetricsDatabase:
         self._parked: tuple[tuple[int, ...], tuple[str, int], Schema] | None = None
 
     @property
+    def far(self) -> bool:
+        """Read across a link (a remote host's database): see FileSystem.far."""
+        return self.files.far(self.path)
+
+    @property
     def status(self) -> SourceStatus:
         """The source's state: "not responding" while a call on it has been running longer
         than the deadline, else what its last read found."""

@@ -57,6 +57,9 @@ LENGTH = EPISODE_METRICS.index("length")
 # never waits long; the read lock is let go between statements.
 CHUNK_IDS = 1_000
 MAX_POINTS = 2_000
+# Buckets of a database whose answers cross a link (a remote host's): about twice a wide
+# terminal's plot, each bucket ~550 bytes of JSON before ssh's compression.
+FAR_POINTS = 500
 
 
 @dataclass(slots=True)
@@ -267,7 +270,8 @@ class SeriesReaders:
         with self._lock:
             reader = self._readers.pop(key, None)
             if reader is None or reader.database is not database:
-                reader = SeriesReader(database, exp_id, self.max_points)
+                points = min(self.max_points, FAR_POINTS) if database.far else self.max_points
+                reader = SeriesReader(database, exp_id, points)
             self._readers[key] = reader
             while len(self._readers) > self.size:
                 self._readers.popitem(last=False)

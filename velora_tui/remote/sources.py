@@ -117,6 +117,9 @@ class RemoteFiles(FileSystem):
     def __init__(self, remotes: Remotes) -> None:
         self.remotes = remotes
 
+    def far(self, path: Path) -> bool:
+        return any(path in link.places for link in self.remotes.links)
+
     def stat(self, path: Path) -> Any:
         return system().stat(path)
 

@@ -106,6 +106,8 @@ def ssh_argv(host: Host, remote_words: list[str], options: SshOptions) -> list[s
         f"ServerAliveInterval={KEEPALIVE_INTERVAL}",
         f"ServerAliveCountMax={KEEPALIVE_COUNT}",
         f"ConnectTimeout={CONNECT_TIMEOUT}",
+        # Answers are JSON text: zlib makes them ~3x smaller on the wire (docs/performance.md).
+        "Compression=yes",
     ):
         argv += ["-o", option]
     if host.user:
