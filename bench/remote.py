@@ -57,7 +57,7 @@ IDLE_SECONDS = 5.0
 
 
 def reader_pids() -> list[int]:
-    """The remote readers running on this machine (their arguments hold `"specs"`)."""
+    """The remote readers running on this machine (`python3 -c <link.BOOTSTRAP>`)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -66,7 +66,7 @@ def reader_pids() -> list[int]:
             words = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(words) > 3 and words[1] == b"-c" and words[3].startswith(b'{"specs"'):
+        if len(words) > 2 and words[1] == b"-c" and b"velora-tui-reader" in words[2]:
             found.append(int(entry.name))
     return found
 
@@ -259,6 +259,42 @@ def writer_impact(rounds: int, commits: int, gap: float) -> list[Metric]:
     ]
 
 
+def reader_idle(seconds: float) -> list[Metric]:
+    """`tail -f -n 0 vt:ROOT` at rest on a tree of 10,000 directories holding 10 databases, and
+    on one of 3 holding 3 (the baseline): the reader's and the local side's share of a core."""
+    from bench.idle import make_tree
+
+    print_header(f"idle CPU of the remote reader and tail -f on a big tree ({seconds:g} s)")
+    metrics = []
+    for directories, databases in ((3, 3), (10_000, 10)):
+        with scratch_dir("remote-idle-") as folder:
+            root = folder / "tree"
+            make_tree(root, directories, databases)
+            command = python_command("tail", "-f", "-n", "0", f"vt:{root}")
+            with process(command, stdout=subprocess.DEVNULL, stderr=folder / "t.err") as tail:
+                time.sleep(8.0)  # connected, the first walk and reads done
+                (reader,) = reader_pids()
+                before = (cpu_seconds(tail.pid), cpu_seconds(reader), time.monotonic())
+                time.sleep(seconds)
+                wall = time.monotonic() - before[2]
+                local = (cpu_seconds(tail.pid) - before[0]) / wall
+                remote = (cpu_seconds(reader) - before[1]) / wall
+        print(
+            f"  {directories:>6} directories, {databases:>2} databases: reader {remote:.2%},"
+            f" tail -f {local:.2%} of a core"
+        )
+        if directories > 3:
+            metrics.append(
+                Metric(
+                    "idle on 10,000 directories / 10 databases: remote reader, tail -f",
+                    "< 1% of a core each",
+                    f"{remote:.2%}, {local:.2%}",
+                    remote < 0.01 and local < 0.01,
+                )
+            )
+    return metrics
+
+
 def write_many(folder: Path, count: int, rate: float, seconds: float) -> None:
     """`count` databases, each getting `rate` episodes a second velora's way (one INSERT and
     COMMIT each), round robin, from this one process."""
@@ -417,6 +453,7 @@ def main(rounds: int = 3) -> list[Metric]:
             metrics.append(Metric("remote: bytes on the wire per episode", "-", f"{per:.0f} B"))
             metrics += writer_impact(rounds, commits=1000, gap=0.002)
             metrics += many_metrics(32, 20.0, 20.0)
+            metrics += reader_idle(30.0)
         finally:
             server.stop()
             shutil.rmtree(control_dir(), ignore_errors=True)
@@ -429,11 +466,12 @@ if __name__ == "__main__":
     parser.add_argument("--write-many", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--only-many", action="store_true", help="only the 32-database step")
     parser.add_argument("--only-writer", action="store_true", help="only the writer's p99 step")
+    parser.add_argument("--only-idle", action="store_true", help="only the idle step")
     args = parser.parse_args()
     if args.write_many:
         folder, count, rate, seconds = args.write_many
         write_many(Path(folder), int(count), float(rate), float(seconds))
-    elif args.only_many or args.only_writer:
+    elif args.only_many or args.only_writer or args.only_idle:
         with (
             scratch_dir("remote-sshd-") as place,
             scratch_dir("remote-cache-", tmpfs=True) as cache,
@@ -445,6 +483,8 @@ if __name__ == "__main__":
             try:
                 if args.only_many:
                     found = many_metrics(32, 20.0, 20.0)
+                elif args.only_idle:
+                    found = reader_idle(30.0)
                 else:
                     found = writer_impact(args.rounds, commits=1000, gap=0.002)
                 for metric in found:

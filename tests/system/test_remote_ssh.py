@@ -401,3 +401,30 @@ def test_two_processes_on_one_source_each_get_every_episode_once(
     check_output("\n".join(err.rest()), "\n".join(err2.rest()))
     private = Path(os.environ["VELORA_TUI_CACHE"]) / "remote" / "private"
     assert not private.exists() or not any(private.iterdir())  # removed at their exit
+
+
+def test_a_database_made_deep_in_a_big_remote_tree_is_found(
+    sshd: SshServer, tmp_path: Path, spawn: Spawn
+) -> None:
+    """A tree of 2,000 folders: after its first walk the reader watches every folder
+    (inotify), and walks it again only minutes later; a run started in a folder made since
+    is followed all the same, well before that walk."""
+    root = tmp_path / "tree"
+    for group in range(20):
+        for run in range(100):
+            (root / f"group-{group:02d}" / f"run-{run:03d}").mkdir(parents=True)
+    remote_copy(root / "group-00" / "run-000")
+    tail, out, err = follow(spawn, f"vt:{root}")
+    err.first("vt: connected")
+    time.sleep(1.0)  # the first walk done
+    deep = root / "group-19" / "run-099" / "new" / "seed-1"
+    deep.mkdir(parents=True)
+    made = remote_copy(deep)
+    episode = add_episode(made, 2)
+    # A database that appears is printed whole (as `tail -f` does locally), its new row last.
+    out.first(
+        lambda text: (strict_json(text)["db"], strict_json(text)["id"]) == (f"vt:{made}", episode),
+        timeout=60.0,
+    )
+    tail.send_signal(signal.SIGTERM)
+    assert tail.wait(TIMEOUT) == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import select
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from velora_tui.data.connection import change_counter
 from velora_tui.data.schema import check_header
+from velora_tui.remote import reader
 from velora_tui.remote.link import BadData, decode_rows
 from velora_tui.remote.stand_ins import StandIn, digest
 
@@ -88,3 +90,23 @@ def test_a_hostile_remote_path_never_decides_where_the_stand_in_is(
     stand_in.start("1:1", True)
     assert stand_in.path == tmp_path / digest(path) / "metrics.db"
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [stand_in.path]
+
+
+def test_the_reader_hears_of_a_database_made_deep_in_its_tree(tmp_path: Path) -> None:
+    """After its first walk the reader watches every folder (inotify): a folder made later,
+    and a metrics.db in it, are found from the events alone, with no walk of the tree."""
+    root = tmp_path / "tree"
+    (root / "a" / "b").mkdir(parents=True)
+    found = reader.Reader([str(root)])
+    found.discover()
+    if found.watches.fd < 0:
+        pytest.skip("no inotify on this system: the reader walks its trees instead")
+    assert found.watches.complete
+    assert found.rescan_every() == reader.WATCHED_RESCAN
+    deep = root / "a" / "b" / "new" / "seed-1"
+    deep.mkdir(parents=True)
+    (deep / "metrics.db").write_bytes(b"")
+    (root / "a" / "metrics.db").write_bytes(b"")
+    select.select([found.watches.fd], [], [], 5.0)
+    found.made()
+    assert set(found.databases) == {str(deep / "metrics.db"), str(root / "a" / "metrics.db")}

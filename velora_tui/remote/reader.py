@@ -44,7 +44,7 @@ import sqlite3
 import struct
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Set
 
 PROTOCOL = 2
 BUSY_STEP = 0.01  # seconds between looks while commits come in (the 2 s after a change)
@@ -56,8 +56,9 @@ READ_GAP = 0.04  # changes of one database said at most this often while commits
 BUSY_SHARE = 8
 CONFIRM = 1.0  # data_version at least this often, and the file's identity
 RESCAN = 2.0  # directories walked again for new metrics.db files at most this often ...
-WALK_SHARE = 0.005  # ... and no more often than keeps the walks below this share of the time
+WALK_SHARE = 0.002  # ... and no more often than keeps the walks below this share of the time
 MAX_RESCAN = 60.0
+WATCHED_RESCAN = 300.0  # with every folder watched (inotify), a walk is only a safety net
 HEARTBEAT = 5.0
 OPEN_FILES = 64  # databases open at once (two file descriptors each), fewer under a low limit
 CLOSED_LOOK = 0.5  # seconds between looks at a closed database's header
@@ -395,6 +396,81 @@ class Database:
         sys.stdout.buffer.flush()
 
 
+IN_MOVED_TO, IN_CREATE, IN_Q_OVERFLOW, IN_IGNORED, IN_ONLYDIR, IN_ISDIR = (
+    0x80,
+    0x100,
+    0x4000,
+    0x8000,
+    0x1000000,
+    0x40000000,
+)
+EVENT = struct.Struct("iIII")
+
+
+class Watches:
+    """Linux's inotify (through ctypes) on every folder walked: what is made below a source is
+    known at once, so a big tree is walked again only as a safety net. Where there is none
+    (another system, the user's limit of watches reached, events lost), `complete` is False
+    and the walks are paced by their cost alone."""
+
+    def __init__(self) -> None:
+        self.fd = -1
+        self.libc = None  # type: Any
+        self.paths = {}  # type: Dict[int, str]
+        self.watched = set()  # type: Set[str]
+        self.complete = False
+        if not sys.platform.startswith("linux"):
+            return
+        try:
+            import ctypes
+            import ctypes.util
+
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            fd = int(libc.inotify_init1(os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)))
+        except (OSError, AttributeError):
+            return
+        if fd >= 0:
+            self.libc, self.fd, self.complete = libc, fd, True
+
+    def add(self, path: str) -> None:
+        if self.fd < 0 or path in self.watched:
+            return
+        wd = int(
+            self.libc.inotify_add_watch(
+                self.fd, os.fsencode(path), IN_CREATE | IN_MOVED_TO | IN_ONLYDIR
+            )
+        )
+        if wd < 0:
+            self.complete = False  # the limit of watches, most often: walks find the rest
+            return
+        self.paths[wd] = path
+        self.watched.add(path)
+
+    def made(self) -> List[Any]:
+        """(path, is a folder) of what was made in a watched folder since last asked."""
+        found = []  # type: List[Any]
+        while True:
+            try:
+                data = os.read(self.fd, 65536)
+            except (BlockingIOError, InterruptedError):
+                return found
+            except OSError:
+                self.complete = False
+                return found
+            offset = 0
+            while offset + EVENT.size <= len(data):
+                wd, mask, _, length = EVENT.unpack_from(data, offset)
+                raw = data[offset + EVENT.size : offset + EVENT.size + length]
+                offset += EVENT.size + length
+                if mask & IN_Q_OVERFLOW:
+                    self.complete = False  # some were lost: the next walk finds them
+                elif mask & IN_IGNORED:
+                    self.watched.discard(self.paths.pop(wd, ""))
+                elif wd in self.paths:
+                    name = os.fsdecode(raw.rstrip(b"\0"))
+                    found.append((os.path.join(self.paths[wd], name), bool(mask & IN_ISDIR)))
+
+
 class Reader:
     def __init__(self, specs: List[str]) -> None:
         self.specs = [os.path.abspath(os.path.expanduser(s)) for s in specs]
@@ -405,6 +481,7 @@ class Reader:
         self.open_files = open_files()
         self.pending = b""
         self.walk_cost = 0.0
+        self.watches = Watches()
 
     def discover(self) -> None:
         began = time.monotonic()
@@ -438,24 +515,46 @@ class Reader:
             else:
                 found = [spec]
             for path in found:
-                if path not in self.databases:
-                    database = Database(len(self.databases), index, path, self.pool)
-                    self.databases[path] = database
-                    self.by_key[database.key] = database
+                self.add(index, path)
         self.walk_cost = time.monotonic() - began
+
+    def add(self, index: int, path: str) -> None:
+        if path not in self.databases:
+            database = Database(len(self.databases), index, path, self.pool)
+            self.databases[path] = database
+            self.by_key[database.key] = database
 
     def rescan_every(self) -> float:
         """Seconds between walks: RESCAN, or more when a walk costs more than WALK_SHARE of
-        that (a walk of 10,000 folders takes ~0.1 s of CPU: then every 20 s)."""
+        that (a walk of 10,000 folders takes ~0.1 s of CPU: then every 50 s), or only now and
+        then while every folder is watched."""
+        if self.watches.complete:
+            return WATCHED_RESCAN
         return min(MAX_RESCAN, max(RESCAN, self.walk_cost / WALK_SHARE))
 
     def walk(self, root: str) -> List[str]:
         found = []  # type: List[str]
         for directory, dirs, files in os.walk(root):
+            self.watches.add(directory)
             dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not d.startswith("."))
             if "metrics.db" in files:
                 found.append(os.path.join(directory, "metrics.db"))
         return found
+
+    def made(self) -> None:
+        """What inotify says was made below the sources: a folder is walked (and watched), a
+        metrics.db is a database."""
+        for path, folder in self.watches.made():
+            name = os.path.basename(path)
+            if folder and (name in SKIP_DIRS or name.startswith(".")):
+                continue
+            for index, spec in enumerate(self.specs):
+                if not path.startswith(spec.rstrip(os.sep) + os.sep):
+                    continue
+                for found in self.walk(path) if folder else [path]:
+                    if os.path.basename(found) == "metrics.db":
+                        self.add(index, found)
+                break
 
     def handle(self, line: bytes) -> None:
         try:
@@ -515,14 +614,20 @@ class Reader:
         """Wait up to `timeout` s for requests and answer them; False when stdin closed (the
         local side is gone). Requests keep coming: answered until none waits."""
         fd = sys.stdin.fileno()
+        watching = [self.watches.fd] if self.watches.fd >= 0 else []
         while True:
             try:
-                ready, _, _ = select.select([fd], [], [], timeout)
+                ready, _, _ = select.select([fd, *watching], [], [], timeout)
             except (OSError, ValueError):
                 time.sleep(timeout)
                 return True
             if not ready:
                 return True
+            if watching and watching[0] in ready:
+                self.made()
+                if fd not in ready:
+                    timeout = 0.0
+                    continue
             data = os.read(fd, 1 << 16)
             if not data:
                 return False
