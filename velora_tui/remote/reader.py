@@ -44,7 +44,7 @@ import sqlite3
 import struct
 import sys
 import time
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, Dict, List, Optional
 
 PROTOCOL = 2
 BUSY_STEP = 0.01  # seconds between looks while commits come in (the 2 s after a change)
@@ -417,7 +417,7 @@ class Watches:
         self.fd = -1
         self.libc = None  # type: Any
         self.paths = {}  # type: Dict[int, str]
-        self.watched = set()  # type: Set[str]
+        self.watched: set[str] = set()
         self.complete = False
         if not sys.platform.startswith("linux"):
             return
