@@ -164,14 +164,15 @@ TARGET = click.option(
 
 
 def user_settings(
-    targets: dict[str, float] | None = None, notify: str | None = None
+    targets: dict[str, float] | None = None, notify: str | None = None, quiet: bool = False
 ) -> UserSettings:
-    """The settings in force (settings.toml, then these flags); the file's problems said once."""
+    """The settings in force (settings.toml, then these flags); the file's problems said once
+    (`quiet`: not here, the app shows them)."""
     from velora_tui.report.user_settings import load_settings
 
     settings = load_settings()
     problem = settings.problem()
-    if problem is not None:
+    if problem is not None and not quiet:
         say(problem)
     settings.apply_flags(targets=targets, notify=notify)
     return settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from velora_tui.cli.common import NOTIFY, NOTIFY_WITH, POLL
+from velora_tui.cli.common import NOTIFY, NOTIFY_WITH, POLL, TARGET, user_settings
 from velora_tui.tui.app import run_demo
 
 
@@ -13,6 +13,10 @@ from velora_tui.tui.app import run_demo
 @click.option("--rate", type=click.FloatRange(min=0.1), default=4.0, show_default=True)
 @NOTIFY
 @NOTIFY_WITH
-def command(poll: bool, rate: float, notify: bool, notify_with: str | None) -> None:
+@TARGET
+def command(
+    poll: bool, rate: float, notify: bool, notify_with: str | None, targets: dict[str, float]
+) -> None:
     """Open the monitor on a live simulated training run (in a temporary directory)."""
-    run_demo(poll=poll, rate=rate, notify=notify_with or ("auto" if notify else None))
+    chosen = notify_with or ("auto" if notify else None)
+    run_demo(poll=poll, rate=rate, notify=chosen, user=user_settings(targets, chosen, quiet=True))

@@ -11,9 +11,11 @@ from velora_tui.cli.common import (
     NOTIFY_WITH,
     POLL,
     SOURCES,
+    TARGET,
     remote_python,
     slurm_path,
     sources_or_default,
+    user_settings,
 )
 from velora_tui.tui.app import run_app
 
@@ -23,14 +25,21 @@ from velora_tui.tui.app import run_app
 @POLL
 @NOTIFY
 @NOTIFY_WITH
+@TARGET
 def command(
-    sources: tuple[Path | str, ...], poll: bool, notify: bool, notify_with: str | None
+    sources: tuple[Path | str, ...],
+    poll: bool,
+    notify: bool,
+    notify_with: str | None,
+    targets: dict[str, float],
 ) -> None:
     """Open the monitor (the default command)."""
+    chosen = notify_with or ("auto" if notify else None)
     run_app(
         sources_or_default(sources),
         poll=poll,
-        notify=notify_with or ("auto" if notify else None),
+        notify=chosen,
         remote_python=remote_python(),
         slurm_path=slurm_path(),
+        user=user_settings(targets, chosen, quiet=True),
     )

@@ -192,6 +192,11 @@ class ExperimentSummary:
     recent: deque[datetime] = field(default_factory=lambda: deque(maxlen=RECENT))
     # The Slurm job(s) that may have written it (data/slurm_monitor.py; None: no Slurm source).
     job: JobTie | None = None
+    # Its health as the alert rules see it (report/alerts.py: HealthTracker sets both): a short
+    # word (solved, plateau, collapse, spike, entropy, slow; "" for none, or not evaluated yet)
+    # and the line that says it with its numbers.
+    health: str = ""
+    health_note: str = ""
 
     @property
     def key(self) -> Key:

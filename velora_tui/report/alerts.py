@@ -719,6 +719,21 @@ class RunHealth:
             )
         return [latest[kind] for kind in HEALTH_KINDS if kind in latest]
 
+    def note(self) -> str:
+        """The most pressing condition said with its numbers (the header's line)."""
+        held = self.conditions()
+        if not held:
+            return ""
+        kind = held[0]
+        if kind == "solved":
+            return f"solved at episode {self.solved_at}" + (
+                "" if self.solved_exact else " or before"
+            )
+        for event in reversed(self.events):
+            if event.kind == kind:
+                return event.text
+        return MARKS[kind]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "state": self.mark() or "ok",
@@ -769,6 +784,16 @@ class HealthTracker:
         health = self.runs.get(key)
         return health.mark() if health is not None else ""
 
+    def label(self, summary: ExperimentSummary) -> bool:
+        """Put the run's health on its summary (the list and the header show it); whether it
+        changed."""
+        health = self.runs.get(summary.key)
+        mark, note = (health.mark(), health.note()) if health is not None else ("", "")
+        if (mark, note) == (summary.health, summary.health_note):
+            return False
+        summary.health, summary.health_note = mark, note
+        return True
+
     def needs_past(self, summary: ExperimentSummary) -> bool:
         return summary.key not in self.runs and summary.key not in self.waiting
 
@@ -793,15 +818,19 @@ class HealthTracker:
             if summary.key not in self.runs:
                 rows = history_rows(monitor, summary.key)
                 self.install(summary.key, evaluated(self.rules, self.target(summary), rows))
+                self.label(summary)
 
     def feed(self, monitor: Monitor, updates: Iterable[Update]) -> list[Alert]:
         """The alerts of new episodes. A run first seen from its first episode starts here;
         one first seen later waits for its past (read_past, or the app's worker)."""
         alerts: list[Alert] = []
+        touched: set[Key] = set()
         for update in updates:
             if update.reset:
                 for key in [k for k in self.runs if k[0] == update.db]:
                     del self.runs[key]
+                for key in [k for k in self.waiting if k[0] == update.db]:
+                    del self.waiting[key]
             for row in update.episodes:
                 key = (update.db, row.experiment_id)
                 health = self.runs.get(key)
@@ -815,6 +844,7 @@ class HealthTracker:
                         self.waiting[key].append(row)
                         continue
                     health = self.runs[key] = RunHealth(self.rules, self.target(summary))
+                touched.add(key)
                 events = health.feed(row)
                 if events:
                     summary = monitor.summary(key)
@@ -823,6 +853,10 @@ class HealthTracker:
                         Alert(key, e.kind, e.severity, f"{label}: {e.text}", e.episode)
                         for e in events
                     )
+        for key in touched:  # a mark also ends without an event (a spike's stretch is over)
+            summary = monitor.summary(key)
+            if summary is not None:
+                self.label(summary)
         return alerts
 
     def current(

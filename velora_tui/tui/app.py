@@ -32,8 +32,8 @@ from velora_tui.data.database import ReadFailed
 from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.files import new_output
 from velora_tui.data.monitor import Monitor, sort_summaries
-from velora_tui.data.records import Key, Update
-from velora_tui.report.alerts import AlertTracker
+from velora_tui.data.records import ExperimentSummary, Key, Update
+from velora_tui.report.alerts import AlertTracker, RunHealth, evaluated, history_rows
 from velora_tui.report.export import write_episodes
 from velora_tui.report.format import shown_path
 from velora_tui.report.notify import TerminalNotifier
@@ -41,11 +41,12 @@ from velora_tui.tui import runtime
 from velora_tui.tui.messages import DataChanged, OpenExperiment
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.screens.experiments import ExperimentsScreen
-from velora_tui.tui.settings import Settings
+from velora_tui.tui.settings import Settings, from_user
 from velora_tui.tui.workers import ReportsWorkerFailures, cancelled, read_worker
 
 if TYPE_CHECKING:
     from velora_tui.data.slurm import PathTemplate
+    from velora_tui.report.user_settings import UserSettings
 
 __all__ = ["Settings", "VeloraApp", "make_app", "run_app", "run_demo"]
 
@@ -122,7 +123,10 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         self.settings = settings or Settings()
         self.feed: ChangeFeed | None = None
         self.last_update: datetime | None = None
-        self.alerts = AlertTracker()
+        self.alerts = AlertTracker(self.settings.health, self.settings.targets)
+        # Runs whose newest rows a worker is evaluating for their health (read_health).
+        self.health_reading: set[Key] = set()
+        self.theme_loaded = False  # the settings' theme applied: later changes are the user's
         notify = self.settings.notify
         self.notifier = TerminalNotifier(notify, os.environ) if notify else None
         self.event_loop: asyncio.AbstractEventLoop | None = None  # once mounted
@@ -184,7 +188,32 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         # SIGTERM and SIGHUP are taken by runtime.guard_exit's thread (they are blocked in
         # every other thread), which asks for the exit through exit_from_thread.
         self.event_loop = asyncio.get_running_loop()
+        self.apply_user_settings()
         self.initial_load()
+
+    def apply_user_settings(self) -> None:
+        """The settings file's theme, and a notification for what in it was not used."""
+        theme = self.settings.theme
+        if theme is not None and theme in self.available_themes:
+            self.theme = theme
+        elif theme is not None and self.settings.settings_file is not None:
+            self.notify(f"settings: no theme {clean_text(theme, 40)!r}", severity="warning")
+        self.theme_loaded = True
+        if self.settings.settings_problem:
+            self.notify(clean_text(self.settings.settings_problem, 300), severity="warning")
+
+    def watch_theme(self, theme: str) -> None:
+        """A theme the user picks (the palette's "Change theme") is kept for next time."""
+        if not self.theme_loaded or self.settings.settings_file is None:
+            return
+        if theme == self.settings.theme:
+            return
+        from velora_tui.report.user_settings import save
+
+        self.settings.theme = theme
+        problem = save({"theme": theme}, self.settings.settings_file)
+        if problem is not None:
+            self.notify(clean_text(problem, 300), severity="warning", timeout=8)
 
     # -- data flow -------------------------------------------------------------------------
 
@@ -243,10 +272,59 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
 
     def raise_alerts(self, updates: list[Update], heartbeat: bool) -> None:
         alerts = self.alerts.after(self.monitor, updates, heartbeat, self.now())
+        self.read_health_of(updates)
         for alert in alerts:
             self.notify(alert.message, severity=alert.severity, timeout=12)  # type: ignore[arg-type]
         if alerts and self.notifier is not None:
             self.tell_terminal(self.notifier.escape(alerts))
+
+    def read_health_of(self, updates: list[Update]) -> None:
+        """Runs these updates name whose health is not known yet: their newest rows read and
+        evaluated in a worker (HISTORY of them), never every row of a long run."""
+        health = self.alerts.health
+        keys = {(u.db, exp) for u in updates for exp in u.experiments}
+        keys |= {(u.db, row.experiment_id) for u in updates for row in u.episodes}
+        wanted = []
+        for key in keys:
+            if key in health.runs or key in self.health_reading:
+                continue
+            summary = self.monitor.summary(key)
+            if summary is None:
+                continue
+            health.expect(key)
+            self.health_reading.add(key)
+            wanted.append(summary)
+        if wanted:
+            self.read_health(wanted)
+
+    @read_worker("health", "health of the runs", exclusive=False)
+    def read_health(self, summaries: list[ExperimentSummary]) -> None:
+        health = self.alerts.health
+        done: list[tuple[ExperimentSummary, RunHealth]] = []
+        for summary in summaries:
+            if cancelled():
+                return
+            rows = history_rows(self.monitor, summary.key)
+            done.append((summary, evaluated(health.rules, health.target(summary), rows)))
+            if len(done) >= 20:
+                self.call_from_thread(self.health_read, done)
+                done = []
+        self.call_from_thread(self.health_read, done)
+
+    def health_read(self, done: list[tuple[ExperimentSummary, RunHealth]]) -> None:
+        """Runs' health from their newest rows: their state, not news (no alert)."""
+        health = self.alerts.health
+        changed: dict[Path, set[int]] = {}
+        for summary, run in done:
+            self.health_reading.discard(summary.key)
+            if self.monitor.summary(summary.key) is not summary:
+                health.waiting.pop(summary.key, None)  # its file was replaced meanwhile
+                continue
+            health.install(summary.key, run)
+            if health.label(summary):
+                changed.setdefault(summary.db, set()).add(summary.id)
+        if changed:
+            self.publish([Update(db, experiments=ids) for db, ids in changed.items()])
 
     def tell_terminal(self, sequence: str) -> None:
         """Write escape sequences to the terminal, between frames: through the driver, which
@@ -267,6 +345,8 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
             self.watch_changes(self.feed)
         elif worker.group == "load" and self.settings.live and self.feed is None:
             self.start_watching()  # the first read failed: changes are still read as they come
+        elif worker.group == "health":
+            self.health_reading.clear()  # asked for again as their rows come
 
     async def on_unmount(self) -> None:
         if self.feed is not None:
@@ -427,8 +507,10 @@ def run_app(
     notify: str | None = None,
     remote_python: str = "python3",
     slurm_path: PathTemplate | None = None,
+    user: UserSettings | None = None,
 ) -> None:
-    run_prepared(make_app(sources, Settings(poll=poll, notify=notify), remote_python, slurm_path))
+    settings = from_user(user, poll=poll, notify=notify)
+    run_prepared(make_app(sources, settings, remote_python, slurm_path))
 
 
 def run_prepared(app: VeloraApp) -> None:
@@ -437,7 +519,12 @@ def run_prepared(app: VeloraApp) -> None:
     app.run()
 
 
-def run_demo(poll: bool = False, rate: float = 4.0, notify: str | None = None) -> None:
+def run_demo(
+    poll: bool = False,
+    rate: float = 4.0,
+    notify: str | None = None,
+    user: UserSettings | None = None,
+) -> None:
     """The app on a live simulated run: a finished, a stalled and two running experiments."""
     with tempfile.TemporaryDirectory(prefix="velora-demo-") as folder:
         db = Path(folder) / "metrics.db"
@@ -471,7 +558,8 @@ def run_demo(poll: bool = False, rate: float = 4.0, notify: str | None = None) -
                     simulator.kill()
 
         try:
-            run_prepared(make_app([db], Settings(poll=poll, on_exit=stop, notify=notify)))
+            settings = from_user(user, poll=poll, on_exit=stop, notify=notify)
+            run_prepared(make_app([db], settings))
         finally:
             stop()
             if os.environ.get("VELORA_TUI_KEEP_DEMO"):

@@ -75,6 +75,18 @@ SLURM_HELP = (
     ("status line", "slurm: N jobs (and why the first pends), or slurm: not responding"),
 )
 
+# A run's health (report/alerts.py; docs/health.md), as the list's Health column and the
+# header say it; each also an alert, said once, when it happens while watching.
+HEALTH_MARKS = (
+    ("✔ solved", "the moving average reached the env's target (Gymnasium's, or settings.toml's)"),
+    ("plateau", "no new best moving average for 500 episodes, before the target"),
+    ("collapse", "the moving average lost half its gain and stayed down 100 episodes"),
+    ("loss spike", "a critic or actor loss 10 robust sigmas from the median of its last 200"),
+    ("entropy", "the entropy term fell below 10% of its peak, before the target"),
+    ("slow", "steps per minute below half the run's own rate, over 3 minutes"),
+    ("settings", "velora-tui settings: the file, and the thresholds in force"),
+)
+
 Row = tuple[str, str]  # keys, what they do
 
 
@@ -120,6 +132,8 @@ def help_tables(app: App[Any]) -> Group:
         table(*sections(app), ("Mouse", [("click, wheel", "select rows and tabs, scroll")])),
         Text(""),
         table(("Filter (/ in the list)", FILTER_SYNTAX)),
+        Text(""),
+        table(("Health", HEALTH_MARKS)),
         Text(""),
         table(("Group figures (g in the list)", FIGURE_HELP)),
         Text(""),

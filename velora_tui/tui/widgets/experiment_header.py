@@ -55,6 +55,8 @@ class ExperimentHeader(Vertical):
         if summary.n_episodes:
             bar.update(total=summary.n_episodes, progress=min(summary.reached, summary.n_episodes))
         parts = [f"{episode_count(summary)} episodes"]
+        if summary.health_note:  # its health (report/alerts.py), with its numbers
+            parts.append(clean_text(summary.health_note, 120))
         if summary.job is not None:  # its Slurm job: time left against its limit, or its end
             parts.append(clean_text(describe_tie(summary.job, now), 80))
         rate = summary.episodes_per_minute()

@@ -26,6 +26,7 @@ COLUMNS = (
     ("best", "Best"),
     ("avg", "Avg"),
     ("spark", "Reward"),
+    ("health", "Health"),  # only once some run has a mark (show_health)
     ("active", "Active"),
     ("slurm", "Slurm job"),  # only with a slurm: source (show_slurm)
 )
@@ -50,6 +51,22 @@ def slurm_cell(s: ExperimentSummary, now: datetime) -> Text:
     return Text(clean_text(f"{job.job_id} {describe(job, now)}", 60), style=style)
 
 
+# A run's health (report/alerts.py: its marks), as the list shows it.
+HEALTH_STYLES = {
+    "solved": ("✔ solved", "bold green"),
+    "plateau": ("plateau", "yellow"),
+    "collapse": ("collapse", "bold red"),
+    "spike": ("loss spike", "red"),
+    "entropy": ("entropy", "yellow"),
+    "slow": ("slow", "yellow"),
+}
+
+
+def health_cell(s: ExperimentSummary) -> Text:
+    word, style = HEALTH_STYLES.get(s.health, (s.health, ""))
+    return Text(word, style=style)
+
+
 def row_key(key: Key) -> str:
     return f"{key[0]}\0{key[1]}"
 
@@ -71,6 +88,7 @@ class ExperimentTable(DataTable[Text]):
         self.user_moved = False
         self.show_db = False
         self.show_slurm = False  # some run is tied to a Slurm job
+        self.show_health = False  # some run has a health mark
         self.shown_columns: tuple[str, ...] = ()
         self.last_shown: tuple[Sequence[ExperimentSummary], datetime] = ((), datetime.min)
 
@@ -82,7 +100,7 @@ class ExperimentTable(DataTable[Text]):
                 widths[key] = max(widths[key], cell.cell_len)
         widths["spark"] = SPARK_WIDTH
         room = self.size.width - 2  # the vertical scrollbar
-        never = () if self.show_slurm else ("slurm",)
+        never = (() if self.show_slurm else ("slurm",)) + (() if self.show_health else ("health",))
         for left_out in ((), *NARROWER):
             keys = tuple(key for key, _ in COLUMNS if key not in left_out and key not in never)
             if sum(widths[key] + 2 for key in keys) <= room:
@@ -123,6 +141,7 @@ class ExperimentTable(DataTable[Text]):
             best,
             number_cell(s.reward_moving_avg),
             Text(spark(self.sparks.get(s.key, ()), SPARK_WIDTH), style="cyan"),
+            health_cell(s),
             Text(ago(s.last_activity, now), style="dim"),
             slurm_cell(s, now),
         ]
@@ -140,6 +159,10 @@ class ExperimentTable(DataTable[Text]):
         if show_slurm != self.show_slurm:
             self.show_slurm = show_slurm
             self.order = []  # the columns change: every row is added again
+        show_health = any(s.health for s in summaries)
+        if show_health != self.show_health:
+            self.show_health = show_health
+            self.order = []
         selected = self.selected_key
         with self.app.batch_update():
             if order != self.order or not self.shown_columns:
