@@ -227,7 +227,7 @@ def slurm_monitor(sources: Sequence[Path | str]) -> Monitor:
 
 
 def monitor_for(sources: Sequence[Path | str]) -> Monitor:
-    """A monitor on the sources; remote ones' local copies brought up to date first."""
+    """A monitor on the sources; remote ones' hosts connected (and asked what they hold) first."""
     from velora_tui.remote.sources import open_sources
 
     if has_slurm(sources):

@@ -1,10 +1,10 @@
-"""Folders and files of velora-tui's own (the cache, the copies, the ssh sockets): ours alone.
+"""Folders and files of velora-tui's own (the cache, the stand-ins, the ssh sockets): ours alone.
 
 A folder is used only when it is a real folder (not a symbolic link), owned by our uid, that
 nobody else can write to; it is then kept at mode 0700 (one of ours with read bits for others,
 as an older velora-tui or a umask made it, is tightened). Anything else is refused with one
 line naming the folder and what is wrong, as OpenSSH refuses a config file others can write:
-another user who can write to a folder could swap a copy for their own, read one, plant a
+another user who can write to a folder could swap a stand-in for their own, plant a
 symbolic link where a file is about to be created, or listen as a fake ssh master.
 
 Files created in such a folder are opened without following a symbolic link (O_NOFOLLOW), and

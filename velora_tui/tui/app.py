@@ -492,7 +492,7 @@ def make_app(
         return VeloraApp(slurm, settings)
 
     # Remote sources: their links run in threads of their own from now on (closed with the
-    # monitor); the app reads their local copies like any file.
+    # monitor); the app reads their databases through their stand-ins like any file.
     monitor, remotes = open_sources(
         sources, python=remote_python, sync=False, patience=STARTUP_PATIENCE
     )
