@@ -18,7 +18,8 @@ from typing import Protocol
 
 # Databases open at once at most (the remote reader keeps as many).
 OPEN_DATABASES = 64
-# File descriptors left to the rest of the process (Python, the terminal, watchers, ssh); each open database takes about FILES_EACH of the others.
+# File descriptors left to the rest of the process (Python, the terminal, watchers, ssh);
+# each open database takes about FILES_EACH of the others.
 RESERVED_FILES = 64
 FILES_EACH = 4
 
