@@ -77,12 +77,12 @@ def command(
         return
     slurm = slurm_view(monitor)
     if as_json:
-        # Each run's health (report/alerts.py), from its newest rows as `alerts` has it.
-        from velora_tui.report.alerts import HealthTracker
+        # Each run's health (report/alerts.py), from its newest LS_HISTORY rows.
+        from velora_tui.report.alerts import LS_HISTORY, HealthTracker
 
         settings = user_settings(targets)
         health = HealthTracker(settings.health, settings.targets)
-        health.read_past(monitor, summaries)
+        health.read_past(monitor, summaries, LS_HISTORY)
         listed = []
         for s in summaries:
             data = s.to_json(now)

@@ -284,6 +284,9 @@ class SlurmAlerts:
 HEALTH_KINDS = ("solved", "plateau", "collapse", "loss_spike", "entropy", "slowdown")
 # Rows of a run's past a first look evaluates (its newest): longer than every rule's stretch.
 HISTORY = 1000
+# `ls --json`'s: enough for a solve, a collapse, a spike, the entropy and the rate, not for a
+# plateau (500 episodes); `ls` stays within about twice its time without it (docs/health.md).
+LS_HISTORY = 300
 # How the list, the header and `ls --json` say a run's state: most pressing first.
 MARKS = {
     "collapse": "collapse",
@@ -812,11 +815,14 @@ class HealthTracker:
         found = (monitor.summary(key) for key in list(self.waiting))
         return [s for s in found if s is not None]
 
-    def read_past(self, monitor: Monitor, summaries: Iterable[ExperimentSummary]) -> None:
-        """Evaluate the newest rows of each run not known yet, here and now (the commands)."""
+    def read_past(
+        self, monitor: Monitor, summaries: Iterable[ExperimentSummary], limit: int = HISTORY
+    ) -> None:
+        """Evaluate the newest `limit` rows of each run not known yet, here and now (the
+        commands)."""
         for summary in summaries:
             if summary.key not in self.runs:
-                rows = history_rows(monitor, summary.key)
+                rows = history_rows(monitor, summary.key, limit)
                 self.install(summary.key, evaluated(self.rules, self.target(summary), rows))
                 self.label(summary)
 
