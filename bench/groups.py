@@ -17,7 +17,9 @@ grouping 10,000 experiments.
    (by id ranges) and parsed, then grouped, named and sorted. Goal: grouping <= 1 s; reading
    the configs is printed apart (it is done once: a config never changes). Then the same with
    each group's figures of `ls --group` (IQM and 95% bootstrap interval of the final and best
-   rewards; the remembered ones forgotten first), goal <= 1 s, grouping alone the baseline;
+   rewards and the episodes to the target; the remembered ones forgotten first), goal <= 1 s,
+   grouping alone the baseline; reading each run's episodes to its target is printed apart
+   (once: a run that reached it is not read again, one that has not only for new rows);
    and those figures alone for 10,000 runs in groups of 3, 5, 10, 20 and 64 seeds (the
    bootstrap's cost depends on the group size; the file's groups are of about 500).
 
@@ -39,10 +41,12 @@ from typing import Any, cast
 from bench.common import Metric, big_database, load_note, median, ms, print_header, ratio
 from tests.support.processes import child_env, stop_process
 from velora_tui.data import seed_stats
-from velora_tui.data.group_reads import group_curve, read_configs, read_series
+from velora_tui.data.group_reads import ReachedReader, group_curve, read_configs, read_series
 from velora_tui.data.groups import Group, group_runs, sort_groups
 from velora_tui.data.monitor import Monitor
+from velora_tui.data.records import Key
 from velora_tui.data.series import SeriesReader, thin
+from velora_tui.data.targets import target_for
 from velora_tui.tui.screens.groups import RUN_POINTS, GroupChart, GroupChartState
 from velora_tui.tui.widgets.charts import REWARD, ChartOptions, MetricChart, MetricState
 from velora_tui.tui.widgets.plot import Build
@@ -158,17 +162,19 @@ def forget_figures() -> None:
     seed_stats.resamples.cache_clear()
 
 
-def with_figures(groups: list[Group]) -> None:
+def with_figures(groups: list[Group], reached: dict[Key, float], targets: dict[Key, float]) -> None:
     """What `ls --group` computes for each group beyond grouping: the IQM and its bootstrap
-    interval of the final and best rewards."""
+    interval of the final and best rewards, and of the episodes to the target."""
     for group in groups:
         group.final_iqm()
         group.best_iqm()
+        group.set_reached(reached, targets)
+        group.to_target()
 
 
-def grouping(db: Path, rounds: int) -> tuple[float, list[float], list[float], int]:
-    """Configs read; then grouping alone (the baseline) and grouping with the figures, timed
-    in turns."""
+def grouping(db: Path, rounds: int) -> tuple[float, float, list[float], list[float], int]:
+    """Configs and episodes to the targets read; then grouping alone (the baseline) and
+    grouping with the figures, timed in turns."""
     monitor = Monitor([db])
     monitor.refresh()
     monitor.scan_all()
@@ -176,6 +182,12 @@ def grouping(db: Path, rounds: int) -> tuple[float, list[float], list[float], in
     started = time.perf_counter()
     configs = read_configs(monitor.databases, [s.key for s in summaries])
     reading = time.perf_counter() - started
+    targets = {s.key: t for s in summaries if (t := target_for(s.env)) is not None}
+    started = time.perf_counter()
+    reached = ReachedReader().read(
+        monitor.databases, [(s, targets[s.key]) for s in summaries if s.key in targets]
+    )
+    reaching = time.perf_counter() - started
     times, figured = [], []
     count = 0
     for _ in range(rounds):
@@ -185,10 +197,10 @@ def grouping(db: Path, rounds: int) -> tuple[float, list[float], list[float], in
         count = len(groups)
         forget_figures()
         started = time.perf_counter()
-        with_figures(sort_groups(group_runs(summaries, configs), datetime.now()))
+        with_figures(sort_groups(group_runs(summaries, configs), datetime.now()), reached, targets)
         figured.append(time.perf_counter() - started)
     monitor.close()
-    return reading, times, figured, count
+    return reading, reaching, times, figured, count
 
 
 def seed_figures(size: int, runs: int = EXPERIMENTS) -> float:
@@ -220,14 +232,16 @@ def main(rounds: int = 15) -> list[Metric]:
     print(f"  group chart ({RUNS} runs) redraw: median {ms(group_ms)}, max {ms(max(group_times))}")
     print(f"  group chart redraw, CPU of this process: median {ms(median(group_cpu))}")
     print(f"  one run's reward chart redraw:  median {ms(single_ms)}, max {ms(max(single_times))}")
-    reading, times, figured, count = grouping(many, max(3, rounds // 3))
+    reading, reaching, times, figured, count = grouping(many, max(3, rounds // 3))
     print(
         f"{EXPERIMENTS:,} experiments: configs read and parsed in {reading:.2f} s;"
+        f" episodes to the target read in {reaching:.2f} s;"
         f" grouped into {count} groups in median {ms(median(times))}"
     )
     print(
-        f"  grouped with the IQM intervals of final and best reward: median"
-        f" {ms(median(figured))} ({ratio(median(figured), median(times)):.1f}x grouping alone)"
+        f"  grouped with the IQM intervals of final and best reward and episodes to the"
+        f" target: median {ms(median(figured))}"
+        f" ({ratio(median(figured), median(times)):.1f}x grouping alone)"
     )
     sizes = {size: seed_figures(size) for size in SEED_GROUP_SIZES}
     print(
@@ -256,6 +270,11 @@ def main(rounds: int = 15) -> list[Metric]:
             median(times) <= GROUPING_GOAL,
         ),
         Metric(f"reading {EXPERIMENTS:,} configs", "-", f"{reading:.2f} s"),
+        Metric(
+            f"reading {EXPERIMENTS:,} runs' episodes to the target (once)",
+            "-",
+            f"{reaching:.2f} s",
+        ),
         Metric(
             f"grouping {EXPERIMENTS:,} experiments with IQM intervals (median)",
             f"<= {GROUPING_GOAL:.0f} s",

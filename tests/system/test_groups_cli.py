@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import statistics
 from pathlib import Path
@@ -72,7 +73,7 @@ def test_ls_group_by_keys(sweep: Path) -> None:
     lines = table_lines(result.out)
     assert re.split(r"\s{2,}", lines[0]) == [
         "GROUP", "RUNS", "RUNNING", "FINISHED", "EPISODES", "FINAL", "FINAL IQM [95% CI]",
-        "BEST", "BEST IQM [95% CI]", "ETA",
+        "BEST", "BEST IQM [95% CI]", "TO TARGET", "ETA",
     ]  # fmt: skip
     assert len(lines) == 1 + 6
     assert "batch_size=64 device=cpu agent=NeuroFlow" in result.out
@@ -242,3 +243,32 @@ def test_export_group_carries_the_iqm_figures(sweep: Path) -> None:
         assert float(row["best_ci_high"]) == pytest.approx(
             listed[row["group"]]["best_reward"]["ci95"][1]
         )
+
+
+def test_episodes_to_target(sweep: Path) -> None:
+    """The sweep's env is CartPole-v1: Gymnasium's target 475, or the user's (--target)."""
+    result = run_cli("ls", sweep, "--group", "--json", "--target", "CartPole-v1=440")
+    assert result.code == 0, result.err
+    for group in strict_json(result.out):
+        ids = [e["id"] for e in group["experiments"]]
+        episodes = []
+        for exp_id in ids:
+            rows = query(
+                sweep,
+                "SELECT episode_num FROM episode WHERE experiment_id = ? AND"
+                " reward_moving_avg >= 440 ORDER BY id LIMIT 1",
+                (exp_id,),
+            )
+            episodes.append(float(rows[0][0]) if rows else math.inf)
+        to_target = group["episodes_to_target"]
+        assert to_target["target"] == 440.0
+        assert to_target["n"] == len(ids)
+        assert to_target["reached"] == sum(1 for e in episodes if math.isfinite(e))
+        if sum(1 for e in episodes if math.isinf(e)) <= len(ids) // 4:
+            assert to_target["iqm"] == pytest.approx(trimmed_mean(episodes))
+        else:
+            assert to_target["iqm"] == "inf"
+    text = run_cli("ls", sweep, "--group")  # Gymnasium's 475 for CartPole-v1
+    assert text.code == 0, text.err
+    assert re.split(r"\s{2,}", table_lines(text.out)[0])[-2] == "TO TARGET"
+    assert "TO TARGET: episodes until a run's moving average reached" in text.out

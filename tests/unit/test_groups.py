@@ -8,6 +8,7 @@ on the file itself.
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import sqlite3
@@ -21,10 +22,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.databases import SWEEP_BATCH_SIZES, build_sweep_db
+from tests.support.databases import SWEEP_BATCH_SIZES, add_episode, build_sweep_db, execute
 from tests.support.reading import add_up, query
+from velora_tui.data import group_reads
 from velora_tui.data.database import MetricsDatabase
-from velora_tui.data.group_reads import group_curve, read_configs, read_series
+from velora_tui.data.group_reads import ReachedReader, group_curve, read_configs, read_series
 from velora_tui.data.groups import (
     Aggregate,
     Curve,
@@ -416,3 +418,119 @@ def test_database_handles_are_closed(sweep: Path) -> None:
     database.refresh()
     assert read_configs({sweep: database}, [(sweep, 1), (sweep, 999)])[(sweep, 999)] is None
     database.close()
+
+
+# -- episodes to the target --------------------------------------------------------------------
+
+
+def first_reaching(path: Path, exp_id: int, target: float) -> float:
+    """The reference: the episode number of the run's first row (by id) whose moving average is
+    a real number at or above the target; inf when none is."""
+    rows = query(
+        path,
+        "SELECT episode_num FROM episode WHERE experiment_id = ? AND typeof(reward_moving_avg)"
+        " IN ('real', 'integer') AND reward_moving_avg >= ? AND abs(reward_moving_avg) < 1e308"
+        " ORDER BY id LIMIT 1",
+        (exp_id, target),
+    )
+    return float(rows[0][0]) if rows else math.inf
+
+
+def test_episodes_to_target_are_the_first_rows_reaching_it(tmp_path: Path) -> None:
+    path = build_sweep_db(tmp_path / "metrics.db", NOW)
+    # Text and inf in a moving average never count as reaching it (text compares above any
+    # number in SQLite).
+    execute(
+        path, "UPDATE episode SET reward_moving_avg = 'high' WHERE experiment_id = 1 AND id % 7 = 0"
+    )
+    execute(
+        path, "UPDATE episode SET reward_moving_avg = 9e999 WHERE experiment_id = 2 AND id % 5 = 0"
+    )
+    monitor = loaded(path)
+    summaries = monitor.summaries()
+    reader = ReachedReader()
+    for target in (300.0, 440.0, 1e9):
+        found = reader.read(monitor.databases, [(s, target) for s in summaries])
+        assert found == {s.key: first_reaching(path, s.id, target) for s in summaries}
+    assert any(
+        math.isfinite(v)
+        for v in reader.read(monitor.databases, [(s, 440.0) for s in summaries]).values()
+    )
+    monitor.close()
+
+
+def test_episodes_to_target_read_new_rows_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that has not reached its target is looked through again for its new rows only; one
+    that has is not read again; a long run is read in statements of bounded id ranges."""
+    path = build_sweep_db(tmp_path / "metrics.db", NOW)
+    monkeypatch.setattr(group_reads, "REACHED_ID_SPAN", 50)
+    monitor = loaded(path)
+    summary = monitor.summary((path, 1))
+    assert summary is not None
+    reader = ReachedReader()
+    assert reader.read(monitor.databases, [(summary, 1e6)]) == {summary.key: math.inf}
+    seen = reader.known[summary.key].upto
+    assert seen == summary.last_id
+    add_episode(path, 1, episode_num=999, reward_moving_avg=2e6)
+    monitor.refresh()
+    summary = monitor.summary((path, 1))
+    assert summary is not None
+    asked: list[dict[str, Any]] = []
+    database = monitor.databases[path]
+    original = database.run_locked
+
+    def counting(query: Any) -> Any:
+        def spy(fetch: Any, schema: Any) -> Any:
+            def recorded(statement: Any, **params: Any) -> Any:
+                asked.append(params)
+                return fetch(statement, **params)
+
+            return query(recorded, schema)
+
+        return original(spy)
+
+    monkeypatch.setattr(database, "run_locked", counting)
+    assert reader.read(monitor.databases, [(summary, 1e6)]) == {summary.key: 999.0}
+    spans = [(p["after"], p["upto"]) for p in asked]
+    assert spans[0][0] == seen  # from where the last read stopped
+    assert spans[-1][1] == summary.last_id
+    asked.clear()
+    assert reader.read(monitor.databases, [(summary, 1e6)]) == {summary.key: 999.0}
+    assert asked == []  # reached: never read again
+    # A first read of a long run: bounded id ranges, one after the other.
+    fresh = ReachedReader()
+    other = monitor.summary((path, 2))
+    assert other is not None
+    fresh.read(monitor.databases, [(other, 1e6)])
+    spans = [(p["after"], p["upto"]) for p in asked]
+    assert all(upto - after <= 50 for after, upto in spans)
+    assert spans[0][0] == (other.first_id or 1) - 1
+    assert spans[-1][1] == other.last_id
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    monitor.close()
+
+
+def test_groups_carry_their_runs_episodes_to_target(tmp_path: Path) -> None:
+    path = build_sweep_db(tmp_path / "metrics.db", NOW)
+    monitor = loaded(path)
+    summaries = monitor.summaries()
+    groups = group_runs(summaries, configs_of(monitor))
+    targets = {s.key: 440.0 for s in summaries}
+    reached = ReachedReader().read(monitor.databases, [(s, 440.0) for s in summaries])
+    for group in groups:
+        group.set_reached(reached, targets)
+        assert group.target == 440.0
+        values = [first_reaching(path, run.id, 440.0) for run in group.runs]
+        estimate = group.to_target()
+        assert estimate is not None
+        assert estimate.count == len(values)
+        assert group.reached_count() == sum(1 for v in values if math.isfinite(v))
+        data = group.to_json(NOW)["episodes_to_target"]
+        assert data["reached"] == group.reached_count()
+        assert data["target"] == 440.0
+    lonely = group_runs(summaries, configs_of(monitor))[0]
+    assert lonely.to_target() is None  # no target known: no figure
+    assert lonely.to_json(NOW)["episodes_to_target"] is None
+    monitor.close()

@@ -13,7 +13,7 @@ from velora_tui.data.schema import REQUIRED_COLUMNS, Schema
 def test_compiled_sql_is_current() -> None:
     """compiled_sql.py is what `make sql` writes from queries.py today, every statement."""
     expected = queries.every_statement()
-    assert len(expected) == 22
+    assert len(expected) == 23
     for name, prepared in expected.items():
         assert getattr(compiled_sql, name) == prepared, f"run `make sql`: {name} is stale"
 

@@ -10,7 +10,7 @@ import statistics
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from velora_tui.data import seed_stats
@@ -19,11 +19,13 @@ from velora_tui.data.seed_stats import (
     NO_INTERVAL,
     WIDE_MARK,
     Estimate,
+    censored_interval,
     improvement_interval,
     interval_text,
     iqm,
     iqm_interval,
     resamples,
+    to_target_text,
 )
 
 # -- the reference -----------------------------------------------------------------------------
@@ -234,6 +236,7 @@ values_lists = st.lists(
 )
 
 
+@settings(deadline=None)
 @given(values_lists)
 def test_iqm_lies_between_min_and_max_and_within_its_interval(values: list[float]) -> None:
     found = iqm_interval(values)
@@ -242,6 +245,7 @@ def test_iqm_lies_between_min_and_max_and_within_its_interval(values: list[float
     assert found.count == len(values)
 
 
+@settings(deadline=None)  # a bootstrap of 40 x 40 runs: its time is bench/groups.py's
 @given(values_lists, values_lists)
 def test_probability_lies_in_its_interval_within_zero_and_one(
     xs: list[float], ys: list[float]
@@ -272,3 +276,74 @@ def test_interval_text() -> None:
     )
     assert interval_text(Estimate(), number) == "-"
     assert statistics.fmean([1.0, 2.0, 4.0]) == three.value
+
+
+# -- episodes to a target: runs that did not reach it rank last ------------------------------
+
+
+def reference_censored(values: Sequence[float]) -> tuple[float, float, float]:
+    """IQM and percentile interval where inf (not reached) ranks last: a resample whose middle
+    holds one has an IQM of inf."""
+    ordered = sorted(values)
+
+    def middle_mean(sample: Sequence[float]) -> float:
+        ranked = sorted(sample)
+        cut = len(ranked) // 4
+        kept = ranked[cut : len(ranked) - cut]
+        return math.inf if math.inf in kept else sum(kept) / len(kept)
+
+    iqms = sorted(middle_mean([ordered[i] for i in s]) for s in resamples(len(ordered)))
+
+    def quantile(q: float) -> float:
+        position = q * (len(iqms) - 1)
+        below = math.floor(position)
+        low, high = iqms[below], iqms[min(below + 1, len(iqms) - 1)]
+        if high in (low, math.inf) or position == below:
+            return high if position != below else low
+        return low + (high - low) * (position - below)
+
+    return middle_mean(ordered), quantile(0.025), quantile(0.975)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([100.0, 200.0, 300.0, 400.0], 250.0),
+        ([100.0, 200.0, 300.0, math.inf], 250.0),  # the quarter cut at the top holds it
+        ([100.0, 200.0, math.inf, math.inf], math.inf),  # half did not reach it
+        ([math.inf], math.inf),
+        ([120.0], 120.0),
+    ],
+)
+def test_episodes_to_target_of_known_lists(values: list[float], expected: float) -> None:
+    assert censored_interval(values).value == expected
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 8, 13, 30])
+def test_episodes_to_target_interval_is_the_reference(n: int) -> None:
+    rng = random.Random(n * 7)
+    for _ in range(4):
+        values = [
+            math.inf if rng.random() < 0.3 else float(rng.randint(100, 900)) for _ in range(n)
+        ]
+        fresh()
+        seed_stats._censored_estimate.cache_clear()
+        found = censored_interval(values)
+        point, low, high = reference_censored(values)
+        finite_values = [v for v in values if v < math.inf] or [0.0]
+        assert found.value == point
+        for got, want in ((found.low, min(low, point)), (found.high, max(high, point))):
+            if want == math.inf:
+                assert got == math.inf
+            else:
+                assert close(got, want, [*finite_values, 0.0])
+
+
+def test_episodes_to_target_text() -> None:
+    assert to_target_text(None, 0) == "-"
+    assert to_target_text(censored_interval([math.inf] * 3), 0) == "not reached (0/3)"
+    assert to_target_text(censored_interval([812.0]), 1) == "812 — (1/1)"
+    some = censored_interval([100.0, 200.0, 300.0, math.inf])
+    assert to_target_text(some, 3) == "250 [100, ∞] (3/4)"
+    mixed = [math.nan, "x", -math.inf, 150.0, 250.0]
+    assert censored_interval(mixed).count == 2  # NaN, text and -inf are left out

@@ -22,6 +22,7 @@ from velora_tui.cli.common import (
     group_keys,
     load,
     require_data,
+    user_settings,
 )
 from velora_tui.data.database import ReadFailed
 from velora_tui.report.export import FORMATS, write_episodes
@@ -86,7 +87,9 @@ def command(
 
                 now = datetime.now()
                 monitor.scan_all()  # the best rewards, for the groups' figures
-                groups = group_output.make_groups(monitor, monitor.summaries(), keys, now)
+                groups = group_output.make_groups(
+                    monitor, monitor.summaries(), keys, now, user_settings().targets
+                )
                 points = group_output.EXPORT_POINTS
                 curves = group_output.group_curves(
                     monitor, groups, axis=x_axis, smoothing=smoothing, points=points

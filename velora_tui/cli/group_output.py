@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import IO, Any
 
 from velora_tui.data.cleaning import clean_text, format_number
-from velora_tui.data.group_reads import group_curve, read_configs
+from velora_tui.data.group_reads import ReachedReader, group_curve, read_configs
 from velora_tui.data.groups import Aggregate, Group, Stat, group_runs, sort_groups
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.records import ExperimentSummary, RunStatus, json_number
-from velora_tui.data.seed_stats import WIDE_NOTE, Estimate, interval_text
+from velora_tui.data.seed_stats import WIDE_NOTE, Estimate, interval_text, to_target_text
 from velora_tui.data.series import SeriesReader
 from velora_tui.data.source_names import source_names
+from velora_tui.data.targets import target_for
 from velora_tui.report.format import duration, table
 
 EXPORT_POINTS = 1_000
@@ -35,10 +36,25 @@ def group_keys(seeds: bool, keys: Sequence[str]) -> list[str] | None:
 
 
 def make_groups(
-    monitor: Monitor, summaries: Sequence[ExperimentSummary], keys: Sequence[str], now: datetime
+    monitor: Monitor,
+    summaries: Sequence[ExperimentSummary],
+    keys: Sequence[str],
+    now: datetime,
+    targets: Mapping[str, float] | None = None,
 ) -> list[Group]:
+    """The groups, sorted, each with its runs' episodes to their env's target (`targets`: the
+    user's, over Gymnasium's: data/targets.py)."""
     configs = read_configs(monitor.databases, [s.key for s in summaries])
-    return sort_groups(group_runs(summaries, configs, keys), now)
+    groups = sort_groups(group_runs(summaries, configs, keys), now)
+    per_run = {
+        s.key: target for s in summaries if (target := target_for(s.env, targets)) is not None
+    }
+    reached = ReachedReader().read(
+        monitor.databases, [(s, per_run[s.key]) for s in summaries if s.key in per_run]
+    )
+    for group in groups:
+        group.set_reached(reached, per_run)
+    return groups
 
 
 def stat_text(stat: Stat) -> str:
@@ -55,6 +71,10 @@ def iqm_text(estimate: Estimate) -> str:
     return interval_text(estimate, format_number)
 
 
+TO_TARGET_NOTE = (
+    "TO TARGET: episodes until a run's moving average reached its env's target (settings,"
+    " --target, else Gymnasium's): IQM [95% CI] (runs that reached it / runs); ∞: not reached"
+)
 COMPARE_NOTE = (
     "P(#1 BEATS): the probability that a run of the first group ends above a run of this one"
     " (final reward, ties count 1/2), with its 95% bootstrap interval"
@@ -75,6 +95,9 @@ def groups_table(groups: Sequence[Group], now: datetime, compare: bool = False) 
         "BEST IQM [95% CI]",
         "ETA",
     ]
+    targets = any(group.reached for group in groups)
+    if targets:
+        headers.insert(-1, "TO TARGET")
     if compare:
         headers.append("P(#1 BEATS)")
     rows = []
@@ -98,6 +121,8 @@ def groups_table(groups: Sequence[Group], now: datetime, compare: bool = False) 
             ]
         )
         wide = wide or final.wide or best.wide
+        if targets:
+            rows[-1].insert(-1, to_target_text(group.to_target(), group.reached_count()))
         if compare:
             beats = groups[0].beats(group) if index else None
             rows[-1].append(_probability_text(beats))
@@ -105,10 +130,13 @@ def groups_table(groups: Sequence[Group], now: datetime, compare: bool = False) 
     notes = [IQM_NOTE]
     if wide:
         notes.append(WIDE_NOTE)
+    if targets:
+        notes.append(TO_TARGET_NOTE)
     if compare:
         notes.append(COMPARE_NOTE)
     # The notes after a blank line: the table's lines stay the table's.
-    return "\n".join([table(headers, rows, right={1, 2, 3, 4, 5, 6, 7, 8, 10}), "", *notes])
+    right = set(range(1, len(headers))) - {headers.index("ETA")}
+    return "\n".join([table(headers, rows, right=right), "", *notes])
 
 
 def _probability_text(estimate: Estimate | None) -> str:
@@ -171,13 +199,16 @@ FIGURE_FIELDS = (
     "best_iqm",
     "best_ci_low",
     "best_ci_high",
+    "to_target_iqm",
+    "to_target_ci_low",
+    "to_target_ci_high",
 )
 
 
 def _figures(group: Group) -> list[Any]:
     """The IQM and 95% interval of the final and best rewards (no interval for one run)."""
     cells: list[Any] = []
-    for estimate in (group.final_iqm(), group.best_iqm()):
+    for estimate in (group.final_iqm(), group.best_iqm(), group.to_target() or Estimate()):
         interval = estimate.has_interval
         cells += [
             json_number(estimate.value) if estimate.count else None,
@@ -255,6 +286,7 @@ def write_group_curves(
                 "exact": curve.exact,
                 "final_reward": group.final().to_json() | group.final_iqm().to_json(),
                 "best_reward": group.best().to_json() | group.best_iqm().to_json(),
+                "episodes_to_target": group.to_target_json(),
                 "points": points,
             }
         )

@@ -71,7 +71,8 @@ def command(
     if keys is not None:
         from velora_tui.cli import group_output
 
-        groups = group_output.make_groups(monitor, summaries, keys, now)
+        overrides = user_settings(targets).targets  # episodes to the target
+        groups = group_output.make_groups(monitor, summaries, keys, now, overrides)
         text = group_output.groups_json if as_json else group_output.groups_table
         click.echo(text(groups, now, compare))
         return

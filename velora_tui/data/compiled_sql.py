@@ -37,6 +37,21 @@ CONFIG_OF = Prepared(
     {},
 )
 
+FIRST_REACHING = Prepared(
+    (
+        "SELECT episode.episode_num AS episode_num \n"
+        "FROM episode \n"
+        "WHERE episode.experiment_id = :exp_id AND episode.id > :after AND episode.id <= :upto AND episode.reward_moving_avg BETWEEN :reward_moving_avg_1 AND :reward_moving_avg_2 AND episode.reward_moving_avg >= :target ORDER BY episode.id\n"
+        " LIMIT :param_1 OFFSET :param_2"
+    ),
+    {
+        "reward_moving_avg_1": -1.7976931348623157e308,
+        "reward_moving_avg_2": 1.7976931348623157e308,
+        "param_1": 1,
+        "param_2": 0,
+    },
+)
+
 EXPERIMENT_EDGES = Prepared(
     (
         "WITH RECURSIVE experiment_ids(x, n) AS \n"

@@ -9,7 +9,9 @@ smoothing has to come first, and SQL cannot do an EMA.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from velora_tui.data.config import flatten, parse_config
 from velora_tui.data.connection import Fetch
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.groups import Aggregate, Config, Curve, aggregate
-from velora_tui.data.records import Key
+from velora_tui.data.records import ExperimentSummary, Key
 from velora_tui.data.schema import Schema
 from velora_tui.data.series import Series, SeriesReader
 from velora_tui.data.smoothing import smooth
@@ -112,3 +114,84 @@ def read_series(
     least one chunk); a series left incomplete says so (`complete`)."""
     each = None if budget is None else budget / max(1, len(readers))
     return [reader.read(each, metrics) if reader is not None else Series() for reader in readers]
+
+
+# -- episodes to the target ----------------------------------------------------------------------
+
+# Ids one statement looks through at most (the other runs' rows in between count too): a run's
+# rows are read on its index, and the read lock is let go between statements.
+REACHED_ID_SPAN = 50_000
+
+
+@dataclass(slots=True)
+class Reached:
+    """What is known of a run against its target: the rows up to id `upto` were looked
+    through; `episode`: the episode number at which its moving average first reached it."""
+
+    target: float
+    upto: int = 0
+    episode: float | None = None
+
+
+class ReachedReader:
+    """Where each run's moving average (velora's, over `train_params.window_size` episodes:
+    Gymnasium's definition of solved when that is 100) first reached its env's target. A run
+    that reached it is never read again; one that has not, only for its new rows."""
+
+    def __init__(self) -> None:
+        self.known: dict[Key, Reached] = {}
+
+    def read(
+        self,
+        databases: Mapping[Path, MetricsDatabase],
+        runs: Iterable[tuple[ExperimentSummary, float]],
+    ) -> dict[Key, float]:
+        """Each run's (with its target) episode of reaching it, or inf: not reached (yet) in
+        the rows it has. A run whose file cannot be read now is left out."""
+        found: dict[Key, float] = {}
+        for run, target in runs:
+            known = self.known.get(run.key)
+            if known is None or known.target != target:
+                known = self.known[run.key] = Reached(target, (run.first_id or 1) - 1)
+            database = databases.get(run.db)
+            looked = (
+                known.episode is not None
+                or run.last_id is None
+                or (database is not None and _look_through(database, run.id, known, run.last_id))
+            )
+            if looked:
+                found[run.key] = math.inf if known.episode is None else known.episode
+        return found
+
+
+def _look_through(database: MetricsDatabase, exp_id: int, known: Reached, last_id: int) -> bool:
+    """Look through the run's rows after `known.upto`, up to `last_id`, REACHED_ID_SPAN ids a
+    statement; False when the file cannot be read now."""
+    while known.episode is None and known.upto < last_id:
+        after, upto = known.upto, min(last_id, known.upto + REACHED_ID_SPAN)
+
+        def query(fetch: Fetch, schema: Schema, after: int = after, upto: int = upto) -> Any:
+            return fetch(
+                statements.first_reaching(),
+                exp_id=exp_id,
+                after=after,
+                upto=upto,
+                target=known.target,
+            )
+
+        rows = database.run_locked(query)
+        if rows is None:
+            return False
+        if rows:
+            known.episode = _episode_number(rows[0][0])
+        known.upto = upto
+    return True
+
+
+def _episode_number(value: object) -> float:
+    """An episode number as stored (text in a number column too); inf when it is none."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.inf
+    return number if math.isfinite(number) else math.inf

@@ -28,7 +28,12 @@ from typing import Any
 
 from velora_tui.data.config import part_name, path_parts
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus, json_number
-from velora_tui.data.seed_stats import Estimate, improvement_interval, iqm_interval
+from velora_tui.data.seed_stats import (
+    Estimate,
+    censored_interval,
+    improvement_interval,
+    iqm_interval,
+)
 from velora_tui.data.source_names import source_names
 
 # Config keys that tell seeds of one configuration apart (a dotted key with any part so named).
@@ -190,6 +195,10 @@ class Group:
     runs: list[ExperimentSummary] = field(default_factory=list)
     # The key=value pairs that tell this group from the others (all of `key` for chosen keys).
     name: tuple[tuple[str, str], ...] = ()
+    # Each run with a target: the episode at which its moving average first reached it, inf
+    # where it has not (group_reads.ReachedReader); `target`: theirs, when they share one.
+    reached: dict[Key, float] = field(default_factory=dict)
+    target: float | None = None
 
     @property
     def ident(self) -> str:
@@ -244,6 +253,23 @@ class Group:
     def best_iqm(self) -> Estimate:
         return iqm_interval(run.best_reward for run in self.runs if run.scanned)
 
+    def set_reached(self, reached: Mapping[Key, float], targets: Mapping[Key, float]) -> None:
+        """Take this group's runs' episodes to their targets from `reached` (by run)."""
+        self.reached = {run.key: reached[run.key] for run in self.runs if run.key in reached}
+        shared = {targets[key] for key in self.reached if key in targets}
+        self.target = shared.pop() if len(shared) == 1 else None
+
+    def to_target(self) -> Estimate | None:
+        """The IQM of the episodes its runs took to reach their target, with its 95% bootstrap
+        interval (runs that did not reach it rank last: seed_stats.censored_interval); None
+        when no run has a target."""
+        if not self.reached:
+            return None
+        return censored_interval(self.reached.values())
+
+    def reached_count(self) -> int:
+        return sum(1 for value in self.reached.values() if math.isfinite(value))
+
     def beats(self, other: Group) -> Estimate:
         """The probability that a run of this group ends above a run of `other` (final
         reward, ties a half), with its 95% bootstrap interval."""
@@ -280,6 +306,11 @@ class Group:
             "episodes": self.episodes()[1],
         }
 
+    def to_target_json(self) -> dict[str, Any] | None:
+        """`episodes_to_target`: the target, how many runs reached it, the IQM and interval
+        (inf, as "inf", for runs that did not), n; None when no run has a target."""
+        return _to_target_json(self)
+
     def to_json(self, now: datetime) -> dict[str, Any]:
         low, high = self.episodes()
         eta = self.eta(now)
@@ -291,9 +322,17 @@ class Group:
             "episodes": {"min": low, "max": high},
             "final_reward": self.final().to_json() | _iqm_json(self.final_iqm()),
             "best_reward": self.best().to_json() | _iqm_json(self.best_iqm()),
+            "episodes_to_target": self.to_target_json(),
             "eta_seconds": None if eta is None else round(eta.total_seconds(), 1),
             "experiments": [{"db": source_names.name(run.db), "id": run.id} for run in self.runs],
         }
+
+
+def _to_target_json(group: Group) -> dict[str, Any] | None:
+    found = group.to_target()
+    if found is None:
+        return None
+    return {"target": group.target, "reached": group.reached_count()} | found.to_json()
 
 
 def _iqm_json(estimate: Estimate) -> dict[str, Any]:

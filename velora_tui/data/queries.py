@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
     Integer,
     LargeBinary,
     String,
@@ -111,6 +112,28 @@ def configs_after() -> Prepared:
         .where(col(Experiment.id) > number("after"))
         .order_by(col(Experiment.id))
         .limit(number("limit"))
+    )
+
+
+@cache
+def first_reaching() -> Prepared:
+    """The episode number of experiment `:exp_id`'s first row with an id in (`:after`,
+    `:upto`] whose moving average is a finite number at or above `:target` (text in a number
+    column compares above every number in SQLite: `finite` keeps it out): where the run
+    reached its env's target. On the `experiment_id` index, in id order; the caller bounds
+    the id range (group_reads.read_reached)."""
+    average = col(Episode.reward_moving_avg)
+    return compiled(
+        select(as_stored(Episode.episode_num, String))
+        .where(
+            col(Episode.experiment_id) == number("exp_id"),
+            col(Episode.id) > number("after"),
+            col(Episode.id) <= number("upto"),
+            finite(average),
+            average >= bindparam("target", type_=Float),
+        )
+        .order_by(col(Episode.id))
+        .limit(1)
     )
 
 
@@ -375,6 +398,7 @@ def every_statement() -> dict[str, Prepared]:
         "EXPERIMENTS_AFTER": experiments_after(),
         "CONFIGS_AFTER": configs_after(),
         "CONFIG_OF": config_of(),
+        "FIRST_REACHING": first_reaching(),
     }
     for schema in SCHEMAS:
         tag = schema_tag(schema)

@@ -174,7 +174,10 @@ def percentile(values: Sequence[float], counts: Sequence[int] | None, q: float) 
     low = _order_statistic(values, counts, below)
     if not fraction:
         return low
-    return low + (_order_statistic(values, counts, below + 1) - low) * fraction
+    high = _order_statistic(values, counts, below + 1)
+    if high == low or high == math.inf:  # inf - inf is NaN; any share of the way to inf is inf
+        return high
+    return low + (high - low) * fraction
 
 
 def _order_statistic(values: Sequence[float], counts: Sequence[int] | None, index: int) -> float:
@@ -246,6 +249,61 @@ def iqm_interval(values: Iterable[object]) -> Estimate:
     return _iqm_estimate(tuple(sorted(finite(values))))
 
 
+def censored_interval(values: Iterable[object]) -> Estimate:
+    """The IQM and its 95% bootstrap interval of values that may be +inf: "not reached" (the
+    episodes to a target of runs that did not reach it). The runs are ranked as usual, those
+    that did not reach it last: the IQM is finite while no more than a quarter did not (the
+    quarter cut at the top holds them), else inf; a resample's IQM is inf where its middle
+    holds one. NaN, -inf and text are left out; `count` is the runs counted."""
+    kept = [v for v in values if isinstance(v, int | float) and not math.isnan(v) and v > -math.inf]
+    reached = tuple(sorted(float(v) for v in kept if v < math.inf))
+    return _censored_estimate(reached, len(kept) - len(reached))
+
+
+@lru_cache(maxsize=16_384)
+def _censored_estimate(reached: tuple[float, ...], missing: int) -> Estimate:
+    if not missing:
+        return _iqm_estimate(reached)
+    ordered = reached + (math.inf,) * missing
+    n = len(ordered)
+    point = iqm(ordered)
+    if not reached or n == 1:
+        return Estimate(point, point, point, n)
+    if n > BOOTSTRAP_MAX_RUNS:
+        if point == math.inf:
+            return Estimate(point, point, point, n)
+        low, high = _normal_interval(ordered, point)  # winsorized: inf is the upper edge
+        return Estimate(point, min(max(low, reached[0]), point), max(high, point), n)
+    plan = _plan(n)
+    fields = RESAMPLES if plan.counts is None else len(plan.counts)
+    lowest = reached[0]
+    half = reached[-1] / 2 - lowest / 2 or 1.0  # equal values: every q is 0
+    scale = float(1 << (FIELD - 2 - plan.size.bit_length()))
+    packed = missed = 0
+    for index, column in enumerate(plan.columns):
+        if index < len(reached):
+            packed += round((reached[index] / 2 - lowest / 2) / half * scale) * column
+        else:
+            missed += column  # how many runs that did not reach it each middle holds
+    sums, holes = array(_FIELDS), array(_FIELDS)
+    sums.frombytes(packed.to_bytes(fields * FIELD // 8, sys.byteorder))
+    holes.frombytes(missed.to_bytes(fields * FIELD // 8, sys.byteorder))
+    unit = 2 * half / (plan.size * scale)
+    found = [
+        math.inf if hole else lowest + total * unit for total, hole in zip(sums, holes, strict=True)
+    ]
+    if plan.counts is None:
+        totals: Sequence[float] = sorted(found)
+        counts = None
+    else:
+        order = sorted(range(fields), key=found.__getitem__)
+        totals, counts = [found[i] for i in order], [plan.counts[i] for i in order]
+    tail = (1 - CONFIDENCE) / 2
+    low = max(percentile(totals, counts, tail), lowest)
+    high = percentile(totals, counts, 1 - tail)
+    return Estimate(point, min(low, point), max(high, point), n)
+
+
 def improvement(xs: Sequence[float], ys: Sequence[float]) -> float:
     """P(a run of X beats a run of Y), ties counting a half: U / (nx * ny). NaN when either
     is empty. `ys` must be sorted."""
@@ -303,3 +361,19 @@ def interval_text(estimate: Estimate, number: Any) -> str:
         return f"{number(estimate.value)} {NO_INTERVAL}"
     text = f"{number(estimate.value)} [{number(estimate.low)}, {number(estimate.high)}]"
     return text + WIDE_MARK if estimate.wide else text
+
+
+def episodes_text(value: float) -> str:
+    """An episode count: whole (an IQM may fall between two); ∞ for not reached."""
+    return "∞" if value == math.inf else f"{value:.0f}"
+
+
+def to_target_text(estimate: Estimate | None, reached: int) -> str:
+    """`812 [640, 1020] (5/5)`: the IQM of the episodes to the target, its interval, and how
+    many of the runs reached it (∞: more than a quarter did not; `not reached` where even the
+    interval's low end did not; `-`: no target known)."""
+    if estimate is None or not estimate.count:
+        return "-"
+    if estimate.low == math.inf:
+        return f"not reached ({reached}/{estimate.count})"
+    return f"{interval_text(estimate, episodes_text)} ({reached}/{estimate.count})"

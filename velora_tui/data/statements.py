@@ -31,6 +31,10 @@ def config_of() -> Prepared:
     return compiled_sql.CONFIG_OF
 
 
+def first_reaching() -> Prepared:
+    return compiled_sql.FIRST_REACHING
+
+
 def experiment_edges(schema: Schema) -> Prepared:
     return _for("EXPERIMENT_EDGES", schema)
 
