@@ -125,6 +125,8 @@ def _bootstrap_interval(ordered: tuple[float, ...]) -> tuple[float, float]:
     plan = _plan(len(ordered))
     lowest = ordered[0]
     half = ordered[-1] / 2 - lowest / 2  # halved: the range may overflow where values do not
+    if not half:  # two neighbouring subnormals: halving made their range 0
+        return lowest, ordered[-1]
     scale = float(1 << (FIELD - 2 - plan.size.bit_length()))
     packed = 0
     for value, column in zip(ordered, plan.columns, strict=True):
