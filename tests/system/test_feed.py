@@ -333,6 +333,61 @@ async def test_watch_failure_falls_back_to_polling(
     assert "watch limit" in feed.describe()
 
 
+class DeafWatcher:
+    """A file watcher that is made and runs but never reports a change: a network file
+    system's, where the writer is on another machine."""
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def __enter__(self) -> DeafWatcher:
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        pass
+
+    def watch(self, debounce_ms: int, step_ms: int, timeout_ms: int, stop: Any) -> str:
+        deadline = time.monotonic() + timeout_ms / 1000
+        while time.monotonic() < deadline and not stop.is_set():
+            time.sleep(0.01)
+        return "timeout"
+
+
+async def test_events_that_never_come_switch_to_polling(
+    sample_db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where file events truly do not arrive, heartbeats keep finding rows nobody announced:
+    the feed says so and polls, and every row arrives once, in order."""
+    monkeypatch.setattr(feed_module, "RustNotify", DeafWatcher)
+    monitor = Monitor([sample_db])
+    monitor.refresh()
+    feed = ChangeFeed(monitor, heartbeat=0.2)
+    received: list[int] = []
+    written: list[int] = []
+
+    async def write() -> None:
+        while mode(feed) is FeedMode.WATCHING or len(written) < 5:
+            written.append(await asyncio.to_thread(add_episode, sample_db, 1))
+            await asyncio.sleep(0.05)
+        for _ in range(3):  # and a few more once it polls
+            written.append(await asyncio.to_thread(add_episode, sample_db, 1))
+
+    writer = asyncio.create_task(write())
+    try:
+        async with asyncio.timeout(TIMEOUT), updates_of(monitor, feed) as stream:
+            async for updates in stream:
+                received.extend(row.id for u in updates for row in u.episodes)
+                if writer.done() and len(received) >= len(written):
+                    break
+    finally:
+        feed.stop()
+        await writer
+        monitor.close()
+    assert mode(feed) is FeedMode.POLLING
+    assert "file events are missing changes" in feed.describe()
+    assert received == written
+
+
 def _row(row_id: int) -> EpisodeRow:
     return EpisodeRow(
         id=row_id,
