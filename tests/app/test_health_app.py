@@ -124,3 +124,20 @@ async def test_a_settings_problem_is_a_notification(tmp_path: Path) -> None:
         messages = [n.message for n in app._notifications]
         assert problem in messages
         assert app.theme != "no-such-theme"
+
+
+@pytest.mark.ui
+async def test_smoothing_from_the_settings_and_the_users_change_saved(tmp_path: Path) -> None:
+    db = write_curve(tmp_path / "metrics.db", Curve(seed=1, episodes=200))
+    path = tmp_path / "config" / "velora-tui" / "settings.toml"
+    app = make_app([db], Settings(live=False, smoothing=0.9, x_axis="time", settings_file=path))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_experiment(app, pilot)
+        assert screen.chart_options.smoothing == 0.9
+        assert screen.chart_options.x_axis == "time"
+        assert not path.exists()  # applying the settings writes nothing
+        await pilot.press("plus")
+        await settle(app)
+        assert screen.chart_options.smoothing == 0.95
+    assert path.read_text() == "smoothing = 0.95\n"
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"

@@ -202,18 +202,28 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         if self.settings.settings_problem:
             self.notify(clean_text(self.settings.settings_problem, 300), severity="warning")
 
+    def smoothing_chosen(self, smoothing: float) -> None:
+        """The charts' smoothing the user picks (`s`/`S`) is kept for next time."""
+        self.settings.smoothing = smoothing
+        self.save_setting("smoothing", smoothing)
+
+    def save_setting(self, key: str, value: str | float) -> None:
+        if self.settings.settings_file is None:
+            return
+        from velora_tui.report.user_settings import save
+
+        problem = save({key: value}, self.settings.settings_file)
+        if problem is not None:
+            self.notify(clean_text(problem, 300), severity="warning", timeout=8)
+
     def watch_theme(self, theme: str) -> None:
         """A theme the user picks (the palette's "Change theme") is kept for next time."""
         if not self.theme_loaded or self.settings.settings_file is None:
             return
         if theme == self.settings.theme:
             return
-        from velora_tui.report.user_settings import save
-
         self.settings.theme = theme
-        problem = save({"theme": theme}, self.settings.settings_file)
-        if problem is not None:
-            self.notify(clean_text(problem, 300), severity="warning", timeout=8)
+        self.save_setting("theme", theme)
 
     # -- data flow -------------------------------------------------------------------------
 

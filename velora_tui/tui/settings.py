@@ -30,7 +30,8 @@ class Settings:
     # The theme to start with (None: Textual's default), and the settings file the app saves
     # its own changes to (theme, smoothing); None: nothing is saved (the tests).
     theme: str | None = None
-    smoothing: float | None = None
+    smoothing: float | None = None  # the charts' (None: their default)
+    x_axis: str | None = None
     settings_file: Path | None = None
     # A line to show at the start: what in the settings file was not used.
     settings_problem: str | None = None
@@ -43,7 +44,12 @@ def from_user(user: UserSettings | None, **chosen: object) -> Settings:
     if user is None:
         return settings
     settings.health, settings.targets = user.health, dict(user.targets)
-    settings.theme, settings.smoothing = user.theme, user.smoothing
+    settings.theme = user.theme
+    # The charts' own defaults unless the file or a flag says otherwise.
+    if user.source("smoothing") != "default":
+        settings.smoothing = user.smoothing
+    if user.source("x_axis") != "default":
+        settings.x_axis = user.x_axis
     settings.settings_file = user.path
     settings.settings_problem = user.problem()
     if settings.notify is None:

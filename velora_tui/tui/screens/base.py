@@ -43,6 +43,9 @@ class Host(Protocol):
         """Whether the first read of every source is over (before it, summaries are half
         read)."""
 
+    def smoothing_chosen(self, smoothing: float) -> None:
+        """The user changed the charts' smoothing: kept in the settings file."""
+
 
 class VeloraScreen(ReportsWorkerFailures, Screen[None]):
     """Screens get `DataChanged` only while on screen; one left behind (an experiment opened on

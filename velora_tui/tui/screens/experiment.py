@@ -117,6 +117,18 @@ class ExperimentScreen(VeloraScreen):
         yield KeyFooter()
 
     def on_mount(self) -> None:
+        settings = self.host.settings  # the charts' smoothing and x axis from settings.toml
+        chosen = replace(
+            self.chart_options,
+            smoothing=self.chart_options.smoothing
+            if settings.smoothing is None
+            else settings.smoothing,
+            x_axis=settings.x_axis or self.chart_options.x_axis,
+        )
+        if chosen != self.chart_options:
+            self.chart_options = chosen
+            for chart in self.query(MetricChart):
+                chart.options = chosen
         self.show_header()
         self.load_series()
 
@@ -314,6 +326,8 @@ class ExperimentScreen(VeloraScreen):
         self.show_tab(TABS[(index + step) % len(TABS)])
 
     def set_chart_options(self, options: ChartOptions) -> None:
+        if options.smoothing != self.chart_options.smoothing:
+            self.host.smoothing_chosen(options.smoothing)  # kept for next time (settings.toml)
         self.chart_options = options
         self.show_tab("charts")
         for chart in self.query(MetricChart):
