@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,9 @@ from tests.support.cli import Lines
 from tests.support.databases import add_episode, build_velora_db
 from tests.support.processes import Spawn, python_command
 from tests.support.waiting import wait_for
+from velora_tui.data import monitor as monitor_module
+from velora_tui.data.files import FileSystem
+from velora_tui.data.monitor import Monitor
 
 TIMEOUT = 120.0
 DIRECTORIES = 2_000
@@ -76,3 +81,47 @@ def test_a_database_made_deep_in_a_big_tree_is_found(
     wait_for(
         lambda: rows(out.drain(), deep) == [1, 2, 3, 4, 1, 2], TIMEOUT, what="the new file's rows"
     )
+
+
+class SlowListings(FileSystem):
+    """Directory listings that take `seconds` each (a busy file server), counted."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.listings = 0
+        self._lock = threading.Lock()
+
+    def listdir(self, path: Path) -> list[tuple[str, bool]]:
+        time.sleep(self.seconds)
+        with self._lock:
+            self.listings += 1
+        return super().listdir(path)
+
+
+def test_a_tree_is_walked_again_only_when_its_last_walk_allows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat's discover_due never starts a walk sooner than WALK_GAP_FACTOR times the
+    last walk's duration: a walk of five slow listings (0.25 s) waits two minutes for the
+    next. Once the gap has passed (the factor made 0 here), the next call walks, and what
+    that walk found is added by a call after it ends."""
+    root = tmp_path / "runs"
+    for name in "abcd":
+        (root / name).mkdir(parents=True)
+    files = SlowListings(0.05)
+    monitor = Monitor([root], files=files)
+    try:
+        walked = files.listings
+        assert walked == 5
+        for _ in range(3):
+            assert monitor.discover_due() == []
+        time.sleep(0.3)  # a walk started by mistake would have listed a directory by now
+        assert files.listings == walked
+        new = build_velora_db(root / "c" / "deep" / "metrics.db", [2])
+        monkeypatch.setattr(monitor_module, "WALK_GAP_FACTOR", 0)
+        assert monitor.discover_due() == []  # a walk is never waited for
+        wait_for(lambda: new in monitor.discover_due(), TIMEOUT, what="the new database")
+        assert files.listings > walked
+        assert list(monitor.databases) == [new]
+    finally:
+        monitor.close()
