@@ -7,13 +7,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli import run_cli, strict_json
+from tests.support.cli import TIMEOUT, Lines, run_cli, strict_json
 from tests.support.curves import Curve, write_curve
 from tests.support.databases import SAMPLE_DB
+from tests.support.processes import Spawn, python_command
 
 
 @pytest.fixture(autouse=True)
@@ -149,3 +153,34 @@ def test_a_broken_or_hostile_settings_file_is_one_line_and_the_defaults(
     assert values["health.window"] == "100"
     db = write_curve(tmp_path / "metrics.db", Curve(seed=1, spike_at=900, steps_per_second=400.0))
     assert [o["kind"] for o in health_alerts(db)] == ["loss_spike"]
+
+
+def test_alerts_follow_says_a_loss_spike_once_as_it_happens(tmp_path: Path, spawn: Spawn) -> None:
+    """`alerts -f` on a file that appears while it waits: every row arrives as new, and the
+    rules find the spike at its episode, once, and nothing else of the run's health."""
+    db = tmp_path / "metrics.db"
+    proc = spawn(
+        python_command("alerts", "-f", "--json", db),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = Lines(proc.stdout), Lines(proc.stderr)
+    [waiting] = err.take(1)
+    assert "waiting" in waiting
+    curve = Curve(seed=4, spike_at=500, steps_per_second=400.0)
+    written = write_curve(tmp_path / "new.db", curve, env="NoTarget-v0")
+    os.replace(written, db)  # whole, as a file that appears
+    spike = strict_json(out.first("loss_spike"))
+    assert spike["episode"] == 500
+    assert "critic loss" in str(spike["message"])
+    time.sleep(1.5)  # nothing more arrives: said once
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(TIMEOUT) == 0
+    health = [
+        strict_json(line)
+        for line in out.rest()
+        if strict_json(line)["kind"] not in ("finished", "stalled", "nonfinite")
+    ]
+    assert [(o["kind"], o["episode"]) for o in health] == [("loss_spike", 500)]

@@ -191,7 +191,7 @@ class AlertPrinter:
             if self.as_json:
                 line = payload
             else:
-                line = f"{clock(now)}  {alert.kind:<9}  {alert.message}"
+                line = f"{clock(now)}  {alert.kind:<10}  {alert.message}"
                 if len(self.monitor.databases) > 1:
                     line += f"  ({clean_text(shown_path(alert.key[0]), 200)})"
             sys.stdout.write(line + "\n")
