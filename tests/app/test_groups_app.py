@@ -5,6 +5,7 @@ lengths, one run still running) and with a real writer process."""
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -278,7 +279,7 @@ async def test_sweep_table(sweep: Path) -> None:
         table = app.screen.query_one("#sweep", DataTable)
         assert [str(c.label) for c in table.columns.values()] == [
             "#", "batch_size", "Runs", "Episodes", "Final reward", "Final IQM [95% CI]",
-            "Best reward", "Best IQM [95% CI]",
+            "Best reward", "Best IQM [95% CI]", "Episodes to target",
         ]  # fmt: skip
         rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
         assert [row[1] for row in rows] == ["64", "32", "128"]
@@ -357,3 +358,34 @@ async def test_hostile_values_name_groups_safely(sweep: Path) -> None:
         await pilot.press("escape", "g", "g")  # seed grouping: the unreadable config alone
         await settle(app)
         assert sorted(len(g.runs) for g in groups_of(app).groups) == [1, 2, 2, 5, 5]
+
+
+async def test_groups_show_their_episodes_to_target(sweep: Path) -> None:
+    """CartPole-v1's target is 475 (Gymnasium's): each run's episode of reaching it, read in a
+    thread, and the group's IQM of them in the list and the sweep table."""
+    app = still(sweep)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(app)
+        await pilot.press("g")
+        await settle(app)
+        table = groups_of(app)
+        await until(lambda: len(table.reached) == 15)
+        await settle(app)
+        for group in table.groups:
+            for run in group.runs:
+                rows = query(
+                    sweep,
+                    "SELECT episode_num FROM episode WHERE experiment_id = ? AND"
+                    " reward_moving_avg >= 475 ORDER BY id LIMIT 1",
+                    (run.id,),
+                )
+                assert group.reached[run.key] == (float(rows[0][0]) if rows else math.inf)
+            estimate = group.to_target()
+            assert estimate is not None
+            cell = table.rendered[table.refs[table.groups.index(group)]][-1].plain
+            assert cell.endswith(f"({group.reached_count()}/{len(group.runs)})")
+        await pilot.press("w")
+        await settle(app)
+        assert isinstance(app.screen, SweepScreen)
+        sweep_table = app.screen.query_one("#sweep", DataTable)
+        assert str(list(sweep_table.columns.values())[-1].label) == "Episodes to target"

@@ -29,7 +29,7 @@ from velora_tui.tui.filtering import FilterError, parse_query
 from velora_tui.tui.messages import ConfigsRead, DataChanged, OpenExperiment, SparksRead
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.experiment_table import OPEN_HELP, ExperimentTable
-from velora_tui.tui.widgets.group_table import SWEEP_HELP, GroupTable, OpenGroups
+from velora_tui.tui.widgets.group_table import SWEEP_HELP, GroupTable, OpenGroups, Targets
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.line import Line
 from velora_tui.tui.widgets.pacing import Paced
@@ -462,7 +462,8 @@ class ExperimentsScreen(VeloraScreen):
         self.groups, missing = self.make_groups(matching)
         now = self.host.now()
         sparks = self.query_one(ExperimentTable).sparks
-        groups_table.show(self.groups, now, sparks)
+        targets = Targets(self.host.monitor.databases, self.host.settings.targets)
+        groups_table.show(self.groups, now, sparks, targets)  # and their episodes to target
         if missing:
             more = self.query_one("#more", Static)
             more.display = True

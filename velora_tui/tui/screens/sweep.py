@@ -13,7 +13,13 @@ from velora_tui.data.groups import Group, short_keys, sort_groups
 from velora_tui.data.seed_stats import WIDE_NOTE
 from velora_tui.tui.messages import DataChanged
 from velora_tui.tui.screens.base import VeloraScreen
-from velora_tui.tui.widgets.group_table import OpenGroups, interval_cell, runs_cell, stat_cell
+from velora_tui.tui.widgets.group_table import (
+    OpenGroups,
+    interval_cell,
+    runs_cell,
+    stat_cell,
+    to_target_cell,
+)
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.status_bar import StatusBar
 
@@ -54,6 +60,7 @@ class SweepScreen(VeloraScreen):
             ("final_iqm", "Final IQM [95% CI]"),
             ("best", "Best reward"),
             ("best_iqm", "Best IQM [95% CI]"),
+            ("to_target", "Episodes to target"),
         ):
             table.add_column(label, key=key)
         title = Text(no_wrap=True, overflow="ellipsis")
@@ -87,6 +94,7 @@ class SweepScreen(VeloraScreen):
                 interval_cell(group.final_iqm()),
                 stat_cell(group.best(), pending=not group.scanned),
                 interval_cell(group.best_iqm(), pending=not group.scanned),
+                to_target_cell(group),
             )
         if 0 <= cursor < len(self.order):
             table.move_cursor(row=cursor, animate=False)

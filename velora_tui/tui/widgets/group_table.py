@@ -4,22 +4,35 @@ values), each unfolding into its runs."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual import on
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState
 
 from velora_tui.data.cleaning import clean_text, format_number
+from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.group_reads import ReachedReader
 from velora_tui.data.groups import Group, Stat, spark_curve
 from velora_tui.data.records import ExperimentSummary, Key, RunStatus
-from velora_tui.data.seed_stats import NO_INTERVAL, WIDE_MARK, WIDE_NOTE, Estimate
+from velora_tui.data.seed_stats import (
+    NO_INTERVAL,
+    WIDE_MARK,
+    WIDE_NOTE,
+    Estimate,
+    episodes_text,
+)
+from velora_tui.data.targets import target_for
 from velora_tui.report.format import PENDING, duration, episode_count
 from velora_tui.tui.messages import OpenExperiment
 from velora_tui.tui.render import STATUS_GLYPHS, number_cell, spark, status_cell, text_cell
+from velora_tui.tui.workers import ReportsWorkerFailures, read_worker, reply
 
 COLUMNS = (
     ("fold", " "),
@@ -33,6 +46,7 @@ COLUMNS = (
     ("spark", "Mean reward"),
     ("best", "Best"),
     ("best_iqm", "Best IQM [95% CI]"),
+    ("to_target", "Episodes to target"),
 )
 SPARK_WIDTH = 14
 GROUP_NAME_WIDTH = 40
@@ -62,6 +76,11 @@ FIGURE_HELP = (
     (NO_INTERVAL, "one run: no spread, no interval"),
     (WIDE_MARK, WIDE_NOTE.removeprefix(WIDE_MARK).strip()),
     ("P(1st beats)", "compared groups: the chance a run of the first beats a run of this one"),
+    (
+        "812 [640, ∞] (4/5)",
+        "episodes to target: IQM [95% CI] of the episodes until the moving average reached the"
+        " env's target (settings, --target, else Gymnasium's), runs that reached it; ∞: not",
+    ),
 )
 
 
@@ -94,6 +113,33 @@ def interval_cell(estimate: Estimate, pending: bool = False, number: Any = forma
     return text
 
 
+def to_target_cell(group: Group) -> Text:
+    """`812 [640, ∞] (4/5)`; `-` dim where no run has a target (or it is not read yet)."""
+    estimate = group.to_target()
+    if estimate is None:
+        return Text("-", justify="right", style="dim")
+    if estimate.low == float("inf"):
+        return Text(f"not reached ({group.reached_count()}/{estimate.count})", style="dim")
+    text = interval_cell(estimate, number=episodes_text)
+    text.append(f"({group.reached_count()}/{estimate.count})", style="dim")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class Targets:
+    """Where the runs' episodes to their targets are read from, and the user's targets."""
+
+    databases: Mapping[Path, MetricsDatabase]
+    overrides: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ReachedRead(Message, bubble=False):
+    """Runs' episodes to their targets, read in a worker (inf: not reached)."""
+
+    found: dict[Key, float]
+
+
 def runs_cell(group: Group, now: datetime) -> Text:
     """`5 (1 running, 3 done)`: the runs, how many are running and how many finished."""
     counts = group.counts(now)
@@ -113,7 +159,7 @@ def runs_cell(group: Group, now: datetime) -> Text:
     return text
 
 
-class GroupTable(DataTable[Text]):
+class GroupTable(ReportsWorkerFailures, DataTable[Text]):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip=OPEN_GROUP_HELP),
         Binding("right,l", "unfold", "Fold", key_display="→/←", tooltip=FOLD_HELP),
@@ -134,6 +180,13 @@ class GroupTable(DataTable[Text]):
         self.unfolded: set[str] = set()
         self.marked: list[str] = []
         self.rendered: dict[RowRef, list[Text]] = {}
+        # Episodes to the targets: read in a worker, one read at a time, again when asked.
+        self.reader = ReachedReader()
+        self.reached: dict[Key, float] = {}
+        self.run_targets: dict[Key, float] = {}
+        self.reading = False
+        self.read_again = False
+        self.targets: Targets | None = None
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -162,6 +215,7 @@ class GroupTable(DataTable[Text]):
             Text(spark(curve, SPARK_WIDTH), style="cyan"),
             stat_cell(group.best(), pending=not group.scanned),
             interval_cell(group.best_iqm(), pending=not group.scanned),
+            to_target_cell(group),
         ]
 
     def run_cells(
@@ -183,16 +237,29 @@ class GroupTable(DataTable[Text]):
             Text(spark(sparks.get(run.key, ()), SPARK_WIDTH), style="cyan"),
             number_cell(run.best_reward) if run.scanned else Text(PENDING, justify="right"),
             Text(""),
+            Text(episodes_text(self.reached[run.key]), justify="right")
+            if run.key in self.reached
+            else Text(""),
         ]
 
     def _all_runs(self) -> list[ExperimentSummary]:
         return [run for group in self.groups for run in group.runs]
 
     def show(
-        self, groups: Sequence[Group], now: datetime, sparks: Mapping[Key, Sequence[float]]
+        self,
+        groups: Sequence[Group],
+        now: datetime,
+        sparks: Mapping[Key, Sequence[float]],
+        targets: Targets | None = None,
     ) -> None:
-        """Show these groups in this order, the unfolded ones with their runs."""
+        """Show these groups in this order, the unfolded ones with their runs. `targets`: where
+        to read the runs' episodes to their env's target (read in a thread; shown when read)."""
         self.groups = list(groups)
+        if targets is not None:
+            self.targets = targets
+        for group in self.groups:
+            group.set_reached(self.reached, self.run_targets)
+        self.load_reached()
         rows: list[tuple[RowRef, list[Text]]] = []
         for group in groups:
             rows.append((RowRef(group.ident), self.group_cells(group, now, sparks)))
@@ -220,6 +287,43 @@ class GroupTable(DataTable[Text]):
                         if column >= len(before) or before[column] != value:
                             self.update_cell(str(index), key, value, update_width=True)
         self.rendered = dict(rows)
+
+    # -- episodes to the targets -----------------------------------------------------------
+
+    def load_reached(self) -> None:
+        """Read the episodes to the targets of the runs shown (only what is new: a run that
+        reached its target is not read again), one read at a time."""
+        if self.targets is None:
+            return
+        if self.reading:
+            self.read_again = True
+            return
+        runs = []
+        for group in self.groups:
+            for run in group.runs:
+                target = target_for(run.env, self.targets.overrides)
+                if target is not None:
+                    self.run_targets[run.key] = target
+                    runs.append((run, target))
+        if runs:
+            self.reading, self.read_again = True, False
+            self.read_reached(self.targets.databases, runs)
+
+    @read_worker("reached", "read the episodes to the targets", exclusive=False)
+    def read_reached(self, databases: Mapping[Path, MetricsDatabase], runs: list[Any]) -> None:
+        reply(self, ReachedRead(self.reader.read(databases, runs)))
+
+    @on(ReachedRead)
+    def reached_read(self, message: ReachedRead) -> None:
+        if message.found != {k: self.reached.get(k) for k in message.found}:
+            self.reached.update(message.found)
+            self.refresh_rows()
+
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "reached":
+            self.reading = False
+            if self.read_again:
+                self.load_reached()
 
     @property
     def selected(self) -> RowRef | None:
