@@ -58,7 +58,7 @@ async def test_the_list_and_header_show_a_solved_run(tmp_path: Path) -> None:
 @pytest.mark.ui
 async def test_a_live_loss_spike_is_one_notification(tmp_path: Path) -> None:
     curve = Curve(seed=1, episodes=600, steps_per_second=400.0)
-    db = write_curve(tmp_path / "metrics.db", curve)
+    db = write_curve(tmp_path / "metrics.db", curve, planned=1000)  # a run still running
     app = make_app([db], Settings(poll=True))
     notes: list[str] = []
     async with app.run_test(size=(140, 40)):

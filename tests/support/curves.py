@@ -106,8 +106,15 @@ def rows(curve: Curve, experiment_id: int = 1, first_id: int = 1) -> list[Episod
     return out
 
 
-def write_curve(path: Path, curve: Curve, env: str = "CartPole-v1", agent: str = "PPO") -> Path:
-    """A velora 0.2.0 file holding one run of this curve, its last row about now."""
+def write_curve(
+    path: Path,
+    curve: Curve,
+    env: str = "CartPole-v1",
+    agent: str = "PPO",
+    planned: int | None = None,
+) -> Path:
+    """A velora 0.2.0 file holding one run of this curve, its last row about now; `planned`
+    (config n_episodes) defaults to the curve's episodes: a finished run."""
     found = rows(curve)
     shift = datetime.now() - (found[-1].created_at or START) if found else timedelta()
     conn = sqlite3.connect(path, isolation_level=None)
@@ -120,7 +127,10 @@ def write_curve(path: Path, curve: Curve, env: str = "CartPole-v1", agent: str =
             {
                 "agent": agent,
                 "env": env,
-                "train_params": {"n_episodes": curve.episodes, "window_size": curve.window},
+                "train_params": {
+                    "n_episodes": planned or curve.episodes,
+                    "window_size": curve.window,
+                },
             }
         )
         conn.execute(

@@ -257,3 +257,14 @@ def test_rules_out_of_range_are_brought_back() -> None:
     assert rules.window == 1
     assert rules.spike_factor == 2.0
     assert rules.plateau_episodes == 10_000_000
+
+
+def test_a_compacted_run_keeps_its_state_and_fills_its_windows_again() -> None:
+    data = rows(Curve(seed=6, spike_at=1400, steps_per_second=400.0))
+    health = evaluated(RULES, 300.0, data[:1000])
+    assert health.mark() == "solved"
+    health.compact()
+    assert health.losses["critic_loss"].order == []
+    assert health.mark() == "solved"
+    found = [e for row in data[1000:] for e in health.feed(row)]
+    assert [(e.kind, e.episode) for e in found] == [("loss_spike", 1400)]

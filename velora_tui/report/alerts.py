@@ -302,6 +302,8 @@ MAD_SIGMA = 1.4826
 # value that might be a spike gets an exact one first.
 MAD_EVERY = 16
 LOSSES = (("critic_loss", "critic loss"), ("actor_loss", "actor loss"))
+# Seconds of episodes added up together for the slowdown rule (its stretches are minutes).
+RATE_BUCKET = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -633,13 +635,13 @@ class RunHealth:
                 self.entropy_low = False
 
     def _rate(self, at: float, steps: float, found: list[HealthEvent]) -> None:
-        """Steps per minute over the last minutes against the minutes before, from one-second
-        buckets (at most a few thousand a run), with running sums: O(1) an episode."""
+        """Steps per minute over the last minutes against the minutes before, from RATE_BUCKET
+        buckets (at most ~110 a run at the defaults), with running sums: O(1) an episode."""
         if at < self.last_time:
             return  # a clock set back: its rows say nothing about the rate
         self.last_time = at
         rules = self.rules
-        second = math.floor(at)
+        second = math.floor(at / RATE_BUCKET) * RATE_BUCKET
         recent, reference = self.recent, self.reference
         if recent and recent[-1][0] == second:
             when, total, count = recent[-1]
@@ -683,6 +685,20 @@ class RunHealth:
             )
         elif self.slow and rate >= min(1.0, 1.5 * rules.slowdown_fraction) * usual:
             self.slow = False
+
+    def compact(self) -> None:
+        """Let go of the windows (a run that is not running: 10,000 finished runs must not
+        hold 10,000 sets of them). Its marks, events and bests stay; rows that come later
+        fill the windows again."""
+        for window in self.losses.values():
+            window.values = deque(maxlen=window.values.maxlen)
+            window.order = []
+            window.mad, window.mad_age = math.nan, MAD_EVERY
+        self.recent = deque()
+        self.reference = deque()
+        self.recent_steps = self.reference_steps = 0.0
+        self.recent_count = self.reference_count = 0
+        self.started = math.inf
 
     # -- what holds ------------------------------------------------------------------------
 
@@ -748,6 +764,15 @@ class RunHealth:
         }
 
 
+# A run idle this long is unlikely to write again soon: its windows are let go (compact).
+IDLE = timedelta(hours=1)
+
+
+def _done_with(summary: ExperimentSummary, now: datetime) -> bool:
+    last = summary.last_activity
+    return summary.finished or last is None or now - last > IDLE
+
+
 def history_rows(monitor: Monitor, key: Key, limit: int = HISTORY) -> list[EpisodeRow]:
     """A run's newest `limit` rows, oldest first: what a first look evaluates (none when its
     source cannot be read now)."""
@@ -804,11 +829,16 @@ class HealthTracker:
         """Its past is being read: rows that arrive meanwhile wait for it."""
         self.waiting.setdefault(key, deque(maxlen=HISTORY))
 
-    def install(self, key: Key, health: RunHealth) -> None:
-        """A run's past, evaluated (in a worker): the rows that came meanwhile follow, silently."""
+    def install(
+        self, key: Key, health: RunHealth, summary: ExperimentSummary | None = None
+    ) -> None:
+        """A run's past, evaluated (in a worker): the rows that came meanwhile follow, silently.
+        A finished run, or one idle for an hour, lets go of its windows (RunHealth.compact)."""
         for row in self.waiting.pop(key, ()):
             health.feed(row)
         self.runs[key] = health
+        if summary is not None and _done_with(summary, datetime.now()):
+            health.compact()
 
     def pending(self, monitor: Monitor) -> list[ExperimentSummary]:
         """Runs whose rows arrived before their past was read."""
@@ -823,7 +853,8 @@ class HealthTracker:
         for summary in summaries:
             if summary.key not in self.runs:
                 rows = history_rows(monitor, summary.key, limit)
-                self.install(summary.key, evaluated(self.rules, self.target(summary), rows))
+                health = evaluated(self.rules, self.target(summary), rows)
+                self.install(summary.key, health, summary)
                 self.label(summary)
 
     def feed(self, monitor: Monitor, updates: Iterable[Update]) -> list[Alert]:

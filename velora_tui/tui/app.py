@@ -330,7 +330,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
             if self.monitor.summary(summary.key) is not summary:
                 health.waiting.pop(summary.key, None)  # its file was replaced meanwhile
                 continue
-            health.install(summary.key, run)
+            health.install(summary.key, run, summary)
             if health.label(summary):
                 changed.setdefault(summary.db, set()).add(summary.id)
         if changed:
