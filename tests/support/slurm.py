@@ -4,7 +4,7 @@ packages `slurm-wlm` and `munge`, started in a temporary folder:
 - `munged --foreground` run as the `munge` user, its key, socket, pid, log and seed files in the
   folder (`--key-file --socket --pid-file --log-file --seed-file`, `-f`: the folder is below
   /tmp, which munged would otherwise refuse as writable by others);
-- `slurmctld -D -i` and `slurmd -D` (each `-f` the folder's slurm.conf, also named by
+- `slurmctld -D -i` and `slurmd -D -N NODE` (each `-f` the folder's slurm.conf, also named by
   SLURM_CONF for the client commands), with `AuthInfo=socket=` munged's socket,
   `ProctrackType=proctrack/linuxproc`, `TaskPlugin=task/none`, no cgroup.conf, the short host
   name as `NodeName` (`NodeAddr=127.0.0.1`, its ports free ones), the state and spool folders in
@@ -179,7 +179,7 @@ class SlurmCluster:
         )
         wait_for(self.socket.exists, 15, what="munged's socket")
         self._start("slurmctld", [_daemon("slurmctld"), "-D", "-i", "-f", str(self.conf)])
-        self._start("slurmd", [_daemon("slurmd"), "-D", "-f", str(self.conf)])
+        self._start("slurmd", [_daemon("slurmd"), "-D", "-N", self.node, "-f", str(self.conf)])
         wait_for(self.node_idle, 60, what=f"slurm node {self.node} idle ({self.logs()})")
 
     def run(self, *argv: str, check: bool = True, timeout: float = 30) -> str:

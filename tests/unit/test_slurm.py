@@ -538,3 +538,26 @@ def test_through_ssh_each_word_is_quoted_for_the_remote_shell() -> None:
 
     SlurmClient(["ssh", "--", "login1"], runner=runner).refresh()
     assert seen == [["ssh", "--", "login1", "squeue --me --json"]]
+
+
+def test_through_ssh_the_ready_line_is_taken_off_and_its_absence_is_a_failure() -> None:
+    replies = [
+        Reply(0, "velora-tui-ready\n" + squeue(squeue_job()), ""),
+        Reply(255, "", "ssh: connect to host login1 port 22: Connection refused\n"),
+    ]
+    client = SlurmClient(
+        through=lambda words: ["ssh", "--", "login1", " ".join(words)],
+        ready="velora-tui-ready",
+        runner=lambda argv, timeout: replies.pop(0),
+        clock=(clock := Clock()),
+    )
+    client.refresh()
+    assert list(client.snapshot.jobs) == ["7"]
+    clock.now = 10
+    client.refresh()
+    assert client.state is SlurmState.FAILING
+    assert (
+        client.message
+        == "squeue exited 255: ssh: connect to host login1 port 22: Connection refused"
+    )
+    assert list(client.snapshot.jobs) == ["7"]  # what was known stays

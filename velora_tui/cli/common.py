@@ -67,13 +67,6 @@ def slurm_source(
         if not slurm_here():
             say(NO_SLURM)
             raise SystemExit(2)
-    else:
-        raise click.BadParameter(
-            f"{value}: Slurm on another host is not supported yet; run velora-tui slurm: on"
-            " the login node (ssh -t HOST velora-tui slurm:)",
-            ctx,
-            param,
-        )
     return value
 
 
@@ -214,12 +207,29 @@ def has_slurm(sources: Sequence[Path | str]) -> bool:
 def slurm_monitor(sources: Sequence[Path | str]) -> Monitor:
     """The monitor of `slurm:` and the local paths beside it, Slurm asked first; Slurm's state
     said on stderr when it did not answer."""
-    from velora_tui.data.slurm_monitor import open_slurm
+    from velora_tui.data.slurm import is_slurm, parse_slurm_source
+    from velora_tui.data.slurm_monitor import SlurmTies, open_slurm
     from velora_tui.remote.address import looks_remote
 
-    if any(isinstance(s, str) and looks_remote(s) for s in sources if not has_slurm([s])):
+    named = [s for s in sources if isinstance(s, str) and is_slurm(s)]
+    others = [s for s in sources if not (isinstance(s, str) and is_slurm(s))]
+    if any(isinstance(s, str) and looks_remote(s) for s in others):
         raise Failure("slurm: cannot be combined with remote sources yet")
-    monitor = open_slurm(sources, slurm_path(), wait=True)
+    if len(set(named)) > 1:
+        raise Failure("one slurm: source at a time")
+    found = parse_slurm_source(named[0])
+    monitor: SlurmTies
+    if found is not None and found.host is not None:
+        from velora_tui.slurm.remote import open_remote_slurm
+
+        monitor, remotes = open_remote_slurm(
+            found, others, slurm_path(), python=remote_python(), sync=True
+        )
+        for host in remotes.host_statuses():
+            if host.state != "connected":
+                say(host.describe())
+    else:
+        monitor = open_slurm(sources, slurm_path(), wait=True)
     for status in monitor.statuses():
         if status.path == monitor.slurm_path_status and status.state is not SourceState.OK:
             say(status.describe())
@@ -272,8 +282,17 @@ def load_to_follow(sources: Sequence[Path | str], follow: bool) -> Monitor:
 
 
 def require_data(monitor: Monitor) -> None:
-    if monitor.__class__.__name__ == "SlurmMonitor":
-        return  # Slurm's jobs are shown with or without databases (slurm_monitor.py)
+    own = getattr(monitor, "slurm_path_status", None)
+    if own is not None:
+        # Slurm's jobs are shown with or without databases (data/slurm_monitor.py): only a
+        # Slurm that did not answer, with no database to show, is a failure.
+        statuses = monitor.statuses()
+        if any(s.path == own and s.state is SourceState.OK for s in statuses) or any(
+            s.state is SourceState.OK for s in file_statuses(monitor)
+        ):
+            return
+        monitor.close()
+        raise SystemExit(1)
     if not any(s.state is SourceState.OK for s in file_statuses(monitor)):
         monitor.close()
         raise SystemExit(1)

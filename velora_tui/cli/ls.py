@@ -29,7 +29,7 @@ from velora_tui.report.format import ago, table
 
 def slurm_view(monitor: object) -> Any:
     """The Slurm columns' maker when the sources hold `slurm:` (its module loaded only then)."""
-    if monitor.__class__.__name__ != "SlurmMonitor":
+    if not hasattr(monitor, "slurm_path_status"):  # data/slurm_monitor.py's SlurmTies
         return None
     from velora_tui.cli.slurm_output import SlurmView
 

@@ -10,11 +10,11 @@ from typing import Any
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary
 from velora_tui.data.slurm import describe, describe_tie
-from velora_tui.data.slurm_monitor import SlurmMonitor
+from velora_tui.data.slurm_monitor import SlurmTies
 
 
 class SlurmView:
-    def __init__(self, monitor: SlurmMonitor) -> None:
+    def __init__(self, monitor: SlurmTies) -> None:
         self.monitor = monitor
 
     def cell(self, summary: ExperimentSummary, now: datetime) -> str:

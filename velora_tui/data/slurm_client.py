@@ -11,8 +11,9 @@ and returns at once with what is known).
   stays with the state last seen (an ended job), or is GONE (it was running: it ended, and
   nothing says how).
 
-On another host (`slurm:HOST`) the same commands go through ssh: `prefix` is the ssh command
-line the remote layer builds, and the words of each command are quoted for the remote shell.
+On another host (`slurm:HOST`) the same commands go through ssh: `through` turns a command's
+words into the ssh command line the remote layer builds (each word quoted for the remote
+shell), and `ready` is the line its shell says before the command's own output.
 """
 
 from __future__ import annotations
@@ -86,11 +87,13 @@ def slurm_here() -> bool:
 
 
 class SlurmClient:
-    """The user's jobs on one cluster (this machine's, or a host's through `prefix`)."""
+    """The user's jobs on one cluster (this machine's, or a host's `through` ssh)."""
 
     def __init__(
         self,
         prefix: Sequence[str] = (),
+        through: Callable[[list[str]], list[str]] | None = None,
+        ready: str | None = None,
         *,
         interval: float = INTERVAL,
         timeout: float = TIMEOUT,
@@ -98,6 +101,8 @@ class SlurmClient:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.prefix = list(prefix)
+        self.through = through
+        self.ready = ready
         self.interval = interval
         self.timeout = timeout
         self.runner = runner
@@ -190,11 +195,21 @@ class SlurmClient:
 
     def _run(self, words: Sequence[str]) -> Reply:
         self.calls += 1
-        if self.prefix:
+        if self.through is not None:
+            argv = self.through(list(words))
+        elif self.prefix:
             argv = [*self.prefix, " ".join(shlex.quote(w) for w in words)]
         else:
             argv = list(words)
-        return self.runner(argv, self.timeout)
+        reply = self.runner(argv, self.timeout)
+        if self.ready is not None:
+            first, _, rest = reply.out.partition("\n")
+            if first.strip() != self.ready:
+                # The shell never ran the command: ssh's own failure (unreachable, refused).
+                code = reply.code if reply.code is None else (reply.code or 255)
+                return Reply(code, "", reply.err or "ssh failed")
+            reply = Reply(reply.code, rest, reply.err)
+        return reply
 
     def _fail(self, state: SlurmState, message: str) -> None:
         self.state = state
@@ -232,7 +247,7 @@ class SlurmClient:
                     return jobs
             elif "unrecognized option" in reply.err or "invalid option" in reply.err:
                 self.json = False
-            elif reply.code in (126, 127) and not self.prefix:
+            elif reply.code in (126, 127) and not self.prefix and self.through is None:
                 self._fail(SlurmState.FAILING, "squeue not found")
                 return None
             else:

@@ -29,17 +29,16 @@ _STATES = {
 }
 
 
-class SlurmMonitor(Monitor):
-    """A Monitor whose directory sources grow with the user's Slurm jobs."""
+class SlurmTies(Monitor):
+    """What a Monitor of `slurm:` sources adds, local or remote: the jobs' folders, each
+    experiment tied to its job (`ExperimentSummary.job`), Slurm's own status line. Its
+    subclasses say where a database is on the cluster (`place`) and whether a job's folder
+    becomes a directory source here (`watch_folders`)."""
 
-    def __init__(
-        self,
-        local: Sequence[Path | str],
-        client: SlurmClient,
-        template: PathTemplate | None = None,
-        label: str = "slurm:",
-        patience: float | None = None,
-        clock: type[datetime] = datetime,
+    watch_folders = True
+
+    def _slurm_setup(
+        self, client: SlurmClient, template: PathTemplate | None, label: str, clock: type[datetime]
     ) -> None:
         self.slurm = client
         self.template = template or PathTemplate()
@@ -50,12 +49,20 @@ class SlurmMonitor(Monitor):
         self._ties: dict[tuple[Path, int], JobTie | None] = {}
         self._tied_with: Snapshot | None = None
         self.slurm_path_status = source_names.register_host(label)
-        super().__init__(local, patience=patience)  # its discover() adds the jobs' folders
+
+    def place(self, db: Path) -> Path:
+        """Where the database is on the cluster (its path here, for a local source)."""
+        return db
+
+    def folder_path(self, folder: str) -> Path:
+        """A job's folder as `place` gives databases."""
+        return Path(os.path.abspath(os.path.expanduser(folder)))
 
     # -- folders ---------------------------------------------------------------------------
 
     def _add_job_folders(self) -> bool:
-        """Each job's folder (not yet known) made a directory source; whether any was."""
+        """Each job's folder (not yet known) recorded, and made a directory source when
+        `watch_folders`; whether any was."""
         added = False
         for job in self.slurm.jobs():
             if job.job_id in self.job_folders:
@@ -65,15 +72,16 @@ class SlurmMonitor(Monitor):
                 if not job.pending:
                     self.job_folders[job.job_id] = []
                 continue
-            path = Path(os.path.abspath(os.path.expanduser(folder)))
+            path = self.folder_path(folder)
             self.job_folders[job.job_id] = [path]
             self._by_folder.setdefault(path, []).append(job.job_id)
+            if not self.watch_folders:
+                continue
+            # A folder below one already walked needs no source of its own.
             known = self.directories
             if path not in known and not any(p in path.parents for p in known):
                 self.directories.append(path)
                 added = True
-            # A folder below one already watched needs no source of its own; one above
-            # others simply walks them too (databases are known by path, once).
         return added
 
     def discover(self, wait_for: float | None = None) -> list[Path]:
@@ -110,13 +118,14 @@ class SlurmMonitor(Monitor):
         return summary
 
     def _find(self, summary: ExperimentSummary, snapshot: Snapshot) -> JobTie | None:
+        db = self.place(summary.db)
         ids: list[str] = []
-        for parent in summary.db.parents:
+        for parent in db.parents:
             ids.extend(self._by_folder.get(parent, ()))
         jobs = [snapshot.jobs[i] for i in dict.fromkeys(ids) if i in snapshot.jobs]
         if not jobs:
             return None
-        return tie(summary.db, summary.created_at, self.job_folders, jobs, self.clock.now())
+        return tie(db, summary.created_at, self.job_folders, jobs, self.clock.now())
 
     def summaries(self) -> list[ExperimentSummary]:
         return [self._tie(s) for s in super().summaries()]
@@ -146,6 +155,22 @@ class SlurmMonitor(Monitor):
         # The jobs' folders are Slurm's to name: one that has no database (yet) is no fault.
         shown = [s for s in super().statuses() if s.path not in self._by_folder]
         return [*shown, own]
+
+
+class SlurmMonitor(SlurmTies):
+    """The Monitor of `slurm:`: its directory sources grow with the user's Slurm jobs."""
+
+    def __init__(
+        self,
+        local: Sequence[Path | str],
+        client: SlurmClient,
+        template: PathTemplate | None = None,
+        label: str = "slurm:",
+        patience: float | None = None,
+        clock: type[datetime] = datetime,
+    ) -> None:
+        self._slurm_setup(client, template, label, clock)
+        super().__init__(local, patience=patience)  # its discover() adds the jobs' folders
 
 
 class SlurmUnavailable(Exception):

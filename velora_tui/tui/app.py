@@ -496,8 +496,25 @@ def make_app(
     if any(isinstance(s, str) and is_slurm(s) for s in sources):
         # Slurm's jobs: asked in a thread of their own, their folders added as Slurm answers
         # (data/slurm_monitor.py); the app never waits for squeue.
+        from velora_tui.data.slurm import parse_slurm_source
         from velora_tui.data.slurm_monitor import open_slurm
 
+        named = [parse_slurm_source(s) for s in sources if isinstance(s, str) and is_slurm(s)]
+        on_host = next((s for s in named if s is not None and s.host is not None), None)
+        if on_host is not None:  # slurm:HOST: its jobs asked through ssh before the app starts
+            from velora_tui.slurm.remote import open_remote_slurm
+
+            local = [s for s in sources if not (isinstance(s, str) and is_slurm(s))]
+            on_cluster, cluster_links = open_remote_slurm(
+                on_host,
+                local,
+                slurm_path,
+                python=remote_python,
+                sync=False,
+                patience=STARTUP_PATIENCE,
+            )
+            cluster_links.start()
+            return VeloraApp(on_cluster, settings)
         slurm = open_slurm(sources, slurm_path, wait=False, patience=STARTUP_PATIENCE)
         return VeloraApp(slurm, settings)
 

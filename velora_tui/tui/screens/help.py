@@ -65,7 +65,11 @@ FILTER_SYNTAX = (
 
 # What the list says of Slurm jobs (velora-tui slurm:, README "Slurm jobs").
 SLURM_HELP = (
-    ("slurm:", "your jobs (squeue --me): the runs below each job's folder (--slurm-path)"),
+    (
+        "slurm:  slurm:HOST",
+        "your jobs (squeue --me, here or through ssh): the runs below each"
+        " job's folder (--slurm-path)",
+    ),
     (
         "Slurm job column",
         "RUNNING time left of its limit, PENDING (why), FAILED exit N, TIMEOUT,"
