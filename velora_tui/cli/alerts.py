@@ -53,6 +53,7 @@ from velora_tui.report.alerts import (
     HealthTracker,
     alert_json,
     current_alerts,
+    done_with,
 )
 from velora_tui.report.format import clock, shown_path
 
@@ -283,7 +284,9 @@ def _follow(
     # hence the rows added up first; each run's health from its newest rows).
     monitor.scan_all()
     tracker.observe(monitor.summaries(), datetime.now())
-    tracker.health.read_past(monitor, monitor.summaries())
+    # Only the runs that may still write: a finished or long idle one is read if rows come.
+    now = datetime.now()
+    tracker.health.read_past(monitor, [s for s in monitor.summaries() if not done_with(s, now)])
 
     async def report(updates: list[Update]) -> None:
         if any(u.first_load or u.status_changed for u in updates) and monitor.scanning():

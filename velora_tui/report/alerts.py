@@ -768,7 +768,7 @@ class RunHealth:
 IDLE = timedelta(hours=1)
 
 
-def _done_with(summary: ExperimentSummary, now: datetime) -> bool:
+def done_with(summary: ExperimentSummary, now: datetime) -> bool:
     last = summary.last_activity
     return summary.finished or last is None or now - last > IDLE
 
@@ -837,7 +837,7 @@ class HealthTracker:
         for row in self.waiting.pop(key, ()):
             health.feed(row)
         self.runs[key] = health
-        if summary is not None and _done_with(summary, datetime.now()):
+        if summary is not None and done_with(summary, datetime.now()):
             health.compact()
 
     def pending(self, monitor: Monitor) -> list[ExperimentSummary]:
