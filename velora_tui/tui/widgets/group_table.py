@@ -187,6 +187,7 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
         self.reading = False
         self.read_again = False
         self.targets: Targets | None = None
+        self.no_target: set[Key] = set()  # runs whose env has no target (an env never changes)
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -255,8 +256,10 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
         """Show these groups in this order, the unfolded ones with their runs. `targets`: where
         to read the runs' episodes to their env's target (read in a thread; shown when read)."""
         self.groups = list(groups)
-        if targets is not None:
+        if targets is not None and targets != self.targets:
             self.targets = targets
+            self.run_targets.clear()  # the user's targets may have changed
+            self.no_target.clear()
         for group in self.groups:
             group.set_reached(self.reached, self.run_targets)
         self.load_reached()
@@ -301,9 +304,14 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
         runs = []
         for group in self.groups:
             for run in group.runs:
-                target = target_for(run.env, self.targets.overrides)
+                target = self.run_targets.get(run.key)
+                if target is None and run.key not in self.no_target:
+                    target = target_for(run.env, self.targets.overrides)
+                    if target is None:
+                        self.no_target.add(run.key)
+                    else:
+                        self.run_targets[run.key] = target
                 if target is not None:
-                    self.run_targets[run.key] = target
                     runs.append((run, target))
         if runs:
             self.reading, self.read_again = True, False
