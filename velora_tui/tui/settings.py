@@ -32,6 +32,7 @@ class Settings:
     theme: str | None = None
     smoothing: float | None = None  # the charts' (None: their default)
     x_axis: str | None = None
+    band: str | None = None  # the group charts' ("std" or "min-max"; None: theirs)
     settings_file: Path | None = None
     # A line to show at the start: what in the settings file was not used.
     settings_problem: str | None = None
@@ -50,6 +51,8 @@ def from_user(user: UserSettings | None, **chosen: object) -> Settings:
         settings.smoothing = user.smoothing
     if user.source("x_axis") != "default":
         settings.x_axis = user.x_axis
+    if user.source("band") != "default":
+        settings.band = user.band
     settings.settings_file = user.path
     settings.settings_problem = user.problem()
     if settings.notify is None:
