@@ -55,6 +55,8 @@ def test_failed_with_its_exit_code_and_completed_not_at_all() -> None:
     now = START + timedelta(hours=1)
     messages = [a.message for a in current_alerts([failed, completed], now)]
     assert messages == ["#3 NeuroFlow · CartPole-v1: job 8 FAILED at 40/1000 episodes, exit 1"]
+    as_they_come = current_alerts(iter([failed, completed]), now)  # any iterable, looked at once
+    assert [a.message for a in as_they_come] == messages
 
 
 def test_an_eta_past_the_limit_once_early_enough_to_act() -> None:

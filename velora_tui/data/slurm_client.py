@@ -227,7 +227,9 @@ class SlurmClient:
             if job_id not in listed and not job.ended and "[" not in job_id
         ]
         final = self._final(missing) if missing else []
-        self.snapshot = self.snapshot.merged(jobs, final)
+        merged = self.snapshot.merged(jobs, final)
+        if merged.jobs != self.snapshot.jobs:  # the same object while nothing changed: the
+            self.snapshot = merged  # runs' ties are kept (slurm_monitor.py), not made anew
         self.state, self.message = SlurmState.OK, ""
 
     def _squeue(self) -> list[Job] | None:

@@ -86,6 +86,7 @@ def current_alerts(summaries: Iterable[ExperimentSummary], now: datetime) -> lis
     """What holds now, by the same rules: every stalled and finished run, and every run with
     inf/NaN or text in its numbers (exact once its rows are added up)."""
     alerts: list[Alert] = []
+    summaries = list(summaries)  # looked at twice: by these rules and by the Slurm ones
     for summary in summaries:
         status = summary.status(now)
         if status is RunStatus.STALLED:
