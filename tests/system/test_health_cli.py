@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import TIMEOUT, Lines, run_cli, strict_json
-from tests.support.curves import Curve, write_curve
+from tests.support.curves import Curve, rows, write_curve
 from tests.support.databases import SAMPLE_DB
 from tests.support.processes import Spawn, python_command
 
@@ -47,13 +47,19 @@ def test_alerts_json_finds_an_injected_loss_spike(tmp_path: Path) -> None:
 
 
 def test_alerts_json_says_when_the_target_was_reached(tmp_path: Path, own_config: Path) -> None:
-    db = write_curve(
-        tmp_path / "metrics.db", Curve(seed=2, steps_per_second=400.0), env="LunarLander-v3"
+    curve = Curve(seed=2, steps_per_second=400.0)
+    db = write_curve(tmp_path / "metrics.db", curve, env="LunarLander-v3")
+    # Gymnasium's 200 is reached before the newest 1000 rows: its episode looked up.
+    first = next(
+        r.episode_num
+        for r in rows(curve)
+        if r.reward_moving_avg >= 200 and (r.episode_num or 0) >= 100
     )
-    # Gymnasium's 200 is reached before the newest 1000 rows: said honestly, as "or before".
     found = health_alerts(db)
-    assert [o["kind"] for o in found] == ["solved"]
-    assert "or before" in str(found[0]["message"])
+    assert [(o["kind"], o["episode"]) for o in found] == [("solved", first)]
+    assert str(found[0]["message"]).endswith(
+        f"solved at episode {first}: moving average reached the target 200"
+    )
     # A target of the user's own, on the command line, reached inside them: its episode.
     found = health_alerts(db, "--target", "LunarLander-v3=390")
     assert [o["kind"] for o in found] == ["solved"]
@@ -184,3 +190,14 @@ def test_alerts_follow_says_a_loss_spike_once_as_it_happens(tmp_path: Path, spaw
         if strict_json(line)["kind"] not in ("finished", "stalled", "nonfinite")
     ]
     assert [(o["kind"], o["episode"]) for o in health] == [("loss_spike", 500)]
+
+
+def test_a_negative_target_solved_before_the_rows_read_stays_or_before(tmp_path: Path) -> None:
+    """Acrobot's -100: velora's zero-padded average is above it from the first episode, so
+    where it was first reached says nothing; the newest rows say it was solved by then."""
+    curve = Curve(seed=3, floor=-500.0, ceiling=-80.0, rise=150, steps_per_second=400.0)
+    db = write_curve(tmp_path / "metrics.db", curve, env="Acrobot-v1")
+    found = health_alerts(db)
+    assert [o["kind"] for o in found] == ["solved"]
+    assert found[0]["episode"] == 501
+    assert "(or before: the first episode read)" in str(found[0]["message"])

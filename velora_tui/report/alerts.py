@@ -791,6 +791,27 @@ def evaluated(rules: HealthRules, target: float | None, rows: Iterable[EpisodeRo
     return health
 
 
+def exact_solve(monitor: Monitor, summary: ExperimentSummary, health: RunHealth) -> None:
+    """A run already solved at the first of its rows read: the episode where its moving
+    average first reached the target, looked up on its index (data/group_reads.py, the
+    groups' episodes to the target), where that is at or after a full window. Otherwise it
+    stays "or before" (velora's zero-padded average reaches a negative target at once)."""
+    target, solved = health.target, health.solved_at
+    if target is None or solved is None or health.solved_exact:
+        return
+    from velora_tui.data.group_reads import ReachedReader
+
+    found = ReachedReader().read(monitor.databases, [(summary, target)]).get(summary.key)
+    if found is None or not health.rules.window <= found <= solved:
+        return
+    episode = int(found)
+    health.solved_at, health.solved_exact = episode, True
+    text = f"solved at episode {episode}: moving average reached the target {_num(target)}"
+    for index, event in enumerate(health.events):
+        if event.kind == "solved":
+            health.events[index] = HealthEvent(event.kind, event.severity, episode, text)
+
+
 class HealthTracker:
     """Every run's health: evaluated once from its newest rows, then fed as episodes arrive."""
 
@@ -855,6 +876,7 @@ class HealthTracker:
             if summary.key not in self.runs:
                 rows = history_rows(monitor, summary.key, limit)
                 health = evaluated(self.rules, self.target(summary), rows)
+                exact_solve(monitor, summary, health)
                 self.install(summary.key, health, summary)
                 self.label(summary)
 

@@ -33,7 +33,13 @@ from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.files import new_output
 from velora_tui.data.monitor import Monitor, sort_summaries
 from velora_tui.data.records import ExperimentSummary, Key, Update
-from velora_tui.report.alerts import AlertTracker, RunHealth, evaluated, history_rows
+from velora_tui.report.alerts import (
+    AlertTracker,
+    RunHealth,
+    evaluated,
+    exact_solve,
+    history_rows,
+)
 from velora_tui.report.export import write_episodes
 from velora_tui.report.format import shown_path
 from velora_tui.report.notify import TerminalNotifier
@@ -315,7 +321,9 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
             if cancelled():
                 return
             rows = history_rows(self.monitor, summary.key)
-            done.append((summary, evaluated(health.rules, health.target(summary), rows)))
+            run = evaluated(health.rules, health.target(summary), rows)
+            exact_solve(self.monitor, summary, run)
+            done.append((summary, run))
             if len(done) >= 20:
                 self.call_from_thread(self.health_read, done)
                 done = []
