@@ -16,7 +16,8 @@ packages `slurm-wlm` and `munge`, started in a temporary folder:
   to an hour (velora-tui's data/slurm reads it that way).
 
 Every daemon runs in a session of its own with its output in a file, so a test's pipes never
-wait on it; they are stopped (SIGTERM, then SIGKILL) at the end.
+wait on it; they are stopped (SIGTERM, then SIGKILL) at the end, and then whatever of the
+cluster outlived them (the jobs' slurmstepd, which leaves slurmd's session; what they ran).
 """
 
 from __future__ import annotations
@@ -252,7 +253,28 @@ class SlurmCluster:
                         os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(5)
         self.processes.clear()
+        self.kill_leftovers()
         shutil.rmtree(self.munge_dir, ignore_errors=True)
+
+    def kill_leftovers(self) -> list[int]:
+        """Every process of this cluster still there once its daemons are gone: the jobs'
+        step daemons (slurmstepd leaves slurmd's session and waits for it a long time) and
+        what they ran, known by SLURM_CONF naming this cluster's slurm.conf in their
+        environment. Returns their pids."""
+        mark = f"SLURM_CONF={self.conf}".encode()
+        killed = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+            except OSError:
+                continue
+            if mark in environ.split(b"\0"):
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed.append(int(entry.name))
+        return killed
 
 
 @contextlib.contextmanager
