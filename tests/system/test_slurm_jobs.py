@@ -21,10 +21,13 @@ from typing import Any
 
 import pytest
 
+from tests.support.app import cell_texts, table
 from tests.support.cli import Lines, check_output, run_cli, strict_json
 from tests.support.processes import child_env, python_command, stop_process
 from tests.support.slurm import SlurmCluster, running_cluster
-from tests.support.waiting import wait_for
+from tests.support.waiting import until, wait_for
+from velora_tui.tui.app import Settings, make_app
+from velora_tui.tui.widgets.status_bar import StatusBar
 
 # A job name made to run commands if it ever reached a shell, and to colour a terminal.
 BAIT = "bait $(touch /tmp/velora-slurm-pwned) `id` \x1b[31mred"
@@ -253,3 +256,26 @@ def test_without_slurm_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert "no Slurm on this machine" in result.stderr
+
+
+async def test_the_app_shows_each_jobs_state(jobs: Jobs) -> None:
+    ended = {jobs.done: "COMPLETED", jobs.failed: "FAILED", jobs.cancelled: "CANCELLED"}
+    wait_for(
+        lambda: all(jobs.cluster.job_state(j) == s for j, s in ended.items()),
+        120,
+        0.5,
+        "the jobs to end",
+    )
+    app = make_app(["slurm:"], Settings(poll=True))
+    async with app.run_test(size=(200, 50)):
+        await until(lambda: table(app).show_slurm, "the Slurm column", timeout=30)
+        await until(
+            lambda: f"{jobs.failed} FAILED exit 1" in cell_texts(app), "the failed job", timeout=30
+        )
+        texts = cell_texts(app)
+        assert f"{jobs.done} COMPLETED" in texts
+        assert f"{jobs.cancelled} CANCELLED" in texts
+        assert not any("stalled" in text for text in texts)
+        bar = str(app.screen.query_one(StatusBar).render())
+        assert "slurm: " in bar
+        assert "stalled" not in bar
