@@ -121,7 +121,7 @@ def command(
         headers.append("HOST")
     if slurm is not None:
         headers.append("SLURM")
-        rows.extend(slurm.job_rows(len(headers) + several, now))
+        rows.extend(slurm.job_rows(len(headers) + several, len(headers) - 1, now))
     if several:
         headers.append("DB")
     if not rows:

@@ -20,14 +20,15 @@ class SlurmView:
     def cell(self, summary: ExperimentSummary, now: datetime) -> str:
         return "-" if summary.job is None else describe_tie(summary.job, now)
 
-    def job_rows(self, width: int, now: datetime) -> list[list[str]]:
-        """A row for each job without a run: its state in STATUS, its words in SLURM."""
+    def job_rows(self, width: int, column: int, now: datetime) -> list[list[str]]:
+        """A row for each job without a run: its state in STATUS, its name in AGENT, its
+        words in SLURM (`column`), `width` cells in all."""
         rows = []
         for job in self.monitor.jobs_without_runs():
             row = ["-"] * width
             row[0] = job.state.lower()
             row[2] = clean_text(job.name, 40)
-            row[width - 1] = f"job {clean_text(job.job_id, 40)} {describe(job, now)}"
+            row[column] = f"job {clean_text(job.job_id, 40)} {describe(job, now)}"
             rows.append(row)
         return rows
 
