@@ -190,8 +190,8 @@ class Job:
         left = self.time_left(now)
         return {
             "job_id": clean_text(self.job_id, 60),
-            "array_job_id": self.array_job_id,
-            "array_index": self.array_task,
+            "array_job_id": clean_text(self.array_job_id, 40) if self.array_job_id else None,
+            "array_index": clean_text(self.array_task, 200) if self.array_task else None,
             "name": clean_text(self.name),
             "state": self.state,
             "reason": None if self.reason in ("", "None") else clean_text(self.reason),
