@@ -32,9 +32,10 @@ def main() -> int:
     def record() -> None:
         if folder:
             path = os.path.join(folder, f"relay-{os.getpid()}")
-            with open(path + ".tmp", "w") as out:
+            part = os.path.join(folder, f".part-{os.getpid()}")  # not matched by relay-*
+            with open(part, "w") as out:
                 out.write(f"{counts[0]} {counts[1]}\n")
-            os.replace(path + ".tmp", path)
+            os.replace(part, path)
 
     def pump(read: object, write: object, index: int) -> None:
         began, sent, last_note = time.monotonic(), 0, 0.0
