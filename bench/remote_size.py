@@ -52,6 +52,7 @@ class Bench:
         os.environ["VELORA_TUI_SSH_CONFIG"] = str(self.server.config)
         os.environ["VELORA_TUI_CACHE"] = str(self.cache)
         os.environ["VELORA_TUI_RELAY_DIR"] = str(self.counts)
+        self.runs = 0
         self.times: dict[tuple[str, str, str], list[float]] = {}
         self.bytes: dict[tuple[str, str], list[int]] = {}
         self.cached: dict[tuple[str, str], list[int]] = {}
@@ -62,8 +63,10 @@ class Bench:
         records the bytes that came from the host and what the cache holds, so far."""
         shutil.rmtree(control_dir(), ignore_errors=True)
         shutil.rmtree(self.cache, ignore_errors=True)
-        shutil.rmtree(self.counts, ignore_errors=True)
-        self.counts.mkdir()
+        # A folder of its own: an earlier case's relay may still be writing to its own.
+        self.runs += 1
+        self.counts = _made(self.folder / f"relay-{self.runs}")
+        os.environ["VELORA_TUI_RELAY_DIR"] = str(self.counts)
 
         def count() -> None:
             came = sum(int(p.read_text().split()[0]) for p in self.counts.glob("relay-*"))
