@@ -66,7 +66,7 @@ def reader_pids() -> list[int]:
             words = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if len(words) > 2 and words[1] == b"-c" and b"velora-tui-reader" in words[2]:
+        if len(words) > 4 and words[3] == b"-c" and b"velora-tui-reader" in words[4]:
             found.append(int(entry.name))
     return found
 

@@ -192,7 +192,7 @@ def readers() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             words = command_line(int(entry.name))
-            if words[1:2] == ["-c"] and "velora-tui" in words[2]:
+            if words[1:4] == ["-I", "-S", "-c"] and "velora-tui" in words[4]:
                 found.append(int(entry.name))
     return found
 

@@ -306,7 +306,9 @@ class Link:
 
     def command(self) -> list[str]:
         """The ssh command: the same short line for every connection (see `program`)."""
-        return ssh_argv(self.host, [self.python, "-c", BOOTSTRAP], self.options)
+        # -I -S: no site-packages, no PYTHON* variables (the reader needs the standard library
+        # alone): the remote Python starts in half the time (docs/performance.md).
+        return ssh_argv(self.host, [self.python, "-I", "-S", "-c", BOOTSTRAP], self.options)
 
     def program(self) -> bytes:
         """What the reader's stdin begins with: its source (for BOOTSTRAP), then its arguments

@@ -147,7 +147,8 @@ def refusal(returncode: int | None, stderr: str, python: str) -> str | None:
         return f"no {python} on the host (needs Python 3.8 or newer; see --remote-python)"
     if returncode == 126:
         return f"{python} cannot be run on the host"
-    if "SyntaxError" in stderr:  # the reader is Python 3.8; an older one stops at its syntax
+    # The reader is Python 3.8; an older one stops at its syntax, or before 3.4 at `-I`.
+    if "SyntaxError" in stderr or "Unknown option: -I" in stderr:
         return f"{python} on the host is older than Python 3.8 (see --remote-python)"
     return None
 
