@@ -59,7 +59,9 @@ def test_ls_of_a_big_file_on_a_slow_link(slow: Path, big_file: Path) -> None:
     size = big_file.stat().st_size
     came = wire(slow)
     print(f"\nls of {size / 1e6:.1f} MB through {RATE / 1e3:.0f} KB/s: {came / 1e3:.0f} kB")
-    assert 0 < came < size / 20
+    # Each run's summary, and its health from its newest 300 rows (docs/health.md): a bounded
+    # amount per run shown, whatever the file's size (34 kB without the health).
+    assert 0 < came < size / 10
 
 
 def test_charts_and_first_rows_of_a_big_file_on_a_slow_link(slow: Path, big_file: Path) -> None:
