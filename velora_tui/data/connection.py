@@ -7,13 +7,15 @@ The reading rules these follow, and the measurements behind them: docs/reading-r
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from velora_tui.data.writer_lock import wait_for_commit
+from velora_tui.data.writer_lock import wait_for_commit, wait_for_readers_turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +29,8 @@ class Prepared:
     def parameters(self, given: Mapping[str, Any]) -> dict[str, Any]:
         return {**self.constants, **given}
 
+
+T = TypeVar("T")
 
 # Runs a prepared statement with its named parameters and returns every row.
 Fetch = Callable[..., Sequence[Any]]
@@ -42,6 +46,16 @@ def _is_query(sql: str) -> bool:
 
 def _quoted(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+_BUSY_TIMEOUT = re.compile(r"\s*PRAGMA\s+busy_timeout\s*=\s*(\d+)\s*;?\s*$", re.IGNORECASE)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return bool(code & 0xFF == sqlite3.SQLITE_BUSY)
+    return "locked" in str(exc)
 
 
 class FetchingCursor(sqlite3.Cursor):
@@ -65,17 +79,26 @@ class FetchingCursor(sqlite3.Cursor):
         if isinstance(connection, ReadOnlyConnection) and _is_query(sql):
             if connection.commit_probe is not None:
                 wait_for_commit(connection.commit_probe)
-            names = connection.result_names(sql, parameters)
+            names = connection.patiently(lambda: connection.result_names(sql, parameters))
             table = connection.stage(len(names))
             try:
-                super().execute(f"INSERT INTO temp.{table} {sql}", parameters)
+                connection.patiently(
+                    lambda: super(FetchingCursor, self).execute(
+                        f"INSERT INTO temp.{table} {sql}", parameters
+                    )
+                )
                 aliases = ", ".join(f"c{i} AS {_quoted(name)}" for i, name in enumerate(names))
                 super().execute(f"SELECT {aliases} FROM temp.{table} ORDER BY rowid")
                 self._rows = super().fetchall()
             finally:
                 connection.execute(f"DELETE FROM temp.{table}")
             return self
-        super().execute(sql, parameters)
+        if isinstance(connection, ReadOnlyConnection):
+            if connection.takes_busy_timeout(sql):
+                return self
+            connection.patiently(lambda: super(FetchingCursor, self).execute(sql, parameters))
+        else:
+            super().execute(sql, parameters)
         self._rows = super().fetchall()
         return self
 
@@ -109,13 +132,56 @@ class ReadOnlyConnection(sqlite3.Connection):
     """Hands out FetchingCursors (also to `execute`, and to SQLAlchemy), and keeps their
     staging tables: one per result width, in the connection's in-memory temp schema. With a
     `commit_probe` (a file descriptor of the database file), each read first lets a commit in
-    progress finish (data/writer_lock.py)."""
+    progress finish, and a read refused by a commit (SQLITE_BUSY) waits for that commit's
+    end by its lock bytes and reads at once, within the busy timeout (data/writer_lock.py):
+    SQLite's own busy handler is off then, and `PRAGMA busy_timeout = N` sets this budget."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._names: dict[str, tuple[str, ...]] = {}
         self._stages: set[int] = set()
-        self.commit_probe: int | None = None
+        self._probe: int | None = None
+        self.busy_timeout = 0.0  # seconds; set by connect_readonly
+
+    @property
+    def commit_probe(self) -> int | None:
+        return self._probe
+
+    @commit_probe.setter
+    def commit_probe(self, fd: int | None) -> None:
+        self._probe = fd
+        milliseconds = 0 if fd is not None else int(self.busy_timeout * 1000)
+        sqlite3.Cursor(self).execute(f"PRAGMA busy_timeout = {milliseconds}")
+
+    def takes_busy_timeout(self, sql: str) -> bool:
+        """With a probe, `PRAGMA busy_timeout = N` is this connection's budget (SQLite's own
+        handler stays off); True when `sql` was such a statement and is done."""
+        match = _BUSY_TIMEOUT.match(sql)
+        if match is None:
+            return False
+        self.busy_timeout = int(match.group(1)) / 1000
+        if self._probe is None:
+            sqlite3.Cursor(self).execute(f"PRAGMA busy_timeout = {match.group(1)}")
+        return True
+
+    def patiently(self, call: Callable[[], T]) -> T:
+        """`call`, tried again while a commit refuses it (SQLITE_BUSY), each time as soon as
+        the commit has ended, for at most the busy timeout (without a probe: SQLite's own
+        busy handler waits, and this tries once)."""
+        probe = self._probe
+        until: float | None = None
+        while True:
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if probe is None or not _is_busy(exc):
+                    raise
+                now = time.perf_counter()
+                if until is None:
+                    until = now + self.busy_timeout
+                if now >= until:
+                    raise
+                wait_for_readers_turn(probe, until)
 
     def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or FetchingCursor)
@@ -162,6 +228,8 @@ def connect_readonly(path: Path, busy_timeout: float = 1.0) -> sqlite3.Connectio
         check_same_thread=False,
         factory=ReadOnlyConnection,
     )
+    assert isinstance(conn, ReadOnlyConnection)
+    conn.busy_timeout = busy_timeout
     # The staging tables live in memory: never a temp file beside the database or in /tmp.
     conn.execute("PRAGMA temp_store = MEMORY")
     return conn

@@ -21,6 +21,8 @@ import time
 
 # SQLite's lock bytes (os.h): PENDING, then RESERVED, then the 510 SHARED bytes.
 PENDING_BYTE = 0x40000000
+SHARED_FIRST = PENDING_BYTE + 2
+SHARED_SIZE = 510
 # Linux's struct flock on 64-bit systems: l_type, l_whence, l_start, l_len, l_pid (padded).
 FLOCK = struct.Struct("hhqqi4x")
 SUPPORTED = sys.platform == "linux" and struct.calcsize("P") == 8
@@ -28,6 +30,10 @@ SUPPORTED = sys.platform == "linux" and struct.calcsize("P") == 8
 # often it looks meanwhile.
 WAIT_LIMIT = 0.005
 WAIT_STEP = 0.0002
+# A read refused by a commit (SQLITE_BUSY) looks again this often at most, first every
+# WAIT_STEP: it reads as soon as the commit has ended, rather than at SQLite's own busy
+# handler's next try (its sleeps grow to 100 ms: docs/performance.md, "The first live read").
+BUSY_STEP = 0.001
 
 
 def writer_in_transaction(fd: int) -> bool:
@@ -51,3 +57,33 @@ def wait_for_commit(fd: int) -> None:
         time.sleep(WAIT_STEP)
         if not writer_in_transaction(fd):
             return
+
+
+def _held(fd: int, start: int, length: int) -> bool:
+    """Another process holds a write lock on these bytes (a read lock there would wait)."""
+    probe = FLOCK.pack(fcntl.F_RDLCK, 0, start, length, 0)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, probe)
+    except OSError:
+        return False
+    return bool(FLOCK.unpack(answer)[0] != fcntl.F_UNLCK)
+
+
+def readers_shut_out(fd: int) -> bool:
+    """Another process holds PENDING or EXCLUSIVE on the file open as `fd`: a new SHARED lock
+    cannot be had until its commit ends (False if unknown)."""
+    if not SUPPORTED:
+        return False
+    return _held(fd, PENDING_BYTE, 1) or _held(fd, SHARED_FIRST, SHARED_SIZE)
+
+
+def wait_for_readers_turn(fd: int, until: float) -> None:
+    """After SQLITE_BUSY: wait while a commit shuts readers out, until `until`
+    (time.perf_counter()), looking every WAIT_STEP, then less often, BUSY_STEP at most."""
+    step = WAIT_STEP
+    while readers_shut_out(fd):
+        left = until - time.perf_counter()
+        if left <= 0:
+            return
+        time.sleep(min(step, left))
+        step = min(2 * step, BUSY_STEP)
