@@ -22,7 +22,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.databases import SWEEP_BATCH_SIZES, add_episode, build_sweep_db, execute
+from tests.support.databases import (
+    SWEEP_BATCH_SIZES,
+    add_episode,
+    build_sweep_db,
+    execute,
+    run_file,
+)
 from tests.support.reading import add_up, query
 from velora_tui.data import group_reads
 from velora_tui.data.database import MetricsDatabase
@@ -424,13 +430,13 @@ def test_database_handles_are_closed(sweep: Path) -> None:
 
 
 def first_reaching(path: Path, exp_id: int, target: float) -> float:
-    """The reference: the episode number of the run's first row (by id) whose moving average is
-    a real number at or above the target; inf when none is."""
+    """The reference: the episode number of the run's first row (by id) from its 100th on
+    whose moving average is a real number at or above the target; inf when none is."""
     rows = query(
         path,
         "SELECT episode_num FROM episode WHERE experiment_id = ? AND typeof(reward_moving_avg)"
         " IN ('real', 'integer') AND reward_moving_avg >= ? AND abs(reward_moving_avg) < 1e308"
-        " ORDER BY id LIMIT 1",
+        " AND episode_num >= 100 ORDER BY id LIMIT 1",
         (exp_id, target),
     )
     return float(rows[0][0]) if rows else math.inf
@@ -456,6 +462,24 @@ def test_episodes_to_target_are_the_first_rows_reaching_it(tmp_path: Path) -> No
         math.isfinite(v)
         for v in reader.read(monitor.databases, [(s, 440.0) for s in summaries]).values()
     )
+    monitor.close()
+
+
+def test_a_negative_target_is_not_reached_by_the_window_s_zero_padding(tmp_path: Path) -> None:
+    """Acrobot's target is -100; velora's moving average starts near 0 (its window is padded
+    with zeros) while the rewards are -500: the run reaches the target only where a full
+    window's average does, at episode 150 here, never at episode 1."""
+    averages = [-500.0 * n / 100 if n < 100 else -500.0 for n in range(1, 150)] + [-90.0] * 51
+    path = run_file(
+        tmp_path / "metrics.db",
+        200,
+        [f"2026-12-01 10:00:{n % 60:02d}" for n in range(200)],
+        reward_moving_avg=averages,
+    )
+    monitor = loaded(path)
+    (summary,) = monitor.summaries()
+    found = ReachedReader().read(monitor.databases, [(summary, -100.0)])
+    assert found == {summary.key: 150.0}
     monitor.close()
 
 

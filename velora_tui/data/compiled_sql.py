@@ -41,7 +41,7 @@ FIRST_REACHING = Prepared(
     (
         "SELECT episode.episode_num AS episode_num \n"
         "FROM episode \n"
-        "WHERE episode.experiment_id = :exp_id AND episode.id > :after AND episode.id <= :upto AND episode.reward_moving_avg BETWEEN :reward_moving_avg_1 AND :reward_moving_avg_2 AND episode.reward_moving_avg >= :target ORDER BY episode.id\n"
+        "WHERE episode.experiment_id = :exp_id AND episode.id > :after AND episode.id <= :upto AND episode.episode_num >= :window AND episode.reward_moving_avg BETWEEN :reward_moving_avg_1 AND :reward_moving_avg_2 AND episode.reward_moving_avg >= :target ORDER BY episode.id\n"
         " LIMIT :param_1 OFFSET :param_2"
     ),
     {

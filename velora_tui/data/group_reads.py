@@ -24,6 +24,7 @@ from velora_tui.data.records import ExperimentSummary, Key
 from velora_tui.data.schema import Schema
 from velora_tui.data.series import Series, SeriesReader
 from velora_tui.data.smoothing import smooth
+from velora_tui.data.targets import SOLVED_WINDOW
 
 X_AXES = ("episode", "steps", "time")
 
@@ -177,6 +178,7 @@ def _look_through(database: MetricsDatabase, exp_id: int, known: Reached, last_i
                 after=after,
                 upto=upto,
                 target=known.target,
+                window=SOLVED_WINDOW,
             )
 
         rows = database.run_locked(query)

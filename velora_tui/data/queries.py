@@ -118,10 +118,11 @@ def configs_after() -> Prepared:
 @cache
 def first_reaching() -> Prepared:
     """The episode number of experiment `:exp_id`'s first row with an id in (`:after`,
-    `:upto`] whose moving average is a finite number at or above `:target` (text in a number
-    column compares above every number in SQLite: `finite` keeps it out): where the run
-    reached its env's target. On the `experiment_id` index, in id order; the caller bounds
-    the id range (group_reads.read_reached)."""
+    `:upto`], numbered `:window` or later, whose moving average is a finite number at or above
+    `:target` (text in a number column compares above every number in SQLite: `finite` keeps
+    it out): where the run reached its env's target (targets.SOLVED_WINDOW says why the
+    window). On the `experiment_id` index, in id order; the caller bounds the id range
+    (group_reads.read_reached)."""
     average = col(Episode.reward_moving_avg)
     return compiled(
         select(as_stored(Episode.episode_num, String))
@@ -129,6 +130,7 @@ def first_reaching() -> Prepared:
             col(Episode.experiment_id) == number("exp_id"),
             col(Episode.id) > number("after"),
             col(Episode.id) <= number("upto"),
+            col(Episode.episode_num) >= number("window"),
             finite(average),
             average >= bindparam("target", type_=Float),
         )

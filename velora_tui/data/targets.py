@@ -70,6 +70,12 @@ GYMNASIUM_THRESHOLDS: Mapping[str, float] = {
     "Ant-v5": 6000.0,
 }
 
+# Gymnasium's "solved" is an average of 100 episodes at the threshold, and velora's moving
+# average is one only once its window is full (before, it includes the window's zero padding:
+# with a negative target such as Acrobot's -100 the padding alone would reach it). A run
+# reaches its target from its 100th episode on (the health rules' `window` too).
+SOLVED_WINDOW = 100
+
 _VERSION = re.compile(r"-v\d+$")
 
 
