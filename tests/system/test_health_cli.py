@@ -18,6 +18,7 @@ from tests.support.cli import TIMEOUT, Lines, run_cli, strict_json
 from tests.support.curves import Curve, rows, write_curve
 from tests.support.databases import SAMPLE_DB
 from tests.support.processes import Spawn, python_command
+from tests.support.reading import query
 
 
 @pytest.fixture(autouse=True)
@@ -192,12 +193,21 @@ def test_alerts_follow_says_a_loss_spike_once_as_it_happens(tmp_path: Path, spaw
     assert [(o["kind"], o["episode"]) for o in health] == [("loss_spike", 500)]
 
 
-def test_a_negative_target_solved_before_the_rows_read_stays_or_before(tmp_path: Path) -> None:
-    """Acrobot's -100: velora's zero-padded average is above it from the first episode, so
-    where it was first reached says nothing; the newest rows say it was solved by then."""
+def test_a_negative_target_solved_before_the_rows_read_is_found_on_a_full_window(
+    tmp_path: Path,
+) -> None:
+    """Acrobot's -100: velora's zero-padded average is above it from the first episode, so only
+    a full window's average says where it was reached: the first episode from the 100th on
+    whose moving average is at the target, found on the index though the rows read begin later
+    (they once said "or before: the first episode read")."""
     curve = Curve(seed=3, floor=-500.0, ceiling=-80.0, rise=150, steps_per_second=400.0)
     db = write_curve(tmp_path / "metrics.db", curve, env="Acrobot-v1")
     found = health_alerts(db)
     assert [o["kind"] for o in found] == ["solved"]
-    assert found[0]["episode"] == 501
-    assert "(or before: the first episode read)" in str(found[0]["message"])
+    (expected,) = query(
+        db,
+        "SELECT min(episode_num) FROM episode WHERE reward_moving_avg >= -100"
+        " AND episode_num >= 100",
+    )
+    assert found[0]["episode"] == expected[0]
+    assert "or before" not in str(found[0]["message"])
