@@ -207,6 +207,10 @@ class ChangeFeed:
             # What changed while nothing watched (after polling through a stream), checked once
             # the watchers exist (or failed to be made: then the queue says so).
             await asyncio.gather(*(made.wait() for made in ready))
+            # Events for what was written before these watchers existed never come (a root
+            # removed and made again): the count of changes events missed starts anew.
+            self._suspects.clear()
+            self._misses = 0
             missed = await self._changed()
             if missed:
                 self.announce(missed)
