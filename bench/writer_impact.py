@@ -7,7 +7,10 @@ a SQLModel session, add, commit, one episode per commit, default pysqlite settin
 timeout), about 2 ms apart; each Writer.add is timed. The machine has 2 cores, so runs are
 repeated in rounds (as many as there are conditions: their order rotates each round) and the
 median of the runs is reported, with the spread of the runs alone as the noise floor.
-Goals: p99 with a reader <= 1.2x p99 alone; 0 locked errors.
+3267b21's `tail -f` runs in the same rounds (its files by `git archive`, bench.common.old_checkout;
+`--condition` picks conditions).
+Goals: p99 with a reader <= 1.1x p99 alone, and `tail -f`'s never above 3267b21's; 0 locked
+errors.
 """
 
 from __future__ import annotations
