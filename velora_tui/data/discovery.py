@@ -65,6 +65,7 @@ def walk_tree(walk: Walk, files: FileSystem) -> None:
     each of any kind: what it is, a FIFO or a directory, is for its own stat to say. Nothing
     beyond a directory listing is asked: a symbolic link's target is never looked up here."""
     stack = [walk.root]
+    skip = walk.skip
     walk.started = time.monotonic()
     try:
         while stack and not walk.stop:
@@ -78,12 +79,17 @@ def walk_tree(walk: Walk, files: FileSystem) -> None:
             if walk.stop:
                 return
             below = []
-            for name, is_dir in sorted(entries):
+            for name, is_dir in entries:
                 if name == DB_NAME:
                     walk.found.append(directory / name)
-                elif is_dir and name not in _SKIP_DIRS and not name.startswith("."):
-                    below.append(directory / name)
-            stack.extend(path for path in reversed(below) if path not in walk.skip)
+                elif is_dir and name not in _SKIP_DIRS and name[:1] != ".":
+                    below.append(name)
+            # Pushed last first: the first in sorted order is listed next (top down, sorted).
+            below.sort(reverse=True)
+            for name in below:
+                path = directory / name
+                if not skip or path not in skip:
+                    stack.append(path)
     finally:
         walk.current = None
         walk.finished = time.monotonic()
