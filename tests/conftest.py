@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -45,6 +46,13 @@ def schema(request: pytest.FixtureRequest) -> str:
     """Parametrize a test over both velora schemas."""
     value: str = request.param
     return value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as a terminal gives it: a shell's background job starts with SIGINT ignored, and
+    every process it starts inherits that (`tail -f` then never ends on the tests' SIGINT)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
