@@ -109,7 +109,7 @@ async def test_group_row_shows_the_groups_figures(sweep: Path) -> None:
         ]
         mean = sum(finals) / len(finals)
         assert cells[1] == "batch_size=64"
-        assert cells[2] == "5 (1 running, 3 done)"
+        assert cells[2] == "5 (1 running, 1 stalled, 3 done)"  # each run counted once
         assert cells[3] == "120-200"
         assert cells[4].startswith(f"{mean:.2f} ± ")
         iqm = groups_of(app).groups[0].final_iqm()

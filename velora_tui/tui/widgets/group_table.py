@@ -141,13 +141,17 @@ class ReachedRead(Message, bubble=False):
 
 
 def runs_cell(group: Group, now: datetime) -> Text:
-    """`5 (1 running, 3 done)`: the runs, how many are running and how many finished."""
+    """`5 (1 running, 1 stalled, 3 done)`: the runs, and how many are in each state (a run
+    with no episode yet counts in the first number alone)."""
     counts = group.counts(now)
     text = Text(f"{len(group.runs)}")
-    parts = [
-        (counts[RunStatus.RUNNING], "running", STATUS_GLYPHS[RunStatus.RUNNING][1]),
-        (counts[RunStatus.FINISHED], "done", STATUS_GLYPHS[RunStatus.FINISHED][1]),
-    ]
+    words = (
+        (RunStatus.RUNNING, "running"),
+        (RunStatus.STALLED, "stalled"),
+        (RunStatus.ENDED, "ended"),
+        (RunStatus.FINISHED, "done"),
+    )
+    parts = [(counts[status], word, STATUS_GLYPHS[status][1]) for status, word in words]
     shown = [(count, word, style) for count, word, style in parts if count]
     if shown:
         text.append(" (", style="dim")
