@@ -19,6 +19,7 @@ import pytest
 
 from tests.support.cli import Lines, check_output, run_cli, strict_json
 from tests.support.databases import SAMPLE_DB, add_episode
+from tests.support.fake_reader import fake_reader
 from tests.support.folders import assert_unchanged
 from tests.support.processes import Simulator, Spawn, python_command
 from tests.support.reading import query
@@ -252,58 +253,26 @@ def test_injection_attempts_run_nothing(sshd: SshServer, tmp_path: Path) -> None
     assert {row["db"] for row in json.loads(listed.out)} == {f"vt:{odd}/metrics.db"}
 
 
-# A reader that answers as velora-tui's would, with a hostile path and hostile values: escapes
-# in the path (never where a file is written) and in an experiment's agent (shown as text).
-HOSTILE_ANSWERS = r"""
-import json, sys
-out = sys.stdout
-def say(m):
-    out.write(json.dumps(m) + "\n"); out.flush()
-say({"t": "hello", "v": 2})
-say({"t": "db", "k": 0, "spec": 0, "path": "../../x\u001b[2J", "ident": "1:1", "entropy": True})
-say({"t": "v", "k": 0})
-say({"t": "synced"})
-for line in sys.stdin:
-    try:
-        q = json.loads(line)
-    except ValueError:
-        continue
-    if not isinstance(q, dict) or "sql" not in q:
-        continue
-    sql = q["sql"]
-    if "sqlite_master" in sql:
-        rows = [["experiment"], ["episode"]]
-    elif "table_info(experiment)" in sql:
-        rows = [[0, c] for c in ("id", "agent", "env", "config", "created_at")]
-    elif "table_info(episode)" in sql:
-        rows = [[0, c] for c in ("id", "experiment_id", "episode_num", "reward", "length",
-                "reward_moving_avg", "reward_moving_std", "actor_loss", "critic_loss",
-                "entropy_loss", "created_at")]
-    elif "data_version" in sql:
-        rows = [[1]]
-    elif "FROM experiment" in sql and "max(" not in sql:
-        rows = [[1, "\u001b[31mred", "e", "{}", "t"]] if q["p"].get("after", 0) == 0 else []
-    else:
-        rows = [[None]] if "max(" in sql else []
-    say({"t": "a", "n": q["q"], "rows": rows})
-"""
-
 HOSTILE = {
     "garbage": "printf 'hello\\033[31m red \\033]0;title\\007\\n'",
     "version": 'printf \'{"t":"hello","v":99}\\n\'',
     "truncated": 'printf \'{"t":"hello","v":2}\\n{"t":"hb"\'',
     "oversized": 'printf \'{"t":"hello","v":2}\\n\'; head -c 9000000 /dev/zero | tr \'\\0\' x',
     "bad-rows": ('printf \'{"t":"hello","v":2}\\n{"t":"rows","k":0,"x":[],"e":[[1]]}\\n\''),
-    "escape-path": "exec python3 -c '" + HOSTILE_ANSWERS.replace("'", "'\\''") + "'",
+    "escape-path": "",  # tests.support.fake_reader: escapes in its path and an agent
     "dies": "echo 'boom' >&2; kill -9 $$",
 }
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
 def test_a_hostile_remote_reader(sshd: SshServer, tmp_path: Path, kind: str) -> None:
-    fake = tmp_path / "fake-python"
-    fake.write_text("#!/bin/sh\n" + HOSTILE[kind] + "\n")
-    fake.chmod(0o755)
+    if kind == "escape-path":
+        experiments = [[1, "\x1b[31mred", "e", "{}", "t"]]
+        fake = fake_reader(tmp_path, [{"path": "../../x\x1b[2J", "experiments": experiments}])
+    else:
+        fake = tmp_path / "fake-python"
+        fake.write_text("#!/bin/sh\n" + HOSTILE[kind] + "\n")
+        fake.chmod(0o755)
     result = run_cli("ls", "--remote-python", fake, f"vt:{tmp_path}/x")
     check_output(result.out, result.err)
     cache = Path(os.environ["VELORA_TUI_CACHE"])

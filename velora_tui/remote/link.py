@@ -2,13 +2,12 @@
 which answers the data layer's statements there (RemoteConnection) and says when a database
 changed, which moves its local stand-in (stand_ins.py).
 
-States: connecting, connected (with how far behind: episodes the reader has yet to send, or the
-age of the last word when it is overdue), unreachable (since when, retrying in N s: the delay
-doubles from 1 s to 60 s, with jitter, and starts again from 1 s after a connection that
-worked), refused (authentication refused, host key changed, unknown host, no python3: trying
-again cannot help, so it does not), unreadable (the remote sent something that is not the
-protocol, or its reader died, or storing what it sent failed here: tried again as an
-unreachable host is).
+States: connecting, connected (with the age of the last word when it is overdue),
+unreachable (since when, retrying in N s: the delay doubles from 1 s to 60 s, with jitter, and
+starts again from 1 s after a connection that worked), refused (authentication refused, host
+key changed, unknown host, no python3: trying again cannot help, so it does not), unreadable
+(the remote sent something that is not the protocol, or its reader died, or handling what it
+sent failed here: tried again as an unreachable host is).
 
 Any error while a link runs ends that connection in a state (unreadable, with the error's text)
 and a retry, never in a dead thread: an answer that is not rows (a value SQLite cannot hold,
@@ -176,7 +175,6 @@ class LinkStatus:
     since: datetime
     message: str = ""
     retry_at: float | None = None  # monotonic
-    behind: int = 0  # episodes the reader has yet to send
     heard: float | None = None  # monotonic time of the last line
 
     def describe(self, now: float | None = None) -> str:
@@ -194,8 +192,6 @@ class LinkStatus:
         return text
 
     def lag(self, now: float) -> str:
-        if self.behind:
-            return f"{self.behind} episodes behind"
         if self.heard is not None and now - self.heard > OVERDUE:
             return f"last heard {round(now - self.heard)} s ago"
         return "up to date"
@@ -206,7 +202,6 @@ class LinkStatus:
             "host": self.host,
             "state": str(self.state),
             "since": self.since.isoformat(timespec="seconds"),
-            "behind_episodes": self.behind,
             "seconds_since_heard": None if self.heard is None else round(now - self.heard, 1),
             "retry_in": None if self.retry_at is None else max(0, round(self.retry_at - now)),
             "message": clean_text(self.message, 160),
@@ -591,9 +586,7 @@ class Link:
             same = old.state is state or (old.state in down and state in down)
             since = old.since if same else datetime.now()
             heard = time.monotonic() if state is LinkState.CONNECTED else old.heard
-            self.status = LinkStatus(
-                self.host.label, state, since, message, None, old.behind, heard
-            )
+            self.status = LinkStatus(self.host.label, state, since, message, None, heard)
         if state in (LinkState.CONNECTED, LinkState.REFUSED):
             self._announce()
 

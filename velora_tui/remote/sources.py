@@ -223,7 +223,7 @@ def open_sources(
 
 def with_host(monitor: Monitor, db: Path, data: dict[str, Any]) -> dict[str, Any]:
     """An `ls --json` object: `db` named as the user knows it, its `host` (null: this machine)
-    and, for a remote one, the host's state (`host_state`: state, since, how far behind)."""
+    and, for a remote one, the host's state (`host_state`: state, since, when last heard)."""
     host = source_names.host(db)
     data["db"] = source_names.name(db)
     data["host"] = host

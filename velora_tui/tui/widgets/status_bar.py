@@ -53,8 +53,9 @@ def describe_sources(statuses: list[SourceStatus], mode: str, updated: datetime 
 
 
 def describe_hosts(line: Text, hosts: list[SourceStatus]) -> None:
-    """Each remote host's state (connected, connecting, unreachable, refused) and how far
-    behind it is; beyond two hosts, how many are in each state and the first in trouble."""
+    """Each remote host's state (connected, connecting, unreachable, refused) and when it was
+    last heard when that is overdue; beyond two hosts, how many are in each state and the first
+    in trouble."""
     if not hosts:
         return
     if len(hosts) <= 2:
