@@ -286,7 +286,7 @@ class Database:
             return True
         return "%d:%d" % (st.st_dev, st.st_ino) != self.ident
 
-    def ready(self, now: float) -> bool:
+    def ready(self) -> bool:
         """Open (opened again when evicted or failed); False when it cannot be now."""
         if self.conn is not None:
             return True
@@ -373,7 +373,7 @@ class Database:
 
     def answer(self, number: int, sql: str, parameters: Any) -> None:
         """One request: its rows fetched whole at once (the statement bounds them), or why not."""
-        if not self.ready(time.monotonic()):
+        if not self.ready():
             send({"t": "a", "n": number, "error": "not open: %s" % (self.state or "unknown")})
             return
         assert self.conn is not None
@@ -576,6 +576,10 @@ class Reader:
             send({"t": "a", "n": number, "error": "no such database open"})
             return
         database.answer(number, sql, parameters)
+        self.trim()
+
+    def trim(self) -> None:
+        """At most `open_files` databases open: the least recently used closed first."""
         while len(self.pool) > self.open_files:
             next(iter(self.pool)).evict()
 
@@ -596,8 +600,7 @@ class Reader:
                 if database.poll(now, gap):
                     busy = True
                     database.last_sent = now
-                while len(self.pool) > self.open_files:
-                    next(iter(self.pool)).evict()
+                self.trim()
             if not synced:
                 synced = True
                 send({"t": "synced"})
