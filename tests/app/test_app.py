@@ -58,6 +58,22 @@ async def test_lists_sample_experiments(sample_db: Path) -> None:
             assert "InvertedPendulum-v5" in texts
 
 
+async def test_a_run_without_episodes_shows_no_value_not_nan(
+    make_db: MakeDb, tmp_path: Path
+) -> None:
+    """A run whose experiment row is there but no episode yet (a job just started) has no
+    last reward, best or average: a dim `-`, never a red `nan` (which says a NaN was stored)."""
+    path = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=0), RunSpec(planned=5)])
+    app = still(path)
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        grid = table(app)
+        rows = [[str(cell.plain) for cell in grid.get_row_at(i)] for i in range(grid.row_count)]
+        (empty,) = [row for row in rows if "0/100" in row]
+        assert "nan" not in empty
+        assert empty.count("-") >= 3
+
+
 async def test_open_tabs_and_back(sample_db: Path) -> None:
     app = still(sample_db)
     async with app.run_test(size=SIZE) as pilot:

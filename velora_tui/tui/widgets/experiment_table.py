@@ -126,6 +126,8 @@ class ExperimentTable(DataTable[Text]):
         ident = f"{db_tag(s.db)}/{s.id}" if self.show_db else str(s.id)
         episodes = Text(episode_count(s), justify="right", style="" if s.scanned else "dim")
         best = number_cell(s.best_reward) if s.scanned else Text(PENDING, justify="right")
+        if s.last_id is None:  # no episode yet: no value, not a NaN one
+            best = Text("-", style="dim", justify="right")
         if s.nonfinite:
             episodes.append(" !", style="bold red")
         status = status_cell(s.status(now))
@@ -137,9 +139,9 @@ class ExperimentTable(DataTable[Text]):
             text_cell(s.agent, 24),
             text_cell(s.env, 28),
             episodes,
-            number_cell(s.last_reward),
+            best if s.last_id is None else number_cell(s.last_reward),
             best,
-            number_cell(s.reward_moving_avg),
+            best if s.last_id is None else number_cell(s.reward_moving_avg),
             Text(spark(self.sparks.get(s.key, ()), SPARK_WIDTH), style="cyan"),
             health_cell(s),
             Text(ago(s.last_activity, now), style="dim"),
