@@ -979,3 +979,65 @@ async def test_the_list_marks_what_the_scan_has_not_added_up(
         assert "120/120" in texts
         assert "…" not in texts
         assert "51.00" in texts
+
+
+async def test_a_redraw_of_the_list_draws_only_the_cells_that_changed(
+    make_db: MakeDb, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DataTable forgets every cell's drawing at any change; the list draws again only the cells
+    whose value changed (counted), shows each new value, and its columns follow their widest
+    cell, wider and narrower again."""
+    from textual.widgets import DataTable
+    from textual.widgets.data_table import ColumnKey
+
+    from velora_tui.data.records import Update
+    from velora_tui.tui.render import number_cell
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=5) for _ in range(3)])
+    app = still(db)
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        grid = table(app)
+
+        def lines() -> list[str]:
+            return [grid.render_line(y).text for y in range(grid.row_count + 1)]
+
+        before = lines()
+        drawn: list[tuple[int, int]] = []
+        real_draw = DataTable._render_cell
+
+        def counted(self: DataTable[Any], row: int, column: int, *args: Any, **kw: Any) -> Any:
+            if row >= 0:  # the header is DataTable's own
+                drawn.append((row, column))
+            return real_draw(self, row, column, *args, **kw)
+
+        monkeypatch.setattr(DataTable, "_render_cell", counted)
+        summary = app.monitor.summary((db, 2))
+        assert summary is not None
+        row = grid.order.index((db, 2))
+        columns = grid.shown_columns
+
+        async def change(**values: float) -> list[str]:
+            drawn.clear()
+            for name, value in values.items():
+                setattr(summary, name, value)
+            app.publish([Update(db, experiments={2})])
+            await settle(app)
+            after = lines()
+            # Every other line is drawn as it was (a column's width aside).
+            assert [a.split() for i, a in enumerate(after) if i != row + 1] == [
+                b.split() for i, b in enumerate(before) if i != row + 1
+            ]
+            return after[row + 1].split()
+
+        # A new count, as wide as the one before: that one cell is drawn, no other.
+        assert "6/100" in await change(episodes=6)
+        assert drawn == [(row, columns.index("episodes"))]
+        # A wider value, then a narrower one: the column's cells are drawn at its new width,
+        # which is that of its widest cell.
+        for value in (-1234567.25, 1.5):
+            assert number_cell(value).plain in await change(last_reward=value)
+            assert {column for _, column in drawn} == {columns.index("last")}
+            width = grid.columns[ColumnKey("last")].content_width
+            assert width == max(max(grid.rendered[k][5].cell_len for k in grid.order), len("Last"))
+        assert width < len(number_cell(-1234567.25))

@@ -5,10 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
+from textual.cache import LRUCache
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.records import ExperimentSummary, Key
@@ -91,6 +96,12 @@ class ExperimentTable(DataTable[Text]):
         self.show_health = False  # some run has a health mark
         self.shown_columns: tuple[str, ...] = ()
         self.last_shown: tuple[Sequence[ExperimentSummary], datetime] = ((), datetime.min)
+        # Each cell as last drawn, with the value drawn: DataTable draws every visible cell
+        # again after a change to any one, and a redraw of a streaming list changes a few cells
+        # a row (docs/performance.md, "The list's redraws").
+        self.drawn_cells: LRUCache[tuple[object, ...], tuple[object, list[list[Segment]]]] = (
+            LRUCache(4096)
+        )
 
     def fitting_columns(self) -> tuple[str, ...]:
         """The most columns whose widest cells fit the table's width."""
@@ -181,6 +192,7 @@ class ExperimentTable(DataTable[Text]):
                 else:
                     self.move_cursor(row=0, animate=False)
                 return
+            touched: set[int] = set()
             for s in summaries:
                 if changed is not None and not changed(s.key):
                     continue
@@ -190,8 +202,70 @@ class ExperimentTable(DataTable[Text]):
                 for index, ((column, _), value) in enumerate(zip(COLUMNS, cells, strict=True)):
                     shown = column in self.shown_columns
                     if shown and (index >= len(before) or before[index] != value):
-                        self.update_cell(key, column, value, update_width=True)
+                        self.update_cell(key, column, value)
+                        touched.add(index)
                 self.rendered[s.key] = cells
+            self.fit_widths(touched)
+
+    def fit_widths(self, indexes: set[int]) -> None:
+        """Columns (by index in COLUMNS) whose cells changed made as wide as their widest cell.
+        DataTable's own `update_width` measures every cell of a column for each changed cell
+        narrower than the column: a redraw of a streaming list measured rows x rows cells. Here
+        one cell a column is handed to it, the widest, and only when the width is to change."""
+        for index in sorted(indexes):
+            name, label = COLUMNS[index]
+            column = self.columns.get(ColumnKey(name))
+            if column is None or not column.auto_width:
+                continue
+            widest: Key | None = None
+            width = 0
+            for key in self.order:
+                cell = self.rendered[key][index]
+                if widest is None or cell.cell_len > width:
+                    widest, width = key, cell.cell_len
+            if widest is not None and max(width, len(label)) != column.content_width:
+                value = self.rendered[widest][index]
+                self.update_cell(row_key(widest), name, value, update_width=True)
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        """DataTable's, but a cell whose value, place and style are those of its last drawing
+        is not drawn again (DataTable forgets every drawing at any cell's change)."""
+        if row_index < 0 or column_index < 0:  # the header
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        cell_key = self.coordinate_to_cell_key(Coordinate(row_index, column_index))
+        value = self.get_cell(*cell_key)
+        key = (
+            cell_key,
+            id(value),
+            row_index,
+            column_index,
+            base_style,
+            width,
+            cursor,
+            hover,
+            self._show_hover_cursor,
+            self._pseudo_class_state,
+            self.show_cursor,
+            self.cell_padding,
+        )
+        drawn = self.drawn_cells.get(key)
+        if drawn is not None and drawn[0] is value:
+            return drawn[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self.drawn_cells[key] = (value, lines)
+        return lines
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.drawn_cells.clear()  # a theme changed, or a class: the styles are others
 
     def shown_cells(self, cells: list[Text]) -> list[Text]:
         return [
