@@ -76,6 +76,7 @@ def test_commands_read_a_remote_source_as_a_local_one(sshd: SshServer, tmp_path:
     assert {row["host_state"]["state"] for row in rows} == {"connected"}
     assert shown.code == 0
     assert "InvertedPendulum-v5" in shown.out
+    assert shown.lines[0].split() == ["db", f"vt:{db}"]  # as named, never its local stand-in
     assert exported.code == 0
     assert len(exported.lines) == 120
     assert diffed.code == 0

@@ -39,6 +39,10 @@ COMMANDS = {
     "simulate": Entry("simulate", "Write a fake training run into DB exactly as velora does."),
 }
 
+# The commands that read their SOURCEs in this process: their hosts get a head start
+# (remote/launch.py). `serve` reads them in each browser tab's process (serve/tab.py).
+READS_SOURCES = frozenset({"open", "ls", "show", "diff", "tail", "export", "alerts"})
+
 
 class Commands(click.Group):
     """The table above, each command imported when it is asked for; and `velora-tui
@@ -64,7 +68,22 @@ class Commands(click.Group):
         wants_help = any(a in ("--help", "-h", "--version") for a in args)
         if (first is None and not wants_help) or (first is not None and first not in COMMANDS):
             args = ["open", *args]
+        if not wants_help:
+            head_start(args)
         return super().parse_args(ctx, args)
+
+
+def head_start(args: list[str]) -> None:
+    """Connect to the hosts of the command's remote SOURCEs now, while its module is imported
+    (remote/launch.py): nothing is imported for a command without a remote-looking word."""
+    name = next((a for a in args if not a.startswith("-")), None)
+    if name not in READS_SOURCES:
+        return
+    words = args[args.index(name) + 1 :]
+    if any(":" in word for word in words):
+        from velora_tui.remote.launch import head_start as start
+
+        start(words)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -1,11 +1,13 @@
 """`velora-tui cache info|clear`: the stand-ins of remote databases (a few hundred bytes each:
-the hosts answer every read, stand_ins.py), in the cache folder."""
+the hosts answer every read, stand_ins.py) and the Python each host runs (interpreters.py), in
+the cache folder."""
 
 from __future__ import annotations
 
 import click
 
 from velora_tui.data.cleaning import clean_text
+from velora_tui.remote import interpreters
 from velora_tui.remote.stand_ins import cache_size, cache_sizes, clear_cache, remote_root
 
 
@@ -20,6 +22,12 @@ def info() -> None:
     click.echo(f"{remote_root()}  {cache_size() / 1e6:.1f} MB")
     for name, size in cache_sizes().items():
         click.echo(f"  {clean_text(name, 200)}  {size:,} bytes")
+    remembered = interpreters.listed()
+    if remembered:
+        click.echo(f"{interpreters.folder()}  the Python each host runs")
+        for host, python, exe in remembered:
+            shown = f"{clean_text(host, 100)}: {clean_text(python, 100)} is {clean_text(exe, 300)}"
+            click.echo(f"  {shown}")
 
 
 @command.command("clear")
@@ -27,4 +35,5 @@ def clear() -> None:
     """Delete it (a running velora-tui makes its stand-ins again at their host's next change)."""
     size = cache_size()
     root = clear_cache()
+    interpreters.clear()
     click.echo(f"removed {root} ({size / 1e6:.1f} MB)", err=True)

@@ -16,8 +16,9 @@ the link goes on with the others. A request whose connection ends, or whose host
 answer within ANSWER_TIMEOUT, fails with SourceAway: the database keeps what it read and is
 read again, from where it was, once its host is back.
 
-The remote command line is a constant bootstrap (BOOTSTRAP): the reader's source and its
-arguments follow on the reader's stdin, not visible in `ps`; then the requests.
+The remote command line is a constant bootstrap (launch.py): the reader's source and its
+arguments follow on the reader's stdin, not visible in `ps`; then the requests. A connection
+the command's head start began (launch.head_start) is taken over when it is the same.
 
 Nothing from the remote reaches the terminal unclean (values.clean_text), and no line, however
 long or malformed, stops anything but this link.
@@ -31,7 +32,6 @@ import json
 import random
 import sqlite3
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -44,9 +44,9 @@ from typing import IO, Any
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.files import Rows, SourceAway
 from velora_tui.data.source_names import source_names
-from velora_tui.remote import reader
+from velora_tui.remote import interpreters, launch, reader
 from velora_tui.remote.address import Host, RemoteSource
-from velora_tui.remote.ssh import READY, SshOptions, last_line, refusal, ssh_argv
+from velora_tui.remote.ssh import READY, SshOptions, last_line, refusal
 from velora_tui.remote.stand_ins import MAX_PATH, StandIn
 
 # Room for the largest message the reader sends (an answer is cut at reader.MAX_ANSWER bytes;
@@ -64,14 +64,6 @@ WORKED_FOR = 10.0  # a connection up this long resets the delay
 OVERDUE = 2 * reader.HEARTBEAT
 REMOTE_STATES = ("waiting", "locked", "unreadable", "ok")
 READY_LINE = READY.encode() + b"\n"
-# Run by the remote python: reads the reader's source (its length, a newline, the text), then
-# runs it, which reads its arguments from the next line. Kept to what Python 2 and 3.0-3.7 can
-# parse, so that they say why they are refused (ssh.refusal looks for "SyntaxError").
-BOOTSTRAP = (
-    "import sys;sys.version_info<(3,8)and sys.exit('SyntaxError: velora-tui needs Python 3.8');"
-    "b=sys.stdin.buffer;n=int(b.readline());s=b.read(n);len(s)==n or sys.exit(2);"
-    "exec(compile(s,'velora-tui-reader','exec'),{'__name__':'__main__'})"
-)
 
 
 class BadData(ValueError):
@@ -299,18 +291,13 @@ class Link:
             if self.stopping.wait(delay):
                 return
 
-    def command(self) -> list[str]:
+    def command(self, python: str | None = None) -> list[str]:
         """The ssh command: the same short line for every connection (see `program`)."""
-        # -I -S: no site-packages, no PYTHON* variables (the reader needs the standard library
-        # alone): the remote Python starts in half the time (docs/performance.md).
-        return ssh_argv(self.host, [self.python, "-I", "-S", "-c", BOOTSTRAP], self.options)
+        return launch.reader_command(self.host, python or self.python, self.options)
 
     def program(self) -> bytes:
-        """What the reader's stdin begins with: its source (for BOOTSTRAP), then its arguments
-        on one line (the sources)."""
-        arguments = json.dumps({"specs": [s.path for s in self.sources]}, separators=(",", ":"))
-        source = reader_source().encode("utf-8")
-        return b"%d\n%s%s\n" % (len(source), source, arguments.encode("utf-8", "surrogatepass"))
+        """What the reader's stdin begins with: its source, then its arguments (the sources)."""
+        return launch.program([s.path for s in self.sources])
 
     def attempt(self) -> None:
         """One connection, from start to end; the status says how it ended (any error too:
@@ -328,20 +315,20 @@ class Link:
         self.ready = False
         hello = False
         failure: str | None = None
-        with tempfile.TemporaryFile() as errors:
+        running = launch.interpreter(self.host, self.python)
+        argv, program = self.command(running), self.program()
+        started = launch.take(self.host, argv, program)
+        if started is None:
             try:
-                process = subprocess.Popen(
-                    self.command(),
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.PIPE,
-                    stderr=errors,
-                    start_new_session=True,  # Ctrl-C in the terminal is ours to handle
-                )
+                started = launch.start(argv, program, self._write_lock)
             except OSError as exc:
                 self._set(LinkState.REFUSED, f"cannot run ssh: {exc.strerror or exc}")
                 return
-            self.process = process
-            self._feed(process, self.program())
+        # A head start's program is written under its own lock: requests can only follow the
+        # database numbers (`db`), which the reader says once it has read the whole program.
+        process, errors = started.process, started.errors
+        with errors:
+            self.process, self._feeder = process, started.feeder
             if self.stopping.is_set():
                 self._end_process()
             cut = False
@@ -357,6 +344,12 @@ class Link:
             stderr = errors.read(65536).decode("utf-8", "replace")
         if self.stopping.is_set():
             return
+        if running != self.python and not hello:
+            # The interpreter remembered did not start a reader (gone, replaced): forgotten,
+            # and the name the user gave tried at once.
+            interpreters.forget(self.host, self.python)
+            self._attempt()
+            return
         reason = refusal(process.returncode, stderr, self.python)
         if cut and process.returncode == 255:  # ssh lost the connection mid-line: no fault
             failure = None
@@ -371,22 +364,6 @@ class Link:
         else:
             why = last_line(stderr) or f"exit status {process.returncode}"
             self._set(LinkState.UNREADABLE, f"the remote reader ended: {why}")
-
-    def _feed(self, process: subprocess.Popen[bytes], program: bytes) -> None:
-        """Write the reader's program to its stdin in a thread of its own: a remote that does
-        not read it (not our reader) must not stop this thread from reading what it says."""
-        stdin = process.stdin
-        assert stdin is not None
-
-        def write() -> None:
-            with self._write_lock, contextlib.suppress(OSError, ValueError):  # ended, closed
-                stdin.write(program)
-                stdin.flush()
-
-        feeder = threading.Thread(target=write, name=f"velora-tui feed {self.host.label}")
-        feeder.daemon = True
-        feeder.start()
-        self._feeder = feeder
 
     def _end_process(self) -> None:
         process = self.process
@@ -494,6 +471,7 @@ class Link:
                     version = clean_text(message.get("v"), 20)
                     raise BadData(f"protocol version {version}, expected {reader.PROTOCOL}")
                 hello = True
+                interpreters.remember(self.host, self.python, message.get("exe"))
                 self._set(LinkState.CONNECTED)
                 continue
             with self.lock:
@@ -601,13 +579,3 @@ def _replace(status: LinkStatus, **changes: Any) -> LinkStatus:
     from dataclasses import replace
 
     return replace(status, **changes)
-
-
-_SOURCE: list[str] = []
-
-
-def reader_source() -> str:
-    """reader.py's text, sent to the host over stdin (read once)."""
-    if not _SOURCE:
-        _SOURCE.append(Path(reader.__file__).read_text(encoding="utf-8"))
-    return _SOURCE[0]

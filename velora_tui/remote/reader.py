@@ -22,7 +22,7 @@ Directories are walked for new databases no more often than their last walk's co
 It is single-threaded, so no other thread of its own can hold the GIL while a read holds the lock.
 
 What it writes to stdout, one JSON object per line (PROTOCOL is the version):
-- {"t": "hello", "v": PROTOCOL, "python": "3.11.2"}
+- {"t": "hello", "v": PROTOCOL, "python": "3.11.2", "exe": "/usr/bin/python3.11"}
 - {"t": "db", "k": N, "spec": I, "path": ..., "ident": ..., "entropy": bool}: a database found
   below source I (again, with another ident, when the file was replaced);
 - {"t": "v", "k": N}: database N may hold something new;
@@ -584,7 +584,14 @@ class Reader:
             next(iter(self.pool)).evict()
 
     def run(self) -> None:
-        send({"t": "hello", "v": PROTOCOL, "python": sys.version.split()[0]})
+        send(
+            {
+                "t": "hello",
+                "v": PROTOCOL,
+                "python": sys.version.split()[0],
+                "exe": sys.executable,  # run by its path next time (interpreters.py)
+            }
+        )
         self.discover()
         last_change = last_beat = last_scan = time.monotonic()
         synced = False

@@ -69,6 +69,11 @@ def leave_with(parent: int) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     poll, remote_python, sources = parse(sys.argv[1:] if argv is None else argv)
+    remote = [s for s in sources if isinstance(s, str)]
+    if remote:  # connected while the app is imported (remote/launch.py)
+        from velora_tui.remote.launch import head_start
+
+        head_start(["--remote-python", remote_python, "--", *remote])
     from velora_tui.tui import runtime
     from velora_tui.tui.app import make_app
     from velora_tui.tui.settings import Settings
