@@ -13,7 +13,7 @@ from velora_tui.data.schema import REQUIRED_COLUMNS, Schema
 def test_compiled_sql_is_current() -> None:
     """compiled_sql.py is what `make sql` writes from queries.py today, every statement."""
     expected = queries.every_statement()
-    assert len(expected) == 23
+    assert len(expected) == 25
     for name, prepared in expected.items():
         assert getattr(compiled_sql, name) == prepared, f"run `make sql`: {name} is stale"
 
@@ -55,6 +55,7 @@ def test_every_statement_compiles_for_sqlite() -> None:
             queries.new_episodes(schema),
             queries.latest_episodes(schema, one_experiment=True),
             queries.latest_episodes(schema, one_experiment=False),
+            queries.latest_health(schema),
             queries.sampled(schema),
             queries.aggregate_experiments(schema),
             queries.aggregate_range(schema),

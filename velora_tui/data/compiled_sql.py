@@ -101,6 +101,16 @@ NEW_EPISODES = Prepared(
     {"param_1": 0},
 )
 
+LATEST_HEALTH = Prepared(
+    (
+        "SELECT episode.id, episode.episode_num, episode.reward_moving_avg, episode.reward_moving_std, episode.critic_loss, episode.actor_loss, episode.entropy_loss, episode.created_at AS created_at, episode.length \n"
+        "FROM episode \n"
+        "WHERE episode.id <= :upto AND episode.experiment_id = :exp_id ORDER BY episode.id DESC\n"
+        " LIMIT :limit OFFSET :param_1"
+    ),
+    {"param_1": 0},
+)
+
 SAMPLED = Prepared(
     (
         "WITH RECURSIVE sample_steps(i) AS \n"
@@ -262,6 +272,16 @@ NEW_EPISODES_0_1_1 = Prepared(
         "FROM experiment) AS newest_experiment \n"
         "FROM episode \n"
         "WHERE episode.id > :after ORDER BY episode.id\n"
+        " LIMIT :limit OFFSET :param_1"
+    ),
+    {"param_1": 0},
+)
+
+LATEST_HEALTH_0_1_1 = Prepared(
+    (
+        "SELECT episode.id, episode.episode_num, episode.reward_moving_avg, episode.reward_moving_std, episode.critic_loss, episode.actor_loss, NULL AS anon_1, episode.created_at AS created_at, episode.length \n"
+        "FROM episode \n"
+        "WHERE episode.id <= :upto AND episode.experiment_id = :exp_id ORDER BY episode.id DESC\n"
         " LIMIT :limit OFFSET :param_1"
     ),
     {"param_1": 0},

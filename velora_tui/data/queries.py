@@ -266,6 +266,39 @@ def latest_episodes(schema: Schema, one_experiment: bool) -> Prepared:
     return compiled(statement.order_by(col(Episode.id).desc()).limit(number("limit")))
 
 
+# The columns the health rules read (report/alerts.py), in the order of database.HealthValues.
+HEALTH_COLUMNS = (
+    "id",
+    "episode_num",
+    "reward_moving_avg",
+    "reward_moving_std",
+    "critic_loss",
+    "actor_loss",
+    "entropy_loss",
+    "created_at",
+    "length",
+)
+
+
+@cache
+def latest_health(schema: Schema) -> Prepared:
+    """The newest `:limit` episodes of experiment `:exp_id` up to id `:upto`, newest first, with
+    only the columns a run's health reads (HEALTH_COLUMNS, as stored): what `ls --json` and
+    `alerts` evaluate of each run, read as latest_episodes reads them."""
+    columns = [
+        as_stored(metric_column(schema, name), String)
+        if name == "created_at"
+        else metric_column(schema, name)
+        for name in HEALTH_COLUMNS
+    ]
+    return compiled(
+        select_columns(*columns)
+        .where(col(Episode.id) <= number("upto"), Episode.experiment_id == bindparam("exp_id"))
+        .order_by(col(Episode.id).desc())
+        .limit(number("limit"))
+    )
+
+
 @cache
 def sampled(schema: Schema) -> Prepared:
     """The episodes of experiment `:exp_id` found first at or after each of `:points` ids
@@ -381,6 +414,7 @@ BY_SCHEMA = (
     experiment_edges,
     experiment_episodes,
     new_episodes,
+    latest_health,
     sampled,
     aggregate_experiments,
     aggregate_range,

@@ -51,6 +51,10 @@ def latest_episodes(schema: Schema, one_experiment: bool) -> Prepared:
     return _for("LATEST_EPISODES_OF_ONE" if one_experiment else "LATEST_EPISODES", schema)
 
 
+def latest_health(schema: Schema) -> Prepared:
+    return _for("LATEST_HEALTH", schema)
+
+
 def sampled(schema: Schema) -> Prepared:
     return _for("SAMPLED", schema)
 

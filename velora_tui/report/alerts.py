@@ -33,6 +33,7 @@ from velora_tui.data.targets import target_for
 from velora_tui.report.format import duration, episode_count, experiment_label
 
 if TYPE_CHECKING:
+    from velora_tui.data.database import HealthValues
     from velora_tui.data.monitor import Monitor
 
 KINDS = (
@@ -361,6 +362,15 @@ class HealthEvent:
     text: str  # what happened, with its numbers (the run's label is put before it)
 
 
+def posix_time(created: datetime) -> float | None:
+    """A row's naive local time as a POSIX time; None for one the platform cannot say as one
+    (year 1 in a zone east of UTC, year 9999 west of it: `timestamp()` raises ValueError)."""
+    try:
+        return created.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
 def _num(value: float) -> str:
     """A figure in a message: short, and never more digits than it needs."""
     if not math.isfinite(value):
@@ -371,7 +381,8 @@ def _num(value: float) -> str:
 
 
 class _LossWindow:
-    """A loss's last values, kept sorted too: the median in O(1), the MAD every few values."""
+    """A loss's last values, kept sorted too (RunHealth._loss adds each): the median in O(1),
+    the MAD every few values."""
 
     __slots__ = ("cooldown", "last_spike", "mad", "mad_age", "order", "values")
 
@@ -383,25 +394,41 @@ class _LossWindow:
         self.last_spike: int | None = None  # the fed-row count of its last spike
         self.cooldown = False
 
-    def median(self) -> float:
-        order, n = self.order, len(self.order)
-        half = n // 2
-        return order[half] if n % 2 else (order[half - 1] + order[half]) / 2
-
     def exact_mad(self, median: float) -> float:
-        deviations = sorted([abs(v - median) for v in self.order])
-        n, half = len(deviations), len(deviations) // 2
-        self.mad = deviations[half] if n % 2 else (deviations[half - 1] + deviations[half]) / 2
+        """The median of |v - median| over the window, from its sorted values without sorting
+        the deviations: those below the median, read down from it, and those at or above it,
+        read up, are two sorted lists (|v - m| is m - v exactly below it), and their middle
+        is found by bisection on how many of it come from the first list."""
+        order = self.order
+        n = len(order)
+        split = bisect.bisect_left(order, median)  # order[:split] < median <= order[split:]
+        above = n - split
+        want = n // 2 + 1  # the deviations up to the middle one (the upper middle when n is even)
+        # Take `i` from below the median (the i closest to it) and want - i from above.
+        low, high = max(0, want - above), min(want, split)
+        while low < high:
+            i = (low + high) // 2
+            # The i-th deviation below (0-based) vs the last one taken above: take more below?
+            if median - order[split - 1 - i] < order[split + want - i - 1] - median:
+                low = i + 1
+            else:
+                high = i
+        i, j = low, want - low
+        lower = median - order[split - i] if i else -math.inf
+        upper = order[split + j - 1] - median if j else -math.inf
+        middle = max(lower, upper)  # the want-th smallest deviation
+        if n % 2:
+            mad = middle
+        else:
+            # The one before it: the larger of the second-largest taken from each side.
+            before_lower = median - order[split - i + 1] if i > 1 else -math.inf
+            before_upper = order[split + j - 2] - median if j > 1 else -math.inf
+            before = max(before_lower, upper) if lower >= upper else max(lower, before_upper)
+            mad = (before + middle) / 2
+        mad = abs(mad)  # -0.0 (0.0 - -0.0 above) as abs(v - median) says it: 0.0
+        self.mad = mad
         self.mad_age = 0
-        return self.mad
-
-    def add(self, value: float) -> None:
-        if len(self.values) == self.values.maxlen:
-            old = self.values[0]
-            del self.order[bisect.bisect_left(self.order, old)]
-        self.values.append(value)
-        bisect.insort(self.order, value)
-        self.mad_age += 1
+        return mad
 
 
 class RunHealth:
@@ -430,8 +457,11 @@ class RunHealth:
         self.below = 0
         self.collapse = False
         self.last_avg = math.nan
+        self.root_window = math.sqrt(rules.window)
         # loss spikes
         self.losses = {name: _LossWindow(rules.spike_window) for name, _ in LOSSES}
+        self.critic_window = self.losses["critic_loss"]
+        self.actor_window = self.losses["actor_loss"]
         self.last_spike: HealthEvent | None = None
         self.spike_count: int | None = None
         # entropy
@@ -447,6 +477,8 @@ class RunHealth:
         self.recent_count = self.reference_count = 0
         self.started = math.inf
         self.last_time = -math.inf
+        self.recent_span = rules.slowdown_minutes * 60.0  # seconds
+        self.reference_span = rules.slowdown_reference * 60.0
         self.slow = False
         self.events: list[HealthEvent] = []  # every event found, newest last (bounded)
 
@@ -454,43 +486,71 @@ class RunHealth:
 
     def feed(self, row: EpisodeRow) -> list[HealthEvent]:
         """The events this episode raises (none for a row already read)."""
-        if row.id <= self.last_id:
+        return self.step(
+            row.id,
+            row.episode_num,
+            row.reward_moving_avg,
+            row.reward_moving_std,
+            row.critic_loss,
+            row.actor_loss,
+            row.entropy_loss,
+            row.created_at,
+            row.length,
+        )
+
+    def feed_values(self, rows: Iterable[HealthValues]) -> None:
+        """Rows of the run's past as MetricsDatabase.latest_health reads them (its columns,
+        no EpisodeRow each), oldest first: the same rules as `feed`, row by row."""
+        step = self.step
+        for values in rows:
+            step(*values)
+
+    def step(
+        self,
+        row_id: int,
+        number: int | None,
+        avg: float,
+        std: float,
+        critic: float,
+        actor: float,
+        entropy: float | None,
+        created: datetime | None,
+        length: int | None,
+    ) -> list[HealthEvent]:
+        """One episode's values (an EpisodeRow's, made safe by cleaning.py): its events."""
+        if row_id <= self.last_id:
             return []
-        self.last_id = row.id
+        self.last_id = row_id
         self.count += 1
-        number = row.episode_num
         if number is None or number <= 0:
             number = self.episode + 1
         self.episode = number
         if self.first_episode is None:
             self.first_episode = number
         found: list[HealthEvent] = []
-        avg = row.reward_moving_avg
-        if math.isfinite(avg) and abs(avg) < 1e300:
-            self._reward(avg, row.reward_moving_std, found)
-        for name, label in LOSSES:
-            value = getattr(row, name)
-            if math.isfinite(value):
-                self._loss(self.losses[name], label, value, found)
-        entropy = row.entropy_loss
-        if entropy is not None and math.isfinite(entropy):
+        if -1e300 < avg < 1e300:  # finite and not absurd (NaN fails both comparisons)
+            self._reward(avg, std, found)
+        if -math.inf < critic < math.inf:
+            self._loss(self.critic_window, "critic loss", critic, found)
+        if -math.inf < actor < math.inf:
+            self._loss(self.actor_window, "actor loss", actor, found)
+        if entropy is not None and -math.inf < entropy < math.inf:
             self._entropy(abs(entropy), found)
-        if row.created_at is not None:
-            length = row.length if row.length is not None and row.length > 0 else 1
-            self._rate(row.created_at.timestamp(), float(min(length, 10**9)), found)
+        if created is not None:
+            at = posix_time(created)
+            if at is not None:
+                steps = length if length is not None and length > 0 else 1
+                self._rate(at, float(min(steps, 10**9)), found)
         if found:
             self.events.extend(found)
             del self.events[:-50]
         return found
 
-    def _full_window(self) -> bool:
-        return self.episode >= self.rules.window
-
     def _reward(self, avg: float, std: float, found: list[HealthEvent]) -> None:
         rules = self.rules
         self.last_avg = avg
-        if not self._full_window():
-            return
+        if self.episode < rules.window:
+            return  # the moving average is not over a full window yet
         target = self.target
         if target is not None and self.solved_at is None and avg >= target:
             self.solved_at = self.episode
@@ -506,7 +566,8 @@ class RunHealth:
                     f" reached the target {_num(target)}",
                 )
             )
-        if math.isnan(self.low) or avg < self.low:
+        low = self.low
+        if low != low or avg < low:  # NaN: none yet
             self.low = avg
         if math.isnan(self.best):
             self.best, self.best_at, self.best_count = avg, self.episode, self.count
@@ -520,7 +581,7 @@ class RunHealth:
         # Progress: above the level of the last progress by a share of the range seen (a
         # moving average that wanders at a level does not count; a slow steady climb does).
         # The moving average's own noise (two standard errors) is not progress either.
-        noise = 2 * std / math.sqrt(rules.window) if math.isfinite(std) and std > 0 else 0.0
+        noise = 2 * std / self.root_window if 0 < std < math.inf else 0.0
         step = max(rules.plateau_min_gain * span, noise)
         if avg > self.progress + step or (step == 0 and avg > self.progress):
             self.progress, self.best_count = avg, self.count
@@ -572,37 +633,63 @@ class RunHealth:
         self, window: _LossWindow, label: str, value: float, found: list[HealthEvent]
     ) -> None:
         rules = self.rules
-        if len(window.order) >= rules.spike_min:
-            median = window.median()
+        order = window.order
+        n = len(order)
+        if n >= rules.spike_min:
+            half = n // 2
+            median = order[half] if n % 2 else (order[half - 1] + order[half]) / 2
             mad = window.mad
-            if window.mad_age >= MAD_EVERY or math.isnan(mad):
+            if window.mad_age >= MAD_EVERY or mad != mad:  # stale, or NaN
                 mad = window.exact_mad(median)
-            scale = max(MAD_SIGMA * mad, 1e-6 * abs(median), 1e-12)
             distance = abs(value - median)
-            if distance > rules.spike_factor * scale:
-                scale = max(MAD_SIGMA * window.exact_mad(median), 1e-6 * abs(median), 1e-12)
-            if distance > rules.spike_factor * scale and math.isfinite(distance):
-                recent = (
-                    window.last_spike is not None
-                    and self.count - window.last_spike <= rules.spike_cooldown
+            factor = rules.spike_factor
+            # Most values are within factor x (MAD_SIGMA x MAD) of the median, and _far's
+            # scale is never below MAD_SIGMA x MAD: nothing to look at (for a factor >= 0).
+            if distance > factor * (MAD_SIGMA * mad) or factor < 0:
+                self._far(window, label, value, median, mad, distance, found)
+        values = window.values  # the value joins the window (sorted too)
+        if len(values) == values.maxlen:
+            del order[bisect.bisect_left(order, values[0])]
+        values.append(value)
+        bisect.insort(order, value)
+        window.mad_age += 1
+
+    def _far(
+        self,
+        window: _LossWindow,
+        label: str,
+        value: float,
+        median: float,
+        mad: float,
+        distance: float,
+        found: list[HealthEvent],
+    ) -> None:
+        """A value that may be a spike: checked against an exact MAD first."""
+        rules = self.rules
+        scale = max(MAD_SIGMA * mad, 1e-6 * abs(median), 1e-12)
+        if distance > rules.spike_factor * scale:
+            scale = max(MAD_SIGMA * window.exact_mad(median), 1e-6 * abs(median), 1e-12)
+        if distance > rules.spike_factor * scale and math.isfinite(distance):
+            recent = (
+                window.last_spike is not None
+                and self.count - window.last_spike <= rules.spike_cooldown
+            )
+            window.last_spike = self.count
+            if not recent:
+                sigmas = distance / scale
+                if median > 0 and value > 0:
+                    how = f"{value / median:.1f}x the median"
+                else:
+                    how = f"{sigmas:.0f} robust sigmas from the median"
+                event = HealthEvent(
+                    "loss_spike",
+                    "warning",
+                    self.episode,
+                    f"{label} {_num(value)} at episode {self.episode}: {how} of the last"
+                    f" {len(window.order)} ({_num(median)}, MAD {_num(mad)})",
                 )
-                window.last_spike = self.count
-                if not recent:
-                    sigmas = distance / scale
-                    if median > 0 and value > 0:
-                        how = f"{value / median:.1f}x the median"
-                    else:
-                        how = f"{sigmas:.0f} robust sigmas from the median"
-                    event = HealthEvent(
-                        "loss_spike",
-                        "warning",
-                        self.episode,
-                        f"{label} {_num(value)} at episode {self.episode}: {how} of the last"
-                        f" {len(window.order)} ({_num(median)}, MAD {_num(mad)})",
-                    )
-                    self.last_spike, self.spike_count = event, self.count
-                    found.append(event)
-        window.add(value)
+                self.last_spike, self.spike_count = event, self.count
+                found.append(event)
 
     def _entropy(self, size: float, found: list[HealthEvent]) -> None:
         rules = self.rules
@@ -651,8 +738,8 @@ class RunHealth:
             recent.append((second, steps, 1))
         self.recent_steps += steps
         self.recent_count += 1
-        recent_from = at - rules.slowdown_minutes * 60.0
-        start = recent_from - rules.slowdown_reference * 60.0
+        recent_from = at - self.recent_span
+        start = recent_from - self.reference_span
         while recent and recent[0][0] < recent_from:
             bucket = recent.popleft()
             reference.append(bucket)
@@ -664,7 +751,8 @@ class RunHealth:
             bucket = reference.popleft()
             self.reference_steps -= bucket[1]
             self.reference_count -= bucket[2]
-        self.started = min(self.started, at)
+        if at < self.started:
+            self.started = at
         if self.started > start or self.reference_count < 10:
             return  # the run is younger than the two stretches together, or too sparse
         rate = self.recent_steps / rules.slowdown_minutes
@@ -791,6 +879,19 @@ def evaluated(rules: HealthRules, target: float | None, rows: Iterable[EpisodeRo
     return health
 
 
+def evaluated_past(
+    monitor: Monitor, key: Key, rules: HealthRules, target: float | None, limit: int = HISTORY
+) -> RunHealth:
+    """`evaluated(rules, target, history_rows(monitor, key, limit))`, read and fed without an
+    EpisodeRow a row (MetricsDatabase.latest_health): what the commands' first look costs
+    grows with the rows read, at a few microseconds each (docs/performance.md)."""
+    health = RunHealth(rules, target)
+    database = monitor.databases.get(key[0])
+    if database is not None:
+        health.feed_values(database.latest_health(key[1], limit))
+    return health
+
+
 def exact_solve(monitor: Monitor, summary: ExperimentSummary, health: RunHealth) -> None:
     """A run already solved at the first of its rows read: the episode where its moving
     average first reached the target, looked up on its index (data/group_reads.py, the
@@ -874,8 +975,9 @@ class HealthTracker:
         commands)."""
         for summary in summaries:
             if summary.key not in self.runs:
-                rows = history_rows(monitor, summary.key, limit)
-                health = evaluated(self.rules, self.target(summary), rows)
+                health = evaluated_past(
+                    monitor, summary.key, self.rules, self.target(summary), limit
+                )
                 exact_solve(monitor, summary, health)
                 self.install(summary.key, health, summary)
                 self.label(summary)
