@@ -36,9 +36,8 @@ from velora_tui.data.records import ExperimentSummary, Key, Update
 from velora_tui.report.alerts import (
     AlertTracker,
     RunHealth,
-    evaluated,
+    evaluated_past,
     exact_solve,
-    history_rows,
 )
 from velora_tui.report.export import write_episodes
 from velora_tui.report.format import shown_path
@@ -320,8 +319,7 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
         for summary in summaries:
             if cancelled():
                 return
-            rows = history_rows(self.monitor, summary.key)
-            run = evaluated(health.rules, health.target(summary), rows)
+            run = evaluated_past(self.monitor, summary.key, health.rules, health.target(summary))
             exact_solve(self.monitor, summary, run)
             done.append((summary, run))
             if len(done) >= 20:
