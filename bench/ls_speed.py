@@ -1,8 +1,11 @@
-"""`velora-tui ls --json` on a 1M-row metrics.db against the sqlite3 CLI doing the same summary.
+"""`velora-tui ls --json` and `ls` on a 1M-row metrics.db against the sqlite3 CLI doing the same
+summary.
 
-Prints wall times (best of N and median, runs interleaved after a warm-up), their ratio (goal:
-ls <= 2.5x the raw query), and where ls spends its time: interpreter start, imports, the data
-layer alone (Monitor.refresh in-process), and each SQL statement the data layer runs.
+Prints wall times (best of N and median, runs interleaved after a warm-up), their ratios (goal:
+ls --json <= 2.5x the raw query; `ls --json` also evaluates each run's health from its newest
+LS_HISTORY rows, which plain `ls` does not), and where ls spends its time: interpreter start,
+imports, the data layer alone (Monitor.refresh and scan_all in-process), the health's first
+look (HealthTracker.read_past in-process), and each SQL statement they run.
 """
 
 from __future__ import annotations
@@ -15,11 +18,9 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from bench.common import (
     QUIET,
@@ -36,7 +37,9 @@ from bench.common import (
     timed_env,
 )
 from tests.support.processes import python_command
-from velora_tui.data.monitor import Monitor
+from velora_tui.data import connection
+from velora_tui.data.monitor import Monitor, sort_summaries
+from velora_tui.report.alerts import LS_HISTORY, HealthTracker
 
 GOAL_RATIO = 2.5
 FINITE = "BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
@@ -68,6 +71,10 @@ IMPORT_MODULES = ("click", "pydantic", "sqlalchemy", "sqlmodel", "velora_tui.dat
 
 def ls_command(db: Path) -> list[str]:
     return python_command("ls", "--json", str(db))
+
+
+def ls_text_command(db: Path) -> list[str]:
+    return python_command("ls", str(db))
 
 
 def sqlite_command(db: Path) -> list[str]:
@@ -126,6 +133,12 @@ def interleaved(
     return samples, loads
 
 
+def spread(samples: list[float], baseline: list[float]) -> str:
+    """The lowest and highest of the per-round ratios."""
+    ratios = [ratio(a, b) for a, b in zip(samples, baseline, strict=True)]
+    return f"{min(ratios):.2f}-{max(ratios):.2f}x"
+
+
 def quiet_only(samples: list[float], loads: list[float]) -> list[float]:
     """The samples of quiet rounds when there are at least 3 of them, else all."""
     quiet = [value for value, load in zip(samples, loads, strict=True) if load < QUIET]
@@ -141,47 +154,70 @@ def import_breakdown(runs: int = 3) -> dict[str, float]:
     }
 
 
-def time_refresh(db: Path, runs: int) -> list[float]:
-    """The data layer alone: a new Monitor and its first refresh (what `ls` does before output)."""
-    samples = []
+def time_refresh(db: Path, runs: int) -> tuple[list[float], list[float]]:
+    """In-process, each run: the data layer alone (a new Monitor, its first refresh and the
+    exact totals' scan: what `ls` waits for before its output), then the health's first look
+    (`ls --json`'s HealthTracker.read_past of every run's newest LS_HISTORY rows)."""
+    loads, healths = [], []
     for _ in range(runs + 1):
         started = time.perf_counter()
         monitor = Monitor([db])
         monitor.refresh()
-        samples.append(time.perf_counter() - started)
+        monitor.scan_all()
+        loaded = time.perf_counter()
+        summaries = sort_summaries(monitor.summaries(), datetime.now())
+        HealthTracker().read_past(monitor, summaries, LS_HISTORY)
+        loads.append(loaded - started)
+        healths.append(time.perf_counter() - loaded)
         monitor.close()
-    return samples[1:]
+    return loads[1:], healths[1:]
+
+
+# The data layer's reads are staged (connection.FetchingCursor): each query runs as
+# `INSERT INTO temp.<stage> <query>`.
+STAGED = re.compile(r"^\s*INSERT INTO temp\.\w+ ", re.IGNORECASE)
 
 
 def statement_profile(db: Path, repeats: int = 3) -> list[tuple[str, int, float]]:
-    """Capture the SQL one refresh runs, replay each on a raw connection (execute + fetchall).
+    """Capture the queries `ls --json` runs in-process (a refresh, the scan, the health's first
+    look; SQLite's trace gives each with its values in), replay each on a raw connection
+    (execute + fetchall).
 
     Returns (statement kind, how many, best total seconds) sorted by time.
     """
-    captured: list[tuple[str, Any]] = []
+    captured: list[str] = []
 
-    def capture(
-        conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
-    ) -> None:
-        captured.append((statement, parameters))
+    def capture(statement: str) -> None:
+        if STAGED.match(statement):
+            # As SQLite expands it: an infinite value is written `Inf`, which it cannot read.
+            captured.append(re.sub(r"\bInf\b", "9e999", STAGED.sub("", statement, count=1)))
 
-    event.listen(Engine, "before_cursor_execute", capture)
+    made = connection.ReadOnlyConnection.__init__
+
+    def traced(self: connection.ReadOnlyConnection, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        self.set_trace_callback(capture)
+
+    connection.ReadOnlyConnection.__init__ = traced  # type: ignore[method-assign]
     try:
         monitor = Monitor([db])
         monitor.refresh()
+        monitor.scan_all()
+        summaries = sort_summaries(monitor.summaries(), datetime.now())
+        HealthTracker().read_past(monitor, summaries, LS_HISTORY)
         monitor.close()
     finally:
-        event.remove(Engine, "before_cursor_execute", capture)
+        connection.ReadOnlyConnection.__init__ = made  # type: ignore[method-assign]
     raw = sqlite3.connect(db.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         totals: dict[str, list[float]] = defaultdict(lambda: [0.0] * repeats)
         counts: dict[str, int] = defaultdict(int)
-        for statement, parameters in captured:
+        for statement in captured:
             kind = describe_statement(statement)
             counts[kind] += 1
             for attempt in range(repeats):
                 started = time.perf_counter()
-                raw.execute(statement, parameters).fetchall()
+                raw.execute(statement).fetchall()
                 totals[kind][attempt] += time.perf_counter() - started
     finally:
         raw.close()
@@ -202,6 +238,12 @@ def describe_statement(statement: str) -> str:
         scope += ", id range"
     if "GROUP BY" in flat:
         scope += ", grouped"
+    if flat.startswith("WITH RECURSIVE experiment_ids"):
+        return "experiment edges (first/last rows, recent times)"
+    if "episode.reward_moving_avg >=" in where:
+        return "first row reaching the target" + scope
+    if "ORDER BY episode.id DESC" in flat and "episode.reward " not in flat:
+        return "newest rows, the health's columns" + scope
     if "max(CASE WHEN" in flat:
         return "best reward + non-finite count" + scope
     if "count(*)" in flat:
@@ -271,6 +313,7 @@ def main(runs: int = 5) -> list[Metric]:
     all_samples, loads = interleaved(
         {
             "velora-tui ls --json": ls_command(db),
+            "velora-tui ls": ls_text_command(db),
             "sqlite3 CLI summary query": sqlite_command(db),
             "python sqlite3 summary query": python_sqlite_command(db),
             "python -c pass": [sys.executable, "-c", "pass"],
@@ -304,8 +347,23 @@ def main(runs: int = 5) -> list[Metric]:
         ]
     )
     print(
-        f"  ratio ls / sqlite3: best {best_ratio:.2f}x (best / best),"
-        f" median {median_ratio:.2f}x (median of per-round ratios)"
+        f"  ratio ls --json / sqlite3: best {best_ratio:.2f}x (best / best),"
+        f" median {median_ratio:.2f}x (median of per-round ratios;"
+        f" spread {spread(samples['velora-tui ls --json'], samples['sqlite3 CLI summary query'])})"
+    )
+    text_best, _ = best_and_median(samples["velora-tui ls"])
+    text_ratio = median(
+        [
+            ratio(a, b)
+            for a, b in zip(
+                samples["velora-tui ls"], samples["sqlite3 CLI summary query"], strict=True
+            )
+        ]
+    )
+    print(
+        f"  ratio ls (text) / sqlite3: best {ratio(text_best, raw_best):.2f}x (best / best),"
+        f" median {text_ratio:.2f}x (median of per-round ratios;"
+        f" spread {spread(samples['velora-tui ls'], samples['sqlite3 CLI summary query'])})"
     )
     py_best, _ = best_and_median(samples["python sqlite3 summary query"])
     py_ratio = median(
@@ -319,27 +377,33 @@ def main(runs: int = 5) -> list[Metric]:
         ]
     )
     print(
-        f"  ratio ls / python sqlite3: best {ratio(ls_best, py_best):.2f}x (best / best),"
+        f"  ratio ls --json / python sqlite3: best {ratio(ls_best, py_best):.2f}x (best / best),"
         f" median {py_ratio:.2f}x (median of per-round ratios)"
     )
 
-    refresh_best, refresh_median = best_and_median(time_refresh(db, runs))
+    loads, healths = time_refresh(db, runs)
+    refresh_best, refresh_median = best_and_median(loads)
+    health_best, health_median = best_and_median(healths)
     start_best = min(samples["python -c pass"])
     import_best = min(samples["python -c 'import velora_tui.cli'"]) - start_best
     print("\nwhere ls's time goes (best):")
     print(f"  interpreter start                    {ms(start_best):>10}")
     print(f"  import velora_tui.cli                {ms(import_best):>10}")
     print(
-        f"  Monitor([db]).refresh() in-process   {ms(refresh_best):>10}"
+        f"  Monitor refresh + scan_all           {ms(refresh_best):>10}"
         f"   (median {ms(refresh_median)})"
     )
-    parts = start_best + import_best + refresh_best
-    print(f"  sum of the three                     {ms(parts):>10}   (ls itself: {ms(ls_best)})")
+    print(
+        f"  health, read_past ({LS_HISTORY} rows a run) {ms(health_best):>10}"
+        f"   (median {ms(health_median)}; ls --json only)"
+    )
+    parts = start_best + import_best + refresh_best + health_best
+    print(f"  sum of the four                      {ms(parts):>10}   (ls --json: {ms(ls_best)})")
     print("  import cost of each alone (python -c 'import X' minus interpreter start, best of 3):")
     for name, seconds in import_breakdown().items():
         print(f"    {name:<34} {ms(seconds):>10}")
 
-    print("\nSQL of one refresh, replayed on a raw sqlite3 connection (execute + fetchall):")
+    print("\nSQL of ls --json in-process, replayed on a raw sqlite3 connection (execute + fetchall):")
     for kind, count, seconds in statement_profile(db):
         print(f"  {count:>3} x {kind:<56} {ms(seconds):>10}")
     print("\nthe summary's parts written other ways (raw sqlite3, best of 3):")
@@ -358,19 +422,21 @@ def main(runs: int = 5) -> list[Metric]:
             f"{ms(raw_best)} / {ms(raw_median)}",
         ),
         Metric(
-            "ls / sqlite3 (best / median)",
+            "ls --json / sqlite3 (best / median)",
             f"<= {GOAL_RATIO}x",
             f"{best_ratio:.2f}x / {median_ratio:.2f}x",
             median_ratio <= GOAL_RATIO,
         ),
+        Metric("ls (text) / sqlite3 (median)", "-", f"{text_ratio:.2f}x"),
         Metric(
-            "ls / python sqlite3 summary (best / median)",
+            "ls --json / python sqlite3 summary (best / median)",
             f"<= {GOAL_RATIO}x",
             f"{ratio(ls_best, py_best):.2f}x / {py_ratio:.2f}x (python: {ms(py_best)} best)",
             py_ratio <= GOAL_RATIO,
         ),
         Metric("ls: quiet rounds used", "-", f"{quiet}/{len(loads)}"),
-        Metric("Monitor.refresh() in-process, 1M rows", "-", ms(refresh_best)),
+        Metric("Monitor refresh + scan_all in-process, 1M rows", "-", ms(refresh_best)),
+        Metric(f"health first look in-process ({LS_HISTORY} rows x runs)", "-", ms(health_best)),
         Metric("import velora_tui.cli", "-", ms(import_best)),
     ]
 
