@@ -403,7 +403,7 @@ def main(runs: int = 5) -> list[Metric]:
     for name, seconds in import_breakdown().items():
         print(f"    {name:<34} {ms(seconds):>10}")
 
-    print("\nSQL of ls --json in-process, replayed on a raw sqlite3 connection (execute + fetchall):")
+    print("\nSQL of ls --json in-process, replayed on a raw sqlite3 connection (execute + fetch):")
     for kind, count, seconds in statement_profile(db):
         print(f"  {count:>3} x {kind:<56} {ms(seconds):>10}")
     print("\nthe summary's parts written other ways (raw sqlite3, best of 3):")
