@@ -9,7 +9,9 @@ The local cache is emptied before every remote run. In interleaved rounds, at ea
 - `ls --json`, `tail -n 1`, `show 1`: wall time of the command;
 - an experiment's charts: its series read whole (data.series.SeriesReader, as the chart does),
   in this process, after a first load;
-- the connection's set-up: `ssh vt python3 -c pass` on a fresh connection (no shared master);
+- the connection's set-up: `ssh vt python3 -c pass` on a fresh connection (no shared master),
+  and `ssh vt true` on the shared one: what any command through ssh pays there (the remote
+  login shell's start-up files), which no program of ours can avoid;
 - bytes from the host per case, and what the cache holds after it.
 
 Goals (issue 26): first rows within 1.5x of local plus the set-up; the commands and the charts
@@ -132,7 +134,21 @@ def setup_seconds() -> float:
     return time.perf_counter() - started
 
 
-def one_round(bench: Bench, files: dict[str, Path]) -> None:
+def shell_seconds() -> float:
+    """`ssh vt true` on the shared connection (made first): the remote shell's own start."""
+    config = os.environ["VELORA_TUI_SSH_CONFIG"]
+    options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir() / '%C'}"]
+    options += ["-o", "ControlPersist=60"]
+    subprocess.run(["ssh", "-F", config, *options, HOST, "true"], check=True)
+    started = time.perf_counter()
+    subprocess.run(["ssh", "-F", config, *options, HOST, "true"], check=True)
+    return time.perf_counter() - started
+
+
+CASES = ("app first rows", "ls --json", "tail -n 1", "show 1", "charts")
+
+
+def one_round(bench: Bench, files: dict[str, Path], chosen: tuple[str, ...] = CASES) -> None:
     for size, db in files.items():
         for where in ("local", "remote"):
             source = str(db) if where == "local" else f"{HOST}:{db}"
@@ -144,6 +160,8 @@ def one_round(bench: Bench, files: dict[str, Path]) -> None:
                 ("charts", partial(charts_seconds, source)),
             ]
             for case, run in cases:
+                if case not in chosen:
+                    continue
                 if where == "local":
                     bench.time(size, case, where, run())
                     continue
@@ -154,19 +172,23 @@ def one_round(bench: Bench, files: dict[str, Path]) -> None:
                     # as for any command within a minute of another.
                     bench.time(size, case, "shared", run())
         bench.time(size, "ssh set-up", "remote", setup_seconds())
+        bench.time(size, "remote shell", "remote", shell_seconds())
 
 
-def report(bench: Bench, files: dict[str, Path]) -> list[Metric]:
+def report(bench: Bench, files: dict[str, Path], cases: tuple[str, ...] = CASES) -> list[Metric]:
     metrics = []
-    cases = ("app first rows", "ls --json", "tail -n 1", "show 1", "charts")
     print(
         f"\n{'':<18}{'local':>10}{'remote':>10}{'ratio':>8}{'shared':>10}{'ratio':>8}"
         f"{'from host':>12}{'cache':>10}"
     )
     for size, db in files.items():
         setup = bench.median(size, "ssh set-up", "remote")
+        shell = bench.median(size, "remote shell", "remote")
         file_size = db.stat().st_size
-        print(f"{size} ({file_size / 1e6:.0f} MB; a fresh ssh connection: {setup:.2f} s)")
+        print(
+            f"{size} ({file_size / 1e6:.0f} MB; a fresh ssh connection: {setup:.2f} s;"
+            f" `ssh {HOST} true` on the shared one: {shell:.2f} s)"
+        )
         for case in cases:
             local = bench.median(size, case, "local")
             remote = bench.median(size, case, "remote")
@@ -204,7 +226,9 @@ def report(bench: Bench, files: dict[str, Path]) -> list[Metric]:
     return metrics
 
 
-def main(rounds: int = 3, sizes: tuple[int, ...] = (1, 5)) -> list[Metric]:
+def main(
+    rounds: int = 3, sizes: tuple[int, ...] = (1, 5), cases: tuple[str, ...] = CASES
+) -> list[Metric]:
     files = {
         f"{n}M": big_database(EXPERIMENTS, n * 1_000_000 // EXPERIMENTS, groups=GROUPS)
         for n in sizes
@@ -216,11 +240,11 @@ def main(rounds: int = 3, sizes: tuple[int, ...] = (1, 5)) -> list[Metric]:
         try:
             for index in range(rounds):
                 print(f"  round {index + 1} of {rounds}", flush=True)
-                one_round(bench, files)
+                one_round(bench, files, cases)
         finally:
             bench.server.stop()
             shutil.rmtree(control_dir(), ignore_errors=True)
-        return report(bench, files)
+        return report(bench, files, cases)
 
 
 @contextmanager
@@ -235,6 +259,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--sizes", default="1,5")
+    parser.add_argument(
+        "--cases", default=",".join(CASES), help=f"some of: {', '.join(CASES)} (comma-separated)"
+    )
     args = parser.parse_args()
-    for metric in main(args.rounds, tuple(int(s) for s in args.sizes.split(","))):
+    chosen = tuple(c.strip() for c in args.cases.split(","))
+    if not set(chosen) <= set(CASES):
+        parser.error(f"--cases: some of {', '.join(CASES)}")
+    for metric in main(args.rounds, tuple(int(s) for s in args.sizes.split(",")), chosen):
         print(f"{metric.name}: {metric.measured} (goal {metric.goal})")

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -141,7 +141,7 @@ class Started:
     """An ssh process running the reader, and what it was given."""
 
     argv: list[str]
-    program: bytes
+    program: bytes = field(repr=False)
     process: subprocess.Popen[bytes]
     errors: IO[bytes]  # its stderr
     feeder: threading.Thread  # writing `program`

@@ -344,9 +344,9 @@ class Link:
             stderr = errors.read(65536).decode("utf-8", "replace")
         if self.stopping.is_set():
             return
-        if running != self.python and not hello:
-            # The interpreter remembered did not start a reader (gone, replaced): forgotten,
-            # and the name the user gave tried at once.
+        if running != self.python and self.ready and not hello:
+            # The host was reached but the interpreter remembered did not start a reader
+            # (gone, replaced): forgotten, and the name the user gave tried at once.
             interpreters.forget(self.host, self.python)
             self._attempt()
             return
