@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 _PROGRAM = r"""
-import json, sys
+import json, sys, time
 DATABASES = json.loads(sys.argv[1])
 def say(m):
     sys.stdout.write(json.dumps(m) + "\n"); sys.stdout.flush()
 say({"t": "hello", "v": 2})
+time.sleep(float(sys.argv[2]))  # a host slow to say which databases it holds
 for k, db in enumerate(DATABASES):
     say({"t": "db", "k": k, "spec": 0, "path": db["path"], "ident": "1:%d" % k, "entropy": True})
     say({"t": "v", "k": k})
@@ -47,14 +48,14 @@ for line in sys.stdin:
 """
 
 
-def fake_reader(folder: Path, databases: list[dict[str, Any]]) -> Path:
+def fake_reader(folder: Path, databases: list[dict[str, Any]], pause: float = 0.0) -> Path:
     """An executable to pass as `--remote-python`: it ignores its arguments and plays a reader
     holding `databases` ({"path": ..., "experiments": [[id, agent, env, config, created_at]]}),
-    whose episodes table is empty."""
+    whose episodes table is empty; it says which it holds `pause` s after its hello."""
     program = folder / "fake_reader.py"
     program.write_text(_PROGRAM)
     wrapper = folder / "fake-python"
     data = json.dumps(databases).replace("'", "'\\''")
-    wrapper.write_text(f"#!/bin/sh\nexec python3 '{program}' '{data}'\n")
+    wrapper.write_text(f"#!/bin/sh\nexec python3 '{program}' '{data}' {float(pause)}\n")
     wrapper.chmod(0o755)
     return wrapper

@@ -4,6 +4,8 @@ between this machine and the test sshd (`vt-slow` in tests.support.sshd's ssh_co
     python3 relay.py HOST PORT
 
 $VELORA_TUI_RELAY_RATE: bytes per second in each direction (unset or 0: as fast as they come).
+$VELORA_TUI_RELAY_DELAY: seconds each chunk is held in each direction (a round trip then takes
+twice that more: a link's latency; unset or 0: none).
 $VELORA_TUI_RELAY_DIR: where each relay keeps `relay-<pid>`, "<bytes to ssh> <bytes from ssh>",
 rewritten as they pass (a connection that ssh keeps open for later commands counts on).
 Standard library only: ssh runs it as its own child.
@@ -24,6 +26,7 @@ CHUNK = 16_384
 def main() -> int:
     host, port = sys.argv[1], int(sys.argv[2])
     rate = float(os.environ.get("VELORA_TUI_RELAY_RATE") or 0)
+    delay = float(os.environ.get("VELORA_TUI_RELAY_DELAY") or 0)
     folder = os.environ.get("VELORA_TUI_RELAY_DIR")
     sock = socket.create_connection((host, port))
     counts = [0, 0]  # to ssh (from the server), from ssh (to the server)
@@ -46,6 +49,8 @@ def main() -> int:
                 data = b""
             if not data:
                 break
+            if delay > 0:
+                time.sleep(delay)
             if rate > 0:  # paced: this chunk leaves when the rate allows it
                 sent += len(data)
                 wait = began + sent / rate - time.monotonic()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tests.support.cli import run_cli
 from tests.support.databases import SAMPLE_DB
+from tests.support.fake_reader import fake_reader
 from tests.support.sshd import SshServer
 from tests.support.waiting import wait_for
 from velora_tui.remote import interpreters, launch
@@ -129,3 +130,21 @@ def test_a_remembered_python_that_is_gone_is_forgotten(sshd: SshServer, tmp_path
     cleared = run_cli("cache", "clear")
     assert cleared.code == 0
     assert interpreters.listed() == []
+
+
+def test_a_read_waits_while_the_host_says_what_it_holds(sshd: SshServer, tmp_path: Path) -> None:
+    """Connected, but the databases not yet announced (a host walking a big tree, a connection
+    made again): a read then waits for them rather than failing with "not responding"."""
+    experiments = [[1, "A", "E", "{}", "2026-12-01 10:00:00"]]
+    fake = fake_reader(tmp_path, [{"path": "/x/metrics.db", "experiments": experiments}], 1.5)
+    monitor, remotes = open_sources([f"vt:{tmp_path}/x"], python=str(fake), sync=False)
+    try:
+        assert remotes is not None
+        remotes.start()
+        (link,) = remotes.links
+        wait_for(lambda: link.status.state == "connected", 30)
+        assert not link.synced.is_set()
+        rows = link.ask((0, "/x/metrics.db"), "SELECT id FROM experiment", {"after": 0})
+        assert rows == [tuple(experiments[0])]
+    finally:
+        monitor.close()

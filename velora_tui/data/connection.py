@@ -34,6 +34,8 @@ T = TypeVar("T")
 
 # Runs a prepared statement with its named parameters and returns every row.
 Fetch = Callable[..., Sequence[Any]]
+# Runs several (statement, parameters), in order, and returns each one's rows.
+FetchAll = Callable[[Sequence[tuple[Prepared, Mapping[str, Any]]]], Sequence[Sequence[Any]]]
 # `PRAGMA data_version` as a SELECT, so that it too is read without holding the lock.
 DATA_VERSION = "SELECT data_version FROM pragma_data_version"
 

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, wait
 from datetime import datetime
 from functools import partial
@@ -38,6 +38,7 @@ from velora_tui.data.connection import (
 from velora_tui.data.deadline_lanes import SETTLE, Lane, NotResponding
 from velora_tui.data.exact_totals import Pending, Scan
 from velora_tui.data.files import (
+    AsksAtOnce,
     FileSystem,
     NotRegular,
     Readable,
@@ -89,6 +90,10 @@ CONFIRM_INTERVAL = 1.0
 # many experiments a file holds (about exact_totals.ROWS_PER_READ rows).
 EXPERIMENTS_PER_READ = 1_000
 EDGES_PER_READ = exact_totals.ROWS_PER_READ // RECENT
+# Reads of a first load's scan asked of a far host at once (each still short there, each of
+# other experiments): over a link of 20 ms a round trip, `ls` of 1M episodes waited 250 of them
+# one after another (docs/performance.md, Remote hosts).
+FAR_READS = 16
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
 _GONE = (-1, -1)
 
@@ -620,6 +625,17 @@ class MetricsDatabase:
         rows: Sequence[Any] = cursor.fetchall()
         return rows
 
+    def _fetch_all(
+        self, reads: Sequence[tuple[Prepared, Mapping[str, Any]]]
+    ) -> list[Sequence[Any]]:
+        """Every row of each statement: asked at once of a host that takes them so, else read
+        one after another."""
+        conn = self._conn
+        assert conn is not None
+        if isinstance(conn, AsksAtOnce) and len(reads) > 1:
+            return list(conn.execute_all([(s.sql, s.parameters(p)) for s, p in reads]))
+        return [self._fetch(statement, **params) for statement, params in reads]
+
     def _max_episode_id(self) -> int:
         value = self._fetch(statements.max_episode_id())[0][0]
         return int(value or 0)
@@ -781,7 +797,8 @@ class MetricsDatabase:
             if pending is None or not self._connected() or self._schema is None:
                 return None
             try:
-                finished = pending.step(self._fetch, self._schema)
+                width = FAR_READS if isinstance(self._conn, AsksAtOnce) else 1
+                finished = pending.steps(self._fetch_all, self._schema, width)
             except sqlite3.Error as exc:
                 self._fail(exc)
                 return None

@@ -12,12 +12,13 @@ range, each range sized from the density of its rows seen so far.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from velora_tui.data import statements
 from velora_tui.data.cleaning import as_float
-from velora_tui.data.connection import Fetch
+from velora_tui.data.connection import Fetch, FetchAll, Prepared
 from velora_tui.data.schema import Schema
 
 # Rows a read adds up at most: a read this short holds SQLite's read lock about as long as the
@@ -28,6 +29,10 @@ ROWS_PER_READ = 5_000
 GROUP_LIMIT = 500
 # A range read may grow to this many times the last one: rows may be denser further on.
 GROWTH = 8
+
+# A read planned: its statement, its parameters, and what takes its rows in (the experiments
+# it finished).
+Read = tuple[Prepared, dict[str, Any], Callable[[Sequence[Any]], list["Pending"]]]
 
 
 @dataclass(slots=True)
@@ -81,44 +86,70 @@ class Scan:
 
     def step(self, fetch: Fetch, schema: Schema) -> list[Pending]:
         """One short read; returns the experiments it finished (their `total` complete)."""
-        head = self.queue[0]
-        if head.span > self.rows_per_read:
-            return self._range(head, fetch, schema)
-        group = [head]
-        rows = head.span
-        for item in list(self.queue)[1:GROUP_LIMIT]:
-            if item.span > self.rows_per_read or rows + item.span > self.rows_per_read:
-                break
-            group.append(item)
-            rows += item.span
+        return self.steps(lambda reads: [fetch(s, **p) for s, p in reads], schema, 1)
 
-        found = {}
-        statement = statements.aggregate_experiments(schema)
-        for key, count, best, nonfinite in fetch(
-            statement, low=group[0].key, high=group[-1].key, upto=self.upto
-        ):
-            found[key] = (count, best, nonfinite)
-        for item in group:
-            if item.key in found:
-                item.total.merge(*found[item.key])
-            self.queue.popleft()
-        return group
+    def steps(self, fetch_all: FetchAll, schema: Schema, width: int) -> list[Pending]:
+        """Up to `width` short reads, each of other experiments, asked at once: a far host
+        (remote/link.py) answers them in one round trip, each read as short there as here.
+        Returns the experiments they finished (their `total` complete)."""
+        reads = self._plan(schema, width)
+        answers = fetch_all([(statement, params) for statement, params, _ in reads])
+        finished: list[Pending] = []
+        for (_, _, take_in), rows in zip(reads, answers, strict=True):
+            finished += take_in(rows)
+        for item in finished:
+            self.queue.remove(item)
+        return finished
 
-    def _range(self, head: Pending, fetch: Fetch, schema: Schema) -> list[Pending]:
+    def _plan(self, schema: Schema, width: int) -> list[Read]:
+        """The next reads, in the queue's order: a big experiment's next id range, or several
+        small experiments written one after another, added up by one statement."""
+        reads: list[Read] = []
+        items = list(self.queue)
+        index = 0
+        while index < len(items) and len(reads) < width:
+            head = items[index]
+            if head.span > self.rows_per_read:
+                reads.append(self._range(head, schema))
+                index += 1
+                continue
+            group = [head]
+            rows = head.span
+            for item in items[index + 1 : index + GROUP_LIMIT]:
+                if item.span > self.rows_per_read or rows + item.span > self.rows_per_read:
+                    break
+                group.append(item)
+                rows += item.span
+            reads.append(self._group(group, schema))
+            index += len(group)
+        return reads
+
+    def _group(self, group: list[Pending], schema: Schema) -> Read:
+        def take_in(rows: Sequence[Any]) -> list[Pending]:
+            found = {key: (count, best, nonfinite) for key, count, best, nonfinite in rows}
+            for item in group:
+                if item.key in found:
+                    item.total.merge(*found[item.key])
+            return group
+
+        params = {"low": group[0].key, "high": group[-1].key, "upto": self.upto}
+        return statements.aggregate_experiments(schema), params, take_in
+
+    def _range(self, head: Pending, schema: Schema) -> Read:
         low = max(head.first, head.next_id)
         ids = max(1, int(self.rows_per_read / max(head.density, 1e-9)))
         high = min(head.last, low + ids - 1)
 
-        statement = statements.aggregate_range(schema)
-        (count, best, nonfinite), *_ = fetch(statement, exp_id=head.key, low=low, high=high)
-        head.total.merge(count, best, nonfinite)
-        read = high - low + 1
-        head.density = max(int(count or 0) / read, self.rows_per_read / (GROWTH * read))
-        head.next_id = high + 1
-        if high < head.last:
-            return []
-        self.queue.popleft()
-        return [head]
+        def take_in(rows: Sequence[Any]) -> list[Pending]:
+            (count, best, nonfinite), *_ = rows
+            head.total.merge(count, best, nonfinite)
+            read = high - low + 1
+            head.density = max(int(count or 0) / read, self.rows_per_read / (GROWTH * read))
+            head.next_id = high + 1
+            return [head] if high >= head.last else []
+
+        params = {"exp_id": head.key, "low": low, "high": high}
+        return statements.aggregate_range(schema), params, take_in
 
     def take(self, exp_id: int) -> Pending | None:
         """Remove one experiment from the queue (to add it up at once, on its own)."""

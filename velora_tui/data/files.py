@@ -21,7 +21,7 @@ import sqlite3
 import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol, TypeVar
+from typing import IO, Any, Protocol, TypeVar, runtime_checkable
 
 from velora_tui.data.connection import connect_readonly
 
@@ -49,6 +49,14 @@ class Readable(Protocol):
     def execute(self, sql: str, parameters: Any = (), /) -> Rows: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class AsksAtOnce(Protocol):
+    """A Readable whose host takes several statements at once and answers each in turn (one
+    round trip for all of them, each still a short read there: remote/link.py)."""
+
+    def execute_all(self, requests: Sequence[tuple[str, Any]]) -> list[list[Any]]: ...
 
 
 class SourceAway(sqlite3.OperationalError):

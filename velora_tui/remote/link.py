@@ -145,8 +145,12 @@ class RemoteConnection:
         self.link, self.place, self.timeout = link, place, timeout
 
     def execute(self, sql: str, parameters: Any = (), /) -> Rows:
-        given = dict(parameters) if isinstance(parameters, Mapping) else list(parameters)
-        return Answer(self.link.ask(self.place, sql, given, self.timeout))
+        return Answer(self.link.ask(self.place, sql, _given(parameters), self.timeout))
+
+    def execute_all(self, requests: Sequence[tuple[str, Any]]) -> list[list[Any]]:
+        """Each statement's rows, asked at once (data.files.AsksAtOnce)."""
+        asked = [(sql, _given(parameters)) for sql, parameters in requests]
+        return list(self.link.ask_all(self.place, asked, self.timeout))
 
     def close(self) -> None:
         pass
@@ -229,6 +233,8 @@ class Link:
         self.answers = 0  # requests answered
         self.wire_bytes = 0  # bytes read from ssh
         self.synced = threading.Event()
+        # The current connection's host has said which databases it holds (its `synced`).
+        self._listed = threading.Event()
         self.settled = threading.Event()  # synced, or a first connection ended without
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -313,6 +319,7 @@ class Link:
 
     def _attempt(self) -> None:
         self.ready = False
+        self._listed.clear()
         hello = False
         failure: str | None = None
         running = launch.interpreter(self.host, self.python)
@@ -390,6 +397,7 @@ class Link:
         why = f"{self.host.label}: connection lost; read again when it is back"
         for waiter in waiting.values():
             waiter.fail(why, away=True)
+        self._listed.set()  # a read waiting for the list goes on, and finds no database
 
     # -- requests --------------------------------------------------------------------------
 
@@ -399,43 +407,66 @@ class Link:
         """The rows of one statement, answered by the host (called from a database's lane).
         SourceAway while the host is not connected or does not answer in time;
         sqlite3.OperationalError with the host's words when its read failed there."""
+        return self.ask_all(place, [(sql, parameters)], timeout)[0]
+
+    def ask_all(
+        self,
+        place: tuple[int, str],
+        requests: Sequence[tuple[str, Any]],
+        timeout: float = ANSWER_TIMEOUT,
+    ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each statement, all sent at once and answered in turn by the host (one
+        round trip for all); fails as `ask` does, with the first that failed."""
+        if place not in self._keys and self.status.state is LinkState.CONNECTED:
+            # Connected again, and the host is still saying which databases it holds.
+            self._listed.wait(timeout)
         with self.lock:
             key = self._keys.get(place)
             process = self.process
             if key is None or process is None or process.stdin is None:
                 raise SourceAway(f"{self.status.describe()}; read again when it is connected")
-            number = next(self._numbers)
-            waiter = self._requests[number] = _Waiter()
+            numbers = [next(self._numbers) for _ in requests]
+            waiters = [_Waiter() for _ in requests]
+            self._requests.update(zip(numbers, waiters, strict=True))
         try:
-            line = json.dumps(
-                {"q": number, "k": key, "sql": sql, "p": parameters},
-                separators=(",", ":"),
-                default=str,
-            ).encode("utf-8", "surrogatepass")
+            lines = b"".join(
+                json.dumps(
+                    {"q": number, "k": key, "sql": sql, "p": parameters},
+                    separators=(",", ":"),
+                    default=str,
+                ).encode("utf-8", "surrogatepass")
+                + b"\n"
+                for number, (sql, parameters) in zip(numbers, requests, strict=True)
+            )
             if not self._write_lock.acquire(timeout=timeout):
                 raise SourceAway(f"{self.host.label}: not reading requests")
             try:
-                process.stdin.write(line + b"\n")
+                process.stdin.write(lines)
                 process.stdin.flush()
             except (OSError, ValueError):
                 raise SourceAway(f"{self.host.label}: connection lost") from None
             finally:
                 self._write_lock.release()
-            if not waiter.done.wait(timeout):
-                raise SourceAway(f"{self.host.label}: no answer within {timeout:g} s")
+            deadline = time.monotonic() + timeout
+            for waiter in waiters:
+                if not waiter.done.wait(max(0.0, deadline - time.monotonic())):
+                    raise SourceAway(f"{self.host.label}: no answer within {timeout:g} s")
         finally:
             with self.lock:
-                self._requests.pop(number, None)
-        if waiter.error is not None:
-            if waiter.away:
-                raise SourceAway(waiter.error)
-            raise sqlite3.OperationalError(waiter.error)
-        try:
-            rows = decode_rows(waiter.rows)
-        except BadData as exc:
-            raise sqlite3.OperationalError(f"the host's answer is not rows: {exc}") from None
-        self.answers += 1
-        return rows
+                for number in numbers:
+                    self._requests.pop(number, None)
+        answers = []
+        for waiter in waiters:
+            if waiter.error is not None:
+                if waiter.away:
+                    raise SourceAway(waiter.error)
+                raise sqlite3.OperationalError(waiter.error)
+            try:
+                answers.append(decode_rows(waiter.rows))
+            except BadData as exc:
+                raise sqlite3.OperationalError(f"the host's answer is not rows: {exc}") from None
+        self.answers += len(answers)
+        return answers
 
     # -- what the reader says ----------------------------------------------------------------
 
@@ -478,6 +509,7 @@ class Link:
                 self.status = _replace(self.status, heard=time.monotonic())
             self._handle(kind, message, keys)
             if kind == "synced":
+                self._listed.set()
                 self.synced.set()
                 self.settled.set()
 
@@ -567,6 +599,11 @@ class Link:
             self.status = LinkStatus(self.host.label, state, since, message, None, heard)
         if state in (LinkState.CONNECTED, LinkState.REFUSED):
             self._announce()
+
+
+def _given(parameters: Any) -> Any:
+    """A statement's parameters as JSON carries them: an object, or a list."""
+    return dict(parameters) if isinstance(parameters, Mapping) else list(parameters)
 
 
 def _describe(exc: BaseException) -> str:
