@@ -987,11 +987,11 @@ async def test_a_redraw_of_the_list_draws_only_the_cells_that_changed(
     """DataTable forgets every cell's drawing at any change; the list draws again only the cells
     whose value changed (counted), shows each new value, and its columns follow their widest
     cell, wider and narrower again."""
-    from textual.widgets import DataTable
     from textual.widgets.data_table import ColumnKey
 
     from velora_tui.data.records import Update
     from velora_tui.tui.render import number_cell
+    from velora_tui.tui.widgets.experiment_table import ExperimentTable
 
     db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=5) for _ in range(3)])
     app = still(db)
@@ -1004,14 +1004,13 @@ async def test_a_redraw_of_the_list_draws_only_the_cells_that_changed(
 
         before = lines()
         drawn: list[tuple[int, int]] = []
-        real_draw = DataTable._render_cell
+        real_draw = ExperimentTable.draw_cell  # every body cell drawn anew goes through it
 
-        def counted(self: DataTable[Any], row: int, column: int, *args: Any, **kw: Any) -> Any:
-            if row >= 0:  # the header is DataTable's own
-                drawn.append((row, column))
-            return real_draw(self, row, column, *args, **kw)
+        def counted(self: ExperimentTable, value: object, row: int, column: int, *args: Any) -> Any:
+            drawn.append((row, column))
+            return real_draw(self, value, row, column, *args)
 
-        monkeypatch.setattr(DataTable, "_render_cell", counted)
+        monkeypatch.setattr(ExperimentTable, "draw_cell", counted)
         summary = app.monitor.summary((db, 2))
         assert summary is not None
         row = grid.order.index((db, 2))
@@ -1041,3 +1040,53 @@ async def test_a_redraw_of_the_list_draws_only_the_cells_that_changed(
             width = grid.columns[ColumnKey("last")].content_width
             assert width == max(max(grid.rendered[k][5].cell_len for k in grid.order), len("Last"))
         assert width < len(number_cell(-1234567.25))
+
+
+async def test_the_list_draws_a_cell_exactly_as_a_datatable_does(
+    make_db: MakeDb, tmp_path: Path
+) -> None:
+    """The list's own drawing of a cell (ExperimentTable.draw_cell) gives DataTable's segments,
+    styles and meta included, for every kind of cell it shows and some it may: wider than its
+    column, wide characters, several styles, empty, on the cursor's row, hovered or not, at
+    any width."""
+    from rich.style import Style
+    from rich.text import Text
+    from textual.coordinate import Coordinate
+    from textual.widgets import DataTable
+
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=100, write=5) for _ in range(3)])
+    app = still(db)
+    async with app.run_test(size=SIZE):
+        await settle(app)
+        grid = table(app)
+        cells = [
+            Text(""),
+            Text("5/100", justify="right"),
+            Text.assemble(("12", ""), (" !", "bold red"), justify="right"),
+            Text("NeuroFlowAgentWithAVeryLongName", style="bold"),
+            Text("训练运行 🚀 x", style="cyan"),
+            Text("  padded  ", justify="right", style="dim"),
+            Text("-1.23e+06", justify="left"),
+            Text("ellipsis me please", overflow="ellipsis"),
+            Text("● running", style="green"),
+        ]
+        compared = 0
+        for row in range(grid.row_count):
+            for column in range(len(grid.columns)):
+                row_key, column_key = grid.coordinate_to_cell_key(Coordinate(row, column))
+                for value in cells:
+                    grid.update_cell(row_key, column_key, value)
+                    for width in (1, 2, 3, 5, 8, 12, 30):
+                        for cursor, hover in ((False, False), (True, False), (False, True)):
+                            base = Style(bgcolor="grey11") if row % 2 else Style()
+                            grid._cell_render_cache.clear()
+                            want = DataTable._render_cell(
+                                grid, row, column, base, width, cursor=cursor, hover=hover
+                            )
+                            got = grid.draw_cell(value, row, column, base, width, cursor, hover)
+                            # No room inside the padding: DataTable's own drawing is used.
+                            assert (got is None) == (width <= 2 * grid.cell_padding)
+                            if got is not None:
+                                assert got == want, (value, width, cursor, hover)
+                                compared += 1
+        assert compared == grid.row_count * len(grid.columns) * len(cells) * 5 * 3

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
+from rich.cells import cell_len
+from rich.console import Console
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -74,6 +76,43 @@ def health_cell(s: ExperimentSummary) -> Text:
 
 def row_key(key: Key) -> str:
     return f"{key[0]}\0{key[1]}"
+
+
+NULL_STYLE = Style.null()
+SEPARATOR = Text("\n")
+
+
+def draw_text_cell(
+    console: Console, cell: Text, width: int, padding: int, pre: Style, post: Style
+) -> list[list[Segment]] | None:
+    """A one-line Text cell drawn as DataTable draws it (rich's Styled(Padding(cell)) rendered
+    at `width`, one line high, no wrapping), without rich's general machinery: the same steps
+    on the one line (Text.wrap's justify and truncate, Padding's spaces, Styled's styles),
+    ~0.2 ms a cell less. None for what it does not cover (DataTable draws it)."""
+    inner = width - 2 * padding
+    justify = cell.justify or "default"
+    plain = cell.plain
+    if inner < 1 or "\n" in plain or "\t" in plain or justify not in ("default", "left", "right"):
+        return None
+    overflow = cell.overflow or "fold"
+    if overflow == "ignore":
+        return None
+    line = cell.copy()
+    if justify == "left":
+        line.truncate(inner, overflow=overflow, pad=True)
+    elif justify == "right":
+        line.rstrip()
+        line.truncate(inner, overflow=overflow)
+        line.pad_left(inner - cell_len(line.plain))
+    line.truncate(inner, overflow=overflow)
+    drawn = Segment.adjust_line_length(
+        list(SEPARATOR.join([line]).render(console)), inner, style=NULL_STYLE, pad=True
+    )
+    if padding:
+        space = Segment(" " * padding, NULL_STYLE)
+        drawn = [space, *drawn, space]
+    styled = list(Segment.apply_style(drawn, pre, post))
+    return [Segment.adjust_line_length(styled, width, pad=True)]
 
 
 class ExperimentTable(DataTable[Text]):
@@ -259,9 +298,40 @@ class ExperimentTable(DataTable[Text]):
         drawn = self.drawn_cells.get(key)
         if drawn is not None and drawn[0] is value:
             return drawn[1]
-        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        lines = self.draw_cell(value, row_index, column_index, base_style, width, cursor, hover)
+        if lines is None:
+            lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
         self.drawn_cells[key] = (value, lines)
         return lines
+
+    def draw_cell(
+        self,
+        value: object,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool,
+        hover: bool,
+    ) -> list[list[Segment]] | None:
+        """DataTable._render_cell's drawing of a one-line Text cell, by draw_text_cell; None
+        where the table is set up otherwise than this list is (DataTable draws it then)."""
+        if not isinstance(value, Text) or self.fixed_rows or self.fixed_columns:
+            return None
+        component, post = self._get_styles_to_render_cell(
+            False,
+            False,
+            False,
+            hover,
+            cursor,
+            self.show_cursor,
+            self._show_hover_cursor,
+            self.cursor_foreground_priority == "css",
+            self.cursor_background_priority == "css",
+        )
+        base = base_style + Style.from_meta({"row": row_index, "column": column_index})
+        pre = base + component
+        return draw_text_cell(self.app.console, value, width, self.cell_padding, pre, post)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
