@@ -280,7 +280,7 @@ class SlurmAlerts:
 #
 # Rules read each episode once, in order, and keep a bounded state per run (docs/health.md has
 # the rules, their defaults and the reasons for them). A first look evaluates a run's newest
-# HISTORY rows (read with MetricsDatabase.latest_episodes), never its whole history; what they
+# HISTORY rows (evaluated_past: MetricsDatabase.latest_health), never its whole history; what they
 # find is the run's state, not news: alerts are for what happens while watching.
 
 HEALTH_KINDS = ("solved", "plateau", "collapse", "loss_spike", "entropy", "slowdown")
@@ -863,8 +863,9 @@ def done_with(summary: ExperimentSummary, now: datetime) -> bool:
 
 
 def history_rows(monitor: Monitor, key: Key, limit: int = HISTORY) -> list[EpisodeRow]:
-    """A run's newest `limit` rows, oldest first: what a first look evaluates (none when its
-    source cannot be read now)."""
+    """A run's newest `limit` rows as EpisodeRows, oldest first (none when its source cannot
+    be read now): the plain way to a first look, `evaluated(..., history_rows(...))`, which
+    evaluated_past's is held to (tests/unit/test_health_past.py)."""
     database = monitor.databases.get(key[0])
     if database is None:
         return []
