@@ -61,7 +61,7 @@ HOSTILE: tuple[Any, ...] = (
     2**62,
     -(2**62),
     True,
-    "0001-01-01 00:00:00",  # a time before 1970 that timestamp() cannot say west or east
+    "0001-01-01 00:00:00",  # a time that timestamp() cannot say in any zone
     "9999-12-31 23:59:59",
     "2026-11-24 09:00:00+05:00",
     "2026-11-24T09:00:00",
@@ -199,7 +199,7 @@ def test_ls_and_alerts_read_the_past_as_the_app_does(tmp_path: Path) -> None:
 
 def test_a_time_the_platform_cannot_convert_is_left_out_of_the_rate() -> None:
     """Year 1 as a naive local time: `timestamp()` raises ValueError in every zone (year
-    9999 too, west of UTC); `ls --json` and `alerts` stopped with an internal error on it."""
+    9999 too, east of UTC); `ls --json` and `alerts` stopped with an internal error on it."""
     health = RunHealth(HealthRules(), 10.0)
     for when in (datetime(1, 1, 1), None, datetime(1, 1, 1, 12)):
         row = EpisodeRow(health.count + 1, 1, None, 1.0, 10, 1.0, 0.0, 0.5, 0.5, 0.1, when)

@@ -364,7 +364,7 @@ class HealthEvent:
 
 def posix_time(created: datetime) -> float | None:
     """A row's naive local time as a POSIX time; None for one the platform cannot say as one
-    (year 1 in a zone east of UTC, year 9999 west of it: `timestamp()` raises ValueError)."""
+    (year 1 in any zone, year 9999 east of UTC: `timestamp()` raises ValueError)."""
     try:
         return created.timestamp()
     except (ValueError, OverflowError, OSError):
