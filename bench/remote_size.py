@@ -2,7 +2,8 @@
 
 Files of 100 experiments, 1M and 5M episodes (bench/startup.py's, built once under bench/out/),
 read locally and as `vt:<path>` through a loopback sshd behind a relay that counts the bytes
-(tests.support.relay; no rate limit here: "remote" is this machine, and a real link is slower).
+(tests.support.relay; no rate limit here: "remote" is this machine, and a real link is slower;
+`--delay 0.01` makes each round trip 20 ms longer, as a link between sites).
 The local cache is emptied before every remote run. In interleaved rounds, at each size:
 
 - the app's first rows (`velora-tui SOURCE` on a pseudo-terminal, as bench/startup.py times it);
@@ -262,8 +263,15 @@ if __name__ == "__main__":
     parser.add_argument(
         "--cases", default=",".join(CASES), help=f"some of: {', '.join(CASES)} (comma-separated)"
     )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="seconds the relay holds each chunk each way (a round trip: twice that more)",
+    )
     args = parser.parse_args()
     chosen = tuple(c.strip() for c in args.cases.split(","))
+    os.environ["VELORA_TUI_RELAY_DELAY"] = str(args.delay)  # the relay's, ssh's child's
     if not set(chosen) <= set(CASES):
         parser.error(f"--cases: some of {', '.join(CASES)}")
     for metric in main(args.rounds, tuple(int(s) for s in args.sizes.split(",")), chosen):

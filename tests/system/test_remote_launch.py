@@ -148,3 +148,28 @@ def test_a_read_waits_while_the_host_says_what_it_holds(sshd: SshServer, tmp_pat
         assert rows == [tuple(experiments[0])]
     finally:
         monitor.close()
+
+
+def test_a_stand_in_made_after_the_first_walk_is_read_without_waiting_for_the_next(
+    sshd: SshServer, tmp_path: Path
+) -> None:
+    """A host that answers at once makes its stand-ins while the app's first read walks their
+    folders, or before its file watch begins: they are taken in at the next check (the feed's,
+    right after the watch starts), not left to the next walk."""
+    db = remote_copy(tmp_path / "r")
+    monitor, remotes = open_sources([f"vt:{db}"], sync=False)
+    try:
+        assert remotes is not None
+        assert monitor.discover() == []  # the first walk: nothing there yet
+        remotes.start()
+        (link,) = remotes.links
+        wait_for(link.synced.is_set, 30)
+        (stand_in,) = link.stand_ins.values()
+        assert stand_in.path.exists()
+        checks = monitor.start_checks()  # no walk
+        assert list(checks) == [stand_in.path]
+        (update,) = monitor.refresh([stand_in.path])
+        assert len(monitor.databases[stand_in.path].summaries) == 3
+        assert update.first_load
+    finally:
+        monitor.close()

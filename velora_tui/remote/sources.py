@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -156,6 +157,30 @@ class RemoteMonitor(Monitor):
     ) -> None:
         self.remotes = remotes
         super().__init__([*local, *remotes.folders], patience=patience, files=RemoteFiles(remotes))
+
+    def adopt_stand_ins(self) -> list[Path]:
+        """The stand-ins the links have made that no walk of their folders found yet, added
+        now. A host that answers at once (the head start) makes them while the first read or
+        the file watch is starting, whose walk or events then miss them until the next walk,
+        2 s later; a database added here is checked (and read) with the others."""
+        added = []
+        for link in self.remotes.links:
+            for stand_in in list(link.stand_ins.values()):
+                path = stand_in.path
+                new = stand_in.ident is not None and path not in self.databases
+                if new and self.owns(path) is not None:
+                    added.append(path)
+        return added
+
+    def discover(self, wait_for: float | None = None) -> list[Path]:
+        return super().discover(wait_for) + self.adopt_stand_ins()
+
+    def discover_due(self) -> list[Path]:
+        return super().discover_due() + self.adopt_stand_ins()
+
+    def start_checks(self) -> dict[Path, Future[bool] | bool]:
+        self.adopt_stand_ins()
+        return super().start_checks()
 
     def statuses(self) -> list[SourceStatus]:
         remote_states: dict[Path, tuple[str, str]] = {}
