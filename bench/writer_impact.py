@@ -8,7 +8,8 @@ timeout), about 2 ms apart; each Writer.add is timed. The machine has 2 cores, s
 repeated in rounds (as many as there are conditions: their order rotates each round) and the
 median of the runs is reported, with the spread of the runs alone as the noise floor.
 3267b21's `tail -f` runs in the same rounds (its files by `git archive`, bench.common.old_checkout;
-`--condition` picks conditions).
+`--condition` picks conditions; `--app-commit COMMIT` adds the app as of COMMIT, in the same
+rounds, for a before/after of the app's own cost).
 Goals: p99 with a reader <= 1.1x p99 alone, and `tail -f`'s never above 3267b21's; 0 locked
 errors.
 """
@@ -127,7 +128,12 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
             subprocess.run(writer_command, check=True, env=timed_env())
             tail_rows, tail_cpu = None, math.nan
         elif condition.startswith("app"):
-            tail_rows, tail_cpu = None, app_run(db, writer_command, condition.endswith("--poll"))
+            poll = condition.endswith("--poll")
+            commit = condition.partition("(")[2].rstrip(")") or None
+            checkout = old_checkout(commit) if commit else None
+            if commit and checkout is None:
+                raise RuntimeError(f"no checkout of {commit}")
+            tail_rows, tail_cpu = None, app_run(db, writer_command, poll, checkout)
         else:
             command = python_command("tail", "-f", "--json", "-n", "0", str(db))
             if condition.endswith("--poll"):
@@ -162,10 +168,15 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
     )
 
 
-def app_run(db: Path, writer_command: list[str], poll: bool) -> float:
-    """The writer with the app watching from a terminal; the app's CPU share meanwhile."""
+def app_run(db: Path, writer_command: list[str], poll: bool, checkout: Path | None = None) -> float:
+    """The writer with the app watching from a terminal; the app's CPU share meanwhile. With
+    `checkout`, the app of those files (-P: not today's from the working folder)."""
     command = python_command(str(db), *(["--poll"] if poll else []))
-    terminal = Terminal(command, env=timed_env())
+    env = timed_env()
+    if checkout is not None:
+        command = [command[0], "-P", *command[1:]]
+        env = old_env(checkout)
+    terminal = Terminal(command, env=env)
     try:
         if not terminal.wait_for("No experiments yet", 0, 20):
             raise RuntimeError("the app did not start")
@@ -322,10 +333,19 @@ if __name__ == "__main__":
         choices=[*CONDITIONS, OLD],
         help="run only these (with 'alone' always); repeatable",
     )
+    parser.add_argument(
+        "--app-commit",
+        action="append",
+        default=[],
+        help="also the app as of this commit, in the same rounds (condition 'app (COMMIT)')",
+    )
     args = parser.parse_args()
     if args.write:
         db, commits, gap, out = args.write
         write_rows(Path(db), int(commits), float(gap), Path(out))
     else:
         chosen = ("alone", *(c for c in args.condition if c != "alone")) if args.condition else None
+        older = tuple(f"app ({commit})" for commit in args.app_commit)
+        if older:
+            chosen = (*(chosen or (*CONDITIONS, OLD)), *older)
         main(args.rounds, args.commits, args.gap, *((chosen,) if chosen else ()))

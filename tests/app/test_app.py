@@ -1090,3 +1090,40 @@ async def test_the_list_draws_a_cell_exactly_as_a_datatable_does(
                                 assert got == want, (value, width, cursor, hover)
                                 compared += 1
         assert compared == grid.row_count * len(grid.columns) * len(cells) * 5 * 3
+
+
+async def test_rows_for_a_hidden_tail_do_not_look_up_its_place(
+    make_db: MakeDb, tmp_path: Path
+) -> None:
+    """While the charts show, rows kept by the hidden tail never ask where the tail is on the
+    screen (Textual lays out every widget anew to answer for a hidden one: a refresh asks its
+    size); once its tab shows, the tail is sized for them and follows its newest row."""
+    db = make_db(tmp_path / "metrics.db", [RunSpec(planned=500, write=50)])
+    app = live(db)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_experiment(app, pilot)
+        tail = screen.query_one(EpisodeTable)
+        looked_up: list[object] = []
+        real_find = screen.find_widget
+
+        def find_widget(widget: Any) -> Any:
+            if widget is tail:
+                looked_up.append(widget)
+            return real_find(widget)
+
+        screen.find_widget = find_widget  # type: ignore[method-assign]
+        for num in range(51, 91):
+            add_episode(db, 1, episode_num=num)
+            await asyncio.sleep(0.01)
+        await until(lambda: len(tail.kept) == 40)
+        await settle(app, 0.2)
+        assert not tail.shown()
+        assert looked_up == []
+        await pilot.press("2")
+        await until(lambda: len(tail.kept) == 90)
+        await settle(app, 0.2)
+        assert tail.shown()
+        assert tail.following
+        assert tail.cursor_row == 89
+        assert tail.scroll_y == tail.max_scroll_y > 0
+        assert "90" in tail_lines(tail)[-1]
