@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tests.support.databases import SAMPLE_DB
 from velora_tui.data.connection import change_counter, connect_readonly
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.files import FileSystem
 from velora_tui.data.records import ExperimentSummary, SourceState
 from velora_tui.data.series import Series, SeriesReader, thin
 
@@ -95,3 +97,35 @@ def header_counter(path: Path) -> int | None:
         return change_counter(fd)
     finally:
         os.close(fd)
+
+
+class _AtOnce:
+    """A connection that takes several statements at once, as a remote host's does (each run
+    here in turn), counting how many came together."""
+
+    def __init__(self, conn: sqlite3.Connection, batches: list[int]) -> None:
+        self.conn, self.batches = conn, batches
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
+        return self.conn.execute(sql, parameters)
+
+    def execute_all(self, requests: Any) -> list[list[Any]]:
+        self.batches.append(len(requests))
+        return [self.conn.execute(sql, params).fetchall() for sql, params in requests]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class FarFiles(FileSystem):
+    """Files read as across a link (FileSystem.far), through connections that take several
+    statements at once (data.files.AsksAtOnce): `batches` gets the size of each such ask."""
+
+    def __init__(self, batches: list[int]) -> None:
+        self.batches = batches
+
+    def far(self, path: Path) -> bool:
+        return True
+
+    def connect(self, path: Path, busy_timeout: float) -> Any:
+        return _AtOnce(connect_readonly(path, busy_timeout), self.batches)

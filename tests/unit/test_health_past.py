@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 
 from tests.support.curves import Curve, rows
 from tests.support.databases import velora_ddl
-from velora_tui.data.database import health_values
+from tests.support.reading import FarFiles
+from velora_tui.data.database import FAR_READS, health_values
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.queries import HEALTH_COLUMNS
 from velora_tui.data.records import EPISODE_FIELDS, EpisodeRow
@@ -276,3 +277,28 @@ def test_loss_spikes_are_the_plain_rules_spikes(seed: int) -> None:
     found = reference_spikes(losses, rules)
     assert len(found) > 50
     assert said == found[-len(said) :]  # the run keeps its newest 50 events
+
+
+def test_a_far_files_runs_are_read_several_at_once(tmp_path: Path) -> None:
+    """A remote host is asked FAR_READS runs' past at once: the same health as read here."""
+    db = write_hostile(tmp_path / "metrics.db", "0.2.0", 4, runs=20)
+    batches: list[int] = []
+    here, far = Monitor([db]), Monitor([db], files=FarFiles(batches))
+    try:
+        trackers = []
+        for monitor in (here, far):
+            monitor.refresh()
+            tracker = HealthTracker()
+            tracker.read_past(monitor, monitor.summaries(), 300)
+            trackers.append(tracker)
+        assert len(here.summaries()) == 20
+        for summary in here.summaries():
+            plain, batched = (t.get(summary.key) for t in trackers)
+            assert plain is not None
+            assert batched is not None
+            assert batched.to_json() == plain.to_json()
+            assert batched.events == plain.events
+        assert batches == [FAR_READS, 20 - FAR_READS]
+    finally:
+        here.close()
+        far.close()

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.databases import MakeDb, add_episode, execute
 from tests.support.folders import assert_unchanged
-from tests.support.reading import add_up, opened, query, state
+from tests.support.reading import FarFiles, add_up, opened, query, state
 from velora_tui.data import database, exact_totals
 from velora_tui.data.connection import connect_readonly
 from velora_tui.data.database import MetricsDatabase
@@ -293,24 +293,6 @@ def test_a_first_load_reads_in_pages(
         paged.close()
 
 
-class AtOnce:
-    """A connection that takes several statements at once, as a remote host's does (each run
-    here in turn), counting how many came together."""
-
-    def __init__(self, conn: sqlite3.Connection, batches: list[int]) -> None:
-        self.conn, self.batches = conn, batches
-
-    def execute(self, sql: str, parameters: Any = (), /) -> Any:
-        return self.conn.execute(sql, parameters)
-
-    def execute_all(self, requests: Any) -> list[list[Any]]:
-        self.batches.append(len(requests))
-        return [self.conn.execute(sql, params).fetchall() for sql, params in requests]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 @pytest.mark.parametrize("layout", ["side by side", "one after another", "mixed"])
 def test_a_far_host_is_asked_several_short_reads_at_once(
     tmp_path: Path,
@@ -331,13 +313,8 @@ def test_a_far_host_is_asked_several_short_reads_at_once(
         for num in range(1, 200):
             add_episode(path, 3, episode_num=num, reward=math.inf if num % 7 else 1e9)
     batches: list[int] = []
-
-    class Far(FileSystem):
-        def connect(self, target: Path, busy_timeout: float) -> Any:
-            return AtOnce(connect_readonly(target, busy_timeout), batches)
-
     with assert_unchanged(tmp_path):
-        db = MetricsDatabase(path, files=Far())
+        db = MetricsDatabase(path, files=FarFiles(batches))
         db.refresh()
         add_up(db)
         assert exact(db) == truth(path)

@@ -206,6 +206,10 @@ def _unopenable(path: Path) -> SourceStatus:
     return SourceStatus(path, SourceState.WAITING, NOT_OPENED)
 
 
+def _no_rows(_: SourceStatus) -> list[Sequence[Any]]:
+    return []
+
+
 class MetricsDatabase:
     """A live, read-only view of one metrics.db file. Thread-safe; never raises on data.
 
@@ -797,7 +801,7 @@ class MetricsDatabase:
             if pending is None or not self._connected() or self._schema is None:
                 return None
             try:
-                width = FAR_READS if isinstance(self._conn, AsksAtOnce) else 1
+                width = FAR_READS if self.far else 1
                 finished = pending.steps(self._fetch_all, self._schema, width)
             except sqlite3.Error as exc:
                 self._fail(exc)
@@ -881,22 +885,37 @@ class MetricsDatabase:
     def latest_health(self, exp_id: int, limit: int) -> list[HealthValues]:
         """The newest `limit` episodes of an experiment read so far, oldest first, as the
         health rules read them: their columns only, and no EpisodeRow each (a first look at
-        100 runs reads 30,000 rows). None when the file cannot be read now."""
-        return self._answer(lambda: self._latest_health(exp_id, limit), lambda _: [])
+        100 runs reads 30,000 rows). Empty when the file cannot be read now."""
+        return self.latest_health_of([exp_id], limit).get(exp_id, [])
 
-    def _latest_health(self, exp_id: int, limit: int) -> list[HealthValues]:
+    def latest_health_of(self, exp_ids: Sequence[int], limit: int) -> dict[int, list[HealthValues]]:
+        """`latest_health` of several experiments: a far host is asked FAR_READS of them at
+        once (one round trip). An experiment whose read failed is left out."""
+        found: dict[int, list[HealthValues]] = {}
+        width = FAR_READS if self.far else 1
+        for start in range(0, len(exp_ids), width):
+            chunk = list(exp_ids[start : start + width])
+            read = self._answer(partial(self._latest_health, chunk, limit), _no_rows)
+            if len(read) < len(chunk):
+                break  # the file cannot be read now: the rest would fail as well
+            for exp_id, rows in zip(chunk, read, strict=True):
+                values = health_values(rows)
+                values.reverse()
+                found[exp_id] = values
+        return found
+
+    def _latest_health(self, exp_ids: list[int], limit: int) -> list[Sequence[Any]]:
         with self._lock:
             if limit <= 0 or not self._connected() or self._schema is None:
                 return []
             statement = statements.latest_health(self._schema)
+            mark = self._episode_mark
+            reads = [(statement, {"upto": mark, "limit": limit, "exp_id": e}) for e in exp_ids]
             try:
-                found = self._fetch(statement, upto=self._episode_mark, limit=limit, exp_id=exp_id)
+                return self._fetch_all(reads)
             except sqlite3.Error as exc:
                 self._fail(exc)
                 return []
-        values = health_values(found)
-        values.reverse()
-        return values
 
     def sample(self, exp_id: int, points: int) -> list[EpisodeRow]:
         """Up to `points` episodes evenly spread over the experiment (as read so far), oldest

@@ -33,6 +33,8 @@ from velora_tui.data.targets import target_for
 from velora_tui.report.format import duration, episode_count, experiment_label
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from velora_tui.data.database import HealthValues
     from velora_tui.data.monitor import Monitor
 
@@ -973,15 +975,23 @@ class HealthTracker:
         self, monitor: Monitor, summaries: Iterable[ExperimentSummary], limit: int = HISTORY
     ) -> None:
         """Evaluate the newest `limit` rows of each run not known yet, here and now (the
-        commands)."""
-        for summary in summaries:
-            if summary.key not in self.runs:
-                health = evaluated_past(
-                    monitor, summary.key, self.rules, self.target(summary), limit
-                )
-                exact_solve(monitor, summary, health)
-                self.install(summary.key, health, summary)
-                self.label(summary)
+        commands): each file's runs read together (a remote host answers several at once)."""
+        unknown = [s for s in summaries if s.key not in self.runs]
+        by_db: dict[Path, list[int]] = {}
+        for summary in unknown:
+            by_db.setdefault(summary.db, []).append(summary.id)
+        past: dict[Key, list[HealthValues]] = {}
+        for db, ids in by_db.items():
+            database = monitor.databases.get(db)
+            if database is not None:
+                read = database.latest_health_of(ids, limit)
+                past.update(((db, exp_id), values) for exp_id, values in read.items())
+        for summary in unknown:
+            health = RunHealth(self.rules, self.target(summary))
+            health.feed_values(past.get(summary.key, []))
+            exact_solve(monitor, summary, health)
+            self.install(summary.key, health, summary)
+            self.label(summary)
 
     def feed(self, monitor: Monitor, updates: Iterable[Update]) -> list[Alert]:
         """The alerts of new episodes. A run first seen from its first episode starts here;
