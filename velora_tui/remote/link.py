@@ -56,6 +56,9 @@ MAX_LINE = 8 * 1024 * 1024
 # data layer's lane says "not responding" after its own, shorter, deadline).
 ANSWER_TIMEOUT = 20.0
 MAX_TEXT = 1_000_000  # a text or blob value of an answer (the reader cuts configs there too)
+# How long a read waits, on a connection just made, for the host to say which databases it
+# holds (a big tree takes a walk) before it fails as "not responding" and is made again later.
+LISTED_WAIT = 5.0
 INT_RANGE = range(-(2**63), 2**63)  # SQLite's integers
 FIRST_DELAY = 1.0
 MAX_DELAY = 60.0
@@ -419,7 +422,7 @@ class Link:
         round trip for all); fails as `ask` does, with the first that failed."""
         if place not in self._keys and self.status.state is LinkState.CONNECTED:
             # Connected again, and the host is still saying which databases it holds.
-            self._listed.wait(timeout)
+            self._listed.wait(min(timeout, LISTED_WAIT))
         with self.lock:
             key = self._keys.get(place)
             process = self.process
