@@ -326,14 +326,16 @@ class Link:
         hello = False
         failure: str | None = None
         running = launch.interpreter(self.host, self.python)
-        argv, program = self.command(running), self.program()
-        started = launch.take(self.host, argv, program)
-        if started is None:
-            try:
+        try:
+            # A cache folder for ssh's sockets that is not ours alone (FolderError) refuses
+            # the command before ssh runs, as ssh that cannot be run does.
+            argv, program = self.command(running), self.program()
+            started = launch.take(self.host, argv, program)
+            if started is None:
                 started = launch.start(argv, program, self._write_lock)
-            except OSError as exc:
-                self._set(LinkState.REFUSED, f"cannot run ssh: {exc.strerror or exc}")
-                return
+        except OSError as exc:
+            self._set(LinkState.REFUSED, f"cannot run ssh: {exc.strerror or exc}")
+            return
         # A head start's program is written under its own lock: requests can only follow the
         # database numbers (`db`), which the reader says once it has read the whole program.
         process, errors = started.process, started.errors
