@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import (
     QUIET,
@@ -52,6 +53,10 @@ CONDITIONS = ("alone", "tail -f", "tail -f --poll", "app", "app --poll")
 # An older reader, run in the same rounds: today's may never cost the writer more (issue 26).
 OLD_COMMIT = "3267b21"
 OLD = f"tail -f ({OLD_COMMIT})"
+# --busy-timeout MS: the writer's own busy timeout (velora's is pysqlite's 5 s). At 0 a commit
+# that meets a reader's lock fails at once and is counted as "locked": how often a reader makes
+# the writer wait, which at 5 s is a sleep of at least 1 ms in SQLite's busy handler.
+WRITER_BUSY_MS: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +85,20 @@ class WriterRun:
 # -- the writer (runs in its own process) ----------------------------------------------------
 
 
-def write_rows(db: Path, commits: int, gap: float, out: Path) -> None:
+def write_rows(db: Path, commits: int, gap: float, out: Path, busy_ms: int | None = None) -> None:
     from sqlalchemy.exc import OperationalError
 
     from velora_tui.writer.simulate import RunPlan, Writer, episodes
 
     writer = Writer(db)
+    if busy_ms is not None:  # --busy-timeout: see main()
+        from sqlalchemy import event
+
+        @event.listens_for(writer.engine, "connect")
+        def busy_timeout(connection: Any, _record: Any) -> None:
+            connection.execute(f"PRAGMA busy_timeout = {int(busy_ms)}")
+
+        writer.engine.dispose()  # the connection that made the tables: made again with it
     plan = RunPlan("NeuroFlow", "CartPole-v1", commits, commits, 500.0, seed=1)
     rows = list(episodes(plan))  # computed up front: only the writes are timed
     exp_id = writer.start(plan)
@@ -123,6 +136,7 @@ def one_run(condition: str, commits: int, gap: float) -> WriterRun:
             str(commits),
             str(gap),
             str(out),
+            *([] if WRITER_BUSY_MS is None else [str(WRITER_BUSY_MS)]),
         ]
         if condition == "alone":
             subprocess.run(writer_command, check=True, env=timed_env())
@@ -326,7 +340,13 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=len(CONDITIONS))
     parser.add_argument("--commits", type=int, default=1000)
     parser.add_argument("--gap", type=float, default=0.002, help="seconds between commits")
-    parser.add_argument("--write", nargs=4, metavar=("DB", "COMMITS", "GAP", "OUT"))
+    parser.add_argument("--write", nargs="+", help=argparse.SUPPRESS)  # DB COMMITS GAP OUT [BUSY]
+    parser.add_argument(
+        "--busy-timeout",
+        type=int,
+        metavar="MS",
+        help="the writer's busy timeout; 0 counts the commits a reader's lock held up",
+    )
     parser.add_argument(
         "--condition",
         action="append",
@@ -341,9 +361,10 @@ if __name__ == "__main__":
     )
     args = parser.parse_args()
     if args.write:
-        db, commits, gap, out = args.write
-        write_rows(Path(db), int(commits), float(gap), Path(out))
+        db, commits, gap, out, *busy = args.write
+        write_rows(Path(db), int(commits), float(gap), Path(out), *(int(b) for b in busy))
     else:
+        WRITER_BUSY_MS = args.busy_timeout
         chosen = ("alone", *(c for c in args.condition if c != "alone")) if args.condition else None
         older = tuple(f"app ({commit})" for commit in args.app_commit)
         if older:
