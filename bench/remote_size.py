@@ -37,8 +37,9 @@ from bench.startup import EXPERIMENTS, GROUPS, start_on_terminal
 from tests.support.processes import python_command
 from tests.support.sshd import SshServer
 from velora_tui.data.series import SeriesReader
+from velora_tui.remote.address import Host
 from velora_tui.remote.sources import open_sources
-from velora_tui.remote.ssh import control_dir
+from velora_tui.remote.ssh import control_dir, control_path
 
 HOST = "vt-slow"  # through the counting relay (unpaced unless VELORA_TUI_RELAY_RATE is set)
 GOAL_FIRST_ROWS = 1.5
@@ -138,7 +139,7 @@ def setup_seconds() -> float:
 def shell_seconds() -> float:
     """`ssh vt true` on the shared connection (made first): the remote shell's own start."""
     config = os.environ["VELORA_TUI_SSH_CONFIG"]
-    options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir() / '%C'}"]
+    options = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_path(Host(HOST))}"]
     options += ["-o", "ControlPersist=60"]
     subprocess.run(["ssh", "-F", config, *options, HOST, "true"], check=True)
     started = time.perf_counter()

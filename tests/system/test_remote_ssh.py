@@ -200,6 +200,9 @@ def test_unreachable_host(sshd: SshServer, tmp_path: Path) -> None:
 
 def test_refused_key(sshd: SshServer, tmp_path: Path) -> None:
     db = remote_copy(tmp_path / "remote")
+    # `vt` logs in (its shared connection stays up): `vt-nokey`, the same address and user
+    # with a key the server does not know, must not use that connection (ssh.control_path).
+    assert run_cli("ls", f"vt:{db}").code == 0
     result = run_cli("ls", f"vt-nokey:{db}")
     assert result.code == 1
     assert result.err_lines == [

@@ -31,8 +31,9 @@ CONNECT_TIMEOUT = 10  # seconds for the TCP connection and the handshake
 KEEPALIVE_INTERVAL = 15
 KEEPALIVE_COUNT = 3
 PERSIST = 60  # seconds the shared connection stays up after its last user (the next command)
-# A UNIX socket path is at most 107 bytes; ssh adds 17 characters to it while it binds.
-_SOCKET_ROOM = 107 - 17 - 41
+# A UNIX socket path is at most 107 bytes; ssh adds 17 characters to it while it binds; the
+# socket's own name is `/<4 hex>-<%C: 40 hex>` (control_path).
+_SOCKET_ROOM = 107 - 17 - 46
 
 
 def cache_dir() -> Path:
@@ -101,7 +102,7 @@ def ssh_argv(host: Host, remote_words: list[str], options: SshOptions) -> list[s
     for option in (
         "BatchMode=yes",
         "ControlMaster=auto",
-        f"ControlPath={control_dir() / '%C'}",
+        f"ControlPath={control_path(host)}",
         f"ControlPersist={PERSIST}",
         f"ServerAliveInterval={KEEPALIVE_INTERVAL}",
         f"ServerAliveCountMax={KEEPALIVE_COUNT}",
@@ -119,6 +120,14 @@ def ssh_argv(host: Host, remote_words: list[str], options: SshOptions) -> list[s
     command = f"echo {READY} && exec " + " ".join(shlex.quote(w) for w in remote_words)
     argv += ["-T", "-e", "none", "--", name, command]
     return argv
+
+
+def control_path(host: Host) -> Path:
+    """The shared connection's socket for `host` as the user named it. ssh's %C alone (a hash
+    of the address, port and user) gives two aliases of one address one connection, whatever
+    their own ProxyJump, ProxyCommand or IdentityFile: a connection that another alias's key
+    or route made would be used for this one. So each name has its own."""
+    return control_dir() / f"{host_key(host)[:4]}-%C"
 
 
 def host_key(host: Host) -> str:
