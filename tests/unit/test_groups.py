@@ -29,9 +29,9 @@ from tests.support.databases import (
     execute,
     run_file,
 )
-from tests.support.reading import add_up, query
+from tests.support.reading import FarFiles, add_up, query
 from velora_tui.data import group_reads
-from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.database import FAR_READS, MetricsDatabase
 from velora_tui.data.group_reads import ReachedReader, group_curve, read_configs, read_series
 from velora_tui.data.groups import (
     Aggregate,
@@ -503,19 +503,13 @@ def test_episodes_to_target_read_new_rows_only(
     assert summary is not None
     asked: list[dict[str, Any]] = []
     database = monitor.databases[path]
-    original = database.run_locked
+    original = database.fetch_each
 
-    def counting(query: Any) -> Any:
-        def spy(fetch: Any, schema: Any) -> Any:
-            def recorded(statement: Any, **params: Any) -> Any:
-                asked.append(params)
-                return fetch(statement, **params)
+    def counting(reads: Any) -> Any:
+        asked.extend(dict(params) for _, params in reads)
+        return original(reads)
 
-            return query(recorded, schema)
-
-        return original(spy)
-
-    monkeypatch.setattr(database, "run_locked", counting)
+    monkeypatch.setattr(database, "fetch_each", counting)
     assert reader.read(monitor.databases, [(summary, 1e6)]) == {summary.key: 999.0}
     spans = [(p["after"], p["upto"]) for p in asked]
     assert spans[0][0] == seen  # from where the last read stopped
@@ -534,6 +528,32 @@ def test_episodes_to_target_read_new_rows_only(
     assert spans[-1][1] == other.last_id
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
     monitor.close()
+
+
+def test_a_far_file_s_runs_are_looked_through_together(tmp_path: Path) -> None:
+    """A remote host is asked the runs' next statements together (FAR_READS at once): each
+    run's episode of reaching its target as read one run at a time."""
+    path = build_sweep_db(tmp_path / "metrics.db", NOW)
+    batches: list[int] = []
+    here, far = loaded(path), Monitor([path], files=FarFiles(batches))
+    far.refresh()
+    for database in far.databases.values():
+        add_up(database)
+    try:
+        for target in (300.0, 440.0, 1e9):
+            runs = [(s, target) for s in here.summaries()]
+            alone = {
+                s.key: ReachedReader().read(here.databases, [(s, target)])[s.key]
+                for s in here.summaries()
+            }
+            together = ReachedReader().read(far.databases, [(s, target) for s in far.summaries()])
+            assert ReachedReader().read(here.databases, runs) == alone
+            assert together == alone
+        assert len(here.summaries()) > 1
+        assert max(batches) == min(FAR_READS, len(here.summaries()))
+    finally:
+        here.close()
+        far.close()
 
 
 def test_groups_carry_their_runs_episodes_to_target(tmp_path: Path) -> None:

@@ -987,6 +987,34 @@ class MetricsDatabase:
             return ConfigView(text="", error=f"experiment {exp_id} has no row in {self.path}")
         return parse_config(found[0][0])
 
+    def fetch_each(
+        self, reads: Sequence[tuple[Prepared, Mapping[str, Any]]]
+    ) -> list[Sequence[Any]] | None:
+        """Every row of each statement, in short reads: a far host asked FAR_READS of them at
+        once (one round trip), a file here one at a time, each in its own turn of the lane.
+        None when the file cannot be read now (or does not answer in time)."""
+        width = FAR_READS if self.far else 1
+        answers: list[Sequence[Any]] = []
+        for start in range(0, len(reads), width):
+            chunk = reads[start : start + width]
+            found = self._answer(partial(self._fetch_each, chunk), lambda _: None)
+            if found is None:
+                return None
+            answers += found
+        return answers
+
+    def _fetch_each(
+        self, reads: Sequence[tuple[Prepared, Mapping[str, Any]]]
+    ) -> list[Sequence[Any]] | None:
+        with self._lock:
+            if not self._connected() or self._schema is None:
+                return None
+            try:
+                return self._fetch_all(reads)
+            except sqlite3.Error as exc:
+                self._fail(exc)
+                return None
+
     def run_locked(self, query: Any) -> Any:
         """Run `query(fetch, schema)` under this file's lock (for the series module); None when
         the file cannot be read now (or does not answer in time)."""

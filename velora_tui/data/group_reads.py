@@ -148,46 +148,66 @@ class ReachedReader:
         runs: Iterable[tuple[ExperimentSummary, float]],
     ) -> dict[Key, float]:
         """Each run's (with its target) episode of reaching it, or inf: not reached (yet) in
-        the rows it has. A run whose file cannot be read now is left out."""
-        found: dict[Key, float] = {}
-        for run, target in runs:
+        the rows it has. A run whose file cannot be read now is left out. The runs of one file
+        are looked through together: a remote host answers several of their reads at once."""
+        wanted = list(runs)
+        looking: dict[Path, list[tuple[ExperimentSummary, Reached]]] = {}
+        for run, target in wanted:
             known = self.known.get(run.key)
             if known is None or known.target != target:
                 known = self.known[run.key] = Reached(target, (run.first_id or 1) - 1)
-            database = databases.get(run.db)
-            looked = (
-                known.episode is not None
-                or run.last_id is None
-                or (database is not None and _look_through(database, run.id, known, run.last_id))
-            )
-            if looked:
+            if known.episode is None and run.last_id is not None and run.db in databases:
+                looking.setdefault(run.db, []).append((run, known))
+        unread: set[Key] = set()
+        for db, items in looking.items():
+            unread |= _look_through(databases[db], items)
+        found: dict[Key, float] = {}
+        for run, _ in wanted:
+            known = self.known[run.key]
+            if run.key in unread:
+                continue
+            if known.episode is not None or run.last_id is None or run.db in databases:
                 found[run.key] = math.inf if known.episode is None else known.episode
         return found
 
 
-def _look_through(database: MetricsDatabase, exp_id: int, known: Reached, last_id: int) -> bool:
-    """Look through the run's rows after `known.upto`, up to `last_id`, REACHED_ID_SPAN ids a
-    statement; False when the file cannot be read now."""
-    while known.episode is None and known.upto < last_id:
-        after, upto = known.upto, min(last_id, known.upto + REACHED_ID_SPAN)
-
-        def query(fetch: Fetch, schema: Schema, after: int = after, upto: int = upto) -> Any:
-            return fetch(
+def _look_through(
+    database: MetricsDatabase, items: Sequence[tuple[ExperimentSummary, Reached]]
+) -> set[Key]:
+    """Look through each run's rows after `known.upto` up to its last id, REACHED_ID_SPAN ids
+    a statement, the runs' next statements asked together; the runs that could not be read
+    now (the file's state says why)."""
+    undone = list(items)
+    while True:
+        # Each run still to look through, with its next span of ids: (run, known, after, upto).
+        spans = [
+            (run, known, known.upto, min(run.last_id, known.upto + REACHED_ID_SPAN))
+            for run, known in undone
+            if known.episode is None and run.last_id is not None and known.upto < run.last_id
+        ]
+        if not spans:
+            return set()
+        reads = [
+            (
                 statements.first_reaching(),
-                exp_id=exp_id,
-                after=after,
-                upto=upto,
-                target=known.target,
-                window=SOLVED_WINDOW,
+                {
+                    "exp_id": run.id,
+                    "after": after,
+                    "upto": upto,
+                    "target": known.target,
+                    "window": SOLVED_WINDOW,
+                },
             )
-
-        rows = database.run_locked(query)
-        if rows is None:
-            return False
-        if rows:
-            known.episode = _episode_number(rows[0][0])
-        known.upto = upto
-    return True
+            for run, known, after, upto in spans
+        ]
+        answers = database.fetch_each(reads)
+        if answers is None:
+            return {run.key for run, _, _, _ in spans}
+        for (_, known, _, upto), rows in zip(spans, answers, strict=True):
+            if rows:
+                known.episode = _episode_number(rows[0][0])
+            known.upto = upto
+        undone = [(run, known) for run, known, _, _ in spans]
 
 
 def _episode_number(value: object) -> float:

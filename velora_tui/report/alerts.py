@@ -900,20 +900,35 @@ def exact_solve(monitor: Monitor, summary: ExperimentSummary, health: RunHealth)
     average first reached the target, looked up on its index (data/group_reads.py, the
     groups' episodes to the target), where that is at or after a full window. Otherwise it
     stays "or before" (velora's zero-padded average reaches a negative target at once)."""
-    target, solved = health.target, health.solved_at
-    if target is None or solved is None or health.solved_exact:
+    exact_solves(monitor, [(summary, health)])
+
+
+def exact_solves(monitor: Monitor, runs: Iterable[tuple[ExperimentSummary, RunHealth]]) -> None:
+    """`exact_solve` of several runs, their files' runs looked through together (a remote host
+    answers several at once)."""
+    wanted = [
+        (summary, health)
+        for summary, health in runs
+        if health.target is not None and health.solved_at is not None and not health.solved_exact
+    ]
+    if not wanted:
         return
     from velora_tui.data.group_reads import ReachedReader
 
-    found = ReachedReader().read(monitor.databases, [(summary, target)]).get(summary.key)
-    if found is None or not health.rules.window <= found <= solved:
-        return
-    episode = int(found)
-    health.solved_at, health.solved_exact = episode, True
-    text = f"solved at episode {episode}: moving average reached the target {_num(target)}"
-    for index, event in enumerate(health.events):
-        if event.kind == "solved":
-            health.events[index] = HealthEvent(event.kind, event.severity, episode, text)
+    asked = [(summary, health.target) for summary, health in wanted if health.target is not None]
+    reached = ReachedReader().read(monitor.databases, asked)
+    for summary, health in wanted:
+        found, target, solved = reached.get(summary.key), health.target, health.solved_at
+        if found is None or target is None or solved is None:
+            continue
+        if not health.rules.window <= found <= solved:
+            continue
+        episode = int(found)
+        health.solved_at, health.solved_exact = episode, True
+        text = f"solved at episode {episode}: moving average reached the target {_num(target)}"
+        for index, event in enumerate(health.events):
+            if event.kind == "solved":
+                health.events[index] = HealthEvent(event.kind, event.severity, episode, text)
 
 
 class HealthTracker:
@@ -986,10 +1001,13 @@ class HealthTracker:
             if database is not None:
                 read = database.latest_health_of(ids, limit)
                 past.update(((db, exp_id), values) for exp_id, values in read.items())
+        evaluated = []
         for summary in unknown:
             health = RunHealth(self.rules, self.target(summary))
             health.feed_values(past.get(summary.key, []))
-            exact_solve(monitor, summary, health)
+            evaluated.append((summary, health))
+        exact_solves(monitor, evaluated)
+        for summary, health in evaluated:
             self.install(summary.key, health, summary)
             self.label(summary)
 
