@@ -77,3 +77,22 @@ def test_episode_and_step_axes_have_whole_number_ticks(x_axis: str, expected: st
         assert all(label.lstrip("-").isdigit() for label in labels), labels
         if expected is not None:
             assert " ".join(labels) == expected
+
+
+def chart_title(series: Series | None) -> str:
+    plt = Plot()
+    MetricChart.paint(plt, 60, MetricState(REWARD, series, ChartOptions()))
+    plt.plotsize(60, 16)
+    return Text.from_ansi(plt.build()).plain
+
+
+@pytest.mark.parametrize(
+    ("series", "note"),
+    [
+        (None, "reward: reading…"),  # nothing read yet: never "waiting for episodes"
+        (Series(complete=False), "reward: reading…"),
+        (Series(), "reward: waiting for episodes"),  # read, and none there
+    ],
+)
+def test_a_chart_not_read_yet_says_so(series: Series | None, note: str) -> None:
+    assert note in chart_title(series)

@@ -26,7 +26,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, InvalidStateError
 from typing import Any, TypeVar
 
@@ -47,6 +47,23 @@ WORKERS = 4
 ASIDE = frozenset({signal.SIGTERM, signal.SIGHUP})
 
 Job = tuple[Future[Any], Callable[[], Any]]
+
+# Whether the calls this thread makes go before the queued ones (`urgent`).
+_URGENT = threading.local()
+
+
+@contextlib.contextmanager
+def urgent() -> Iterator[None]:
+    """The calls this thread makes in this block go before the calls queued in their lanes
+    (after the one under way): what the user looks at is read before the background's work
+    (a first load's scan, every run's health, the sparklines), which otherwise comes first
+    when each of its reads takes a round trip to a remote host."""
+    before = getattr(_URGENT, "on", False)
+    _URGENT.on = True
+    try:
+        yield
+    finally:
+        _URGENT.on = before
 
 
 class NotResponding(Exception):
@@ -230,7 +247,10 @@ class Lane:
         with self._pool._lock:
             if self.stuck:
                 raise NotResponding(self.name)
-            self._jobs.append((future, call))
+            if getattr(_URGENT, "on", False):
+                self._jobs.appendleft((future, call))
+            else:
+                self._jobs.append((future, call))
             if self._running is None and len(self._jobs) == 1:
                 self._pool.ready(self)
         return future

@@ -17,6 +17,7 @@ from textual.worker import Worker, WorkerState
 
 from velora_tui.data.config import ConfigView
 from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.deadline_lanes import urgent
 from velora_tui.data.records import EpisodeRow, Key
 from velora_tui.data.series import Series, SeriesReader, SeriesReaders, sampled_series, thin
 from velora_tui.tui.messages import ConfigRead, DataChanged, EpisodesRead
@@ -151,7 +152,8 @@ class ExperimentScreen(VeloraScreen):
 
     @read_worker("episodes", "read the episodes")
     def read_episodes(self, database: MetricsDatabase | None, exp_id: int) -> None:
-        rows = database.latest_episodes(exp_id, MAX_ROWS) if database else []
+        with urgent():  # what the user looks at, before the background's reads
+            rows = database.latest_episodes(exp_id, MAX_ROWS) if database else []
         reply(self, EpisodesRead(rows))
 
     @on(EpisodesRead)
@@ -163,7 +165,8 @@ class ExperimentScreen(VeloraScreen):
 
     @read_worker("config", "read config")
     def read_config(self, database: MetricsDatabase | None, exp_id: int) -> None:
-        view = database.config(exp_id) if database else ConfigView("", error="no database")
+        with urgent():
+            view = database.config(exp_id) if database else ConfigView("", error="no database")
         reply(self, ConfigRead(view))
 
     @on(ConfigRead)
@@ -190,15 +193,17 @@ class ExperimentScreen(VeloraScreen):
         """Only the rows not read before, thinned to the charts' width, and every chart's
         picture of them: all in this one thread, off the UI thread. A run too long to read at
         once is first shown from episodes sampled over it, then from all its rows."""
-        if reader is not None and reader.unread() > PREVIEW_ABOVE:
-            self.post_series(sampled_series(reader.database.sample(reader.exp_id, points)), builds)
-        while True:
-            # In parts, so that a screen closed meanwhile stops the read.
-            read = reader.read(budget=0.5) if reader else Series()
-            if cancelled():
-                return
-            if read.complete:
-                break
+        with urgent():  # what the user looks at, before the background's reads
+            if reader is not None and reader.unread() > PREVIEW_ABOVE:
+                sample = reader.database.sample(reader.exp_id, points)
+                self.post_series(sampled_series(sample), builds)
+            while True:
+                # In parts, so that a screen closed meanwhile stops the read.
+                read = reader.read(budget=0.5) if reader else Series()
+                if cancelled():
+                    return
+                if read.complete:
+                    break
         self.post_series(thin(read, points), builds)
 
     def post_series(self, series: Series, builds: list[Build]) -> None:

@@ -201,8 +201,8 @@ class MetricChart(ThreadedPlot):
         band = series.bands[spec.metric] if series is not None else None
         if series is None or band is None or not band.has_data():
             note = "no data" if series is not None and len(series) else "waiting for episodes"
-            if series is not None and not series.complete:
-                note = "reading…"
+            if series is None or not series.complete:
+                note = "reading…"  # nothing read yet: not "no episodes", which may be untrue
             plt.title(f"{spec.title}: {note}")
             return
         xs, x_label = options.x_values(series)
