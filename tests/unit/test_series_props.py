@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.databases import velora_ddl
-from tests.support.reading import load_series
+from tests.support.reading import FarFiles, load_series
 from velora_tui.data import series as series_module
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EPISODE_METRICS
@@ -129,16 +129,23 @@ def test_thinning_keeps_extremes_and_budget(values: list[float], points: int) ->
     st.integers(min_value=1, max_value=60),
     st.integers(min_value=1, max_value=700),
     st.integers(min_value=0, max_value=5),
+    st.booleans(),
 )
 def test_reading_a_few_rows_at_a_time_gives_the_same_series(
-    values: list[float | str], batches: list[int], points: int, chunk: int, other_every: int
+    values: list[float | str],
+    batches: list[int],
+    points: int,
+    chunk: int,
+    other_every: int,
+    far: bool,
 ) -> None:
-    """A reader kept up to date as rows arrive (in batches, read in chunks of ids) ends with
-    the same points as one that reads everything at the end."""
+    """A reader kept up to date as rows arrive (in batches, read in chunks of ids; `far`: of a
+    remote host, several chunks asked at once) ends with the same points as one that reads
+    everything at the end."""
     cuts = sorted({min(len(values), c) for c in batches} | {len(values)})
     with tempfile.TemporaryDirectory() as folder, patch.object(series_module, "CHUNK_IDS", chunk):
         db = write(Path(folder), values[: cuts[0]], other_every)
-        database = MetricsDatabase(db)
+        database = MetricsDatabase(db, files=FarFiles([]) if far else None)
         database.refresh()
         live = SeriesReader(database, 1, points)
         live.read()
@@ -147,7 +154,10 @@ def test_reading_a_few_rows_at_a_time_gives_the_same_series(
             database.refresh()
             live.read()
         growing = live.read()
-        once = SeriesReader(database, 1, points).read()
+        here = MetricsDatabase(db)
+        here.refresh()
+        once = SeriesReader(here, 1, points).read()
+        here.close()
         database.close()
     assert len(once) <= points
     assert growing.rows == once.rows == len(values)
@@ -169,3 +179,31 @@ def same(a: list[float], b: list[float]) -> bool:
     return len(a) == len(b) and all(
         x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True)
     )
+
+
+def test_buckets_that_merge_while_chunks_asked_at_once_come_in(tmp_path: Path) -> None:
+    """A far host's chunks of ids asked at once, while the run outgrows its buckets: those that
+    came of narrower buckets than the ones now kept are read again, never put in as they are."""
+    values: list[float | str] = [float(n % 13) for n in range(1, 201)]
+    db = write(tmp_path, values[:4], 0)
+    batches: list[int] = []
+    with patch.object(series_module, "CHUNK_IDS", 3):
+        far = MetricsDatabase(db, files=FarFiles(batches))
+        far.refresh()
+        live = SeriesReader(far, 1, 4)
+        live.read()
+        append(db, values[4:], 5, 0)
+        far.refresh()
+        growing = live.read()
+        here = MetricsDatabase(db)
+        here.refresh()
+        once = SeriesReader(here, 1, 4).read()
+        here.close()
+        far.close()
+    assert max(batches) > 1  # asked at once...
+    assert live.width > 1  # ...while the buckets merged
+    assert growing.rows == once.rows == 200
+    assert growing.episode == once.episode
+    for metric in EPISODE_METRICS:
+        assert same(growing.bands[metric].high, once.bands[metric].high)
+        assert same(growing.bands[metric].low, once.bands[metric].low)

@@ -275,6 +275,11 @@ class MetricsDatabase:
         self._parked: tuple[tuple[int, ...], tuple[str, int], Schema] | None = None
 
     @property
+    def schema(self) -> Schema | None:
+        """The file's schema as last read (None before its first load)."""
+        return self._schema
+
+    @property
     def far(self) -> bool:
         """Read across a link (a remote host's database): see FileSystem.far."""
         return self.files.far(self.path)

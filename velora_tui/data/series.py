@@ -20,7 +20,7 @@ from typing import Any
 from velora_tui.data import statements
 from velora_tui.data.cleaning import as_float, parse_timestamp
 from velora_tui.data.connection import Fetch
-from velora_tui.data.database import MetricsDatabase
+from velora_tui.data.database import FAR_READS, MetricsDatabase
 from velora_tui.data.records import EPISODE_METRICS, EpisodeRow
 from velora_tui.data.schema import Schema
 
@@ -164,33 +164,59 @@ class SeriesReader:
                 while summary.episodes > self.width * self.max_points:
                     self.width *= 2
             while self.mark < last:
-                high = min(last, self.mark + CHUNK_IDS)
-                found = self.database.run_locked(self._query(self.mark, high))
-                if found is None:  # the file failed; its state says why
+                if not self._read_next(last):  # the file failed; its state says why
                     last = self.mark  # nothing more to read now: complete as far as it goes
                     break
-                self._add(found)
-                self.mark = high
                 if deadline is not None and time.monotonic() >= deadline:
                     break
             series = self._series(metrics)
             series.complete = self.mark >= last
             return series
 
+    def _read_next(self, last: int) -> bool:
+        """The next CHUNK_IDS ids (a far host: the next FAR_READS such chunks, asked at once);
+        False when the file cannot be read now."""
+        spans: list[tuple[int, int]] = []
+        low = self.mark
+        while low < last and len(spans) < (FAR_READS if self.database.far else 1):
+            spans.append((low, min(last, low + CHUNK_IDS)))
+            low = spans[-1][1]
+        schema = self.database.schema
+        if len(spans) == 1 or schema is None:
+            found = self.database.run_locked(self._query(*spans[0]))
+            if found is None:
+                return False
+            self._add(found)
+            self.mark = spans[0][1]
+            return True
+        statement, width = statements.series_buckets(schema), self.width
+        answers = self.database.fetch_each(
+            [(statement, self._parameters(low, high)) for low, high in spans]
+        )
+        if answers is None:
+            return False
+        for (_, high), found in zip(spans, answers, strict=True):
+            self._add(found)
+            self.mark = high
+            if self.width != width:
+                break  # buckets merged: the later answers are of narrower ones, read again
+        return True
+
+    def _parameters(self, low: int, high: int) -> dict[str, Any]:
+        return {
+            "exp_id": self.exp_id,
+            "base": self.base,
+            "width": self.width,
+            "low": low,
+            "high": high,
+        }
+
     def _query(self, low: int, high: int) -> Callable[[Fetch, Schema], Sequence[Any]]:
         assert self.base is not None
-        base, width, exp_id = self.base, self.width, self.exp_id
+        parameters = self._parameters(low, high)
 
         def query(fetch: Fetch, schema: Schema) -> Sequence[Any]:
-
-            return fetch(
-                statements.series_buckets(schema),
-                exp_id=exp_id,
-                base=base,
-                width=width,
-                low=low,
-                high=high,
-            )
+            return fetch(statements.series_buckets(schema), **parameters)
 
         return query
 
