@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -288,6 +288,8 @@ class SlurmAlerts:
 HEALTH_KINDS = ("solved", "plateau", "collapse", "loss_spike", "entropy", "slowdown")
 # Rows of a run's past a first look evaluates (its newest): longer than every rule's stretch.
 HISTORY = 1000
+# Runs whose past is read and evaluated together (a remote host answers FAR_READS at once).
+PAST_BATCH = 32
 # `ls --json`'s: enough for a solve, a collapse, a spike, the entropy and the rate, not for a
 # plateau (500 episodes); `ls` stays within about twice its time without it (docs/health.md).
 LS_HISTORY = 300
@@ -895,17 +897,44 @@ def evaluated_past(
     return health
 
 
-def exact_solve(monitor: Monitor, summary: ExperimentSummary, health: RunHealth) -> None:
-    """A run already solved at the first of its rows read: the episode where its moving
-    average first reached the target, looked up on its index (data/group_reads.py, the
-    groups' episodes to the target), where that is at or after a full window. Otherwise it
-    stays "or before" (velora's zero-padded average reaches a negative target at once)."""
-    exact_solves(monitor, [(summary, health)])
+def evaluated_pasts(
+    monitor: Monitor,
+    summaries: Iterable[ExperimentSummary],
+    rules: HealthRules,
+    target: Callable[[ExperimentSummary], float | None],
+    limit: int = HISTORY,
+    batch: int = PAST_BATCH,
+) -> Iterator[list[tuple[ExperimentSummary, RunHealth]]]:
+    """`evaluated_past` of many runs, `batch` at a time, each with its exact solve: a file's
+    runs are read together (a remote host answers several at once). Each batch is yielded as it
+    is done: the app shows it, and may stop in between."""
+    runs = list(summaries)
+    for start in range(0, len(runs), batch):
+        chunk = runs[start : start + batch]
+        by_db: dict[Path, list[int]] = {}
+        for summary in chunk:
+            by_db.setdefault(summary.db, []).append(summary.id)
+        past: dict[Key, list[HealthValues]] = {}
+        for db, ids in by_db.items():
+            database = monitor.databases.get(db)
+            if database is not None:
+                read = database.latest_health_of(ids, limit)
+                past.update(((db, exp_id), values) for exp_id, values in read.items())
+        done = []
+        for summary in chunk:
+            health = RunHealth(rules, target(summary))
+            health.feed_values(past.get(summary.key, []))
+            done.append((summary, health))
+        exact_solves(monitor, done)
+        yield done
 
 
 def exact_solves(monitor: Monitor, runs: Iterable[tuple[ExperimentSummary, RunHealth]]) -> None:
-    """`exact_solve` of several runs, their files' runs looked through together (a remote host
-    answers several at once)."""
+    """Runs already solved at the first of their rows read: the episode where each one's moving
+    average first reached the target, looked up on its index (data/group_reads.py, the
+    groups' episodes to the target), where that is at or after a full window. Otherwise it
+    stays "or before" (velora's zero-padded average reaches a negative target at once). A
+    file's runs are looked through together (a remote host answers several at once)."""
     wanted = [
         (summary, health)
         for summary, health in runs
@@ -992,24 +1021,10 @@ class HealthTracker:
         """Evaluate the newest `limit` rows of each run not known yet, here and now (the
         commands): each file's runs read together (a remote host answers several at once)."""
         unknown = [s for s in summaries if s.key not in self.runs]
-        by_db: dict[Path, list[int]] = {}
-        for summary in unknown:
-            by_db.setdefault(summary.db, []).append(summary.id)
-        past: dict[Key, list[HealthValues]] = {}
-        for db, ids in by_db.items():
-            database = monitor.databases.get(db)
-            if database is not None:
-                read = database.latest_health_of(ids, limit)
-                past.update(((db, exp_id), values) for exp_id, values in read.items())
-        evaluated = []
-        for summary in unknown:
-            health = RunHealth(self.rules, self.target(summary))
-            health.feed_values(past.get(summary.key, []))
-            evaluated.append((summary, health))
-        exact_solves(monitor, evaluated)
-        for summary, health in evaluated:
-            self.install(summary.key, health, summary)
-            self.label(summary)
+        for done in evaluated_pasts(monitor, unknown, self.rules, self.target, limit):
+            for summary, health in done:
+                self.install(summary.key, health, summary)
+                self.label(summary)
 
     def feed(self, monitor: Monitor, updates: Iterable[Update]) -> list[Alert]:
         """The alerts of new episodes. A run first seen from its first episode starts here;

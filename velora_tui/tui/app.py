@@ -33,12 +33,7 @@ from velora_tui.data.feed import ChangeFeed, live_updates
 from velora_tui.data.files import new_output
 from velora_tui.data.monitor import Monitor, sort_summaries
 from velora_tui.data.records import ExperimentSummary, Key, Update
-from velora_tui.report.alerts import (
-    AlertTracker,
-    RunHealth,
-    evaluated_past,
-    exact_solve,
-)
+from velora_tui.report.alerts import AlertTracker, RunHealth, evaluated_pasts
 from velora_tui.report.export import write_episodes
 from velora_tui.report.format import shown_path
 from velora_tui.report.notify import TerminalNotifier
@@ -315,17 +310,10 @@ class VeloraApp(ReportsWorkerFailures, App[None]):
     @read_worker("health", "health of the runs", exclusive=False)
     def read_health(self, summaries: list[ExperimentSummary]) -> None:
         health = self.alerts.health
-        done: list[tuple[ExperimentSummary, RunHealth]] = []
-        for summary in summaries:
+        for done in evaluated_pasts(self.monitor, summaries, health.rules, health.target):
             if cancelled():
                 return
-            run = evaluated_past(self.monitor, summary.key, health.rules, health.target(summary))
-            exact_solve(self.monitor, summary, run)
-            done.append((summary, run))
-            if len(done) >= 20:
-                self.call_from_thread(self.health_read, done)
-                done = []
-        self.call_from_thread(self.health_read, done)
+            self.call_from_thread(self.health_read, done)
 
     def health_read(self, done: list[tuple[ExperimentSummary, RunHealth]]) -> None:
         """Runs' health from their newest rows: their state, not news (no alert)."""
