@@ -73,6 +73,7 @@ class Bench:
         os.environ["VELORA_TUI_RELAY_DIR"] = str(self.counts)
 
         def count() -> None:
+            time.sleep(0.3)  # the relays write their counts within 0.1 s (tests.support.relay)
             came = sum(int(p.read_text().split()[0]) for p in self.counts.glob("relay-*"))
             self.bytes.setdefault((size, case), []).append(came)
             self.cached.setdefault((size, case), []).append(_size_of(self.cache))

@@ -7,7 +7,8 @@ $VELORA_TUI_RELAY_RATE: bytes per second in each direction (unset or 0: as fast 
 $VELORA_TUI_RELAY_DELAY: seconds each chunk is held in each direction (a round trip then takes
 twice that more: a link's latency; unset or 0: none).
 $VELORA_TUI_RELAY_DIR: where each relay keeps `relay-<pid>`, "<bytes to ssh> <bytes from ssh>",
-rewritten as they pass (a connection that ssh keeps open for later commands counts on).
+rewritten within 0.1 s of a change (a connection that ssh keeps open for later commands counts
+on).
 Standard library only: ssh runs it as its own child.
 """
 
@@ -40,8 +41,19 @@ def main() -> int:
                 out.write(f"{counts[0]} {counts[1]}\n")
             os.replace(part, path)
 
+    def note() -> None:
+        """The counts written within 0.1 s of a change (a connection ssh keeps open for later
+        commands ends much later: what passed must be known before)."""
+        written = None
+        while True:
+            time.sleep(0.1)
+            with lock:
+                if counts != written:
+                    written = list(counts)
+                    record()
+
     def pump(read: object, write: object, index: int) -> None:
-        began, sent, last_note = time.monotonic(), 0, 0.0
+        began, sent = time.monotonic(), 0
         while True:
             try:
                 data = read(CHUNK)  # type: ignore[operator]
@@ -62,10 +74,6 @@ def main() -> int:
                 break
             with lock:
                 counts[index] += len(data)
-                now = time.monotonic()
-                if now - last_note > 0.2:
-                    last_note = now
-                    record()
         with lock:
             record()
 
@@ -78,6 +86,7 @@ def main() -> int:
     def from_stdin(size: int) -> bytes:
         return os.read(0, size)
 
+    threading.Thread(target=note, daemon=True).start()
     down = threading.Thread(target=pump, args=(sock.recv, write_all, 0), daemon=True)
     down.start()
     pump(from_stdin, sock.sendall, 1)
