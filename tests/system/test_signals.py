@@ -42,11 +42,12 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def drain(fd: int, seconds: float) -> bytes:
-    """Read what the app draws (a pty must be read or the app blocks writing to it)."""
+def drain(fd: int, seconds: float, until: bytes | None = None) -> bytes:
+    """Read what the app draws (a pty must be read or the app blocks writing to it) for
+    `seconds`, or until it has drawn `until`."""
     out = b""
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (until is None or until not in out):
         ready, _, _ = select.select([fd], [], [], 0.05)
         if ready:
             try:
@@ -70,9 +71,12 @@ def test_demo_ends_cleanly_with_its_simulator(signum: int) -> None:
     )
     os.close(secondary)
     try:
-        screen = drain(main, 4.0)
+        # Until it has drawn (4 s was too little once, beside the other tests on 2 cores).
+        screen = drain(main, 30.0, until=b"velora-tui")
         assert b"velora-tui" in screen
-        simulators = children_of(app.pid)
+        deadline = time.monotonic() + 20
+        while not (simulators := children_of(app.pid)) and time.monotonic() < deadline:
+            drain(main, 0.2)
         assert simulators, "the demo started no simulator"
         app.send_signal(signum)
         drain(main, 0.5)
