@@ -19,7 +19,7 @@ import time
 
 from bench.common import Metric, load_note, print_header
 from tests.support.curves import Curve, rows
-from velora_tui.data.database import HealthValues
+from velora_tui.data.database import HealthValues, row_health_values
 from velora_tui.data.records import EpisodeRow
 from velora_tui.report.alerts import HISTORY, HealthRules, RunHealth, evaluated
 
@@ -41,20 +41,7 @@ def touch(data: list[EpisodeRow]) -> float:
 
 def as_values(data: list[EpisodeRow]) -> list[HealthValues]:
     """The rows as MetricsDatabase.latest_health hands them over."""
-    return [
-        (
-            row.id,
-            row.episode_num,
-            row.reward_moving_avg,
-            row.reward_moving_std,
-            row.critic_loss,
-            row.actor_loss,
-            row.entropy_loss,
-            row.created_at,
-            row.length,
-        )
-        for row in data
-    ]
+    return [row_health_values(row) for row in data]
 
 
 def main(rounds: int = 5) -> list[Metric]:

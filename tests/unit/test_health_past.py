@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.support.curves import Curve, rows
 from tests.support.databases import velora_ddl
 from tests.support.reading import FarFiles
-from velora_tui.data.database import FAR_READS, health_values
+from velora_tui.data.database import FAR_READS, health_values, row_health_values
 from velora_tui.data.monitor import Monitor
 from velora_tui.data.queries import HEALTH_COLUMNS
 from velora_tui.data.records import EPISODE_FIELDS, EpisodeRow
@@ -103,17 +103,7 @@ def test_health_values_are_what_an_episode_row_makes_of_them(stored: list[Any]) 
     row = EpisodeRow.from_stored(stored)
     by_name = dict(zip(EPISODE_FIELDS, stored, strict=True))
     [fast] = health_values([[by_name[name] for name in HEALTH_COLUMNS]])
-    plain = (
-        row.id,
-        row.episode_num,
-        row.reward_moving_avg,
-        row.reward_moving_std,
-        row.critic_loss,
-        row.actor_loss,
-        row.entropy_loss,
-        row.created_at,
-        row.length,
-    )
+    plain = row_health_values(row)
     assert repr(fast) == repr(plain)
     assert [type(value) for value in fast] == [type(value) for value in plain]
 

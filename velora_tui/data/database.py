@@ -1036,6 +1036,21 @@ class MetricsDatabase:
                 return None
 
 
+def row_health_values(row: EpisodeRow) -> HealthValues:
+    """An episode's values as the health rules read them (HealthValues' order)."""
+    return (
+        row.id,
+        row.episode_num,
+        row.reward_moving_avg,
+        row.reward_moving_std,
+        row.critic_loss,
+        row.actor_loss,
+        row.entropy_loss,
+        row.created_at,
+        row.length,
+    )
+
+
 def health_values(found: Sequence[Sequence[Any]]) -> list[HealthValues]:
     """Stored rows (queries.HEALTH_COLUMNS) as HealthValues: each value exactly what
     EpisodeRow.from_stored makes of it (cleaning.py's rules), with the common case (a float

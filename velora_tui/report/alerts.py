@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from velora_tui.data.cleaning import clean_text
+from velora_tui.data.database import row_health_values
 from velora_tui.data.records import (
     EpisodeRow,
     ExperimentSummary,
@@ -490,17 +491,7 @@ class RunHealth:
 
     def feed(self, row: EpisodeRow) -> list[HealthEvent]:
         """The events this episode raises (none for a row already read)."""
-        return self.step(
-            row.id,
-            row.episode_num,
-            row.reward_moving_avg,
-            row.reward_moving_std,
-            row.critic_loss,
-            row.actor_loss,
-            row.entropy_loss,
-            row.created_at,
-            row.length,
-        )
+        return self.step(*row_health_values(row))
 
     def feed_values(self, rows: Iterable[HealthValues]) -> None:
         """Rows of the run's past as MetricsDatabase.latest_health reads them (its columns,
