@@ -4,14 +4,13 @@ that no longer works there is forgotten without the user seeing a failure (a rea
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from tests.support.cli import run_cli
-from tests.support.databases import SAMPLE_DB
 from tests.support.fake_reader import fake_reader
+from tests.support.reading import copy_sample
 from tests.support.sshd import SshServer
 from tests.support.waiting import wait_for
 from velora_tui.remote import interpreters, launch
@@ -21,20 +20,13 @@ from velora_tui.remote.sources import open_sources
 VT = Host("vt")
 
 
-def remote_copy(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "metrics.db"
-    shutil.copyfile(SAMPLE_DB, target)
-    return target
-
-
 def running(text: str) -> bool:
     found = subprocess.run(["pgrep", "-f", text], capture_output=True, check=False)
     return found.returncode == 0
 
 
 def test_the_link_takes_the_head_start(sshd: SshServer, tmp_path: Path) -> None:
-    db = remote_copy(tmp_path / "r")
+    db = copy_sample(tmp_path / "r")
     (early,) = launch.head_start(["-n", "3", "--json", f"vt:{db}", str(tmp_path / "local.db")])
     monitor, remotes = open_sources([f"vt:{db}"])
     try:
@@ -53,7 +45,7 @@ def test_the_link_takes_the_head_start(sshd: SshServer, tmp_path: Path) -> None:
 def test_a_head_start_another_command_would_not_make_is_ended(
     sshd: SshServer, tmp_path: Path
 ) -> None:
-    db = remote_copy(tmp_path / "r")
+    db = copy_sample(tmp_path / "r")
     taken = launch.head_start([f"vt:{db}"])
     monitor, remotes = open_sources([f"vt:{tmp_path}"])  # another source: another program
     try:
@@ -66,7 +58,7 @@ def test_a_head_start_another_command_would_not_make_is_ended(
 
 
 def test_a_head_start_nobody_takes_ends_with_the_process(sshd: SshServer, tmp_path: Path) -> None:
-    db = remote_copy(tmp_path / "r")
+    db = copy_sample(tmp_path / "r")
     started = tmp_path / "started"
     wrapper = tmp_path / "bin" / "python3"
     wrapper.parent.mkdir()
@@ -91,7 +83,7 @@ def test_a_head_start_nobody_takes_ends_with_the_process(sshd: SshServer, tmp_pa
 
 
 def test_the_python_a_host_runs_is_remembered(sshd: SshServer, tmp_path: Path) -> None:
-    db = remote_copy(tmp_path / "r")
+    db = copy_sample(tmp_path / "r")
     first = run_cli("tail", "-n", "1", "--json", f"vt:{db}")
     assert first.code == 0, first.err
     (remembered,) = interpreters.listed()
@@ -116,7 +108,7 @@ def test_the_python_a_host_runs_is_remembered(sshd: SshServer, tmp_path: Path) -
 
 
 def test_a_remembered_python_that_is_gone_is_forgotten(sshd: SshServer, tmp_path: Path) -> None:
-    db = remote_copy(tmp_path / "r")
+    db = copy_sample(tmp_path / "r")
     expected = run_cli("show", "2", str(db))
     gone = tmp_path / "removed" / "bin" / "python3"
     interpreters.remember(VT, "python3", str(gone))
@@ -156,7 +148,7 @@ def test_a_stand_in_made_after_the_first_walk_is_read_without_waiting_for_the_ne
     """A host that answers at once makes its stand-ins while the app's first read walks their
     folders, or before its file watch begins: they are taken in at the next check (the feed's,
     right after the watch starts), not left to the next walk."""
-    db = remote_copy(tmp_path / "r")
+    db = copy_sample(tmp_path / "r")
     monitor, remotes = open_sources([f"vt:{db}"], sync=False)
     try:
         assert remotes is not None

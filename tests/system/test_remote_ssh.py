@@ -22,20 +22,12 @@ from tests.support.databases import SAMPLE_DB, add_episode
 from tests.support.fake_reader import fake_reader
 from tests.support.folders import assert_unchanged
 from tests.support.processes import Simulator, Spawn, python_command
-from tests.support.reading import query
+from tests.support.reading import copy_sample, query
 from tests.support.sshd import SSH_ALIASES, SshServer
 from tests.support.waiting import wait_for
 from velora_tui.remote.sources import open_sources
 
 TIMEOUT = 60.0
-
-
-def remote_copy(folder: Path) -> Path:
-    """A velora database on the "remote" host (the same machine: absolute paths)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / "metrics.db"
-    shutil.copyfile(SAMPLE_DB, target)
-    return target
 
 
 def without_place(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -58,7 +50,7 @@ def ids_of(lines: list[str]) -> list[int]:
 
 
 def test_commands_read_a_remote_source_as_a_local_one(sshd: SshServer, tmp_path: Path) -> None:
-    db = remote_copy(tmp_path / "remote" / "runs" / "a")
+    db = copy_sample(tmp_path / "remote" / "runs" / "a")
     source = f"vt:{db.parent.parent}"
     with assert_unchanged(db.parent):  # nothing written or created beside the database
         remote = run_cli("ls", "--json", source)
@@ -172,7 +164,7 @@ def test_server_away_for_20_seconds(
 
 
 def test_a_replaced_remote_file_is_read_anew(sshd: SshServer, tmp_path: Path, spawn: Spawn) -> None:
-    db = remote_copy(tmp_path / "remote")
+    db = copy_sample(tmp_path / "remote")
     tail, out, err = follow(spawn, f"vt:{db}")
     err.first("vt: connected")
     add_episode(db, 1)
@@ -199,7 +191,7 @@ def test_unreachable_host(sshd: SshServer, tmp_path: Path) -> None:
 
 
 def test_refused_key(sshd: SshServer, tmp_path: Path) -> None:
-    db = remote_copy(tmp_path / "remote")
+    db = copy_sample(tmp_path / "remote")
     # `vt` logs in (its shared connection stays up): `vt-nokey`, the same address and user
     # with a key the server does not know, must not use that connection (ssh.control_path).
     assert run_cli("ls", f"vt:{db}").code == 0
@@ -217,7 +209,7 @@ def test_refused_key(sshd: SshServer, tmp_path: Path) -> None:
 
 def test_16_sources_on_16_aliases(sshd: SshServer, tmp_path: Path, spawn: Spawn) -> None:
     folders = [tmp_path / f"host{n:02d}" for n in range(SSH_ALIASES)]
-    dbs = [remote_copy(folder) for folder in folders]
+    dbs = [copy_sample(folder) for folder in folders]
     sources = [f"vt-{n:02d}:{db}" for n, db in enumerate(dbs)]
     listed = run_cli("ls", "--json", *sources)
     assert listed.code == 0, listed.err
@@ -251,7 +243,7 @@ def test_injection_attempts_run_nothing(sshd: SshServer, tmp_path: Path) -> None
     assert backticks.code == 1
     assert not marker.exists()
     odd = tmp_path / 'it\'s a "run" $HOME'
-    remote_copy(odd)
+    copy_sample(odd)
     listed = run_cli("ls", "--json", f"vt:{odd}")
     assert listed.code == 0, listed.err
     assert {row["db"] for row in json.loads(listed.out)} == {f"vt:{odd}/metrics.db"}
@@ -308,7 +300,7 @@ def test_a_python_too_old_is_refused(sshd: SshServer, tmp_path: Path) -> None:
 def test_a_new_connection_reads_on_from_where_it_was(sshd: SshServer, tmp_path: Path) -> None:
     """After a dropped connection, only what is new is read (the data layer keeps its marks:
     nothing is read again, nothing twice), with few bytes on the wire."""
-    db = remote_copy(tmp_path / "remote")
+    db = copy_sample(tmp_path / "remote")
     monitor, remotes = open_sources([f"vt:{db}"])
     assert remotes is not None
     try:
@@ -386,13 +378,13 @@ def test_a_database_made_deep_in_a_big_remote_tree_is_found(
     for group in range(20):
         for run in range(100):
             (root / f"group-{group:02d}" / f"run-{run:03d}").mkdir(parents=True)
-    remote_copy(root / "group-00" / "run-000")
+    copy_sample(root / "group-00" / "run-000")
     tail, out, err = follow(spawn, f"vt:{root}")
     err.first("vt: connected")
     time.sleep(1.0)  # the first walk done
     deep = root / "group-19" / "run-099" / "new" / "seed-1"
     deep.mkdir(parents=True)
-    made = remote_copy(deep)
+    made = copy_sample(deep)
     episode = add_episode(made, 2)
     # A database that appears is printed whole (as `tail -f` does locally), its new row last.
     out.first(

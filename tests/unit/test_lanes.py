@@ -4,27 +4,36 @@ the user looks at), which go before the queued ones, after the call under way.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
 
 from velora_tui.data.deadline_lanes import Lane, Pool, urgent
 
 
-def test_an_urgent_call_goes_before_the_queued_ones() -> None:
-    lane = Lane("test", deadline=30.0, pool=Pool(size=1))
-    release, started = threading.Event(), threading.Event()
-    order: list[str] = []
+def occupied(lane: Lane, release: threading.Event, done: Callable[[], None]) -> Future[None]:
+    """A call under way in `lane` until `release` (then `done`): the others queue behind it."""
+    started = threading.Event()
 
     def blocking() -> None:
         started.set()
         release.wait(10)
-        order.append("under way")
+        done()
+
+    under_way = lane.submit(blocking)
+    assert started.wait(10)
+    return under_way
+
+
+def test_an_urgent_call_goes_before_the_queued_ones() -> None:
+    lane = Lane("test", deadline=30.0, pool=Pool(size=1))
+    release = threading.Event()
+    order: list[str] = []
 
     def call(name: str) -> None:
         order.append(name)
 
-    under_way = lane.submit(blocking)
-    assert started.wait(10)  # under way: the others queue behind it
+    under_way = occupied(lane, release, partial(call, "under way"))
     queued = [lane.submit(partial(call, n)) for n in ("first", "second")]
     with urgent():
         pressing: Future[None] = lane.submit(lambda: call("urgent"))
@@ -37,15 +46,9 @@ def test_an_urgent_call_goes_before_the_queued_ones() -> None:
 
 def test_urgent_is_this_thread_s_alone() -> None:
     lane = Lane("test", deadline=30.0, pool=Pool(size=1))
-    release, started = threading.Event(), threading.Event()
+    release = threading.Event()
     order: list[str] = []
-
-    def blocking() -> None:
-        started.set()
-        release.wait(10)
-
-    under_way = lane.submit(blocking)
-    assert started.wait(10)
+    under_way = occupied(lane, release, lambda: None)
     with urgent():
         other = threading.Thread(target=lambda: lane.submit(lambda: order.append("other")))
         other.start()

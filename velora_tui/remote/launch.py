@@ -148,21 +148,26 @@ class Started:
     lock: threading.Lock  # held while something is written to its stdin
 
     def end(self) -> None:
-        """Stop it (the reader ends when its stdin closes; ssh when told to)."""
-        process = self.process
-        if process.poll() is None:
-            with contextlib.suppress(OSError, ValueError):
-                if self.feeder.is_alive():
-                    process.terminate()  # the write then fails at once
-                if process.stdin:
-                    process.stdin.close()
-            process.terminate()
-            try:
-                process.wait(2)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        end_process(self.process, self.feeder)
         self.errors.close()
+
+
+def end_process(process: subprocess.Popen[bytes], feeder: threading.Thread | None) -> None:
+    """Stop an ssh process running the reader (the reader ends when its stdin closes; ssh
+    when told to)."""
+    if process.poll() is not None:
+        return
+    if feeder is not None and feeder.is_alive():
+        process.terminate()  # the write then fails at once: closing stdin waits for it
+    with contextlib.suppress(OSError, ValueError):
+        if process.stdin:
+            process.stdin.close()
+    process.terminate()
+    try:
+        process.wait(2)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # Host -> its head start, until a link takes it or the process ends.

@@ -26,7 +26,6 @@ long or malformed, stops anything but this link.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import json
 import random
@@ -378,21 +377,8 @@ class Link:
             self._set(LinkState.UNREADABLE, f"the remote reader ended: {why}")
 
     def _end_process(self) -> None:
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        feeder = self._feeder
-        if feeder is not None and feeder.is_alive():
-            process.terminate()  # the write then fails at once: closing stdin waits for it
-        with contextlib.suppress(OSError, ValueError):
-            if process.stdin:
-                process.stdin.close()  # the reader ends when its stdin closes
-        process.terminate()
-        try:
-            process.wait(2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if self.process is not None:
+            launch.end_process(self.process, self._feeder)
 
     def _end_requests(self) -> None:
         """The connection ended: the requests it had yet to answer fail (read again later)."""
