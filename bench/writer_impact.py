@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import subprocess
 import sys
 import time
@@ -104,6 +105,7 @@ def write_rows(db: Path, commits: int, gap: float, out: Path, busy_ms: int | Non
     exp_id = writer.start(plan)
     latencies: list[float] = []
     locked = other = 0
+    locked_at: list[float] = []  # time.monotonic() of each, to set beside a reader's trace
     for values in rows:
         started = time.perf_counter()
         try:
@@ -111,12 +113,21 @@ def write_rows(db: Path, commits: int, gap: float, out: Path, busy_ms: int | Non
         except OperationalError as exc:
             if "locked" in str(exc):
                 locked += 1
+                locked_at.append(time.monotonic())
             else:
                 other += 1
         latencies.append(time.perf_counter() - started)
         time.sleep(gap)
     writer.engine.dispose()
-    out.write_text(json.dumps({"latencies": latencies, "locked": locked, "other": other}))
+    trace = os.environ.get("WRITER_LOCKED_AT")  # a file to append the times of "locked" to
+    if trace:
+        with Path(trace).open("a") as times:
+            times.write(json.dumps(locked_at) + "\n")
+    out.write_text(
+        json.dumps(
+            {"latencies": latencies, "locked": locked, "other": other, "locked_at": locked_at}
+        )
+    )
 
 
 # -- the benchmark ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import math
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
 from hypothesis import given, settings
@@ -15,9 +16,10 @@ from hypothesis import strategies as st
 from tests.support.databases import velora_ddl
 from tests.support.reading import FarFiles, load_series
 from velora_tui.data import series as series_module
+from velora_tui.data import statements
 from velora_tui.data.database import MetricsDatabase
 from velora_tui.data.records import EPISODE_METRICS
-from velora_tui.data.series import Series, SeriesReader
+from velora_tui.data.series import Series, SeriesReader, buckets_of
 
 rewards = st.lists(
     st.one_of(
@@ -207,3 +209,181 @@ def test_buckets_that_merge_while_chunks_asked_at_once_come_in(tmp_path: Path) -
     for metric in EPISODE_METRICS:
         assert same(growing.bands[metric].high, once.bands[metric].high)
         assert same(growing.bands[metric].low, once.bands[metric].low)
+
+
+# -- rows the change feed read, folded into the buckets ----------------------------------------
+
+# Any value a number column may hold: numbers, +-inf, NaN (stored as NULL), NULL, text (numeric
+# text becomes a number as it is stored, as SQLite's affinity makes it) and blobs.
+stored_values = st.one_of(
+    st.floats(min_value=-1e12, max_value=1e12, allow_nan=False),
+    st.integers(min_value=-(2**40), max_value=2**40),
+    st.sampled_from([math.inf, -math.inf, math.nan, None, "5", " 7 ", "1e999", "", "x"]),
+    st.text(max_size=4),
+    st.binary(max_size=3),
+)
+times = st.one_of(
+    st.builds(
+        "2026-11-24 {:02}:{:02}:{:02}.{:06}".format,
+        st.integers(0, 23),
+        st.integers(0, 59),
+        st.integers(0, 59),
+        st.integers(0, 999_999),
+    ),
+    stored_values,
+)
+stored_rows = st.lists(
+    st.tuples(
+        st.one_of(st.integers(min_value=0, max_value=10_000), stored_values),  # episode_num
+        st.lists(stored_values, min_size=7, max_size=7),  # EPISODE_METRICS
+        times,
+    ),
+    min_size=1,
+    max_size=300,
+)
+StoredRow = tuple[Any, list[Any], Any]
+
+
+def any_values_db(folder: Path, schema: str) -> Path:
+    """Velora's tables without their NOT NULL (so that NULL and NaN can be stored too), and two
+    experiments."""
+    db = folder / "metrics.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executescript(velora_ddl(schema).replace(" NOT NULL", ""))
+    for _exp in (1, 2):
+        conn.execute(
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES ('a', 'e', '{}', "
+            "'2026-11-24 12:00:00')"
+        )
+    conn.close()
+    return db
+
+
+def append_stored(db: Path, rows: list[StoredRow], other_every: int, schema: str) -> None:
+    """`rows` to experiment 1 in one commit, every `other_every`-th after one of experiment 2."""
+    metrics = EPISODE_METRICS if schema == "0.2.0" else EPISODE_METRICS[:-1]
+    columns = ", ".join(("experiment_id", "episode_num", *metrics, "created_at"))
+    marks = ", ".join("?" * (len(metrics) + 3))
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN")
+    for index, (number, values, stamp) in enumerate(rows):
+        if other_every and index % other_every == 0:
+            other = (2, index, *[1.0] * len(metrics), "2026-11-24 12:00:01")
+            conn.execute(f"INSERT INTO episode ({columns}) VALUES ({marks})", other)
+        row = (1, number, *values[: len(metrics)], stamp)
+        conn.execute(f"INSERT INTO episode ({columns}) VALUES ({marks})", row)
+    conn.execute("COMMIT")
+    conn.close()
+
+
+def close(a: list[float], b: list[float]) -> bool:
+    return len(a) == len(b) and all(
+        math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6) or (math.isnan(x) and math.isnan(y))
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    stored_rows,
+    st.lists(st.integers(min_value=0, max_value=300), max_size=6),
+    st.lists(st.booleans(), min_size=6, max_size=6),
+    st.integers(min_value=1, max_value=60),
+    st.integers(min_value=1, max_value=700),
+    st.integers(min_value=0, max_value=4),
+    st.booleans(),
+    st.sampled_from(["0.2.0", "0.1.1"]),
+)
+def test_rows_the_feed_read_folded_in_give_what_a_fresh_read_gives(
+    rows: list[StoredRow],
+    batches: list[int],
+    read_after: list[bool],
+    points: int,
+    chunk: int,
+    other_every: int,
+    far: bool,
+    schema: str,
+) -> None:
+    """A reader kept up to date by folding in the rows each refresh read (never reading them
+    from the file again) ends with the same points as a fresh one that reads them all: text,
+    blobs, NULL and +-inf in number columns, text in episode numbers and times, buckets that
+    merge as the run grows, other experiments' rows between, a far host's database."""
+    cuts = sorted({min(len(rows), c) for c in batches} | {len(rows)})
+    with tempfile.TemporaryDirectory() as folder, patch.object(series_module, "CHUNK_IDS", chunk):
+        db = any_values_db(Path(folder), schema)
+        append_stored(db, rows[: cuts[0]], other_every, schema)
+        database = MetricsDatabase(db, files=FarFiles([]) if far else None)
+        database.refresh()
+        live = SeriesReader(database, 1, points)
+        live.read()
+        with patch.object(live, "_read_next", wraps=live._read_next) as from_file:
+            for (start, end), read in zip(itertools.pairwise(cuts), read_after, strict=False):
+                append_stored(db, rows[start:end], other_every, schema)
+                database.refresh()
+                if read:
+                    live.read()
+            growing = live.read()
+        here = MetricsDatabase(db)
+        here.refresh()
+        fresh = SeriesReader(here, 1, points).read()
+        here.close()
+        database.close()
+    assert from_file.call_count == 0  # every new row folded in, none read again
+    assert growing.rows == fresh.rows == len(rows)
+    assert growing.exact == fresh.exact
+    assert growing.complete
+    assert fresh.complete
+    assert same(growing.episode, fresh.episode)
+    assert same(growing.seconds, fresh.seconds)
+    assert close(growing.steps, fresh.steps)  # sums: added in another order, to the last bit
+    for metric in EPISODE_METRICS:
+        a, b = growing.bands[metric], fresh.bands[metric]
+        assert same(a.low, b.low)
+        assert same(a.high, b.high)
+        assert close(a.mean, b.mean)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    stored_rows,
+    st.integers(min_value=0, max_value=4),
+    st.integers(min_value=1, max_value=9),
+    st.sampled_from(["0.2.0", "0.1.1"]),
+)
+def test_buckets_of_rows_are_what_sqlite_answers(
+    rows: list[StoredRow], other_every: int, width: int, schema: str
+) -> None:
+    """series.buckets_of, from the rows as the change feed reads them, answers what the
+    buckets' statement answers for the same rows, value for value (the totals too: summed
+    in id order as SQLite sums them)."""
+    with tempfile.TemporaryDirectory() as folder:
+        db = any_values_db(Path(folder), schema)
+        append_stored(db, rows, other_every, schema)
+        database = MetricsDatabase(db)
+        database.refresh()
+        schema_read = database.schema
+        assert schema_read is not None
+        low, high = 0, 10**9
+        read = database.fetch_each(
+            [(statements.new_episodes(schema_read), {"after": low, "limit": 10**6})]
+        )
+        answer = database.fetch_each(
+            [
+                (
+                    statements.series_buckets(schema_read),
+                    {"exp_id": 1, "base": 1, "width": width, "low": low, "high": high},
+                )
+            ]
+        )
+        database.close()
+    assert read is not None
+    assert answer is not None
+    folded = buckets_of(read[0], 1, low, high, 1, width)
+    assert [list(map(comparable, row)) for row in folded] == [
+        list(map(comparable, row)) for row in answer[0]
+    ]
+
+
+def comparable(value: Any) -> Any:
+    """A value with its storage class (1 and 1.0 differ in SQLite's answer too)."""
+    return (type(value).__name__, value)

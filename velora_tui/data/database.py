@@ -18,9 +18,11 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, wait
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -96,6 +98,21 @@ EDGES_PER_READ = exact_totals.ROWS_PER_READ // RECENT
 FAR_READS = 16
 # The identity of a file that was read and then removed: no real (st_dev, st_ino) equals it.
 _GONE = (-1, -1)
+# New rows kept as read, while a chart's reader wants them (keep_new_rows): it folds them into
+# its buckets instead of reading them again, a read of its own that met the writer's commits
+# (docs/performance.md, The writer beside the app). At most this many rows: a reader further
+# behind reads the rest.
+KEEP_ROWS = 4_096
+
+
+@dataclass(frozen=True, slots=True)
+class RowBatch:
+    """Every episode with an id in (`after`, `last`], in id order, as stored
+    (queries.new_episodes' columns)."""
+
+    after: int
+    last: int
+    rows: Sequence[Sequence[Any]]
 
 
 class ReadFailed(Exception):
@@ -273,6 +290,27 @@ class MetricsDatabase:
         # Closed to free its descriptors (close_idle): the file's stat, version and schema as
         # last read (the same file, opened again, is not asked its schema again).
         self._parked: tuple[tuple[int, ...], tuple[str, int], Schema] | None = None
+        # The newest rows read, for the readers that want them (keep_new_rows).
+        self._keepers: weakref.WeakSet[object] = weakref.WeakSet()
+        self._kept: tuple[RowBatch, ...] = ()
+
+    def keep_new_rows(self, owner: object) -> None:
+        """Keep the newest rows read (at most KEEP_ROWS) while `owner` lives (new_rows)."""
+        self._keepers.add(owner)
+
+    def new_rows(self) -> tuple[RowBatch, ...]:
+        """The newest batches of rows read, oldest first (none unless keep_new_rows)."""
+        return self._kept
+
+    def _keep(self, batch: RowBatch) -> None:
+        if not self._keepers or len(batch.rows) > KEEP_ROWS:
+            self._kept = ()
+            return
+        kept = [*self._kept, batch]
+        total = sum(len(b.rows) for b in kept)
+        while total > KEEP_ROWS:
+            total -= len(kept.pop(0).rows)
+        self._kept = tuple(kept)
 
     @property
     def schema(self) -> Schema | None:
@@ -412,6 +450,7 @@ class MetricsDatabase:
         self._loaded = False
         self._scan = None
         self._unscanned = {}
+        self._kept = ()
 
     def reload(self) -> None:
         """Forget what was read; the next refresh reads the file from scratch (nothing, when
@@ -714,7 +753,8 @@ class MetricsDatabase:
             after = page[-1][0]
 
     def _incremental(self, update: Update) -> None:
-        rows, newest_experiment = self._new_episodes(self._episode_mark, BATCH)
+        after = self._episode_mark
+        rows, newest_experiment, found = self._new_episodes(after, BATCH)
         if not rows and self._max_episode_id() < self._episode_mark:
             # Rows vanished: the file was rewritten in place. Start over from scratch.
             update.reset = True
@@ -733,6 +773,7 @@ class MetricsDatabase:
             update.experiments.add(row.experiment_id)
         if rows:
             self._episode_mark = rows[-1].id
+            self._keep(RowBatch(after, rows[-1].id, found))
         update.episodes = rows
         update.more = len(rows) == BATCH
 
@@ -859,13 +900,16 @@ class MetricsDatabase:
 
     # -- episode rows ----------------------------------------------------------------------
 
-    def _new_episodes(self, after: int, limit: int) -> tuple[list[EpisodeRow], int]:
-        """Episodes above id `after`, and the newest experiment id (0 when no row came)."""
+    def _new_episodes(
+        self, after: int, limit: int
+    ) -> tuple[list[EpisodeRow], int, Sequence[Sequence[Any]]]:
+        """Episodes above id `after`, the newest experiment id (0 when no row came), and the
+        rows as stored."""
 
         assert self._schema is not None
         found = self._fetch(statements.new_episodes(self._schema), after=after, limit=limit)
         newest = as_int(found[-1][-1]) if found else None
-        return [EpisodeRow.from_stored(values) for values in found], newest or 0
+        return [EpisodeRow.from_stored(values) for values in found], newest or 0, found
 
     def latest_episodes(self, exp_id: int | None, limit: int) -> list[EpisodeRow]:
         """The newest `limit` episodes (of one experiment, or of all) read so far, oldest

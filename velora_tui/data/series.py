@@ -2,12 +2,15 @@
 
 Rows are grouped into at most N buckets by id (the index on experiment_id carries the rowid, so
 no sort is needed); each bucket keeps the min, max and mean of every metric, so the global
-extremes of a series are always among the points plotted.
+extremes of a series are always among the points plotted. Rows the change feed has just read
+are folded into the buckets here (`fold`), as SQLite would have added them up, instead of being
+read again.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -20,7 +23,7 @@ from typing import Any
 from velora_tui.data import statements
 from velora_tui.data.cleaning import as_float, parse_timestamp
 from velora_tui.data.connection import Fetch
-from velora_tui.data.database import FAR_READS, MetricsDatabase
+from velora_tui.data.database import FAR_READS, MetricsDatabase, RowBatch
 from velora_tui.data.records import EPISODE_METRICS, EpisodeRow
 from velora_tui.data.schema import Schema
 
@@ -64,12 +67,16 @@ FAR_POINTS = 500
 
 @dataclass(slots=True)
 class _Bucket:
-    """Aggregates of the rows whose ids fall in one bucket; two buckets merge exactly."""
+    """Aggregates of the rows whose ids fall in one bucket; two buckets merge exactly. The
+    lowest and highest episode numbers and the latest time are kept as stored, compared as
+    SQLite's min() and max() compare them (text above numbers), so that a bucket is the same
+    whichever way its rows were split between reads."""
 
-    episode: float  # the lowest and highest episode numbers of its rows
-    last_episode: float
+    first_num: Any
+    last_num: Any
     rows: int
-    stamp: datetime | None
+    latest: Any
+    stamp: datetime | None  # the latest time, parsed
     sums: list[float]
     counts: list[int]
     lows: list[float]
@@ -79,7 +86,7 @@ class _Bucket:
         """Where the bucket sits on the episode axis: the middle of its episode numbers (its
         one episode when it holds one row), as its values are the mean of those episodes'.
         Labelled at its first episode, a bucket of episodes 1-2 showed their mean at 1."""
-        first, last = self.episode, self.last_episode
+        first, last = _finite(self.first_num), _finite(self.last_num)
         if not math.isfinite(first):
             return float(index + 1)
         if not math.isfinite(last) or last <= first:
@@ -87,16 +94,48 @@ class _Bucket:
         return first / 2 + last / 2  # halved first: first + last may overflow
 
     def merge(self, other: _Bucket) -> None:
-        self.episode = _lowest(self.episode, other.episode)
-        self.last_episode = _highest(self.last_episode, other.last_episode)
+        if _takes_min(self.first_num, other.first_num):
+            self.first_num = other.first_num
+        if _takes_max(self.last_num, other.last_num):
+            self.last_num = other.last_num
         self.rows += other.rows
-        if other.stamp is not None and (self.stamp is None or other.stamp > self.stamp):
-            self.stamp = other.stamp
+        if _takes_max(self.latest, other.latest):
+            self.latest, self.stamp = other.latest, other.stamp
         for i in range(len(EPISODE_METRICS)):
             self.sums[i] += other.sums[i]
             self.counts[i] += other.counts[i]
             self.lows[i] = _lowest(self.lows[i], other.lows[i])
             self.highs[i] = _highest(self.highs[i], other.highs[i])
+
+
+def _rank(value: object) -> int:
+    """Where SQLite orders a stored value: NULL (none), then numbers, text, blobs."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return 0
+    if isinstance(value, int | float):
+        return 1
+    return 2 if isinstance(value, str) else 3
+
+
+def _below(a: Any, b: Any) -> bool:
+    """Whether SQLite orders stored value `a` before `b` (neither NULL): numbers compare as
+    numbers, text and blobs byte by byte (UTF-8 keeps the order of code points)."""
+    ranked_a, ranked_b = _rank(a), _rank(b)
+    if ranked_a != ranked_b:
+        return ranked_a < ranked_b
+    if ranked_a == 3:
+        return isinstance(a, bytes) and isinstance(b, bytes) and a < b
+    return bool(a < b)
+
+
+def _takes_min(current: Any, new: Any) -> bool:
+    """Whether SQLite's min() takes `new` over `current` (NULL never; the first of equals)."""
+    return _rank(new) != 0 and (_rank(current) == 0 or _below(new, current))
+
+
+def _takes_max(current: Any, new: Any) -> bool:
+    """Whether SQLite's max() takes `new` over `current` (NULL never; the first of equals)."""
+    return _rank(new) != 0 and (_rank(current) == 0 or _below(current, new))
 
 
 def _lowest(a: float, b: float) -> float:
@@ -125,11 +164,13 @@ class SeriesReader:
         self.max_points = max(1, max_points)
         self._lock = threading.Lock()
         self._start_over(None)
+        database.keep_new_rows(self)  # the rows the change feed reads, folded in (fold)
 
     def _start_over(self, base: int | None) -> None:
         self.base = base
         self.width = 1
-        self.mark = 0
+        self.mark = 0  # every row of the experiment up to this id is in the buckets
+        self.top = 0  # the highest id read from the file (a file rewritten: read again)
         self.keys: list[int] = []
         self.buckets: list[_Bucket] = []
 
@@ -156,15 +197,23 @@ class SeriesReader:
             if first is None or last is None:
                 self._start_over(None)
                 return Series()
-            if first != self.base or last < self.mark:  # a new experiment, or a new file
+            if first != self.base or last < self.top:  # a new experiment, or a new file
                 self._start_over(first)
                 self.mark = first - 1
                 # A bucket holds at most `width` rows: no smaller width can fit them all.
                 assert summary is not None
                 while summary.episodes > self.width * self.max_points:
                     self.width *= 2
+            # Rows the change feed has read are folded in, not read again: a read of the file is a
+            # read lock that a commit may meet (docs/performance.md, The writer beside the app).
+            kept = self.database.new_rows()
             while self.mark < last:
-                if not self._read_next(last):  # the file failed; its state says why
+                batch = next((b for b in kept if b.after <= self.mark < b.last), None)
+                if batch is not None:
+                    self.fold(batch)
+                    continue
+                ahead = min((b.after for b in kept if b.after > self.mark), default=last)
+                if not self._read_next(min(last, ahead)):  # the file failed; its state says why
                     last = self.mark  # nothing more to read now: complete as far as it goes
                     break
                 if deadline is not None and time.monotonic() >= deadline:
@@ -173,9 +222,18 @@ class SeriesReader:
             series.complete = self.mark >= last
             return series
 
+    def fold(self, batch: RowBatch) -> None:
+        """Add the experiment's rows of `batch` above the mark to the buckets, as a read of
+        them would have (the mark must be within the batch: `batch.after <= mark`)."""
+        assert self.base is not None
+        assert batch.after <= self.mark
+        found = buckets_of(batch.rows, self.exp_id, self.mark, batch.last, self.base, self.width)
+        self._add(found)
+        self.mark = max(self.mark, batch.last)
+
     def _read_next(self, last: int) -> bool:
-        """The next CHUNK_IDS ids (a far host: the next FAR_READS such chunks, asked at once);
-        False when the file cannot be read now."""
+        """The next CHUNK_IDS ids up to `last` (a far host: the next FAR_READS such chunks, asked
+        at once); False when the file cannot be read now."""
         spans: list[tuple[int, int]] = []
         low = self.mark
         while low < last and len(spans) < (FAR_READS if self.database.far else 1):
@@ -187,7 +245,7 @@ class SeriesReader:
             if found is None:
                 return False
             self._add(found)
-            self.mark = spans[0][1]
+            self.mark = self.top = spans[0][1]
             return True
         statement, width = statements.series_buckets(schema), self.width
         answers = self.database.fetch_each(
@@ -197,7 +255,7 @@ class SeriesReader:
             return False
         for (_, high), found in zip(spans, answers, strict=True):
             self._add(found)
-            self.mark = high
+            self.mark = self.top = high
             if self.width != width:
                 break  # buckets merged: the later answers are of narrower ones, read again
         return True
@@ -225,9 +283,10 @@ class SeriesReader:
         for row in rows:
             key = int(row[0])
             bucket = _Bucket(
-                episode=_finite(row[1]),
-                last_episode=_finite(row[2]),
+                first_num=row[1],
+                last_num=row[2],
                 rows=int(row[3] or 0),
+                latest=row[4],
                 stamp=parse_timestamp(row[4]),
                 sums=[_finite_or_zero(v) for v in row[5 : 5 + n]],
                 counts=[int(v or 0) for v in row[5 + n : 5 + 2 * n]],
@@ -306,6 +365,50 @@ class SeriesReaders:
     def clear(self) -> None:
         with self._lock:
             self._readers.clear()
+
+
+# The largest finite double: queries.finite() lets through values within +-this.
+_MAX_FLOAT = sys.float_info.max
+
+
+def buckets_of(
+    rows: Sequence[Sequence[Any]], exp_id: int, low: int, high: int, base: int, width: int
+) -> list[list[Any]]:
+    """What statements.series_buckets answers for experiment `exp_id`'s rows with ids in
+    (`low`, `high`], from `rows` as stored (queries.new_episodes' columns, in id order), added up
+    as SQLite adds them up: totals, counts, minima and maxima of the finite numbers only (text,
+    blobs, NULL and +-inf left out), min() and max() of the episode numbers and times as SQLite
+    orders any values, and the totals summed in id order as doubles."""
+    n = len(EPISODE_METRICS)
+    sums, counts, lows, highs = 5, 5 + n, 5 + 2 * n, 5 + 3 * n
+    found: list[list[Any]] = []
+    current: list[Any] = []
+    for row in rows:
+        row_id = row[0]
+        if not low < row_id <= high or row[1] != exp_id:
+            continue
+        key = (row_id - base) // width
+        if not current or current[0] != key:
+            current = [key, None, None, 0, None, *[0.0] * n, *[0] * n, *[None] * (2 * n)]
+            found.append(current)
+        number = row[2]
+        if _takes_min(current[1], number):
+            current[1] = number
+        if _takes_max(current[2], number):
+            current[2] = number
+        current[3] += 1
+        if _takes_max(current[4], row[10]):
+            current[4] = row[10]
+        for i in range(n):
+            value = row[3 + i]
+            if isinstance(value, int | float) and -_MAX_FLOAT <= value <= _MAX_FLOAT:
+                current[sums + i] += value
+                current[counts + i] += 1
+                if current[lows + i] is None or value < current[lows + i]:
+                    current[lows + i] = value
+                if current[highs + i] is None or value > current[highs + i]:
+                    current[highs + i] = value
+    return found
 
 
 def _finite(value: object) -> float:
