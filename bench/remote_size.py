@@ -15,6 +15,11 @@ The local cache is emptied before every remote run. In interleaved rounds, at ea
   login shell's start-up files), which no program of ours can avoid;
 - bytes from the host per case, and what the cache holds after it.
 
+Each remote command runs three times: from scratch ("remote": no shared ssh connection, no
+kept reader), at once again with the shared ssh connection but no kept reader ("shared"), and
+again borrowing the reader the last command kept (remote/keeper.py: "kept"), as any command
+within a minute of another on the same sources.
+
 Goals (issue 26): first rows within 1.5x of local plus the set-up; the commands and the charts
 within 2x of local; the cache at most a tenth of the file. Prints; `main()` returns Metrics.
 `.venv/bin/python -m bench.remote_size [--rounds N] [--sizes 1,5]`
@@ -23,6 +28,7 @@ within 2x of local; the cache at most a tenth of the file. Prints; `main()` retu
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import subprocess
@@ -37,6 +43,7 @@ from bench.startup import EXPERIMENTS, GROUPS, start_on_terminal
 from tests.support.processes import python_command
 from tests.support.sshd import SshServer
 from velora_tui.data.series import SeriesReader
+from velora_tui.remote import launch
 from velora_tui.remote.address import Host
 from velora_tui.remote.sources import open_sources
 from velora_tui.remote.ssh import control_dir, control_path
@@ -65,6 +72,7 @@ class Bench:
     def remote(self, size: str, case: str) -> Iterator[Callable[[], None]]:
         """A remote run from scratch: no shared connection, an empty cache. What it yields
         records the bytes that came from the host and what the cache holds, so far."""
+        launch.end_kept_readers()
         shutil.rmtree(control_dir(), ignore_errors=True)
         shutil.rmtree(self.cache, ignore_errors=True)
         # A folder of its own: an earlier case's relay may still be writing to its own.
@@ -172,8 +180,12 @@ def one_round(bench: Bench, files: dict[str, Path], chosen: tuple[str, ...] = CA
                     bench.time(size, case, where, run())
                     count()
                     # Again at once: ssh's shared connection is still up (ControlPersist),
-                    # as for any command within a minute of another.
+                    # as for any command within a minute of another; its reader not kept.
+                    launch.end_kept_readers()
                     bench.time(size, case, "shared", run())
+                    if case != "charts":  # read in this process: nothing kept after it
+                        # Again: the reader the last command kept (remote/keeper.py).
+                        bench.time(size, case, "kept", run())
         bench.time(size, "ssh set-up", "remote", setup_seconds())
         bench.time(size, "remote shell", "remote", shell_seconds())
 
@@ -182,7 +194,7 @@ def report(bench: Bench, files: dict[str, Path], cases: tuple[str, ...] = CASES)
     metrics = []
     print(
         f"\n{'':<18}{'local':>10}{'remote':>10}{'ratio':>8}{'shared':>10}{'ratio':>8}"
-        f"{'from host':>12}{'cache':>10}"
+        f"{'kept':>10}{'ratio':>8}{'from host':>12}{'cache':>10}"
     )
     for size, db in files.items():
         setup = bench.median(size, "ssh set-up", "remote")
@@ -199,9 +211,11 @@ def report(bench: Bench, files: dict[str, Path], cases: tuple[str, ...] = CASES)
             came = median([float(b) for b in bench.bytes[(size, case)]])
             cached = max(bench.cached[(size, case)])
             ratio = remote / local
+            kept = bench.median(size, case, "kept") if case != "charts" else math.nan
             print(
                 f"  {case:<16}{local:>9.2f}s{remote:>9.2f}s{ratio:>7.2f}x{shared:>9.2f}s"
-                f"{shared / local:>7.2f}x{came / 1e3:>10.0f}kB{cached / 1e3:>8.1f}kB"
+                f"{shared / local:>7.2f}x{kept:>9.2f}s{kept / local:>7.2f}x"
+                f"{came / 1e3:>10.0f}kB{cached / 1e3:>8.1f}kB"
             )
             if case == "app first rows":
                 goal_text = f"<= {GOAL_FIRST_ROWS}x local + set-up"
@@ -214,7 +228,7 @@ def report(bench: Bench, files: dict[str, Path], cases: tuple[str, ...] = CASES)
                     f"remote {case}, {size}: remote / local",
                     goal_text,
                     f"{ratio:.2f}x fresh ({remote:.2f} s / {local:.2f} s), {shared / local:.2f}x"
-                    f" shared; {came / 1e3:.0f} kB from the host",
+                    f" shared, {kept / local:.2f}x kept; {came / 1e3:.0f} kB from the host",
                     met,
                 )
             )

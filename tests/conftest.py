@@ -4,6 +4,7 @@
 - `make_db`: velora-schema files of either schema (0.2.0 or 0.1.1): `support.build_velora_db`.
 - `schema`: a test run once per velora schema.
 - `serve`: `velora-tui serve` on a free port; none of its tabs' processes outlives the test.
+- `sshd`: a real OpenSSH server as host `vt` (commands keep no reader for the next one).
 - `spawn` / `simulator`: processes (the simulator as a separate writer, the CLI) that are always
   killed at teardown.
 """
@@ -24,6 +25,7 @@ from tests.support.databases import SAMPLE_DB, SCHEMAS, MakeDb, build_velora_db
 from tests.support.processes import Simulator, Spawn, child_env, python_command, stop_process
 from tests.support.sshd import SSHD, SshServer
 from tests.support.waiting import wait_for
+from velora_tui.remote.launch import KEEP_ENV, end_kept_readers
 from velora_tui.remote.ssh import control_dir
 
 
@@ -131,8 +133,12 @@ def sshd(
     server = SshServer(folder)
     monkeypatch.setenv("VELORA_TUI_SSH_CONFIG", str(server.config))
     monkeypatch.setenv("VELORA_TUI_CACHE", str(folder / "cache"))
+    # Commands keep no reader for the next one (remote/keeper.py) unless a test says so: each
+    # test's commands connect as a first command does.
+    monkeypatch.setenv(KEEP_ENV, "0")
     server.start()
     yield server
+    end_kept_readers()
     server.stop()
     shutil.rmtree(control_dir(), ignore_errors=True)  # its shared connections' sockets
 

@@ -97,7 +97,7 @@ def test_the_python_a_host_runs_is_remembered(sshd: SshServer, tmp_path: Path) -
         assert remotes is not None
         (link,) = remotes.links
         assert link.status.state == "connected"
-        assert link.process is not None
+        assert isinstance(link.process, subprocess.Popen)  # its own ssh: no reader was kept
         assert f"exec {exe} -I -S -c" in str(link.process.args)
     finally:
         monitor.close()

@@ -81,9 +81,10 @@ def head_start(args: list[str]) -> None:
         return
     words = args[args.index(name) + 1 :]
     if any(":" in word for word in words):
-        from velora_tui.remote.launch import head_start as start
+        from velora_tui.remote import launch
 
-        start(words)
+        launch.keep_readers()  # a command of the user's: the next one borrows its readers
+        launch.head_start(words)
 
 
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})

@@ -21,19 +21,24 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import json
+import os
+import secrets
+import socket
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from velora_tui.remote import interpreters
 from velora_tui.remote.address import AddressError, Host, RemoteSource, parse_source
 from velora_tui.remote.folders import FolderError
-from velora_tui.remote.ssh import SshOptions, ssh_argv
+from velora_tui.remote.ssh import SshOptions, control_dir, ssh_argv
 
 # Run by the remote python: reads the reader's source (its length, a newline, the text), then
 # runs it, which reads its arguments from the next line. Kept to what Python 2 and 3.0-3.7 can
@@ -46,6 +51,12 @@ BOOTSTRAP = (
 DEFAULT_PYTHON = "python3"
 SLURM = "slurm:"  # data/slurm.py says which words are Slurm sources; any of them stops here
 READER = Path(__file__).with_name("reader.py")
+KEEPER = Path(__file__).with_name("keeper.py")
+# Seconds a command's reader is kept for the next command after its exit (keeper.py), as ssh
+# keeps its shared connection (ssh.PERSIST); 0: not kept.
+KEEP_ENV = "VELORA_TUI_KEEP"
+KEEP = 60.0
+BORROW_TIMEOUT = 0.5  # a keeper that does not answer within this is not used
 
 # The options of the commands that read sources which take a value (every other option is a
 # flag), so that their values are never taken for a source (tests/unit/test_launch.py holds
@@ -103,7 +114,7 @@ def reader_source() -> str:
     return _SOURCE[0]
 
 
-def feed(process: subprocess.Popen[bytes], data: bytes, lock: threading.Lock) -> threading.Thread:
+def feed(process: ReaderProcess, data: bytes, lock: threading.Lock) -> threading.Thread:
     """Write `data` to the process's stdin in a thread of its own: a remote that does not read
     it (not our reader) must not stop the thread that reads what it says."""
     stdin = process.stdin
@@ -136,23 +147,44 @@ def start(argv: list[str], data: bytes, lock: threading.Lock) -> Started:
     return Started(argv, data, process, errors, feed(process, data, lock), lock)
 
 
+class ReaderProcess(Protocol):
+    """What runs the reader, as the link uses it: an ssh process (subprocess.Popen), or one a
+    keeper lends (Borrowed)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def stdin(self) -> IO[bytes] | None: ...
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+    @property
+    def returncode(self) -> int | None: ...
+    def poll(self) -> int | None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+
+
 @dataclass
 class Started:
     """An ssh process running the reader, and what it was given."""
 
     argv: list[str]
     program: bytes = field(repr=False)
-    process: subprocess.Popen[bytes]
+    process: ReaderProcess
     errors: IO[bytes]  # its stderr
-    feeder: threading.Thread  # writing `program`
+    feeder: threading.Thread | None  # writing `program` (None: a kept reader has it)
     lock: threading.Lock  # held while something is written to its stdin
+    # A kept reader's (borrow): the word it says hello again with, after what came before.
+    again: str | None = None
+    keeper: Path | None = None  # where its keeper listens, or will (keeper_socket)
 
     def end(self) -> None:
         end_process(self.process, self.feeder)
         self.errors.close()
 
 
-def end_process(process: subprocess.Popen[bytes], feeder: threading.Thread | None) -> None:
+def end_process(process: ReaderProcess, feeder: threading.Thread | None) -> None:
     """Stop an ssh process running the reader (the reader ends when its stdin closes; ssh
     when told to)."""
     if process.poll() is not None:
@@ -188,10 +220,14 @@ def head_start(words: Sequence[str], options: SshOptions | None = None) -> list[
     for host, paths in by_host.items():
         try:
             argv = reader_command(host, interpreter(host, python), options)
-            early = start(argv, program(paths), threading.Lock())
+            data = program(paths)
+            lock = threading.Lock()
+            kept = keeper_socket(reader_command(host, python, options), data)
+            early = borrow(kept, argv, data, lock) or start(argv, data, lock)
         except (OSError, AddressError, FolderError):
             continue
         with _LOCK:
+            early.keeper = kept
             if not _STARTED:
                 atexit.register(end_all)
             old = _STARTED.pop(host, None)
@@ -222,6 +258,221 @@ def end_all() -> None:
         _STARTED.clear()
     for early in left:
         early.end()
+
+
+class Borrowed:
+    """A kept reader's pipes (keeper.py), as the link uses an ssh process's: lent to this
+    process until it ends, which gives them back, or until the link ends the reader."""
+
+    def __init__(self, connection: socket.socket, pid: int, stdin: int, stdout: int) -> None:
+        self.connection = connection
+        self.pid = pid  # the ssh process's (no child of this process)
+        self.stdin: IO[bytes] | None = os.fdopen(stdin, "wb")
+        self.stdout: IO[bytes] | None = os.fdopen(stdout, "rb")
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def terminate(self) -> None:
+        """End the reader (the link found it broken, or ends it): its keeper ends with it."""
+        if self.returncode is not None:
+            return
+        self.returncode = 0
+        with contextlib.suppress(OSError):
+            self.connection.sendall(b"e")
+        self.connection.close()
+        with contextlib.suppress(OSError, ValueError):
+            if self.stdin is not None:
+                self.stdin.close()  # the last of its stdin's writers: the reader ends
+
+    kill = terminate
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.terminate()
+        return 0
+
+    def give_back(self) -> None:
+        """The keeper has it again (this process ends: nothing of it reads the pipes)."""
+        self.connection.close()
+
+
+def keeper_socket(argv: Sequence[str], data: bytes) -> Path:
+    """Where the keeper of the reader that `argv` runs with `data` listens (one per command
+    and sources), in the ssh sockets' folder (ours alone, a path short enough). `argv` names
+    the Python as the user did (--remote-python), not as it was remembered: the same reader
+    whichever started it."""
+    digest = hashlib.sha256("\0".join(argv).encode("utf-8", "surrogateescape"))
+    digest.update(b"\0" + data)
+    return control_dir() / f"k-{digest.hexdigest()[:16]}"
+
+
+def borrow(path: Path, argv: list[str], data: bytes, lock: threading.Lock) -> Started | None:
+    """The reader the keeper at `path` (keeper_socket) holds, lent to this process and asked
+    to say everything again (`again`); None when there is none, or it is lent."""
+    if not os.path.exists(path):
+        return None
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(BORROW_TIMEOUT)
+    try:
+        connection.connect(str(path))
+        connection.sendall(b"b")
+        said, fds, _flags, _address = socket.recv_fds(connection, 32, 2)
+    except OSError:
+        connection.close()
+        return None
+    if not said.startswith(b"k") or not said[1:].isdigit() or len(fds) != 2:
+        for fd in fds:
+            os.close(fd)
+        connection.close()
+        return None
+    connection.settimeout(None)
+    process = Borrowed(connection, int(said[1:]), fds[0], fds[1])
+    token = secrets.token_hex(8)
+    # A line ending whatever the last borrower left half written, then the request.
+    request = b'\n{"again":"%s"}\n' % token.encode()
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 (Started owns it, as start's)
+    early = Started(argv, data, process, errors, None, lock, token, path)
+    early.feeder = feed(process, request, lock)
+    return early
+
+
+# The readers to hand to a keeper when this process ends (keep_at_exit); the seconds to keep
+# them, 0 until this process is a command that keeps its readers (keep_readers).
+_KEPT: list[tuple[Host, Started]] = []
+_KEEPING: list[float] = [0.0]
+
+
+def keep_readers() -> None:
+    """This process is a command run by the user: its readers are kept after it, for the next
+    (KEEP seconds, or $VELORA_TUI_KEEP; 0: not kept)."""
+    try:
+        seconds = float(os.environ.get(KEEP_ENV, KEEP))
+    except ValueError:
+        seconds = KEEP
+    _KEEPING[0] = max(0.0, min(seconds, 24 * 3600.0)) if seconds == seconds else KEEP
+
+
+def keep_at_exit(host: Host, started: Started) -> bool:
+    """Whether `started`'s reader is to be kept for the next command when this process ends
+    (at `started.keeper`), if it still runs then (it is then not to be ended when its link
+    stops)."""
+    if _KEEPING[0] <= 0 or started.keeper is None or started.process.poll() is not None:
+        return False
+    with _LOCK:
+        if not _KEPT:
+            atexit.register(_hand_over_all)
+        _KEPT.append((host, started))
+    return True
+
+
+def _hand_over_all() -> None:
+    with _LOCK:
+        kept = list(_KEPT)
+        _KEPT.clear()
+    for host, started in kept:
+        if started.process.poll() is not None:
+            continue  # ended by its link (the connection failed, or was made again)
+        try:
+            _hand_over(host, started)
+        except OSError:
+            started.end()
+
+
+def _hand_over(host: Host, started: Started) -> None:
+    """Give the reader back to its keeper, or start one for it."""
+    process = started.process
+    if isinstance(process, Borrowed):
+        process.give_back()
+        return
+    if process.poll() is not None or process.stdin is None or process.stdout is None:
+        started.end()
+        return
+    path = started.keeper
+    assert path is not None  # keep_at_exit
+    listener = _listen(path)
+    if listener is None:  # another keeper has the same reader: this one is not needed
+        started.end()
+        return
+    with listener:
+        fds = (listener.fileno(), process.stdin.fileno(), process.stdout.fileno())
+        keeper = [str(KEEPER), *map(str, fds), f"{_KEEPING[0]:g}", host.label, str(path)]
+        keeper.append(str(process.pid))
+        subprocess.Popen(
+            [sys.executable, "-I", "-S", *keeper],
+            pass_fds=fds,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not the terminal's: this command has ended
+        )
+
+
+def _listen(path: Path) -> socket.socket | None:
+    """A socket listening at `path` (ours: made before this process ends, so the next command
+    finds it), or None when a keeper listens there already."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            listener.bind(str(path))
+        except OSError:
+            if _answers(path):
+                listener.close()
+                return None
+            path.unlink(missing_ok=True)  # a keeper that was killed left it
+            listener.bind(str(path))
+        os.chmod(path, 0o600)  # in a folder of ours alone already
+        listener.listen(8)
+    except OSError:
+        listener.close()
+        raise
+    return listener
+
+
+def _answers(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(BORROW_TIMEOUT)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
+
+
+def kept_readers() -> list[dict[str, object]]:
+    """What each keeper says of itself (`cache info`)."""
+    found = []
+    for path in _keeper_sockets():
+        answer = _ask(path, b"i")
+        with contextlib.suppress(ValueError):
+            about = json.loads(answer)
+            if isinstance(about, dict):
+                found.append(about)
+    return found
+
+
+def end_kept_readers() -> int:
+    """End every keeper (`cache clear`); how many there were."""
+    return sum(_ask(path, b"e") == b"k" for path in _keeper_sockets())
+
+
+def _keeper_sockets() -> list[Path]:
+    try:
+        folder = control_dir()
+    except OSError:
+        return []
+    return sorted(folder.glob("k-*"))
+
+
+def _ask(path: Path, what: bytes) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as connection:
+        connection.settimeout(BORROW_TIMEOUT)
+        try:
+            connection.connect(str(path))
+            connection.sendall(what)
+            return connection.recv(4096)
+        except OSError:
+            return b""
 
 
 def _sources(words: Sequence[str]) -> tuple[str, list[RemoteSource]]:

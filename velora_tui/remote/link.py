@@ -30,7 +30,6 @@ import itertools
 import json
 import random
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -241,8 +240,13 @@ class Link:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: launch.ReaderProcess | None = None
         self._feeder: threading.Thread | None = None
+        self._started: launch.Started | None = None
+        # The current reader is to be kept for the next command when this process ends
+        # (launch.keep_at_exit), and, once the link is stopped, left running until then.
+        self._keepable = False
+        self._kept = False
         self._delay = FIRST_DELAY
         self.ready = False  # the remote shell answered (ssh.READY) in the current connection
         # Told of every change of state, from the link's thread (`tail -f` says it on stderr).
@@ -268,6 +272,10 @@ class Link:
 
     def stop(self, wait_for: float = 2.0) -> None:
         self.stopping.set()
+        if self._keepable and self.status.state is LinkState.CONNECTED:
+            # Handed to a keeper as this process ends: its thread reads on until then.
+            self._kept = True
+            return
         self._end_process()
         if self.thread is not None:
             self.thread.join(wait_for)
@@ -307,11 +315,12 @@ class Link:
         """What the reader's stdin begins with: its source, then its arguments (the sources)."""
         return launch.program([s.path for s in self.sources])
 
-    def attempt(self) -> None:
+    def attempt(self, borrow: bool = True) -> None:
         """One connection, from start to end; the status says how it ended (any error too:
-        a state and, in `_run`, a retry, never a thread that ends in silence)."""
+        a state and, in `_run`, a retry, never a thread that ends in silence). `borrow`: a
+        reader kept by an earlier command may be used (launch.borrow)."""
         try:
-            self._attempt()
+            self._attempt(borrow)
         except Exception as exc:
             self._end_process()
             if not self.stopping.is_set():
@@ -319,8 +328,9 @@ class Link:
         finally:
             self._end_requests()
 
-    def _attempt(self) -> None:
+    def _attempt(self, borrow: bool = True) -> None:
         self.ready = False
+        self._keepable = False
         self._listed.clear()
         hello = False
         failure: str | None = None
@@ -329,22 +339,29 @@ class Link:
             # A cache folder for ssh's sockets that is not ours alone (FolderError) refuses
             # the command before ssh runs, as ssh that cannot be run does.
             argv, program = self.command(running), self.program()
+            kept = launch.keeper_socket(self.command(), program)
             started = launch.take(self.host, argv, program)
+            if started is None and borrow:
+                started = launch.borrow(kept, argv, program, self._write_lock)
             if started is None:
                 started = launch.start(argv, program, self._write_lock)
+            started.keeper = kept
         except OSError as exc:
             self._set(LinkState.REFUSED, f"cannot run ssh: {exc.strerror or exc}")
             return
         # A head start's program is written under its own lock: requests can only follow the
         # database numbers (`db`), which the reader says once it has read the whole program.
         process, errors = started.process, started.errors
+        # A kept reader is past its shell's READY: it says hello again, after what the command
+        # that used it last left unread.
+        self.ready = started.again is not None
         with errors:
-            self.process, self._feeder = process, started.feeder
+            self.process, self._feeder, self._started = process, started.feeder, started
             if self.stopping.is_set():
                 self._end_process()
             cut = False
             try:
-                hello = self._read(process)
+                hello = self._read(process, started.again)
             except Truncated as exc:
                 failure, cut, hello = str(exc), True, True
             except BadData as exc:
@@ -354,6 +371,11 @@ class Link:
             errors.seek(0)
             stderr = errors.read(65536).decode("utf-8", "replace")
         if self.stopping.is_set():
+            return
+        if started.again is not None and not hello:
+            # The kept reader ended before it said hello again (its host went away while it
+            # was kept): a connection of our own, at once.
+            self._attempt(borrow=False)
             return
         if running != self.python and self.ready and not hello:
             # The host was reached but the interpreter remembered did not start a reader
@@ -377,7 +399,7 @@ class Link:
             self._set(LinkState.UNREADABLE, f"the remote reader ended: {why}")
 
     def _end_process(self) -> None:
-        if self.process is not None:
+        if self.process is not None and not self._kept:
             launch.end_process(self.process, self._feeder)
 
     def _end_requests(self) -> None:
@@ -461,13 +483,14 @@ class Link:
 
     # -- what the reader says ----------------------------------------------------------------
 
-    def _read(self, process: subprocess.Popen[bytes]) -> bool:
-        """Handle the reader's lines until the connection ends; whether it said hello."""
+    def _read(self, process: launch.ReaderProcess, again: str | None = None) -> bool:
+        """Handle the reader's lines until the connection ends (or it is kept for the next
+        command); whether it said hello. `again`: the word a kept reader says hello with."""
         stream: IO[bytes] | None = process.stdout
         assert stream is not None
         keys: dict[int, tuple[int, str]] = {}
         hello = False
-        while True:
+        while not self._kept:
             line = stream.readline(MAX_LINE + 1)
             if not line:
                 return hello
@@ -475,6 +498,8 @@ class Link:
             if not self.ready:  # what a login script prints comes before it: not ours
                 self.ready = line == READY_LINE
                 continue
+            if again is not None and not hello and not _says_again(line, again):
+                continue  # what the last user of a kept reader left unread
             if not line.endswith(b"\n"):
                 if len(line) > MAX_LINE:
                     raise BadData(f"a line longer than {MAX_LINE} bytes")
@@ -500,9 +525,12 @@ class Link:
                 self.status = _replace(self.status, heard=time.monotonic())
             self._handle(kind, message, keys)
             if kind == "synced":
+                if not self._keepable and self._started is not None:
+                    self._keepable = launch.keep_at_exit(self.host, self._started)
                 self._listed.set()
                 self.synced.set()
                 self.settled.set()
+        return hello
 
     def _handle(self, kind: Any, message: dict[str, Any], keys: dict[int, tuple[int, str]]) -> None:
         if kind == "a":
@@ -590,6 +618,19 @@ class Link:
             self.status = LinkStatus(self.host.label, state, since, message, None, heard)
         if state in (LinkState.CONNECTED, LinkState.REFUSED):
             self._announce()
+
+
+def _says_again(line: bytes, token: str) -> bool:
+    """Whether `line` is a kept reader's hello to this user (launch.borrow)."""
+    if not line.endswith(b"\n") or b'"again"' not in line:
+        return False
+    try:
+        message = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(message, dict):
+        return False
+    return message.get("t") == "hello" and message.get("again") == token
 
 
 def _given(parameters: Any) -> Any:

@@ -31,7 +31,9 @@ What it writes to stdout, one JSON object per line (PROTOCOL is the version):
 - {"t": "state", "spec": I, "path": ..., "state": "waiting|locked|unreadable|ok", "why": ...};
 - {"t": "synced"} once every database there was at the start is announced; {"t": "hb"}.
 What it reads on stdin after its arguments, one JSON object per line:
-- {"q": N, "k": K, "sql": "SELECT ...", "p": {...} or [...]}: a request.
+- {"q": N, "k": K, "sql": "SELECT ...", "p": {...} or [...]}: a request;
+- {"again": TOKEN}: a new user (launch.borrow): hello with `"again": TOKEN`, then every
+  database, state and synced as at the start.
 It ends when its stdin closes (the local side went away).
 """
 
@@ -483,6 +485,7 @@ class Reader:
         self.pending = b""
         self.walk_cost = 0.0
         self.watches = Watches()
+        self.synced = False  # every database there at the start (or `again`) announced
 
     def discover(self) -> None:
         began = time.monotonic()
@@ -560,6 +563,9 @@ class Reader:
     def handle(self, line: bytes) -> None:
         try:
             request = json.loads(line)
+            if isinstance(request, dict) and "again" in request:
+                self.again(request["again"])
+                return
             number, key, sql = request["q"], request["k"], request["sql"]
             parameters = request.get("p", [])
         except (ValueError, KeyError, TypeError):
@@ -583,18 +589,38 @@ class Reader:
         while len(self.pool) > self.open_files:
             next(iter(self.pool)).evict()
 
+    def hello(self, again: Optional[str] = None) -> None:
+        message = {
+            "t": "hello",
+            "v": PROTOCOL,
+            "python": sys.version.split()[0],
+            "exe": sys.executable,  # run by its path next time (interpreters.py)
+        }  # type: Dict[str, Any]
+        if again is not None:
+            message["again"] = again
+        send(message)
+
+    def again(self, token: Any) -> None:
+        """Start again for a new user of this reader (a command that borrowed it from the one
+        that kept it, keeper.py): hello with its `token` (what comes before it is the last
+        user's), then everything as a new reader says it: every database opened and announced
+        anew, every state, then synced."""
+        if not isinstance(token, str) or len(token) > 64:
+            send({"t": "error", "why": "a request that is not one"})
+            return
+        for database in list(self.databases.values()):
+            database.close()
+        self.databases.clear()
+        self.by_key.clear()
+        self.dir_state.clear()
+        self.hello(token)
+        self.discover()
+        self.synced = False
+
     def run(self) -> None:
-        send(
-            {
-                "t": "hello",
-                "v": PROTOCOL,
-                "python": sys.version.split()[0],
-                "exe": sys.executable,  # run by its path next time (interpreters.py)
-            }
-        )
+        self.hello()
         self.discover()
         last_change = last_beat = last_scan = time.monotonic()
-        synced = False
         while True:
             now = time.monotonic()
             if now - last_scan >= self.rescan_every():
@@ -608,8 +634,8 @@ class Reader:
                     busy = True
                     database.last_sent = now
                 self.trim()
-            if not synced:
-                synced = True
+            if not self.synced:
+                self.synced = True
                 send({"t": "synced"})
             now = time.monotonic()
             if busy:

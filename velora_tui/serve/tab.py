@@ -71,9 +71,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     poll, remote_python, sources = parse(sys.argv[1:] if argv is None else argv)
     remote = [s for s in sources if isinstance(s, str)]
     if remote:  # connected while the app is imported (remote/launch.py)
-        from velora_tui.remote.launch import head_start
+        from velora_tui.remote import launch
 
-        head_start(["--remote-python", remote_python, "--", *remote])
+        launch.keep_readers()  # the next tab on these sources borrows its readers
+        launch.head_start(["--remote-python", remote_python, "--", *remote])
     from velora_tui.tui import runtime
     from velora_tui.tui.app import make_app
     from velora_tui.tui.settings import Settings
