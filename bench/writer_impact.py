@@ -11,7 +11,9 @@ median of the runs is reported, with the spread of the runs alone as the noise f
 `--condition` picks conditions; `--app-commit COMMIT` adds the app as of COMMIT, in the same
 rounds, for a before/after of the app's own cost).
 Goals: p99 with a reader <= 1.1x p99 alone, and `tail -f`'s never above 3267b21's; 0 locked
-errors.
+errors. `--busy-timeout 0` counts the commits a reader's lock held up; with WRITER_LOCKED_AT=FILE
+in the environment each writer appends to FILE when (time.monotonic()) they were, to set beside
+a trace of the reader's statements (docs/performance.md, The writer beside the app).
 """
 
 from __future__ import annotations

@@ -6,15 +6,18 @@ Every test that opens a file checks that its folder is byte-for-byte unchanged a
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 from pathlib import Path
+from unittest.mock import patch
 
 import pytest
 
-from tests.support.databases import MakeDb, execute
+from tests.support.databases import MakeDb, add_episode, execute
 from tests.support.folders import assert_unchanged
 from tests.support.reading import load_series, opened, query
+from velora_tui.data import database as database_module
 from velora_tui.data import series as series_module
 from velora_tui.data.records import EPISODE_METRICS
 from velora_tui.data.series import SeriesReader, sampled_series
@@ -154,5 +157,52 @@ def test_sample_spreads_over_the_run(tmp_path: Path, make_db: MakeDb) -> None:
         assert preview.episode == [float(row.episode_num or 0) for row in rows]
         assert preview.steps[-1] > sum(row.length or 0 for row in rows)  # scaled to the run
         assert db.sample(99, 10) == []
+    finally:
+        db.close()
+
+
+def test_new_rows_are_kept_only_for_a_reader_and_only_so_many(
+    tmp_path: Path, make_db: MakeDb, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows a refresh reads are kept for a chart's reader (folded in, not read again) only
+    while one lives, and at most KEEP_ROWS of them: a reader further behind reads the rest
+    from the file, and ends with the series a fresh read gives."""
+    monkeypatch.setattr(database_module, "KEEP_ROWS", 10)
+    path = make_db(tmp_path / "metrics.db", [20])
+    db = opened(path)
+    try:
+        db.refresh()
+        add_episode(path, 1, episode_num=21)
+        db.refresh()
+        assert db.new_rows() == ()  # no reader: nothing kept
+        reader = SeriesReader(db, 1, max_points=8)
+        reader.read()
+        for number in range(22, 26):  # 4 rows, each its own refresh: all kept
+            add_episode(path, 1, episode_num=number, reward=float(number))
+            db.refresh()
+        assert sum(len(batch.rows) for batch in db.new_rows()) == 4
+        with patch.object(reader, "_read_next", wraps=reader._read_next) as from_file:
+            assert reader.read().rows == 25
+        assert from_file.call_count == 0
+        for number in range(26, 46):  # 20 rows: only the newest 10 kept
+            add_episode(path, 1, episode_num=number, reward=-float(number))
+            db.refresh()
+        assert [batch.last for batch in db.new_rows()] == list(range(36, 46))
+        with patch.object(reader, "_read_next", wraps=reader._read_next) as from_file:
+            behind = reader.read()
+        assert from_file.call_count > 0  # rows 26-35 from the file, the rest folded in
+        fresh = SeriesReader(db, 1, max_points=8).read()
+        assert (behind.rows, behind.episode, behind.steps) == (45, fresh.episode, fresh.steps)
+        for metric in EPISODE_METRICS:
+            mine, theirs = behind.bands[metric], fresh.bands[metric]
+            assert (mine.low, mine.high) == (theirs.low, theirs.high)
+            # Totals added in another order may differ in their last bit, as between two reads
+            # of the file in other chunks.
+            assert mine.mean == pytest.approx(theirs.mean, rel=1e-12)
+        del reader, fresh, from_file  # (the mock holds the reader)
+        gc.collect()
+        add_episode(path, 1, episode_num=46)
+        db.refresh()
+        assert db.new_rows() == ()  # its reader gone: nothing kept
     finally:
         db.close()
