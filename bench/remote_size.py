@@ -217,18 +217,22 @@ def report(bench: Bench, files: dict[str, Path], cases: tuple[str, ...] = CASES)
                 f"{shared / local:>7.2f}x{kept:>9.2f}s{kept / local:>7.2f}x"
                 f"{came / 1e3:>10.0f}kB{cached / 1e3:>8.1f}kB"
             )
+            kept_text = "" if math.isnan(kept) else f", {kept / local:.2f}x kept"
             if case == "app first rows":
                 goal_text = f"<= {GOAL_FIRST_ROWS}x local + set-up"
                 met = remote <= GOAL_FIRST_ROWS * local + setup
-            else:
+            elif case == "charts":
                 goal_text = f"<= {GOAL_COMMANDS}x local (shared connection)"
                 met = shared / local <= GOAL_COMMANDS
+            else:  # as a command within a minute of another runs
+                goal_text = f"<= {GOAL_COMMANDS}x local (kept reader)"
+                met = kept / local <= GOAL_COMMANDS
             metrics.append(
                 Metric(
                     f"remote {case}, {size}: remote / local",
                     goal_text,
                     f"{ratio:.2f}x fresh ({remote:.2f} s / {local:.2f} s), {shared / local:.2f}x"
-                    f" shared, {kept / local:.2f}x kept; {came / 1e3:.0f} kB from the host",
+                    f" shared{kept_text}; {came / 1e3:.0f} kB from the host",
                     met,
                 )
             )

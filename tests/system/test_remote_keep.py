@@ -76,10 +76,18 @@ def test_the_next_command_borrows_the_kept_reader(keeping: SshServer, tmp_path: 
     assert one_kept()["pid"] == reader["pid"]
     info = run_cli("cache", "info")
     assert f"process {reader['pid']}" in info.out
-    # A command that reads other sources has a reader of its own, kept beside the first.
+    # A command on other sources of that host borrows it too, and reads its own.
     other = copy_sample(tmp_path / "other")
-    assert run_cli("tail", "-n", "1", f"vt:{other}").code == 0
+    add_episode(other, 2, episode_num=777)
+    elsewhere = run_cli("tail", "-n", "1", "--json", f"vt:{other}")
+    assert elsewhere.code == 0, elsewhere.err
+    (row,) = [json.loads(line) for line in elsewhere.lines]
+    assert (row["db"], row["episode_num"]) == (f"vt:{other}", 777)
+    assert one_kept()["ssh"] == reader["ssh"]
+    # Through another name for the host (another ssh route and key): a reader of its own.
+    assert run_cli("tail", "-n", "1", f"vt-slow:{db}").code == 0
     wait_for(lambda: len(kept()) == 2, what="two kept readers")
+    assert {r["host"] for r in kept()} == {"vt", "vt-slow"}
 
 
 def test_what_changed_between_commands_is_seen(keeping: SshServer, tmp_path: Path) -> None:
@@ -228,9 +236,10 @@ def test_another_user_cannot_borrow_a_kept_reader(keeping: SshServer, tmp_path: 
 
 def test_the_reader_starts_again_after_what_the_last_user_left(tmp_path: Path) -> None:
     """The reader itself, without ssh: after a request cut in the middle and answers nobody
-    read, `again` gives hello with its word, then every database announced anew, then synced;
-    its requests are answered under the new numbers."""
+    read, `again` gives hello with its word, then every database of its new sources announced
+    anew, then synced; its requests are answered under the new numbers."""
     db = copy_sample(tmp_path / "r")
+    other = copy_sample(tmp_path / "other")
     reader = subprocess.Popen(
         [sys.executable, "-I", "-S", "-c", launch.BOOTSTRAP],
         stdin=subprocess.PIPE,
@@ -247,7 +256,8 @@ def test_the_reader_starts_again_after_what_the_last_user_left(tmp_path: Path) -
         key = said[1]["k"]
         ask = b'{"q": 1, "k": %d, "sql": "SELECT count(*) FROM episode"}\n' % key
         reader.stdin.write(ask + ask.replace(b'"q": 1', b'"q": 2')[:20])  # the second cut
-        reader.stdin.write(b'\n{"again": "w0rd"}\n')
+        again = {"again": "w0rd", "specs": [str(other)]}  # another user, other sources
+        reader.stdin.write(b"\n" + json.dumps(again).encode() + b"\n")
         reader.stdin.flush()
         lines.first('"again":"w0rd"')
         # As the link does: asked once the host has said which databases it holds.
@@ -263,7 +273,7 @@ def test_the_reader_starts_again_after_what_the_last_user_left(tmp_path: Path) -
         kinds = [m["t"] for m in after]
         assert kinds[:2] == ["hello", "db"]
         assert after[1]["k"] == 0
-        assert after[1]["path"] == str(db)
+        assert after[1]["path"] == str(other)
         assert "synced" in kinds
         assert after[-1] == {"t": "a", "n": 7, "rows": [[220]]}
     finally:

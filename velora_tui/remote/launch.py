@@ -222,8 +222,8 @@ def head_start(words: Sequence[str], options: SshOptions | None = None) -> list[
             argv = reader_command(host, interpreter(host, python), options)
             data = program(paths)
             lock = threading.Lock()
-            kept = keeper_socket(reader_command(host, python, options), data)
-            early = borrow(kept, argv, data, lock) or start(argv, data, lock)
+            kept = keeper_socket(reader_command(host, python, options))
+            early = borrow(kept, argv, data, lock, paths) or start(argv, data, lock)
         except (OSError, AddressError, FolderError):
             continue
         with _LOCK:
@@ -297,19 +297,23 @@ class Borrowed:
         self.connection.close()
 
 
-def keeper_socket(argv: Sequence[str], data: bytes) -> Path:
-    """Where the keeper of the reader that `argv` runs with `data` listens (one per command
-    and sources), in the ssh sockets' folder (ours alone, a path short enough). `argv` names
-    the Python as the user did (--remote-python), not as it was remembered: the same reader
+def keeper_socket(argv: Sequence[str]) -> Path:
+    """Where the keeper of a reader that `argv` runs listens, in the ssh sockets' folder (ours
+    alone, a path short enough): one per host, ssh options and Python, whatever the sources
+    (a borrower gives its own: `again`), and per version of the reader. `argv` names the
+    Python as the user did (--remote-python), not as it was remembered: the same reader
     whichever started it."""
     digest = hashlib.sha256("\0".join(argv).encode("utf-8", "surrogateescape"))
-    digest.update(b"\0" + data)
+    digest.update(b"\0" + reader_source().encode("utf-8"))
     return control_dir() / f"k-{digest.hexdigest()[:16]}"
 
 
-def borrow(path: Path, argv: list[str], data: bytes, lock: threading.Lock) -> Started | None:
+def borrow(
+    path: Path, argv: list[str], data: bytes, lock: threading.Lock, paths: Sequence[str]
+) -> Started | None:
     """The reader the keeper at `path` (keeper_socket) holds, lent to this process and asked
-    to say everything again (`again`); None when there is none, or it is lent."""
+    to start again on `paths` (the sources on that host: `again`) and say everything anew;
+    None when there is none, or it is lent. `data`: the program it stands for (`take`)."""
     if not os.path.exists(path):
         return None
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -330,7 +334,8 @@ def borrow(path: Path, argv: list[str], data: bytes, lock: threading.Lock) -> St
     process = Borrowed(connection, int(said[1:]), fds[0], fds[1])
     token = secrets.token_hex(8)
     # A line ending whatever the last borrower left half written, then the request.
-    request = b'\n{"again":"%s"}\n' % token.encode()
+    again = json.dumps({"again": token, "specs": list(paths)}, separators=(",", ":"))
+    request = b"\n" + again.encode("utf-8", "surrogatepass") + b"\n"
     errors = tempfile.TemporaryFile()  # noqa: SIM115 (Started owns it, as start's)
     early = Started(argv, data, process, errors, None, lock, token, path)
     early.feeder = feed(process, request, lock)

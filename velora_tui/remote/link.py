@@ -339,10 +339,11 @@ class Link:
             # A cache folder for ssh's sockets that is not ours alone (FolderError) refuses
             # the command before ssh runs, as ssh that cannot be run does.
             argv, program = self.command(running), self.program()
-            kept = launch.keeper_socket(self.command(), program)
+            kept = launch.keeper_socket(self.command())
             started = launch.take(self.host, argv, program)
             if started is None and borrow:
-                started = launch.borrow(kept, argv, program, self._write_lock)
+                paths = [source.path for source in self.sources]
+                started = launch.borrow(kept, argv, program, self._write_lock, paths)
             if started is None:
                 started = launch.start(argv, program, self._write_lock)
             started.keeper = kept

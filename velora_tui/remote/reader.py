@@ -32,8 +32,8 @@ What it writes to stdout, one JSON object per line (PROTOCOL is the version):
 - {"t": "synced"} once every database there was at the start is announced; {"t": "hb"}.
 What it reads on stdin after its arguments, one JSON object per line:
 - {"q": N, "k": K, "sql": "SELECT ...", "p": {...} or [...]}: a request;
-- {"again": TOKEN}: a new user (launch.borrow): hello with `"again": TOKEN`, then every
-  database, state and synced as at the start.
+- {"again": TOKEN, "specs": [...]}: a new user (launch.borrow) of these sources: hello with
+  `"again": TOKEN`, then every database, state and synced as at the start.
 It ends when its stdin closes (the local side went away).
 """
 
@@ -564,7 +564,7 @@ class Reader:
         try:
             request = json.loads(line)
             if isinstance(request, dict) and "again" in request:
-                self.again(request["again"])
+                self.again(request["again"], request.get("specs"))
                 return
             number, key, sql = request["q"], request["k"], request["sql"]
             parameters = request.get("p", [])
@@ -600,14 +600,20 @@ class Reader:
             message["again"] = again
         send(message)
 
-    def again(self, token: Any) -> None:
+    def again(self, token: Any, specs: Any) -> None:
         """Start again for a new user of this reader (a command that borrowed it from the one
-        that kept it, keeper.py): hello with its `token` (what comes before it is the last
-        user's), then everything as a new reader says it: every database opened and announced
-        anew, every state, then synced."""
-        if not isinstance(token, str) or len(token) > 64:
+        that kept it, keeper.py), on its sources `specs`: hello with its `token` (what comes
+        before it is the last user's), then everything as a new reader says it: every database
+        opened and announced anew, every state, then synced."""
+        if (
+            not isinstance(token, str)
+            or len(token) > 64
+            or not isinstance(specs, list)
+            or not all(isinstance(spec, str) for spec in specs)
+        ):
             send({"t": "error", "why": "a request that is not one"})
             return
+        self.specs = [os.path.abspath(os.path.expanduser(s)) for s in specs]
         for database in list(self.databases.values()):
             database.close()
         self.databases.clear()
