@@ -133,6 +133,37 @@ class SshServer:
                 found.append(int(entry.name))
         return found
 
+    def readers(self) -> list[int]:
+        """The velora-tui readers this server runs (any depth below the listener)."""
+        if self.process is None:
+            return []
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError, IndexError, ValueError):
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                    parents[int(entry.name)] = int(fields[1])
+
+        def below(pid: int) -> bool:
+            seen = 0
+            while pid in parents and seen < 64:
+                pid, seen = parents[pid], seen + 1
+                if pid == self.process_id:
+                    return True
+            return False
+
+        found = []
+        for pid in parents:
+            with contextlib.suppress(OSError):
+                if below(pid) and b"velora-tui-reader" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+        return found
+
+    @property
+    def process_id(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
     def drop_connections(self) -> int:
         """Kill every connection (as a dropped network would); the listener stays."""
         pids = self.connections()

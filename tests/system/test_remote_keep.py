@@ -5,6 +5,7 @@ reader ends when idle, with `cache clear`, and is no one else's (a real sshd).""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -187,6 +188,29 @@ def test_a_reader_whose_host_went_away_is_not_used(keeping: SshServer, tmp_path:
 
 # A Python that another user may run (this one may live in root's home).
 OUTSIDER_PYTHON = shutil.which("python3", path="/usr/bin:/bin")
+
+
+def test_a_kept_reader_that_hangs_is_ended_and_not_waited_for(
+    keeping: SshServer, tmp_path: Path
+) -> None:
+    """The kept reader hangs (stopped on its host, as on a network gone silent): the next
+    command ends it after AGAIN_WAIT and connects itself, rather than wait for ssh's
+    keepalives (45 s)."""
+    db = copy_sample(tmp_path / "r")
+    assert run_cli("tail", "-n", "1", f"vt:{db}").code == 0
+    reader = one_kept()
+    (hung,) = keeping.readers()
+    os.kill(hung, signal.SIGSTOP)
+    try:
+        again = run_cli("tail", "-n", "1", "--json", f"vt:{db}")
+        assert again.code == 0, again.err
+        wanted = run_cli("tail", "-n", "1", "--json", db)
+        assert episode_ids(again.out) == episode_ids(wanted.out)
+        wait_for(lambda: not alive(reader["pid"]), what="the keeper of the hung reader ended")
+        assert one_kept()["ssh"] != reader["ssh"]  # the new connection is the one kept now
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(hung, signal.SIGKILL)
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a process as another user")

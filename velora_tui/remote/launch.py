@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from typing import IO, Protocol
 from velora_tui.remote import interpreters
 from velora_tui.remote.address import AddressError, Host, RemoteSource, parse_source
 from velora_tui.remote.folders import FolderError
-from velora_tui.remote.ssh import SshOptions, control_dir, ssh_argv
+from velora_tui.remote.ssh import READY, SshOptions, control_dir, ssh_argv
 
 # Run by the remote python: reads the reader's source (its length, a newline, the text), then
 # runs it, which reads its arguments from the next line. Kept to what Python 2 and 3.0-3.7 can
@@ -57,6 +58,7 @@ KEEPER = Path(__file__).with_name("keeper.py")
 KEEP_ENV = "VELORA_TUI_KEEP"
 KEEP = 60.0
 BORROW_TIMEOUT = 0.5  # a keeper that does not answer within this is not used
+AGAIN_WAIT = 5.0  # a kept reader that has not said hello again by then is ended (link.py)
 
 # The options of the commands that read sources which take a value (every other option is a
 # flag), so that their values are never taken for a source (tests/unit/test_launch.py holds
@@ -183,6 +185,16 @@ class Started:
         end_process(self.process, self.feeder)
         self.errors.close()
 
+    def release(self) -> None:
+        """Not used after all: a borrowed reader goes back to its keeper, else it ends."""
+        if isinstance(self.process, Borrowed):
+            if self.feeder is not None:
+                self.feeder.join(BORROW_TIMEOUT)  # its `again` written whole
+            self.process.give_back(close=True)
+            self.errors.close()
+        else:
+            self.end()
+
 
 def end_process(process: ReaderProcess, feeder: threading.Thread | None) -> None:
     """Stop an ssh process running the reader (the reader ends when its stdin closes; ssh
@@ -246,18 +258,18 @@ def take(host: Host, argv: list[str], data: bytes) -> Started | None:
     if early is None:
         return None
     if early.argv != argv or early.program != data or early.process.poll() is not None:
-        early.end()
+        early.release()
         return None
     return early
 
 
 def end_all() -> None:
-    """End the head starts nobody took."""
+    """End the head starts nobody took (a borrowed one goes back to its keeper)."""
     with _LOCK:
         left = list(_STARTED.values())
         _STARTED.clear()
     for early in left:
-        early.end()
+        early.release()
 
 
 class Borrowed:
@@ -285,6 +297,12 @@ class Borrowed:
         with contextlib.suppress(OSError, ValueError):
             if self.stdin is not None:
                 self.stdin.close()  # the last of its stdin's writers: the reader ends
+        # ssh itself, which a link that does not answer would keep waiting (its keepalives
+        # give up after 45 s): it is no child of this process, so its command line says it
+        # is still the one that ran a reader.
+        with contextlib.suppress(OSError):
+            if READY.encode() in Path(f"/proc/{self.pid}/cmdline").read_bytes():
+                os.kill(self.pid, signal.SIGKILL)
 
     kill = terminate
 
@@ -292,9 +310,15 @@ class Borrowed:
         self.terminate()
         return 0
 
-    def give_back(self) -> None:
-        """The keeper has it again (this process ends: nothing of it reads the pipes)."""
+    def give_back(self, close: bool = False) -> None:
+        """The keeper has it again: as this process ends (nothing of it reads the pipes), or
+        `close`: its pipes closed here now (nothing else of this process uses them)."""
         self.connection.close()
+        if close:
+            for pipe in (self.stdin, self.stdout):
+                with contextlib.suppress(OSError, ValueError):
+                    if pipe is not None:
+                        pipe.close()
 
 
 def keeper_socket(argv: Sequence[str]) -> Path:

@@ -247,6 +247,7 @@ class Link:
         # (launch.keep_at_exit), and, once the link is stopped, left running until then.
         self._keepable = False
         self._kept = False
+        self._hello = threading.Event()  # the current reader said hello
         self._delay = FIRST_DELAY
         self.ready = False  # the remote shell answered (ssh.READY) in the current connection
         # Told of every change of state, from the link's thread (`tail -f` says it on stderr).
@@ -356,6 +357,13 @@ class Link:
         # A kept reader is past its shell's READY: it says hello again, after what the command
         # that used it last left unread.
         self.ready = started.again is not None
+        self._hello.clear()
+        if started.again is not None:
+            # A kept reader whose link hangs (the network went away while it was kept) says
+            # nothing: ended after AGAIN_WAIT, and a connection of our own made.
+            overdue = threading.Timer(launch.AGAIN_WAIT, self._no_hello, (process,))
+            overdue.daemon = True
+            overdue.start()
         with errors:
             self.process, self._feeder, self._started = process, started.feeder, started
             if self.stopping.is_set():
@@ -398,6 +406,10 @@ class Link:
         else:
             why = last_line(stderr) or f"exit status {process.returncode}"
             self._set(LinkState.UNREADABLE, f"the remote reader ended: {why}")
+
+    def _no_hello(self, process: launch.ReaderProcess) -> None:
+        if not self._hello.is_set():
+            launch.end_process(process, None)
 
     def _end_process(self) -> None:
         if self.process is not None and not self._kept:
@@ -519,6 +531,7 @@ class Link:
                     version = clean_text(message.get("v"), 20)
                     raise BadData(f"protocol version {version}, expected {reader.PROTOCOL}")
                 hello = True
+                self._hello.set()
                 interpreters.remember(self.host, self.python, message.get("exe"))
                 self._set(LinkState.CONNECTED)
                 continue
