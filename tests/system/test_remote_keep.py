@@ -77,6 +77,11 @@ def test_the_next_command_borrows_the_kept_reader(keeping: SshServer, tmp_path: 
     assert one_kept()["pid"] == reader["pid"]
     info = run_cli("cache", "info")
     assert f"process {reader['pid']}" in info.out
+    # A command that stops at a usage error gives back what its head start borrowed.
+    wrong = run_cli("tail", "-n", "many", f"vt:{db}")
+    assert wrong.code == 2
+    assert one_kept()["ssh"] == reader["ssh"]
+    assert not one_kept()["lent"]
     # A command on other sources of that host borrows it too, and reads its own.
     other = copy_sample(tmp_path / "other")
     add_episode(other, 2, episode_num=777)
