@@ -11,6 +11,11 @@ the link to that host (link.py) then takes that process (`take`) instead of star
 if and only if its command and program are the very same bytes. A head start nobody takes
 (a usage error, another --remote-python) is ended at exit, like any connection of ours.
 
+A command's readers outlive it (keep_readers, keep_at_exit): as it ends, each healthy one is
+handed to a keeper process (keeper.py), and the next command's head start, or link, borrows it
+(`borrow`) instead of starting ssh: it sends its own sources and a word of its own (`again`),
+and reads on from the reader's hello with that word.
+
 Only the words a command takes as SOURCE are looked at: the words of its options that take a
 value (VALUE_OPTIONS, checked against the commands by a test) are skipped, so no other word
 ever makes a connection. This module imports only the standard library and the two light
@@ -252,7 +257,7 @@ def head_start(words: Sequence[str], options: SshOptions | None = None) -> list[
 
 def take(host: Host, argv: list[str], data: bytes) -> Started | None:
     """The head start on `host` if it runs exactly `argv` with `data`, for the caller to own;
-    one that does not is ended."""
+    one that does not is ended (or given back to its keeper)."""
     with _LOCK:
         early = _STARTED.pop(host, None)
     if early is None:
