@@ -13,12 +13,13 @@ from velora_tui.remote.stand_ins import cache_size, cache_sizes, clear_cache, re
 
 @click.group("cache")
 def command() -> None:
-    """What velora-tui keeps of remote sources (in the cache folder)."""
+    """What velora-tui keeps of remote sources (in the cache folder), and the remote readers
+    it keeps for the next command ($VELORA_TUI_KEEP seconds, 60 by default)."""
 
 
 @command.command("info")
 def info() -> None:
-    """Where it is, and how much room each source takes."""
+    """Where it is, how much room each source takes, and the readers kept."""
     click.echo(f"{remote_root()}  {cache_size() / 1e6:.1f} MB")
     for name, size in cache_sizes().items():
         click.echo(f"  {clean_text(name, 200)}  {size:,} bytes")
