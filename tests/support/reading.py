@@ -26,6 +26,16 @@ def load_series(database: MetricsDatabase, exp_id: int, buckets: int = 200) -> S
     return series if series.exact else thin(series, buckets)
 
 
+def fresh_series(path: Path, exp_id: int, points: int) -> Series:
+    """An experiment's series as a reader that opens the file now reads it whole."""
+    database = MetricsDatabase(path)
+    try:
+        database.refresh()
+        return SeriesReader(database, exp_id, points).read()
+    finally:
+        database.close()
+
+
 def query(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Ground truth, read with the same read-only rules as the reader."""
     conn = connect_readonly(path)

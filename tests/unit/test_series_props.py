@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.databases import velora_ddl
-from tests.support.reading import FarFiles, load_series
+from tests.support.reading import FarFiles, fresh_series, load_series
 from velora_tui.data import series as series_module
 from velora_tui.data import statements
 from velora_tui.data.database import MetricsDatabase
@@ -156,10 +156,7 @@ def test_reading_a_few_rows_at_a_time_gives_the_same_series(
             database.refresh()
             live.read()
         growing = live.read()
-        here = MetricsDatabase(db)
-        here.refresh()
-        once = SeriesReader(here, 1, points).read()
-        here.close()
+        once = fresh_series(db, 1, points)
         database.close()
     assert len(once) <= points
     assert growing.rows == once.rows == len(values)
@@ -197,10 +194,7 @@ def test_buckets_that_merge_while_chunks_asked_at_once_come_in(tmp_path: Path) -
         append(db, values[4:], 5, 0)
         far.refresh()
         growing = live.read()
-        here = MetricsDatabase(db)
-        here.refresh()
-        once = SeriesReader(here, 1, 4).read()
-        here.close()
+        once = fresh_series(db, 1, 4)
         far.close()
     assert max(batches) > 1  # asked at once...
     assert live.width > 1  # ...while the buckets merged
@@ -323,10 +317,7 @@ def test_rows_the_feed_read_folded_in_give_what_a_fresh_read_gives(
                 if read:
                     live.read()
             growing = live.read()
-        here = MetricsDatabase(db)
-        here.refresh()
-        fresh = SeriesReader(here, 1, points).read()
-        here.close()
+        fresh = fresh_series(db, 1, points)
         database.close()
     assert from_file.call_count == 0  # every new row folded in, none read again
     assert growing.rows == fresh.rows == len(rows)
