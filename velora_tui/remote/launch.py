@@ -438,6 +438,7 @@ def _hand_over(host: Host, started: Started) -> None:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # not the terminal's: this command has ended
+            cwd="/",  # holds no folder of the user's (a mount to be unmounted) busy
         )
 
 
