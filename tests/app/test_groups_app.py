@@ -15,7 +15,7 @@ from rich.console import Console
 from textual.widgets import DataTable, Input, SelectionList, Static
 
 from tests.support.app import settle
-from tests.support.databases import SWEEP_BATCH_SIZES, build_sweep_db, execute
+from tests.support.databases import SWEEP_BATCH_SIZES, add_episode, build_sweep_db, execute
 from tests.support.processes import Simulator
 from tests.support.reading import query
 from tests.support.waiting import until
@@ -389,3 +389,52 @@ async def test_groups_show_their_episodes_to_target(sweep: Path) -> None:
         assert isinstance(app.screen, SweepScreen)
         sweep_table = app.screen.query_one("#sweep", DataTable)
         assert str(list(sweep_table.columns.values())[-1].label) == "Episodes to target"
+
+
+async def test_a_group_chart_takes_in_a_seed_that_starts_later(sweep: Path) -> None:
+    """A new seed of a config shown on the group chart (a run started after the chart was
+    opened) joins its group there: the legend counts it and the curve is drawn over it too."""
+    app = make_app([sweep], Settings(poll=True, clock=lambda: NOW))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app)
+        await pilot.press("g")
+        await until(lambda: bool(groups_of(app).groups), timeout=20)
+        await pilot.press("enter")
+        await until(lambda: isinstance(app.screen, GroupChartScreen))
+        screen = app.screen
+        assert isinstance(screen, GroupChartScreen)
+        chart = screen.query_one(GroupChart)
+        await until(lambda: bool(chart.curves))
+        (group,) = screen.groups
+        runs = len(group.runs)
+        (agent, env, config), *_ = query(
+            sweep, "SELECT agent, env, config FROM experiment WHERE id = ?", (group.runs[0].id,)
+        )
+        settings = json.loads(config)
+        settings["seed"] = 4242
+        new_id = execute(
+            sweep,
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+            (agent, env, json.dumps(settings), str(NOW)),
+        )
+        assert new_id is not None
+        for number in range(1, 31):
+            add_episode(sweep, new_id, episode_num=number, reward=float(number))
+        await until(lambda: len(group.runs) == runs + 1, timeout=20)
+        assert group.runs[-1].id == new_id
+        await until(lambda: f"{runs + 1} runs" in str(screen.query_one("#group-legend").render()))
+        await until(lambda: bool(chart.curves) and chart.curves[0].count[0] == runs + 1)
+        # A run of another config does not join it.
+        other = next(s.id for s in app.monitor.summaries() if s.key not in group.keys)
+        (foreign,) = query(sweep, "SELECT config FROM experiment WHERE id = ?", (other,))
+        stranger = execute(
+            sweep,
+            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+            (agent, env, foreign[0], str(NOW)),
+        )
+        assert stranger is not None
+        add_episode(sweep, stranger, episode_num=1)
+        await until(lambda: len(app.monitor.summaries()) == 17, timeout=20)
+        await settle(app, 0.5)
+        assert stranger not in [run.id for run in group.runs]
+        assert len(group.runs) == runs + 1

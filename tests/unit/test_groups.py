@@ -44,6 +44,7 @@ from velora_tui.data.groups import (
     normalize_key,
     sort_groups,
     spark_curve,
+    take_in_runs,
     varied_keys,
 )
 from velora_tui.data.monitor import Monitor
@@ -239,6 +240,29 @@ def loaded(*paths: Path) -> Monitor:
 
 def configs_of(monitor: Monitor) -> dict[Any, Any]:
     return read_configs(monitor.databases, [s.key for s in monitor.summaries()])
+
+
+def test_runs_that_join_later_are_taken_in_by_the_groups_shown(sweep: Path) -> None:
+    """The groups shown (a chart of two of them) take in the runs that a grouping made later
+    puts in them; the third group's runs, and the names shown, stay out and as they were."""
+    monitor = loaded(sweep)
+    summaries = monitor.summaries()
+    configs = configs_of(monitor)
+    first, second, third = group_runs(summaries, configs)
+    late = {first.runs[-1].key, second.runs[0].key, third.runs[0].key}
+    earlier = group_runs([s for s in summaries if s.key not in late], configs)
+    shown = [g for g in earlier if g.ident in (first.ident, second.ident)]
+    before = {g.ident: (list(g.keys), g.name) for g in shown}
+    assert not take_in_runs(shown, [])  # nothing grouped now: nothing joins
+    assert take_in_runs(shown, group_runs(summaries, configs))
+    for group in shown:
+        keys, name = before[group.ident]
+        assert group.keys[: len(keys)] == keys  # the runs shown stay first, in their order
+        assert len(group.keys) == len(keys) + 1
+        assert group.name == name
+    assert {key for g in shown for key in g.keys} == set(first.keys) | set(second.keys)
+    assert not take_in_runs(shown, group_runs(summaries, configs))  # once only
+    monitor.close()
 
 
 def test_seed_grouping_finds_the_sweeps_configs(sweep: Path) -> None:

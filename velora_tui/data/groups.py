@@ -383,6 +383,24 @@ def group_runs(
     return found
 
 
+def take_in_runs(shown: Sequence[Group], now: Iterable[Group]) -> bool:
+    """Add to each group shown the runs that joined it since (in `now`, the same runs grouped
+    by the same keys again: a group is the same by its ident); whether any did. A group's
+    name stays as it was shown."""
+    fresh = {group.ident: group for group in now}
+    joined = False
+    for group in shown:
+        same = fresh.get(group.ident)
+        if same is None:
+            continue
+        known = set(group.keys)
+        new = [run for run in same.runs if run.key not in known]
+        if new:
+            group.runs.extend(new)
+            joined = True
+    return joined
+
+
 def name_groups(groups: Sequence[Group]) -> None:
     """Name each group by the keys whose values are not the same in every group."""
     if len(groups) < 2:

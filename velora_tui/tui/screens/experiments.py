@@ -555,13 +555,18 @@ class ExperimentsScreen(VeloraScreen):
             return
         scope = f"the {len(matching):,} experiments"
         scope += f" matching “{clean_text(self.query_text, 40)}”" if self.query_text else ""
-        self.app.push_screen(SweepScreen(groups, scope))
+        self.app.push_screen(SweepScreen(groups, scope, self.current_groups))
 
     @on(OpenGroups)
     def open_groups(self, message: OpenGroups) -> None:
         from velora_tui.tui.screens.groups import GroupChartScreen
 
-        self.app.push_screen(GroupChartScreen(message.groups))
+        self.app.push_screen(GroupChartScreen(message.groups, self.current_groups))
+
+    def current_groups(self) -> tuple[list[Group], list[Key]]:
+        """The list's runs grouped now, as `g` shows them, and the runs whose configs are
+        still read: a group chart takes in the runs that join its groups later."""
+        return self.make_groups(self.shown_summaries())
 
     @on(GroupTable.Changed)
     def group_rows_changed(self) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -23,6 +25,9 @@ from velora_tui.tui.widgets.group_table import (
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.status_bar import StatusBar
 
+if TYPE_CHECKING:
+    from velora_tui.tui.screens.groups import Regroup
+
 SWEEP_HELP = "the sweep table: a row per group, a column per varied key, best final reward first"
 
 
@@ -32,9 +37,10 @@ class SweepScreen(VeloraScreen):
         Binding("enter", "open", "Chart", tooltip="sweep table: the highlighted group's chart"),
     ]
 
-    def __init__(self, groups: list[Group], scope: str) -> None:
+    def __init__(self, groups: list[Group], scope: str, regroup: Regroup | None = None) -> None:
         super().__init__()
         self.groups = groups
+        self.regroup = regroup  # for a group's chart (GroupChartScreen)
         self.scope = scope  # what the groups are of: the whole list, or the filtered part
         self.keys = list(dict.fromkeys(key for group in groups for key, _ in group.name))
         self.order: list[Group] = []
@@ -123,7 +129,7 @@ class SweepScreen(VeloraScreen):
     def open_groups(self, message: OpenGroups) -> None:
         from velora_tui.tui.screens.groups import GroupChartScreen
 
-        self.app.push_screen(GroupChartScreen(message.groups))
+        self.app.push_screen(GroupChartScreen(message.groups, self.regroup))
 
     def action_back(self) -> None:
         self.dismiss()
