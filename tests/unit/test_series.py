@@ -206,3 +206,42 @@ def test_new_rows_are_kept_only_for_a_reader_and_only_so_many(
         assert db.new_rows() == ()  # its reader gone: nothing kept
     finally:
         db.close()
+
+
+def test_a_run_among_others_is_read_in_spans_of_its_own_rows(tmp_path: Path) -> None:
+    """20 runs written at once (rows interleaved): a run's series is read in spans that hold
+    about CHUNK_IDS of its rows (not CHUNK_IDS ids: 1/20 of that), never more than MAX_SPAN
+    rows a read, and comes out as it does read 1,000 ids at a time."""
+    from tests.support.databases import build_big_velora_db
+
+    path = tmp_path / "metrics.db"
+    build_big_velora_db(path, 20, 2_000, groups=[20])
+    database = opened(path)
+    database.refresh()
+    exp_id = sorted(database.summaries)[3]
+    reads: list[int] = []
+    real = SeriesReader._read_next
+
+    def counted(reader: SeriesReader, last: int) -> bool:
+        before = reader.mark
+        done = real(reader, last)
+        reads.append(reader.mark - before)
+        return done
+
+    with patch.object(SeriesReader, "_read_next", counted):
+        spread = SeriesReader(database, exp_id, 500).read()
+    rows = database.summaries[exp_id].episodes
+    ids = (database.summaries[exp_id].last_id or 0) - (database.summaries[exp_id].first_id or 0)
+    assert ids > 10 * rows  # the run's rows are spread among the others'
+    assert len(reads) < ids / series_module.CHUNK_IDS / 4
+    assert max(reads) <= series_module.MAX_SPAN
+    with patch.object(series_module, "MAX_SPAN", series_module.CHUNK_IDS):
+        thousand = SeriesReader(database, exp_id, 500).read()
+    assert spread.rows == thousand.rows == rows
+    assert spread.episode == thousand.episode
+    for metric, band in spread.bands.items():
+        other = thousand.bands[metric]
+        assert (band.low, band.high) == (other.low, other.high)
+        # Totals added in another order across reads: the mean alike to the last bits.
+        assert band.mean == pytest.approx(other.mean, rel=1e-9, nan_ok=True)
+    database.close()

@@ -59,6 +59,13 @@ LENGTH = EPISODE_METRICS.index("length")
 # Ids per read: each statement aggregates at most this many rows, so a writer waiting to commit
 # never waits long; the read lock is let go between statements.
 CHUNK_IDS = 1_000
+# ... or, where the experiment's rows are spread among other runs' (runs written at once into
+# one file), as many ids as should hold about CHUNK_IDS of its rows, going by the reads so far
+# (at most twice the last span, and at most MAX_SPAN ids: a run that turns dense mid-way costs
+# one read of at most MAX_SPAN rows). A statement reads only its experiment's rows (the index on
+# experiment_id), so the ids in between cost nothing: 20 interleaved runs are read in ~1/16 of
+# the statements.
+MAX_SPAN = 16 * CHUNK_IDS
 MAX_POINTS = 2_000
 # Buckets of a database whose answers cross a link (a remote host's): about twice a wide
 # terminal's plot, each bucket ~550 bytes of JSON before ssh's compression.
@@ -168,6 +175,7 @@ class SeriesReader:
 
     def _start_over(self, base: int | None) -> None:
         self.base = base
+        self.span = CHUNK_IDS  # ids a read covers (MAX_SPAN)
         self.width = 1
         self.mark = 0  # every row of the experiment up to this id is in the buckets
         self.top = 0  # the highest id read from the file (a file rewritten: read again)
@@ -200,6 +208,8 @@ class SeriesReader:
             if first != self.base or last < self.top:  # a new experiment, or a new file
                 self._start_over(first)
                 self.mark = first - 1
+                assert summary is not None
+                self.span = _span(CHUNK_IDS, summary.episodes, last - self.mark)
                 # A bucket holds at most `width` rows: no smaller width can fit them all.
                 assert summary is not None
                 while summary.episodes > self.width * self.max_points:
@@ -237,7 +247,7 @@ class SeriesReader:
         spans: list[tuple[int, int]] = []
         low = self.mark
         while low < last and len(spans) < (FAR_READS if self.database.far else 1):
-            spans.append((low, min(last, low + CHUNK_IDS)))
+            spans.append((low, min(last, low + self.span)))
             low = spans[-1][1]
         schema = self.database.schema
         if len(spans) == 1 or schema is None:
@@ -245,6 +255,7 @@ class SeriesReader:
             if found is None:
                 return False
             self._add(found)
+            self._pace(found, *spans[0])
             self.mark = self.top = spans[0][1]
             return True
         statement, width = statements.series_buckets(schema), self.width
@@ -253,12 +264,18 @@ class SeriesReader:
         )
         if answers is None:
             return False
-        for (_, high), found in zip(spans, answers, strict=True):
+        for (low, high), found in zip(spans, answers, strict=True):
             self._add(found)
+            self._pace(found, low, high)
             self.mark = self.top = high
             if self.width != width:
                 break  # buckets merged: the later answers are of narrower ones, read again
         return True
+
+    def _pace(self, found: Sequence[Any], low: int, high: int) -> None:
+        """The next reads' span, by the density of the experiment's rows in this one."""
+        rows = sum(int(row[3] or 0) for row in found)
+        self.span = _span(self.span, rows, high - low)
 
     def _parameters(self, low: int, high: int) -> dict[str, Any]:
         return {
@@ -369,6 +386,13 @@ class SeriesReaders:
 
 # The largest finite double: queries.finite() lets through values within +-this.
 _MAX_FLOAT = sys.float_info.max
+
+
+def _span(span: int, rows: int, ids: int) -> int:
+    """The ids a read should cover to meet about CHUNK_IDS rows, where `rows` of the
+    experiment were among `ids` ids: at most twice `span`, within CHUNK_IDS..MAX_SPAN."""
+    wanted = CHUNK_IDS * ids // rows if rows > 0 else 2 * span
+    return max(CHUNK_IDS, min(MAX_SPAN, 2 * span, wanted))
 
 
 def buckets_of(
