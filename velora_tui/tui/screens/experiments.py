@@ -470,9 +470,11 @@ class ExperimentsScreen(VeloraScreen):
             more.update(f"reading the configs of {len(missing):,} experiments to group them…")
         self.load_group_sparks([run.key for group in self.groups for run in group.runs])
 
-    def make_groups(self, matching: list[ExperimentSummary]) -> tuple[list[Group], list[Key]]:
+    def make_groups(
+        self, matching: list[ExperimentSummary], by_figures: bool = True
+    ) -> tuple[list[Group], list[Key]]:
         """The groups of the runs whose configs are read, and the runs still waiting for
-        theirs (asked for here)."""
+        theirs (asked for here). `by_figures`: only the groups the filter's group terms keep."""
         asked = set().union(*self.configs_reading.values())
         missing = [s.key for s in matching if s.key not in self.configs]
         if unasked := [key for key in missing if key not in asked]:
@@ -480,7 +482,7 @@ class ExperimentsScreen(VeloraScreen):
         known = [s for s in matching if s.key in self.configs]
         found = group_runs(known, self.configs, self.group_keys, self.group_cache)
         now = self.host.now()
-        if self.filter_query.on_groups:
+        if by_figures and self.filter_query.on_groups:
             found = [g for g in found if self.filter_query.matches_group(g.figures(now))]
         return sort_groups(found, now, self.group_sort), missing
 
@@ -566,7 +568,7 @@ class ExperimentsScreen(VeloraScreen):
     def current_groups(self) -> tuple[list[Group], list[Key]]:
         """The list's runs grouped now, as `g` shows them, and the runs whose configs are
         still read: a group chart takes in the runs that join its groups later."""
-        return self.make_groups(self.shown_summaries())
+        return self.make_groups(self.shown_summaries(), by_figures=False)
 
     @on(GroupTable.Changed)
     def group_rows_changed(self) -> None:

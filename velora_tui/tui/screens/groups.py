@@ -179,6 +179,8 @@ class GroupChartScreen(VeloraScreen):
         # seed of its config) are taken in (data.groups.take_in_runs).
         self.regroup = regroup
         self.outside: set[Key] = set()  # runs seen changing, not yet grouped (config unread)
+        # Runs grouped elsewhere: they never join (a config never changes), never regrouped for.
+        self.elsewhere: set[Key] = set()
         self.options = ChartOptions()
         self.band = BANDS[0]
         self.redraws = Redraws(self, self._read_due)
@@ -276,7 +278,7 @@ class GroupChartScreen(VeloraScreen):
             self.readers.clear()
         touched = {(u.db, e) for u in message.updates for e in u.experiments}
         mine = {key for group in self.groups for key in group.keys}
-        self.outside |= touched - mine
+        self.outside |= touched - mine - self.elsewhere
         joined = bool(self.outside) and self.take_in_runs()
         if joined or touched & mine or any(u.reset for u in message.updates):
             self.redraws.request()
@@ -290,8 +292,11 @@ class GroupChartScreen(VeloraScreen):
             self.outside.clear()
             return False
         groups, unread = self.regroup()
+        joined = take_in_runs(self.groups, groups)
+        mine = {key for group in self.groups for key in group.keys}
+        self.elsewhere |= self.outside - set(unread) - mine
         self.outside &= set(unread)
-        if not take_in_runs(self.groups, groups):
+        if not joined:
             return False
         self.readers.size = max(self.readers.size, sum(len(g.runs) for g in self.groups))
         return True
