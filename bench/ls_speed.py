@@ -133,6 +133,11 @@ def interleaved(
     return samples, loads
 
 
+def round_ratio(samples: list[float], baseline: list[float]) -> float:
+    """The median of the per-round ratios (runs alternate: each pair saw the same load)."""
+    return median([ratio(a, b) for a, b in zip(samples, baseline, strict=True)])
+
+
 def spread(samples: list[float], baseline: list[float]) -> str:
     """The lowest and highest of the per-round ratios."""
     ratios = [ratio(a, b) for a, b in zip(samples, baseline, strict=True)]
@@ -338,13 +343,8 @@ def main(runs: int = 5) -> list[Metric]:
     raw_best, raw_median = best_and_median(samples["sqlite3 CLI summary query"])
     best_ratio = ratio(ls_best, raw_best)
     # Runs alternate, so each round's pair saw the same background load.
-    median_ratio = median(
-        [
-            ratio(a, b)
-            for a, b in zip(
-                samples["velora-tui ls --json"], samples["sqlite3 CLI summary query"], strict=True
-            )
-        ]
+    median_ratio = round_ratio(
+        samples["velora-tui ls --json"], samples["sqlite3 CLI summary query"]
     )
     print(
         f"  ratio ls --json / sqlite3: best {best_ratio:.2f}x (best / best),"
@@ -352,30 +352,14 @@ def main(runs: int = 5) -> list[Metric]:
         f" spread {spread(samples['velora-tui ls --json'], samples['sqlite3 CLI summary query'])})"
     )
     text_best, _ = best_and_median(samples["velora-tui ls"])
-    text_ratio = median(
-        [
-            ratio(a, b)
-            for a, b in zip(
-                samples["velora-tui ls"], samples["sqlite3 CLI summary query"], strict=True
-            )
-        ]
-    )
+    text_ratio = round_ratio(samples["velora-tui ls"], samples["sqlite3 CLI summary query"])
     print(
         f"  ratio ls (text) / sqlite3: best {ratio(text_best, raw_best):.2f}x (best / best),"
         f" median {text_ratio:.2f}x (median of per-round ratios;"
         f" spread {spread(samples['velora-tui ls'], samples['sqlite3 CLI summary query'])})"
     )
     py_best, _ = best_and_median(samples["python sqlite3 summary query"])
-    py_ratio = median(
-        [
-            ratio(a, b)
-            for a, b in zip(
-                samples["velora-tui ls --json"],
-                samples["python sqlite3 summary query"],
-                strict=True,
-            )
-        ]
-    )
+    py_ratio = round_ratio(samples["velora-tui ls --json"], samples["python sqlite3 summary query"])
     print(
         f"  ratio ls --json / python sqlite3: best {ratio(ls_best, py_best):.2f}x (best / best),"
         f" median {py_ratio:.2f}x (median of per-round ratios)"
