@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, Input, SelectionList, Static
 
 from tests.support.app import settle
@@ -369,7 +370,7 @@ async def test_groups_show_their_episodes_to_target(sweep: Path) -> None:
         await pilot.press("g")
         await settle(app)
         table = groups_of(app)
-        await until(lambda: len(table.reached) == 15)
+        await until(lambda: len(table.to_target.reached) == 15)
         await settle(app)
         for group in table.groups:
             for run in group.runs:
@@ -384,11 +385,27 @@ async def test_groups_show_their_episodes_to_target(sweep: Path) -> None:
             assert estimate is not None
             cell = table.rendered[table.refs[table.groups.index(group)]][-1].plain
             assert cell.endswith(f"({group.reached_count()}/{len(group.runs)})")
+        in_list = {
+            group.ident: table.rendered[table.refs[table.groups.index(group)]][-1].plain
+            for group in table.groups
+        }
         await pilot.press("w")
         await settle(app)
-        assert isinstance(app.screen, SweepScreen)
-        sweep_table = app.screen.query_one("#sweep", DataTable)
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        sweep_table = screen.query_one("#sweep", DataTable)
         assert str(list(sweep_table.columns.values())[-1].label) == "Episodes to target"
+
+        def in_sweep() -> dict[str, str]:
+            last = len(sweep_table.columns) - 1
+            return {
+                group.ident: str(sweep_table.get_cell_at(Coordinate(row, last))).strip()
+                for row, group in enumerate(screen.order)
+            }
+
+        # The same figures as the list's (read for the sweep's own groups), "-" nowhere.
+        await until(lambda: in_sweep() == {k: v.strip() for k, v in in_list.items()})
+        assert all(cell != "-" for cell in in_sweep().values())
 
 
 async def test_a_group_chart_takes_in_a_seed_that_starts_later(sweep: Path) -> None:

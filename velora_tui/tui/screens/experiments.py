@@ -557,7 +557,8 @@ class ExperimentsScreen(VeloraScreen):
             return
         scope = f"the {len(matching):,} experiments"
         scope += f" matching “{clean_text(self.query_text, 40)}”" if self.query_text else ""
-        self.app.push_screen(SweepScreen(groups, scope, self.current_groups))
+        targets = Targets(self.host.monitor.databases, self.host.settings.targets)
+        self.app.push_screen(SweepScreen(groups, scope, self.current_groups, targets))
 
     @on(OpenGroups)
     def open_groups(self, message: OpenGroups) -> None:

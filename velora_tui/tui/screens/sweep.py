@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
+from textual.worker import Worker, WorkerState
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.groups import Group, short_keys, sort_groups
@@ -16,7 +17,10 @@ from velora_tui.data.seed_stats import WIDE_NOTE
 from velora_tui.tui.messages import DataChanged
 from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.group_table import (
+    EpisodesToTarget,
     OpenGroups,
+    ReachedRead,
+    Targets,
     interval_cell,
     runs_cell,
     stat_cell,
@@ -24,6 +28,7 @@ from velora_tui.tui.widgets.group_table import (
 )
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.status_bar import StatusBar
+from velora_tui.tui.workers import read_worker, reply
 
 if TYPE_CHECKING:
     from velora_tui.tui.screens.groups import Regroup
@@ -37,9 +42,19 @@ class SweepScreen(VeloraScreen):
         Binding("enter", "open", "Chart", tooltip="sweep table: the highlighted group's chart"),
     ]
 
-    def __init__(self, groups: list[Group], scope: str, regroup: Regroup | None = None) -> None:
+    def __init__(
+        self,
+        groups: list[Group],
+        scope: str,
+        regroup: Regroup | None = None,
+        targets: Targets | None = None,
+    ) -> None:
         super().__init__()
         self.groups = groups
+        # Each run's episodes to its target (the last column), read here as the list reads
+        # them: the groups are made afresh for this table.
+        self.to_target = EpisodesToTarget()
+        self.to_target.use(targets)
         self.regroup = regroup  # for a group's chart (GroupChartScreen)
         self.scope = scope  # what the groups are of: the whole list, or the filtered part
         self.keys = list(dict.fromkeys(key for group in groups for key, _ in group.name))
@@ -85,6 +100,9 @@ class SweepScreen(VeloraScreen):
     def show_rows(self) -> None:
         table = self.query_one("#sweep", DataTable)
         now = self.host.now()
+        self.to_target.apply(self.groups)
+        if runs := self.to_target.due(self.groups):
+            self.read_reached(runs)
         self.order = sort_groups(self.groups, now)
         cursor = table.cursor_row
         table.clear()
@@ -114,6 +132,19 @@ class SweepScreen(VeloraScreen):
 
     def catch_up(self) -> None:
         self.show_rows()
+
+    @read_worker("reached", "read the episodes to the targets", exclusive=False)
+    def read_reached(self, runs: list[Any]) -> None:
+        reply(self, ReachedRead(self.to_target.read(runs)))
+
+    @on(ReachedRead)
+    def reached_read(self, message: ReachedRead) -> None:
+        if self.to_target.found(message.found):
+            self.show_rows()
+
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "reached" and self.to_target.ended():
+            self.show_rows()
 
     @on(DataTable.RowSelected)
     def selected(self, event: DataTable.RowSelected) -> None:

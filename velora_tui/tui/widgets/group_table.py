@@ -140,6 +140,74 @@ class ReachedRead(Message, bubble=False):
     found: dict[Key, float]
 
 
+class EpisodesToTarget:
+    """The episodes each run took to reach its env's target, as read so far (inf: not yet),
+    for the groups a table shows (the grouped list, the sweep table). Its owner reads them in
+    a worker, one read at a time: `due` says what to read, `found` takes the answer, `ended`
+    whether to read again."""
+
+    def __init__(self) -> None:
+        self.reader = ReachedReader()
+        self.reached: dict[Key, float] = {}
+        self.run_targets: dict[Key, float] = {}
+        self.no_target: set[Key] = set()  # runs whose env has no target (an env never changes)
+        self.targets: Targets | None = None
+        self.reading = False
+        self.read_again = False
+
+    def use(self, targets: Targets | None) -> None:
+        if targets is not None and targets != self.targets:
+            self.targets = targets
+            self.run_targets.clear()  # the user's targets may have changed
+            self.no_target.clear()
+
+    def apply(self, groups: Sequence[Group]) -> None:
+        """Each group's runs' episodes to their targets, as far as they are read."""
+        for group in groups:
+            group.set_reached(self.reached, self.run_targets)
+
+    def due(self, groups: Sequence[Group]) -> list[tuple[ExperimentSummary, float]]:
+        """The runs to read now, each with its target (only what is new: a run that reached
+        its target is not read again); none while a read is under way (asked again after)."""
+        if self.targets is None:
+            return []
+        if self.reading:
+            self.read_again = True
+            return []
+        runs = []
+        for group in groups:
+            for run in group.runs:
+                target = self.run_targets.get(run.key)
+                if target is None and run.key not in self.no_target:
+                    target = target_for(run.env, self.targets.overrides)
+                    if target is None:
+                        self.no_target.add(run.key)
+                    else:
+                        self.run_targets[run.key] = target
+                if target is not None:
+                    runs.append((run, target))
+        if runs:
+            self.reading, self.read_again = True, False
+        return runs
+
+    def read(self, runs: list[Any]) -> dict[Key, float]:
+        """In the worker: the runs' episodes to their targets now."""
+        assert self.targets is not None
+        return self.reader.read(self.targets.databases, runs)
+
+    def found(self, found: dict[Key, float]) -> bool:
+        """Take what a read found; whether anything changed."""
+        if found == {key: self.reached.get(key) for key in found}:
+            return False
+        self.reached.update(found)
+        return True
+
+    def ended(self) -> bool:
+        """The read ended; whether to read again (more was asked meanwhile)."""
+        self.reading = False
+        return self.read_again
+
+
 def runs_cell(group: Group, now: datetime) -> Text:
     """`5 (1 running, 1 stalled, 3 done)`: the runs, and how many are in each state (a run
     with no episode yet counts in the first number alone)."""
@@ -185,13 +253,7 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
         self.marked: list[str] = []
         self.rendered: dict[RowRef, list[Text]] = {}
         # Episodes to the targets: read in a worker, one read at a time, again when asked.
-        self.reader = ReachedReader()
-        self.reached: dict[Key, float] = {}
-        self.run_targets: dict[Key, float] = {}
-        self.reading = False
-        self.read_again = False
-        self.targets: Targets | None = None
-        self.no_target: set[Key] = set()  # runs whose env has no target (an env never changes)
+        self.to_target = EpisodesToTarget()
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
@@ -242,8 +304,8 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
             Text(spark(sparks.get(run.key, ()), SPARK_WIDTH), style="cyan"),
             number_cell(run.best_reward) if run.scanned else Text(PENDING, justify="right"),
             Text(""),
-            Text(episodes_text(self.reached[run.key]), justify="right")
-            if run.key in self.reached
+            Text(episodes_text(self.to_target.reached[run.key]), justify="right")
+            if run.key in self.to_target.reached
             else Text(""),
         ]
 
@@ -260,12 +322,8 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
         """Show these groups in this order, the unfolded ones with their runs. `targets`: where
         to read the runs' episodes to their env's target (read in a thread; shown when read)."""
         self.groups = list(groups)
-        if targets is not None and targets != self.targets:
-            self.targets = targets
-            self.run_targets.clear()  # the user's targets may have changed
-            self.no_target.clear()
-        for group in self.groups:
-            group.set_reached(self.reached, self.run_targets)
+        self.to_target.use(targets)
+        self.to_target.apply(self.groups)
         self.load_reached()
         rows: list[tuple[RowRef, list[Text]]] = []
         for group in groups:
@@ -298,44 +356,22 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
     # -- episodes to the targets -----------------------------------------------------------
 
     def load_reached(self) -> None:
-        """Read the episodes to the targets of the runs shown (only what is new: a run that
-        reached its target is not read again), one read at a time."""
-        if self.targets is None:
-            return
-        if self.reading:
-            self.read_again = True
-            return
-        runs = []
-        for group in self.groups:
-            for run in group.runs:
-                target = self.run_targets.get(run.key)
-                if target is None and run.key not in self.no_target:
-                    target = target_for(run.env, self.targets.overrides)
-                    if target is None:
-                        self.no_target.add(run.key)
-                    else:
-                        self.run_targets[run.key] = target
-                if target is not None:
-                    runs.append((run, target))
-        if runs:
-            self.reading, self.read_again = True, False
-            self.read_reached(self.targets.databases, runs)
+        """Read the episodes to the targets of the runs shown (EpisodesToTarget.due)."""
+        if runs := self.to_target.due(self.groups):
+            self.read_reached(runs)
 
     @read_worker("reached", "read the episodes to the targets", exclusive=False)
-    def read_reached(self, databases: Mapping[Path, MetricsDatabase], runs: list[Any]) -> None:
-        reply(self, ReachedRead(self.reader.read(databases, runs)))
+    def read_reached(self, runs: list[Any]) -> None:
+        reply(self, ReachedRead(self.to_target.read(runs)))
 
     @on(ReachedRead)
     def reached_read(self, message: ReachedRead) -> None:
-        if message.found != {k: self.reached.get(k) for k in message.found}:
-            self.reached.update(message.found)
+        if self.to_target.found(message.found):
             self.refresh_rows()
 
     def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
-        if worker.group == "reached":
-            self.reading = False
-            if self.read_again:
-                self.load_reached()
+        if worker.group == "reached" and self.to_target.ended():
+            self.load_reached()
 
     @property
     def selected(self) -> RowRef | None:
