@@ -408,9 +408,30 @@ async def test_groups_show_their_episodes_to_target(sweep: Path) -> None:
         assert all(cell != "-" for cell in in_sweep().values())
 
 
+def start_a_run(path: Path, like: int, seed: int | None, episodes: int) -> int:
+    """A run that starts now with experiment `like`'s config (its seed changed, unless None),
+    and its first `episodes` episodes."""
+    ((agent, env, config),) = query(
+        path, "SELECT agent, env, config FROM experiment WHERE id = ?", (like,)
+    )
+    settings = json.loads(config)
+    if seed is not None:
+        settings["seed"] = seed
+    exp_id = execute(
+        path,
+        "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
+        (agent, env, json.dumps(settings), str(NOW)),
+    )
+    assert exp_id is not None
+    for number in range(1, episodes + 1):
+        add_episode(path, exp_id, episode_num=number, reward=float(number))
+    return exp_id
+
+
 async def test_a_group_chart_takes_in_a_seed_that_starts_later(sweep: Path) -> None:
     """A new seed of a config shown on the group chart (a run started after the chart was
-    opened) joins its group there: the legend counts it and the curve is drawn over it too."""
+    opened) joins its group there: the legend counts it and the curve is drawn over it too;
+    a run of another config (seed and all) does not."""
     app = make_app([sweep], Settings(poll=True, clock=lambda: NOW))
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app)
@@ -424,34 +445,43 @@ async def test_a_group_chart_takes_in_a_seed_that_starts_later(sweep: Path) -> N
         await until(lambda: bool(chart.curves))
         (group,) = screen.groups
         runs = len(group.runs)
-        (agent, env, config), *_ = query(
-            sweep, "SELECT agent, env, config FROM experiment WHERE id = ?", (group.runs[0].id,)
-        )
-        settings = json.loads(config)
-        settings["seed"] = 4242
-        new_id = execute(
-            sweep,
-            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
-            (agent, env, json.dumps(settings), str(NOW)),
-        )
-        assert new_id is not None
-        for number in range(1, 31):
-            add_episode(sweep, new_id, episode_num=number, reward=float(number))
+        new_id = start_a_run(sweep, group.runs[0].id, 4242, 30)
         await until(lambda: len(group.runs) == runs + 1, timeout=20)
         assert group.runs[-1].id == new_id
         await until(lambda: f"{runs + 1} runs" in str(screen.query_one("#group-legend").render()))
         await until(lambda: bool(chart.curves) and chart.curves[0].count[0] == runs + 1)
-        # A run of another config does not join it.
         other = next(s.id for s in app.monitor.summaries() if s.key not in group.keys)
-        (foreign,) = query(sweep, "SELECT config FROM experiment WHERE id = ?", (other,))
-        stranger = execute(
-            sweep,
-            "INSERT INTO experiment (agent, env, config, created_at) VALUES (?, ?, ?, ?)",
-            (agent, env, foreign[0], str(NOW)),
-        )
-        assert stranger is not None
-        add_episode(sweep, stranger, episode_num=1)
+        stranger = start_a_run(sweep, other, None, 1)
         await until(lambda: len(app.monitor.summaries()) == 17, timeout=20)
         await settle(app, 0.5)
         assert stranger not in [run.id for run in group.runs]
         assert len(group.runs) == runs + 1
+
+
+async def test_the_sweep_table_takes_in_a_seed_that_starts_later(sweep: Path) -> None:
+    """A new seed joins its group's row of the open sweep table: its runs counted, its
+    episodes to the target read with the others'."""
+    app = make_app([sweep], Settings(poll=True, clock=lambda: NOW))
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(app)
+        await pilot.press("g")
+        await until(lambda: bool(groups_of(app).groups), timeout=20)
+        await pilot.press("w")
+        await settle(app)
+        if not isinstance(app.screen, SweepScreen):  # the configs were being read
+            await pilot.press("w")
+            await settle(app)
+        screen = app.screen
+        assert isinstance(screen, SweepScreen)
+        table = screen.query_one("#sweep", DataTable)
+        group = screen.groups[0]
+        runs = len(group.runs)
+        await until(lambda: len(screen.to_target.reached) == 15, timeout=20)
+        new_id = start_a_run(sweep, group.runs[0].id, 4242, 30)
+        await until(lambda: len(group.runs) == runs + 1, timeout=20)
+        await until(lambda: new_id in {key[1] for key in screen.to_target.reached}, timeout=20)
+        row = screen.order.index(group)
+        runs_column = [str(c.label) for c in table.columns.values()].index("Runs")
+        await until(
+            lambda: str(table.get_cell_at(Coordinate(row, runs_column))).startswith(f"{runs + 1}")
+        )

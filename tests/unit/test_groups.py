@@ -36,6 +36,8 @@ from velora_tui.data.group_reads import ReachedReader, group_curve, read_configs
 from velora_tui.data.groups import (
     Aggregate,
     Curve,
+    Group,
+    Joining,
     Stat,
     aggregate,
     bin_of,
@@ -48,7 +50,7 @@ from velora_tui.data.groups import (
     varied_keys,
 )
 from velora_tui.data.monitor import Monitor
-from velora_tui.data.records import ExperimentSummary, RunStatus
+from velora_tui.data.records import ExperimentSummary, Key, RunStatus
 from velora_tui.data.series import SeriesReader
 
 NOW = datetime(2026, 11, 23, 19, 45, 0)
@@ -262,6 +264,43 @@ def test_runs_that_join_later_are_taken_in_by_the_groups_shown(sweep: Path) -> N
         assert group.name == name
     assert {key for g in shown for key in g.keys} == set(first.keys) | set(second.keys)
     assert not take_in_runs(shown, group_runs(summaries, configs))  # once only
+    monitor.close()
+
+
+def test_joining_groups_again_only_for_runs_not_yet_placed(sweep: Path) -> None:
+    """A run seen changing outside the groups shown is grouped for until its config is read;
+    one grouped elsewhere is never grouped for again; nothing changing, nothing grouped."""
+    monitor = loaded(sweep)
+    summaries = monitor.summaries()
+    configs = configs_of(monitor)
+    first, second, _ = group_runs(summaries, configs)
+    late = first.runs[-1].key
+    unread = {late}
+    asked: list[int] = []
+
+    def regroup() -> tuple[list[Group], list[Key]]:
+        asked.append(1)
+        known = [s for s in summaries if s.key not in unread]
+        return group_runs(known, configs), list(unread)
+
+    shown = next(
+        g
+        for g in group_runs([s for s in summaries if s.key != late], configs)
+        if g.ident == first.ident
+    )
+    joining = Joining(regroup)
+    assert not joining.take_in([shown], [])  # nothing changed: not grouped for
+    assert asked == []
+    assert not joining.take_in([shown], [late])  # its config not read yet
+    assert not joining.take_in([shown], [])  # ... still not: grouped for again
+    assert len(asked) == 2
+    unread.clear()  # read now
+    assert joining.take_in([shown], [])
+    assert late in shown.keys
+    elsewhere = second.runs[0].key
+    assert not joining.take_in([shown], [elsewhere])
+    assert not joining.take_in([shown], [elsewhere])  # grouped elsewhere: not again
+    assert len(asked) == 4
     monitor.close()
 
 

@@ -401,6 +401,38 @@ def take_in_runs(shown: Sequence[Group], now: Iterable[Group]) -> bool:
     return joined
 
 
+# The runs grouped now, by the keys the groups shown were made with, and the runs whose configs
+# are still being read (the app's list makes them).
+Regroup = Callable[[], tuple[Sequence[Group], Sequence[Key]]]
+
+
+class Joining:
+    """Runs that join groups shown after they were made (a new seed of a config): a run seen
+    changing outside them is grouped again with the others, until its config is read; one
+    grouped elsewhere is never looked at again (a config never changes)."""
+
+    def __init__(self, regroup: Regroup | None) -> None:
+        self.regroup = regroup
+        self.outside: set[Key] = set()
+        self.elsewhere: set[Key] = set()
+
+    def take_in(self, shown: Sequence[Group], touched: Iterable[Key], every: bool = False) -> bool:
+        """Whether runs joined `shown` (added to them): of the runs `touched` (and those still
+        waiting for their configs), or of any run (`every`: what changed is not known)."""
+        if self.regroup is None:
+            return False
+        mine = {key for group in shown for key in group.keys}
+        self.outside |= set(touched) - mine - self.elsewhere
+        if not self.outside and not every:
+            return False
+        groups, unread = self.regroup()
+        joined = take_in_runs(shown, groups)
+        mine = {key for group in shown for key in group.keys}
+        self.elsewhere |= self.outside - set(unread) - mine
+        self.outside &= set(unread)
+        return joined
+
+
 def name_groups(groups: Sequence[Group]) -> None:
     """Name each group by the keys whose values are not the same in every group."""
     if len(groups) < 2:

@@ -4,7 +4,7 @@ where runs end), the marked groups' charts overlaid, and the picker of keys to g
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +20,7 @@ from textual_plotext.plot import Plot
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.group_reads import group_curve, read_series
-from velora_tui.data.groups import Aggregate, Group, normalize_key, take_in_runs
-from velora_tui.data.records import Key
+from velora_tui.data.groups import Aggregate, Group, Joining, Regroup, normalize_key
 from velora_tui.data.seed_stats import WIDE_NOTE
 from velora_tui.data.series import SeriesReader, SeriesReaders
 from velora_tui.tui.messages import DataChanged, GroupCurvesRead
@@ -33,10 +32,6 @@ from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.plot import ThreadedPlot
 from velora_tui.tui.widgets.status_bar import StatusBar
 from velora_tui.tui.workers import read_worker, reply
-
-# The runs grouped now, by the keys the list groups them by, and the runs whose configs are
-# still being read (ExperimentsScreen.make_groups).
-Regroup = Callable[[], tuple[Sequence[Group], Sequence[Key]]]
 
 BANDS = ("std", "min-max", "ci")
 BAND_HELP = (
@@ -175,12 +170,8 @@ class GroupChartScreen(VeloraScreen):
     def __init__(self, groups: list[Group], regroup: Regroup | None = None) -> None:
         super().__init__()
         self.groups = groups
-        # The runs grouped now, as the list groups them: runs that join a group shown (a new
-        # seed of its config) are taken in (data.groups.take_in_runs).
-        self.regroup = regroup
-        self.outside: set[Key] = set()  # runs seen changing, not yet grouped (config unread)
-        # Runs grouped elsewhere: they never join (a config never changes), never regrouped for.
-        self.elsewhere: set[Key] = set()
+        # Runs that join a group shown (a new seed of its config) are taken in.
+        self.joining = Joining(regroup)
         self.options = ChartOptions()
         self.band = BANDS[0]
         self.redraws = Redraws(self, self._read_due)
@@ -269,7 +260,8 @@ class GroupChartScreen(VeloraScreen):
             self.redraws.done()
 
     def catch_up(self) -> None:
-        self.take_in_runs()
+        if self.joining.take_in(self.groups, (), every=True):
+            self.runs_joined()
         self.redraws.request()
 
     @on(DataChanged)
@@ -278,28 +270,16 @@ class GroupChartScreen(VeloraScreen):
             self.readers.clear()
         touched = {(u.db, e) for u in message.updates for e in u.experiments}
         mine = {key for group in self.groups for key in group.keys}
-        self.outside |= touched - mine - self.elsewhere
-        joined = bool(self.outside) and self.take_in_runs()
+        joined = self.joining.take_in(self.groups, touched)
+        if joined:
+            self.runs_joined()
         if joined or touched & mine or any(u.reset for u in message.updates):
             self.redraws.request()
             self.show_legend()
         self.show_status()
 
-    def take_in_runs(self) -> bool:
-        """Whether runs joined the groups shown (they are then drawn with them). A run whose
-        config is still being read is looked at again with the next change or heartbeat."""
-        if self.regroup is None:
-            self.outside.clear()
-            return False
-        groups, unread = self.regroup()
-        joined = take_in_runs(self.groups, groups)
-        mine = {key for group in self.groups for key in group.keys}
-        self.elsewhere |= self.outside - set(unread) - mine
-        self.outside &= set(unread)
-        if not joined:
-            return False
+    def runs_joined(self) -> None:
         self.readers.size = max(self.readers.size, sum(len(g.runs) for g in self.groups))
-        return True
 
     def action_back(self) -> None:
         self.dismiss()

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Header, Static
 from textual.worker import Worker, WorkerState
 
 from velora_tui.data.cleaning import clean_text
-from velora_tui.data.groups import Group, short_keys, sort_groups
+from velora_tui.data.groups import Group, Joining, short_keys, sort_groups
 from velora_tui.data.seed_stats import WIDE_NOTE
 from velora_tui.tui.messages import DataChanged
 from velora_tui.tui.screens.base import VeloraScreen
@@ -31,7 +31,7 @@ from velora_tui.tui.widgets.status_bar import StatusBar
 from velora_tui.tui.workers import read_worker, reply
 
 if TYPE_CHECKING:
-    from velora_tui.tui.screens.groups import Regroup
+    from velora_tui.data.groups import Regroup
 
 SWEEP_HELP = "the sweep table: a row per group, a column per varied key, best final reward first"
 
@@ -56,6 +56,7 @@ class SweepScreen(VeloraScreen):
         self.to_target = EpisodesToTarget()
         self.to_target.use(targets)
         self.regroup = regroup  # for a group's chart (GroupChartScreen)
+        self.joining = Joining(regroup)  # a new seed of a group's config joins its row
         self.scope = scope  # what the groups are of: the whole list, or the filtered part
         self.keys = list(dict.fromkeys(key for group in groups for key, _ in group.name))
         self.order: list[Group] = []
@@ -126,11 +127,13 @@ class SweepScreen(VeloraScreen):
     @on(DataChanged)
     def data_changed(self, message: DataChanged) -> None:
         touched = {(u.db, e) for u in message.updates for e in u.experiments}
-        if touched & {key for group in self.groups for key in group.keys}:
+        joined = self.joining.take_in(self.groups, touched)
+        if joined or touched & {key for group in self.groups for key in group.keys}:
             self.show_rows()  # the groups' runs are the live summaries: their figures moved
         self.show_status()
 
     def catch_up(self) -> None:
+        self.joining.take_in(self.groups, (), every=True)
         self.show_rows()
 
     @read_worker("reached", "read the episodes to the targets", exclusive=False)
