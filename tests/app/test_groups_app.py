@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 from textual.coordinate import Coordinate
+from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, SelectionList, Static
 
 from tests.support.app import settle
@@ -408,6 +409,13 @@ async def test_groups_show_their_episodes_to_target(sweep: Path) -> None:
         assert all(cell != "-" for cell in in_sweep().values())
 
 
+async def grouped(app: VeloraApp, pilot: Pilot[None]) -> None:
+    """The list grouped by seeds (`g`), once its groups are shown."""
+    await settle(app)
+    await pilot.press("g")
+    await until(lambda: bool(groups_of(app).groups), timeout=20)
+
+
 def start_a_run(path: Path, like: int, seed: int | None, episodes: int) -> int:
     """A run that starts now with experiment `like`'s config (its seed changed, unless None),
     and its first `episodes` episodes."""
@@ -434,9 +442,7 @@ async def test_a_group_chart_takes_in_a_seed_that_starts_later(sweep: Path) -> N
     a run of another config (seed and all) does not."""
     app = make_app([sweep], Settings(poll=True, clock=lambda: NOW))
     async with app.run_test(size=(120, 40)) as pilot:
-        await settle(app)
-        await pilot.press("g")
-        await until(lambda: bool(groups_of(app).groups), timeout=20)
+        await grouped(app, pilot)
         await pilot.press("enter")
         await until(lambda: isinstance(app.screen, GroupChartScreen))
         screen = app.screen
@@ -463,9 +469,7 @@ async def test_the_sweep_table_takes_in_a_seed_that_starts_later(sweep: Path) ->
     episodes to the target read with the others'."""
     app = make_app([sweep], Settings(poll=True, clock=lambda: NOW))
     async with app.run_test(size=(200, 40)) as pilot:
-        await settle(app)
-        await pilot.press("g")
-        await until(lambda: bool(groups_of(app).groups), timeout=20)
+        await grouped(app, pilot)
         await pilot.press("w")
         await settle(app)
         if not isinstance(app.screen, SweepScreen):  # the configs were being read

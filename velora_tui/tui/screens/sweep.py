@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable, Header, Static
-from textual.worker import Worker, WorkerState
 
 from velora_tui.data.cleaning import clean_text
 from velora_tui.data.groups import Group, Joining, short_keys, sort_groups
@@ -19,7 +18,7 @@ from velora_tui.tui.screens.base import VeloraScreen
 from velora_tui.tui.widgets.group_table import (
     EpisodesToTarget,
     OpenGroups,
-    ReachedRead,
+    ShowsEpisodesToTarget,
     Targets,
     interval_cell,
     runs_cell,
@@ -28,7 +27,6 @@ from velora_tui.tui.widgets.group_table import (
 )
 from velora_tui.tui.widgets.key_footer import KeyFooter
 from velora_tui.tui.widgets.status_bar import StatusBar
-from velora_tui.tui.workers import read_worker, reply
 
 if TYPE_CHECKING:
     from velora_tui.data.groups import Regroup
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
 SWEEP_HELP = "the sweep table: a row per group, a column per varied key, best final reward first"
 
 
-class SweepScreen(VeloraScreen):
+class SweepScreen(ShowsEpisodesToTarget, VeloraScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", tooltip="back to the list"),
         Binding("enter", "open", "Chart", tooltip="sweep table: the highlighted group's chart"),
@@ -102,8 +100,7 @@ class SweepScreen(VeloraScreen):
         table = self.query_one("#sweep", DataTable)
         now = self.host.now()
         self.to_target.apply(self.groups)
-        if runs := self.to_target.due(self.groups):
-            self.read_reached(runs)
+        self.load_reached()
         self.order = sort_groups(self.groups, now)
         cursor = table.cursor_row
         table.clear()
@@ -136,18 +133,8 @@ class SweepScreen(VeloraScreen):
         self.joining.take_in(self.groups, (), every=True)
         self.show_rows()
 
-    @read_worker("reached", "read the episodes to the targets", exclusive=False)
-    def read_reached(self, runs: list[Any]) -> None:
-        reply(self, ReachedRead(self.to_target.read(runs)))
-
-    @on(ReachedRead)
-    def reached_read(self, message: ReachedRead) -> None:
-        if self.to_target.found(message.found):
-            self.show_rows()
-
-    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
-        if worker.group == "reached" and self.to_target.ended():
-            self.show_rows()
+    def show_reached(self) -> None:
+        self.show_rows()
 
     @on(DataTable.RowSelected)
     def selected(self, event: DataTable.RowSelected) -> None:

@@ -7,12 +7,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.text import Text
-from textual import on
 from textual.binding import Binding
 from textual.message import Message
+from textual.message_pump import MessagePump
 from textual.widgets import DataTable
 from textual.worker import Worker, WorkerState
 
@@ -208,6 +208,35 @@ class EpisodesToTarget:
         return self.read_again
 
 
+class ShowsEpisodesToTarget(ReportsWorkerFailures):
+    """For a node showing groups (`groups`) with their episodes to the target (`to_target`):
+    reads them in a worker, one read at a time, and shows them when read (`show_reached`)."""
+
+    groups: Sequence[Group]
+    to_target: EpisodesToTarget
+
+    def show_reached(self) -> None:
+        """Show the groups again: episodes to the target were read."""
+        raise NotImplementedError
+
+    def load_reached(self) -> None:
+        """Read what is new of the runs shown (EpisodesToTarget.due)."""
+        if runs := self.to_target.due(self.groups):
+            self.read_reached(runs)
+
+    @read_worker("reached", "read the episodes to the targets", exclusive=False)
+    def read_reached(self, runs: list[Any]) -> None:
+        reply(cast(MessagePump, self), ReachedRead(self.to_target.read(runs)))
+
+    def on_reached_read(self, message: ReachedRead) -> None:
+        if self.to_target.found(message.found):
+            self.show_reached()
+
+    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
+        if worker.group == "reached" and self.to_target.ended():
+            self.load_reached()
+
+
 def runs_cell(group: Group, now: datetime) -> Text:
     """`5 (1 running, 1 stalled, 3 done)`: the runs, and how many are in each state (a run
     with no episode yet counts in the first number alone)."""
@@ -231,7 +260,7 @@ def runs_cell(group: Group, now: datetime) -> Text:
     return text
 
 
-class GroupTable(ReportsWorkerFailures, DataTable[Text]):
+class GroupTable(ShowsEpisodesToTarget, DataTable[Text]):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip=OPEN_GROUP_HELP),
         Binding("right,l", "unfold", "Fold", key_display="→/←", tooltip=FOLD_HELP),
@@ -353,25 +382,8 @@ class GroupTable(ReportsWorkerFailures, DataTable[Text]):
                             self.update_cell(str(index), key, value, update_width=True)
         self.rendered = dict(rows)
 
-    # -- episodes to the targets -----------------------------------------------------------
-
-    def load_reached(self) -> None:
-        """Read the episodes to the targets of the runs shown (EpisodesToTarget.due)."""
-        if runs := self.to_target.due(self.groups):
-            self.read_reached(runs)
-
-    @read_worker("reached", "read the episodes to the targets", exclusive=False)
-    def read_reached(self, runs: list[Any]) -> None:
-        reply(self, ReachedRead(self.to_target.read(runs)))
-
-    @on(ReachedRead)
-    def reached_read(self, message: ReachedRead) -> None:
-        if self.to_target.found(message.found):
-            self.refresh_rows()
-
-    def worker_ended(self, worker: Worker[Any], state: WorkerState) -> None:
-        if worker.group == "reached" and self.to_target.ended():
-            self.load_reached()
+    def show_reached(self) -> None:
+        self.refresh_rows()
 
     @property
     def selected(self) -> RowRef | None:
